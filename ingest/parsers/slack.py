@@ -1,0 +1,330 @@
+"""Slack workspace export (the zip from "Export data", or that zip unpacked).
+
+Layout: ``users.json``; ``channels.json``, ``groups.json`` (private channels), ``dms.json`` and
+``mpims.json`` when the plan exports them; and one folder per conversation holding one
+``YYYY-MM-DD.json`` array of messages per day. Channel, private-channel and group-DM folders are
+named after the conversation, DM folders after its id. Day files are read one at a time, so memory
+stays bounded by the largest day, not the export.
+
+A message's ``external_id`` is ``<conversation id>:<ts>``: Slack's ``ts`` is unique within a
+conversation and never changes, so re-exports deduplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .archive import Archive, Limits, open_archive
+from .records import (
+    ConversationRecord,
+    ExportError,
+    IdentityRecord,
+    MessageRecord,
+    Progress,
+    ProgressCallback,
+    Record,
+    SkippedRecord,
+)
+
+_DAY_FILE = re.compile(r"^([^/]+)/(\d{4}-\d{2}-\d{2})\.json$")
+_MARKUP = re.compile(r"<([^<>]*)>")
+# Before 2019 a file upload's text was generated: "<@U1|bob> uploaded a file: <url|name> and
+# commented: nice". Only the comment is the person's words.
+_OLD_UPLOAD = re.compile(
+    r"^<@[^>]+> (?:uploaded|shared) a file: <[^>]*>(?: and commented: (?P<comment>.*))?$", re.S
+)
+# Subtypes that are a person talking; every other subtype is an event (join, topic, pin...).
+_SPOKEN = {None, "", "thread_broadcast", "reply_broadcast", "me_message", "file_share"}
+_BOT_SUBTYPES = {"bot_message"}
+_DELETED_SUBTYPES = {"tombstone", "message_deleted"}
+_SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
+_SLACKBOT = "USLACKBOT"
+
+
+@dataclass(frozen=True, slots=True)
+class _Conversation:
+    folder: str
+    external_id: str
+    title: str
+    is_group: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _User:
+    name: str
+    is_bot: bool
+
+
+def display_name(user: dict[str, Any]) -> str:
+    """profile.display_name, else the real name, else the username (as Slack shows people)."""
+    profile = user.get("profile") or {}
+    return (
+        profile.get("display_name")
+        or user.get("real_name")
+        or profile.get("real_name")
+        or user.get("name")
+        or str(user.get("id", "unknown"))
+    ).strip()
+
+
+def render_text(text: str, users: dict[str, _User], channels: dict[str, str]) -> str:
+    """Slack's mrkdwn markup to plain text: mentions to names, links to their labels."""
+
+    def replace(match: re.Match[str]) -> str:
+        target, _, label = match.group(1).partition("|")
+        if target.startswith("@"):
+            user = users.get(target[1:])
+            return "@" + (user.name if user else label.lstrip("@") or target[1:])
+        if target.startswith("#"):
+            return "#" + (label or channels.get(target[1:], target[1:]))
+        if target.startswith("!"):
+            command = target[1:].split("^", 1)[0]
+            if command in _SPECIAL:
+                return _SPECIAL[command]
+            return label or ("@" + command if command else "")  # subteam, date: the fallback
+        return label or target.removeprefix("mailto:")
+
+    text = _MARKUP.sub(replace, text)
+    # Slack escapes only these three; &amp; last so "&amp;lt;" stays "&lt;".
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def parse_ts(ts: Any) -> dt.datetime:
+    """Slack's "1452845865.000008" to an aware UTC datetime, without float rounding."""
+    seconds, _, fraction = str(ts).partition(".")
+    if not seconds.isdigit() or (fraction and not fraction.isdigit()):
+        raise ValueError(f"bad ts {ts!r}")
+    stamp = dt.datetime.fromtimestamp(int(seconds), tz=dt.UTC)
+    return stamp.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+
+
+class _SlackExport:
+    """One parse: the lookup tables it needs and the ids it has already announced."""
+
+    def __init__(self, archive: Archive, include_bots: bool) -> None:
+        self.archive = archive
+        self.include_bots = include_bots
+        self.prefix = self._find_root()
+        self.users: dict[str, _User] = {}
+        self.channel_names: dict[str, str] = {}
+        self.announced: set[str] = set()
+
+    def _find_root(self) -> str:
+        # Someone who unzips and re-zips the export often adds one folder level on top.
+        candidates = [
+            m[: -len("users.json")]
+            for m in self.archive.members
+            if m == "users.json" or (m.endswith("/users.json") and m.count("/") == 1)
+        ]
+        if not candidates:
+            raise ExportError(
+                f"{self.archive.name} is not a Slack export: it has no users.json. Upload the zip "
+                "that Slack's export page gave you, unchanged."
+            )
+        return min(candidates, key=len)
+
+    def _list(self, name: str, *, required: bool = False) -> list[dict[str, Any]]:
+        member = self.prefix + name
+        if member not in self.archive.members:
+            if required:
+                raise ExportError(f"{self.archive.name} has no {name}.")
+            return []
+        data = self.archive.read_json(member)
+        if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+            raise ExportError(f"{name} in {self.archive.name} should be a list of objects.")
+        return data
+
+    def identities(self) -> Iterator[IdentityRecord]:
+        for user in self._list("users.json", required=True):
+            user_id = str(user.get("id") or "")
+            if not user_id:
+                continue
+            is_bot = bool(user.get("is_bot")) or user_id == _SLACKBOT
+            name = display_name(user)
+            self.users[user_id] = _User(name, is_bot)
+            if is_bot and not self.include_bots:
+                continue
+            self.announced.add(user_id)
+            extra = {"username": user.get("name", ""), "real_name": user.get("real_name", "")}
+            yield IdentityRecord(user_id, name, is_bot=is_bot, extra=extra)
+
+    def conversations(self) -> list[_Conversation]:
+        found: list[_Conversation] = []
+        for kind in ("channels.json", "groups.json"):
+            for c in self._list(kind):
+                name = str(c.get("name") or c.get("id") or "")
+                self.channel_names[str(c.get("id"))] = name
+                found.append(_Conversation(name, str(c.get("id") or name), "#" + name, True))
+        for kind, is_group in (("mpims.json", True), ("dms.json", False)):
+            for c in self._list(kind):
+                conv_id = str(c.get("id") or c.get("name") or "")
+                members = [self.users[m].name for m in c.get("members") or [] if m in self.users]
+                title = ", ".join(sorted(members)) or str(c.get("name") or conv_id)
+                folder = conv_id if kind == "dms.json" else str(c.get("name") or conv_id)
+                found.append(_Conversation(folder, conv_id, title, is_group))
+        return found
+
+    def day_files(self) -> dict[str, list[str]]:
+        days: dict[str, list[str]] = {}
+        for member in self.archive.members:
+            if member.startswith(self.prefix):
+                match = _DAY_FILE.match(member[len(self.prefix) :])
+                if match:
+                    days.setdefault(match.group(1), []).append(member)
+        return days
+
+    def _sender(self, msg: dict[str, Any], is_bot: bool) -> Iterator[IdentityRecord | str]:
+        """Yield the sender's IdentityRecord if not yet announced, then the sender's id."""
+        user_id = str(msg.get("user") or msg.get("bot_id") or "")
+        if is_bot and msg.get("bot_id") and user_id not in self.users:
+            user_id = str(msg["bot_id"])
+        if user_id not in self.announced:
+            self.announced.add(user_id)
+            profile = msg.get("user_profile") or msg.get("bot_profile") or {}
+            known = self.users.get(user_id)
+            name = (
+                (known.name if known else "")
+                or (msg.get("username") if is_bot else "")
+                or profile.get("display_name")
+                or profile.get("real_name")
+                or profile.get("name")
+                or user_id
+            )
+            yield IdentityRecord(user_id, str(name), is_bot=is_bot)
+        yield user_id
+
+    def messages(self, conv: _Conversation, member: str) -> Iterator[Record]:
+        day = self.archive.read_json(member)
+        if not isinstance(day, list):
+            raise ExportError(f"{member} in {self.archive.name} should be a list of messages.")
+        # Some exporters (and old official exports) store edits and deletions as events after
+        # the message; apply them so the message keeps its final text.
+        edits: dict[str, dict[str, Any]] = {}
+        deleted: set[str] = set()
+        for msg in day:
+            if isinstance(msg, dict) and msg.get("subtype") == "message_changed":
+                new = msg.get("message")
+                if isinstance(new, dict) and new.get("ts"):
+                    edits[str(new["ts"])] = new
+            elif isinstance(msg, dict) and msg.get("subtype") == "message_deleted":
+                deleted.add(str(msg.get("deleted_ts")))
+        for msg in day:
+            yield from self._message(conv, msg, edits, deleted)
+
+    def _message(
+        self,
+        conv: _Conversation,
+        msg: Any,
+        edits: dict[str, dict[str, Any]],
+        deleted: set[str],
+    ) -> Iterator[Record]:
+        if not isinstance(msg, dict):
+            yield SkippedRecord("invalid")
+            return
+        ts = str(msg.get("ts", ""))
+        subtype = msg.get("subtype")
+        if ts in deleted or subtype in _DELETED_SUBTYPES:
+            yield SkippedRecord("deleted")
+            return
+        if ts in edits:
+            msg = {**msg, **edits[ts], "subtype": msg.get("subtype")}
+        user = self.users.get(str(msg.get("user")))
+        is_bot = (
+            subtype in _BOT_SUBTYPES
+            or (user is not None and user.is_bot)
+            or msg.get("user") == _SLACKBOT
+            or (not msg.get("user") and bool(msg.get("bot_id")))
+        )
+        if (subtype not in _SPOKEN and subtype not in _BOT_SUBTYPES) or msg.get("hidden"):
+            yield SkippedRecord("system")
+            return
+        if is_bot and not self.include_bots:
+            yield SkippedRecord("bot")
+            return
+        if not msg.get("user") and not msg.get("bot_id"):
+            yield SkippedRecord("system")
+            return
+        try:
+            sent_at = parse_ts(ts)
+        except ValueError:
+            yield SkippedRecord("invalid")
+            return
+        raw = str(msg.get("text") or "")
+        old_upload = _OLD_UPLOAD.match(raw)
+        if old_upload:
+            raw = old_upload.group("comment") or ""
+        if not raw.strip() and is_bot:
+            # Integrations (GitHub, CI...) put their whole message in attachments.
+            parts = [a.get("text") or a.get("fallback") for a in msg.get("attachments") or ()]
+            raw = "\n".join(p for p in parts if isinstance(p, str) and p)
+        text = render_text(raw, self.users, self.channel_names).strip()
+        if not text:
+            has_media = msg.get("files") or msg.get("file") or msg.get("attachments")
+            yield SkippedRecord("media-only" if has_media or subtype == "file_share" else "empty")
+            return
+        sender = ""
+        for item in self._sender(msg, is_bot):
+            if isinstance(item, IdentityRecord):
+                yield item
+            else:
+                sender = item
+        thread = str(msg.get("thread_ts") or "")
+        reply_to = f"{conv.external_id}:{thread}" if thread and thread != ts else None
+        yield MessageRecord(
+            external_id=f"{conv.external_id}:{ts}",
+            conversation_id=conv.external_id,
+            identity_id=sender,
+            sent_at=sent_at,
+            text=text,
+            reply_to=reply_to,
+        )
+
+
+def parse(
+    path: str,
+    *,
+    progress: ProgressCallback | None = None,
+    include_bots: bool = False,
+    limits: Limits | None = None,
+    **options: Any,
+) -> Iterator[Record]:
+    """Stream the records of a Slack export (zip or folder) at ``path``.
+
+    ``include_bots``: keep bot messages, with their bots as identities marked ``is_bot``.
+    ``limits``: zip-bomb limits (see ``archive.Limits``). Unknown options are ignored.
+    """
+    with open_archive(path, limits) as archive:
+        export = _SlackExport(archive, include_bots)
+        identities = list(export.identities())
+        conversations = export.conversations()
+        days = export.day_files()
+        if not days:
+            raise ExportError(
+                f"{archive.name} contains no messages: its conversation folders are missing."
+            )
+        known = {c.folder for c in conversations}
+        # Folders with no entry in the metadata files are still conversations.
+        conversations += [
+            _Conversation(f, f, "#" + f, True) for f in sorted(days) if f not in known
+        ]
+        yield from identities
+        state = Progress(done=0, total=sum(len(v) for v in days.values()), unit="files")
+        seen_any = False
+        for conv in conversations:
+            members = sorted(days.get(conv.folder, ()))
+            if not members:
+                continue
+            yield ConversationRecord(conv.external_id, conv.title, conv.is_group)
+            for member in members:
+                for record in export.messages(conv, member):
+                    seen_any = True
+                    yield record
+                state.done += 1
+                if progress:
+                    progress(state)
+        if not seen_any:
+            raise ExportError(f"{archive.name} contains no messages: every day file is empty.")
