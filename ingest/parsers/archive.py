@@ -38,6 +38,16 @@ class Limits:
     max_members: int = 5_000_000
 
 
+def human_size(n: float) -> str:
+    """1536 -> "1.5 KiB": sizes in messages people read."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+_TRUNCATED = "{name} is an incomplete zip file (it may be truncated: try downloading it again)."
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Junk that macOS and Windows add when someone re-zips an unpacked export.
 _JUNK = re.compile(r"(^|/)(__MACOSX/|\._|\.DS_Store$|Thumbs\.db$)")
@@ -99,10 +109,7 @@ class ZipArchive(Archive):
         try:
             self._zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile as exc:
-            raise ExportError(
-                f"{self.name} is not a valid zip file (it may be truncated: try downloading it "
-                "again)."
-            ) from exc
+            raise ExportError(_TRUNCATED.format(name=self.name)) from exc
         self._infos: dict[str, zipfile.ZipInfo] = {}
         try:
             self._check(limits)
@@ -125,7 +132,7 @@ class ZipArchive(Archive):
             total += info.file_size
             if total > limits.max_total_bytes:
                 raise ExportError(
-                    f"{self.name} would unpack to more than {limits.max_total_bytes / GIB:g} GiB, "
+                    f"{self.name} would unpack to more than {human_size(limits.max_total_bytes)}, "
                     "the limit for one upload; it looks like a zip bomb."
                 )
             ratio = info.file_size / max(info.compress_size, 1)
@@ -209,6 +216,9 @@ def open_archive(path: str | os.PathLike[str], limits: Limits | None = None) -> 
     if not p.is_file():
         raise ExportError(f"The export {p.name} could not be found.")
     if not zipfile.is_zipfile(p):
+        with p.open("rb") as head:
+            if head.read(4) == b"PK\x03\x04":  # a zip whose end (the directory) is missing
+                raise ExportError(_TRUNCATED.format(name=p.name))
         raise ExportError(f"{p.name} is not a zip file or a folder.")
     return ZipArchive(p, limits or Limits())
 

@@ -40,7 +40,7 @@ _OLD_UPLOAD = re.compile(
 # Subtypes that are a person talking; every other subtype is an event (join, topic, pin...).
 _SPOKEN = {None, "", "thread_broadcast", "reply_broadcast", "me_message", "file_share"}
 _BOT_SUBTYPES = {"bot_message"}
-_DELETED_SUBTYPES = {"tombstone", "message_deleted"}
+_DELETED_SUBTYPES = {"tombstone"}  # a thread parent deleted after it got replies
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
 _SLACKBOT = "USLACKBOT"
 
