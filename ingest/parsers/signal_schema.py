@@ -1,0 +1,373 @@
+"""Reading conversations out of a replayed Signal Android database, whatever its version.
+
+Signal's schema changed a lot over the years; the names this module looks for, oldest first:
+
+* messages: ``sms`` + ``mms`` tables, merged into ``message`` in database version 174. In ``mms``
+  before v166, ``date`` is the sent date and ``msg_box`` the type; in ``sms`` ``date`` is the
+  *received* date and ``date_sent`` always exists. The sender column is ``address`` (before v166),
+  ``recipient_id``, then ``from_recipient_id`` (v185; before it, outgoing rows name the chat's
+  recipient and the owner is implied by the type).
+* attachments: ``part`` (``mid``, ``ct``) became ``attachment`` (``message_id``, ``content_type``)
+  in v215.
+* recipients: ``uuid``/``phone``/``system_display_name``/``signal_profile_name`` became
+  ``aci``/``e164``/``system_joined_name``/``profile_given_name`` around v200.
+* threads: ``thread_recipient_id`` became ``recipient_id`` in v166.
+
+Message types pack a base type in the low 5 bits and flags above (Signal's ``MessageTypes``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ingest.parsers.records import (
+    ConversationRecord,
+    IdentityRecord,
+    MessageRecord,
+    Record,
+    SkippedRecord,
+)
+
+# The tables read below; the replay skips every other table.
+KEPT_TABLES = frozenset(
+    {"recipient", "thread", "groups", "sms", "mms", "message", "part", "attachment", "mention"}
+)
+
+BASE_TYPE_MASK = 0x1F
+BASE_INBOX_TYPE = 20
+BASE_DRAFT_TYPE = 27
+# Outbox, sending, sent, sent-failed, pending fallbacks, and outgoing audio/video calls.
+OUTGOING_TYPES = frozenset({21, 22, 23, 24, 25, 26, 2, 11})
+# Flags that make a row an event rather than something a person wrote: key exchange and safety
+# number changes, session ends, group updates/leaves, disappearing-message timer changes, and
+# messages that could not be decrypted.
+KEY_EXCHANGE_BITS = 0x8000 | 0x4000 | 0x2000 | 0x200
+END_SESSION_BIT = 0x400000
+GROUP_BITS = 0x10000 | 0x20000 | 0x40000
+ENCRYPTION_BITS = 0x20000000 | 0x10000000 | 0x08000000 | 0x04000000 | 0x02000000
+SYSTEM_BITS = KEY_EXCHANGE_BITS | END_SESSION_BIT | GROUP_BITS | ENCRYPTION_BITS
+SPECIAL_TYPES_MASK = 0xF00000000  # payments, gift badges, spam reports, request accepted...
+SPECIAL_TYPE_STORY_REACTION = 0x100000000
+
+MENTION = "\ufffc"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(slots=True)
+class Account:
+    """The phone's owner, as the backup's key-values (or, in old backups, preferences) say."""
+
+    aci: str | None = None
+    e164: str | None = None
+
+    def note_key_value(self, key: str, value: str) -> None:
+        if key == "account.aci" and value:
+            self.aci = _plain_aci(value)
+        elif key == "account.e164" and value:
+            self.e164 = value
+
+    def note_preference(self, key: str, value: str) -> None:
+        if key == "pref_local_uuid" and value:
+            self.aci = self.aci or _plain_aci(value)
+        elif key == "pref_local_number" and value:
+            self.e164 = self.e164 or value
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A recipient row: one person, or a group (then ``external_id`` starts with "group:")."""
+
+    external_id: str
+    name: str
+    is_group: bool = False
+    is_self: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def identity(self) -> IdentityRecord:
+        return IdentityRecord(self.external_id, self.name, is_self=self.is_self, extra=self.extra)
+
+
+def classify(message_type: int) -> str | None:
+    """The skip reason for a row of this type, or None for a message someone wrote."""
+    base = message_type & BASE_TYPE_MASK
+    # Below the inbox type are calls, "joined Signal", profile and number changes, etc.
+    if base < BASE_INBOX_TYPE or base == BASE_DRAFT_TYPE or message_type & SYSTEM_BITS:
+        return "system"
+    special = message_type & SPECIAL_TYPES_MASK
+    if special == SPECIAL_TYPE_STORY_REACTION:
+        return "story"
+    return "system" if special else None
+
+
+def render_mentions(text: str, mentions: list[tuple[int, int, str]]) -> str:
+    """Replace each mention placeholder range by "@Name".
+
+    Ranges count UTF-16 code units (they come from Java strings), so the work is done on the
+    UTF-16 encoding, right to left so earlier offsets stay valid.
+    """
+    units = text.encode("utf-16-le")
+    for start, length, name in sorted(mentions, reverse=True):
+        if start < 0 or length <= 0 or 2 * (start + length) > len(units):
+            continue
+        units = units[: 2 * start] + f"@{name}".encode("utf-16-le") + units[2 * (start + length) :]
+    return units.decode("utf-16-le", errors="replace")
+
+
+def read_records(db: sqlite3.Connection, account: Account) -> Iterator[Record]:
+    """Yield records for every message row, each preceded by its identity and conversation."""
+    reader = _Reader(db, account)
+    yield from reader.records()
+
+
+class _Reader:
+    def __init__(self, db: sqlite3.Connection, account: Account) -> None:
+        self.db = db
+        self.tables = {
+            r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        self.people = self._load_people()
+        self.by_e164 = {
+            p.extra["phone"]: rid for rid, p in self.people.items() if "phone" in p.extra
+        }
+        self.me = self._find_self(account)
+        self.threads = self._load_threads()
+        for table, column in (("mention", "message_id"), (self._attachment_table(), None)):
+            if table in self.tables:
+                column = column or self._attachment_message_column()
+                db.execute(f"CREATE INDEX IF NOT EXISTS joe_{table} ON {table} ({column})")
+
+    # -- loading the small tables ------------------------------------------------------------
+
+    def columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+
+    def _load_people(self) -> dict[int, Person]:
+        if "recipient" not in self.tables:
+            return {}
+        have = self.columns("recipient")
+
+        def pick(*names: str) -> str:
+            return next((n for n in names if n in have), "NULL")
+
+        titles: dict[str, str] = {}
+        if "groups" in self.tables and {"group_id", "title"} <= self.columns("groups"):
+            titles = {g: t for g, t in self.db.execute("SELECT group_id, title FROM groups") if g}
+        rows = self.db.execute(
+            "SELECT _id, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM recipient".format(  # noqa: S608
+                pick("aci", "uuid"),
+                pick("e164", "phone"),
+                pick("group_id"),
+                pick("nickname_joined_name"),
+                pick("system_joined_name", "system_display_name"),
+                pick("profile_joined_name"),
+                pick("profile_given_name", "signal_profile_name"),
+                pick("profile_family_name"),
+                pick("username"),
+            )
+        )
+        people: dict[int, Person] = {}
+        for rid, aci, e164, group_id, nickname, system, joined, given, family, username in rows:
+            if group_id:
+                people[rid] = Person(
+                    f"group:{group_id}", titles.get(group_id) or "Unnamed group", True
+                )
+                continue
+            profile = " ".join(part for part in (given, family) if part)
+            name = next((n for n in (nickname, system, joined, profile, username, e164) if n), None)
+            extra = {k: v for k, v in (("aci", _plain_aci(aci)), ("phone", e164)) if v}
+            if aci:
+                external_id = f"aci:{_plain_aci(aci)}"
+            elif e164:
+                external_id = f"e164:{e164}"
+            else:
+                external_id = f"recipient:{rid}"
+            people[rid] = Person(external_id, name or "Unknown", extra=extra)
+        return people
+
+    def _find_self(self, account: Account) -> Person:
+        rid = next(
+            (
+                rid
+                for rid, p in self.people.items()
+                if (account.aci and p.extra.get("aci") == account.aci)
+                or (account.e164 and p.extra.get("phone") == account.e164)
+            ),
+            None,
+        )
+        if (
+            rid is None
+            and "message" in self.tables
+            and "from_recipient_id" in self.columns("message")
+        ):
+            # Since database v185 outgoing rows name their sender: the owner.
+            outgoing = ",".join(str(t) for t in OUTGOING_TYPES)
+            row = self.db.execute(
+                f"SELECT from_recipient_id FROM message WHERE (type & {BASE_TYPE_MASK}) "  # noqa: S608
+                f"IN ({outgoing}) LIMIT 1"
+            ).fetchone()
+            rid = row[0] if row else None
+        self.me_id = rid
+        person = self.people.get(rid) if rid is not None else None
+        if person is None:
+            return Person("self", "Me", is_self=True)
+        me = Person(person.external_id, person.name or "Me", is_self=True, extra=person.extra)
+        self.people[rid] = me
+        return me
+
+    def _load_threads(self) -> dict[int, ConversationRecord]:
+        if "thread" not in self.tables:
+            return {}
+        have = self.columns("thread")
+        column = next((c for c in ("recipient_id", "thread_recipient_id") if c in have), None)
+        if column is None:
+            return {}
+        threads: dict[int, ConversationRecord] = {}
+        for tid, rid in self.db.execute(f"SELECT _id, {column} FROM thread"):  # noqa: S608
+            person = self.people.get(_as_int(rid))
+            if person is None:
+                threads[tid] = ConversationRecord(f"thread:{tid}", "Unknown chat", is_group=False)
+            elif person.is_group:
+                threads[tid] = ConversationRecord(person.external_id, person.name, is_group=True)
+            else:
+                title = "Note to Self" if person.is_self else person.name
+                threads[tid] = ConversationRecord(f"chat:{person.external_id}", title, False)
+        return threads
+
+    def _attachment_table(self) -> str:
+        return "attachment" if "attachment" in self.tables else "part"
+
+    def _attachment_message_column(self) -> str:
+        return "message_id" if "message_id" in self.columns(self._attachment_table()) else "mid"
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _select(self, table: str) -> str:
+        """A SELECT over one message table, with the same result columns whatever the schema."""
+        have = self.columns(table)
+
+        def pick(*names: str, default: str = "NULL") -> str:
+            return next((f"m.{n}" for n in names if n in have), default)
+
+        # In sms, "date" is the received date; in mms/message before v166 it is the sent date.
+        sent = pick("date_sent") if table == "sms" else pick("date_sent", "date")
+        received = pick("date_received", "date") if table == "sms" else pick("date_received")
+        media = "0"
+        long_text = "NULL"
+        if table != "sms":
+            long_text = "(SELECT body FROM joe_long_text WHERE message_id = m._id)"
+            attachments = self._attachment_table()
+            if attachments in self.tables:
+                not_quote = (
+                    " AND coalesce(a.quote, 0) = 0" if "quote" in self.columns(attachments) else ""
+                )
+                media = (
+                    f"EXISTS (SELECT 1 FROM {attachments} a "
+                    f"WHERE a.{self._attachment_message_column()} = m._id{not_quote})"
+                )
+        original = "NULL"
+        if "original_message_id" in have:
+            original = f"(SELECT o.{sent[2:]} FROM {table} o WHERE o._id = m.original_message_id)"
+        return (
+            f"SELECT '{table}' AS source, m._id AS id, m.thread_id, {sent} AS sent, {received}, "
+            f"{pick('type', 'msg_box', default='0')}, "
+            f"{pick('from_recipient_id', 'recipient_id', 'address')}, {pick('body')}, "
+            f"{pick('quote_id', default='0')}, {pick('quote_author')}, "
+            f"{pick('remote_deleted', default='0')}, {pick('latest_revision_id')}, {original}, "
+            f"{pick('is_story', default='0')}, {pick('parent_story_id', default='0')}, "
+            f"{long_text}, {media} FROM {table} m"
+        )
+
+    def records(self) -> Iterator[Record]:
+        sources = [t for t in ("message",) if t in self.tables] or [
+            t for t in ("sms", "mms") if t in self.tables
+        ]
+        query = " UNION ALL ".join(self._select(t) for t in sources) + " ORDER BY sent, source, id"
+        seen: set[str] = set()
+        for row in self.db.execute(query):
+            (source, mid, thread_id, sent, received, message_type, sender, body, quote_id,
+             quote_author, deleted, newer_revision, original_sent, story, story_parent,
+             long_text, has_media) = row  # fmt: skip
+            if newer_revision is not None:
+                yield SkippedRecord("edited")  # an older revision of an edited message
+                continue
+            if story or story_parent:
+                yield SkippedRecord("story")
+                continue
+            reason = classify(message_type or 0)
+            if reason is None and deleted:
+                reason = "deleted"
+            text = long_text if long_text else body or ""
+            if reason is None and MENTION in text and source != "sms":
+                text = render_mentions(text, self._mentions(mid))
+            if reason is None and not text.strip():
+                reason = "media-only" if has_media else "empty"
+            if reason is not None:
+                yield SkippedRecord(reason)
+                continue
+            outgoing = (message_type & BASE_TYPE_MASK) in OUTGOING_TYPES
+            author = self.me if outgoing else self._person(sender)
+            conversation = self.threads.get(thread_id) or ConversationRecord(
+                f"thread:{thread_id}", "Unknown chat", is_group=False
+            )
+            if author.external_id not in seen:
+                seen.add(author.external_id)
+                yield author.identity()
+            if conversation.external_id not in seen:
+                seen.add(conversation.external_id)
+                yield conversation
+            # An edit keeps the original's timestamp as its identity, like Signal does.
+            key_ms = original_sent if original_sent is not None else sent
+            yield MessageRecord(
+                external_id=f"{author.external_id}:{key_ms}",
+                conversation_id=conversation.external_id,
+                identity_id=author.external_id,
+                sent_at=_utc(key_ms if key_ms and key_ms > 0 else received or 0),
+                text=text,
+                reply_to=self._reply_to(quote_id, quote_author),
+            )
+
+    def _person(self, recipient: object) -> Person:
+        rid = _as_int(recipient)
+        if rid is None and isinstance(recipient, str):
+            rid = self.by_e164.get(recipient)  # very old rows hold a phone number
+        person = self.people.get(rid) if rid is not None else None
+        if person is None:
+            person = Person(f"recipient:{recipient}", "Unknown")
+        return person
+
+    def _mentions(self, message_id: int) -> list[tuple[int, int, str]]:
+        if "mention" not in self.tables:
+            return []
+        rows = self.db.execute(
+            "SELECT range_start, range_length, recipient_id FROM mention WHERE message_id = ?",
+            (message_id,),
+        )
+        return [(start, length, self._person(rid).name) for start, length, rid in rows]
+
+    def _reply_to(self, quote_id: int | None, quote_author: object) -> str | None:
+        if not quote_id or quote_id <= 0 or quote_author in (None, 0, "0", ""):
+            return None
+        return f"{self._person(quote_author).external_id}:{quote_id}"
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _plain_aci(value: str | None) -> str | None:
+    """An ACI as a bare lower-case UUID (some versions prefix service ids with "ACI:")."""
+    if not value:
+        return None
+    value = value.strip().lower()
+    return value[4:] if value.startswith("aci:") else value
+
+
+def _utc(milliseconds: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(milliseconds=milliseconds)
