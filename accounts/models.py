@@ -1,0 +1,63 @@
+"""Members join by invite only: staff create invite links, a friend signs up with one."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _default_expiry():
+    return timezone.now() + timedelta(days=settings.JOE_INVITE_DAYS)
+
+
+class Invite(models.Model):
+    token = models.CharField(max_length=64, unique=True, default=_new_token, editable=False)
+    note = models.CharField(
+        max_length=100, blank=True, help_text="Who it is for (only staff see it)"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invites_created"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=_default_expiry)
+    used_by = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="invite_used",
+    )
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Invite {self.note or self.token[:6]}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("signup", args=[self.token])
+
+    @property
+    def state(self) -> str:
+        if self.used_at:
+            return "used"
+        if self.revoked:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "open"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.state == "open"

@@ -1,0 +1,67 @@
+"""Invite-only membership: staff create invite links, a friend signs up with one, once."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import staff_required
+from accounts.forms import InviteForm, SignupForm
+from accounts.models import Invite
+
+
+@login_not_required
+def signup(request: HttpRequest, token: str) -> HttpResponse:
+    invite = Invite.objects.filter(token=token).first()
+    if invite is None or not invite.is_usable:
+        state = invite.state if invite else "unknown"
+        return render(request, "accounts/invite_invalid.html", {"state": state}, status=410)
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            # Lock the invite so two people racing with one link cannot both get in.
+            locked = Invite.objects.select_for_update().get(pk=invite.pk)
+            if not locked.is_usable:
+                return render(
+                    request, "accounts/invite_invalid.html", {"state": locked.state}, status=410
+                )
+            user = form.save()
+            locked.used_by = user
+            locked.used_at = timezone.now()
+            locked.save(update_fields=["used_by", "used_at"])
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome to joe, {user.username}!")
+        return redirect("home")
+    return render(request, "accounts/signup.html", {"form": form, "invite": invite})
+
+
+@staff_required
+def invites(request: HttpRequest) -> HttpResponse:
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        invite = form.save(commit=False)
+        invite.created_by = request.user
+        invite.save()
+        messages.success(request, "Invite created: copy the link and send it to your friend.")
+        return redirect("invites")
+    context = {
+        "form": form,
+        "invites": Invite.objects.select_related("created_by", "used_by")[:100],
+    }
+    return render(request, "accounts/invites.html", context)
+
+
+@staff_required
+@require_POST
+def revoke_invite(request: HttpRequest, pk: int) -> HttpResponse:
+    invite = get_object_or_404(Invite, pk=pk, used_at__isnull=True)
+    invite.revoked = True
+    invite.save(update_fields=["revoked"])
+    messages.info(request, "Invite revoked.")
+    return redirect("invites")

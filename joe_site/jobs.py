@@ -1,0 +1,86 @@
+"""The fields and state changes every long job's row shares (exports, runs, batches).
+
+Pages read a job's state from its row, never from a Celery result backend.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Job(models.Model):
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
+    progress_done = models.BigIntegerField(default=0)
+    progress_total = models.BigIntegerField(default=0)
+    progress_note = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def percent(self) -> int:
+        if not self.progress_total:
+            return 0
+        return min(100, int(100 * self.progress_done / self.progress_total))
+
+    def _save_fields(self, **fields) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
+        # Only touch these columns, and through the queryset, so concurrent writers (a cancel
+        # click while the worker reports progress) never overwrite each other's fields.
+        type(self).objects.filter(pk=self.pk).update(**fields)
+
+    def mark_running(self) -> None:
+        self._save_fields(status=JobStatus.RUNNING, started_at=timezone.now(), error="")
+
+    def set_progress(self, done: int, total: int | None = None, note: str | None = None) -> None:
+        fields: dict = {"progress_done": done}
+        if total is not None:
+            fields["progress_total"] = total
+        if note is not None:
+            fields["progress_note"] = note[:200]
+        self._save_fields(**fields)
+
+    def mark_succeeded(self) -> None:
+        self._save_fields(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+
+    def mark_failed(self, error: str) -> None:
+        self._save_fields(status=JobStatus.FAILED, error=error, finished_at=timezone.now())
+
+    def mark_cancelled(self) -> None:
+        self._save_fields(status=JobStatus.CANCELLED, finished_at=timezone.now())
+
+    def request_cancel(self) -> None:
+        """Ask the worker to stop at its next step; a job still queued is cancelled at once."""
+        type(self).objects.filter(pk=self.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now(), cancel_requested=True
+        )
+        type(self).objects.filter(pk=self.pk).update(cancel_requested=True)
+        self.refresh_from_db(fields=["status", "cancel_requested", "finished_at"])
+
+    def cancel_was_requested(self) -> bool:
+        return type(self).objects.filter(pk=self.pk, cancel_requested=True).exists()

@@ -1,0 +1,26 @@
+// joe's small progressive enhancements; every page works without them.
+(function () {
+  function fadeToasts(root) {
+    root.querySelectorAll(".toast:not(.fading)").forEach(function (toast) {
+      setTimeout(function () { toast.classList.add("fading"); }, 4000);
+      setTimeout(function () { toast.remove(); }, 4500);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { fadeToasts(document); });
+  document.addEventListener("htmx:afterSwap", function () { fadeToasts(document); });
+  // Server-sent toasts: views trigger {"toast": {"level": ..., "message": ...}} via HX-Trigger.
+  document.addEventListener("toast", function (event) {
+    var box = document.getElementById("toasts");
+    if (!box || !event.detail) return;
+    var div = document.createElement("div");
+    div.className = "toast toast-" + (event.detail.level || "info");
+    div.setAttribute("role", "status");
+    div.textContent = event.detail.message;  // textContent: never HTML
+    box.appendChild(div);
+    fadeToasts(box);
+  });
+  document.addEventListener("click", function (event) {
+    var input = event.target.closest("input.copy");
+    if (input) { input.select(); }
+  });
+})();

@@ -1,0 +1,131 @@
+"""Shared fixtures: members, staff, the shared samples folder, a real Celery worker, a browser."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+@pytest.fixture
+def samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip("../shared/samples is not beside this checkout")
+    return SAMPLES
+
+
+@pytest.fixture
+def member(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="correct horse 1")
+
+
+@pytest.fixture
+def other_member(django_user_model):
+    return django_user_model.objects.create_user(username="bob", password="correct horse 2")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user(
+        username="staff", password="correct horse 3", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def member_client(client, member):
+    client.force_login(member)
+    return client
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def redis_url() -> str:
+    if not REDIS_URL:
+        pytest.skip("REDIS_URL is not set (CI sets it to the local Redis)")
+    return REDIS_URL
+
+
+@pytest.fixture
+def celery_worker_on_redis(redis_url, settings):
+    """A real Celery worker thread consuming both queues from Redis, as in production."""
+    from celery.contrib.testing.worker import start_worker
+
+    from joe_site.celery import app
+
+    app.conf.broker_url = redis_url
+    app.conf.task_always_eager = False
+    with start_worker(
+        app, pool="solo", queues=["default", "gpu"], perform_ping_check=False, shutdown_timeout=30
+    ) as worker:
+        yield worker
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium via Playwright, which gives each launch a fresh user-data-dir."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (bin/test installs it)")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # between page actions are still plain synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser, live_server):
+    """Open a page in a fresh context (its own cookies), as a second person on another device."""
+    contexts = []
+
+    def make(viewport=None):
+        context = browser.new_context(base_url=live_server.url, viewport=viewport)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def log_in(page, username: str, password: str) -> None:
+    """Log in through the real login form."""
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

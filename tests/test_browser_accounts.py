@@ -1,0 +1,35 @@
+"""In a real browser: staff log in, create an invite; a friend signs up with it elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import log_in, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_staff_invites_a_friend_who_signs_up(new_page, staff):
+    admin = new_page()
+    log_in(admin, "staff", "correct horse 3")
+    admin.goto("/accounts/invites/")
+    admin.fill("input[name=note]", "Carol")
+    admin.click("text=Create invite link")
+    link = admin.locator("[data-testid=invite-link]").first.input_value()
+    assert "/accounts/signup/" in link
+    screenshot(admin, "invites")
+
+    friend = new_page(viewport={"width": 390, "height": 844})  # a phone, another device
+    friend.goto(link)
+    friend.fill("input[name=username]", "carol")
+    friend.fill("input[name=password1]", "a-long-unusual-passphrase-77")
+    friend.fill("input[name=password2]", "a-long-unusual-passphrase-77")
+    friend.click("text=Create my account")
+    friend.wait_for_url(lambda url: url.rstrip("/").endswith(("", "8000")) and "signup" not in url)
+    assert "Welcome to joe, carol" in friend.content()
+
+    admin.reload()
+    assert "used by carol" in admin.content()
+    stranger = new_page()
+    stranger.goto(link)
+    assert "already been used" in stranger.content()
