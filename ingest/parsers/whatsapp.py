@@ -1,0 +1,313 @@
+"""WhatsApp "Export chat" text files (.txt, or the .zip with media that holds one).
+
+Every message starts a line with a date and time whose layout depends on the phone's platform and
+locale: Android ``12/31/23, 9:15 PM - Name: text``, iOS ``[31/12/2023, 21:15:02] Name: text``, with
+any date order, 12- or 24-hour clocks and invisible direction marks. Lines that do not start with a
+date continue the previous message. The file is read twice, streaming: once to settle the date
+order (a file with no day above 12 is resolved by which order keeps the messages chronological)
+and to collect the senders, once to yield the records.
+
+Times carry no zone; they are read in the ``timezone`` option (an IANA name, default UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .archive import Limits, is_zip, open_archive
+from .records import (
+    ConversationRecord,
+    ExportError,
+    IdentityRecord,
+    MessageRecord,
+    Progress,
+    ProgressCallback,
+    Record,
+    SkippedRecord,
+)
+
+_MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+_SPACES = "\u202f\u00a0\u2009"
+_HEADER = re.compile(
+    rf"^[{_MARKS}]*\[?(?P<date>\d{{1,4}}[./-]\d{{1,2}}[./-]\d{{1,4}})\.?,?\s+"
+    rf"(?P<time>\d{{1,2}}[:.]\d{{2}}(?:[:.]\d{{2}})?)[\s{_SPACES}]*"
+    r"(?P<ampm>[AaPp]\.?\s?[Mm]\.?)?\]?(?:\s[-\u2013]\s|:?\s)(?P<rest>.*)$"
+)
+_MEDIA_WORDS = re.compile(
+    r"^(image|video|audio|sticker|gif|document|contact card|photo|imagen|vídeo|video|"
+    r"audio|documento|bild|foto|datei|immagine|imagem|vidéo|photo|fichier)\s+"
+    r"(omitted|omitid[oa]|weggelassen|omess[oa]|ocultad[oa]|omis|absente?)$",
+    re.I,
+)
+_DELETED = {
+    "this message was deleted",
+    "you deleted this message",
+    "este mensaje fue eliminado",
+    "se eliminó este mensaje",
+    "eliminaste este mensaje",
+    "diese nachricht wurde gelöscht",
+    "du hast diese nachricht gelöscht",
+    "ce message a été supprimé",
+    "vous avez supprimé ce message",
+    "questo messaggio è stato eliminato",
+    "hai eliminato questo messaggio",
+    "mensagem apagada",
+    "esta mensagem foi apagada",
+    "você apagou esta mensagem",
+    "dit bericht is verwijderd",
+}
+# Android appends this to an edited message; the text before it is the final text.
+_EDITED = re.compile(
+    r"\s*<(this message was edited|se editó este mensaje\.?|"
+    r"diese nachricht wurde bearbeitet\.?|ce message a été modifié)>$",
+    re.I,
+)
+_FILE_ATTACHED = re.compile(
+    r"^\S.*\.\w{2,5} \((file attached|archivo adjunto|Datei angehängt|"
+    r"fichier joint|file allegato|arquivo anexado)\)$",
+    re.I,
+)
+_TITLE_PREFIX = re.compile(
+    r"^(WhatsApp Chat (with|-) |Chat de WhatsApp con |WhatsApp-Chat mit |"
+    r"Discussion WhatsApp avec |Chat WhatsApp con |Conversa do WhatsApp com )",
+    re.I,
+)
+
+
+@dataclass
+class _Layout:
+    """What the first pass learned about the file."""
+
+    order: str = ""  # "dmy", "mdy" or "ymd"
+    senders: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
+    lines: int = 0
+
+
+@dataclass
+class _Message:
+    stamp: tuple[str, str, str | None]
+    rest: str
+    continuation: list[str] = field(default_factory=list)
+
+
+def _clean(text: str) -> str:
+    return text.translate({ord(c): None for c in _MARKS}).strip()
+
+
+def _sender_name(raw: str) -> str:
+    # "~ Carol" (with a narrow space) is how WhatsApp shows someone not in your contacts.
+    return _clean(raw).lstrip("~").strip(" " + _SPACES)
+
+
+def _split(rest: str) -> tuple[str | None, str]:
+    """("Name", "text") for a message, (None, text) for a system line."""
+    sender, sep, body = rest.partition(": ")
+    if not sep:  # "Name:." or "Name:" with nothing after the colon's usual space
+        sender, sep, body = rest.partition(":")
+        if body[:1].isdigit():
+            return None, rest
+    if not sep or any(q in sender for q in '"“”«»') or len(sender) > 80:
+        return None, rest
+    return _sender_name(sender), body
+
+
+def _date_parts(date: str) -> tuple[int, int, int]:
+    a, b, c = (int(x) for x in re.split(r"[./-]", date))
+    return a, b, c
+
+
+class _Reader:
+    def __init__(self, path: Path, limits: Limits | None, tz: dt.tzinfo) -> None:
+        self.path = path
+        self.limits = limits
+        self.tz = tz
+        self.title = _TITLE_PREFIX.sub("", path.stem).strip() or path.stem
+        self.size = 0
+
+    @contextmanager
+    def lines(self) -> Iterator[Iterator[str]]:
+        """The chat's lines, from the .txt or the .txt inside the zip."""
+        if not is_zip(self.path):
+            self.size = self.path.stat().st_size
+            with self.path.open("rb") as raw:
+                yield self._decode(raw, self.path.name)
+            return
+        with open_archive(self.path, self.limits) as archive:
+            texts = [m for m in archive.members if m.endswith(".txt") and "/" not in m]
+            if not texts:
+                raise ExportError(f"{self.path.name} holds no WhatsApp chat (.txt) file.")
+            member = next((m for m in texts if m == "_chat.txt"), None) or texts[0]
+            if member != "_chat.txt":
+                self.title = _TITLE_PREFIX.sub("", member[:-4]).strip() or self.title
+            self.size = archive.size(member)
+            with archive.open(member) as raw:
+                yield self._decode(raw, member)
+
+    def _decode(self, raw: IO[bytes], label: str) -> Iterator[str]:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None)
+        try:
+            for line in text:
+                yield line.rstrip("\n")
+        except UnicodeDecodeError as exc:
+            raise ExportError(
+                f"{label} is not UTF-8 text; export the chat again from WhatsApp."
+            ) from exc
+
+    def messages(self, lines: Iterator[str]) -> Iterator[_Message]:
+        current: _Message | None = None
+        for line in lines:
+            match = _HEADER.match(line)
+            if match:
+                if current:
+                    yield current
+                stamp = (match["date"], match["time"], match["ampm"])
+                current = _Message(stamp, match["rest"])
+            elif current:
+                current.continuation.append(line)
+            elif _clean(line):
+                raise ExportError(
+                    f"{self.path.name} is not a WhatsApp chat export: its first line does not "
+                    "start with a date and time."
+                )
+        if current:
+            yield current
+
+    def survey(self) -> _Layout:
+        layout = _Layout()
+        day_first = month_first = False
+        previous: dict[str, tuple[int, int, int] | None] = {"dmy": None, "mdy": None}
+        backwards = {"dmy": 0, "mdy": 0}
+        twelve_hour = False
+        with self.lines() as lines:
+            for message in self.messages(lines):
+                layout.lines += 1
+                a, b, c = _date_parts(message.stamp[0])
+                if a > 31:
+                    layout.order = "ymd"
+                day_first |= a > 12
+                month_first |= b > 12
+                for order, key in (("dmy", (c, b, a)), ("mdy", (c, a, b))):
+                    if previous[order] and key < previous[order]:  # type: ignore[operator]
+                        backwards[order] += 1
+                    previous[order] = key
+                sender, _, _ = _interpret(message)
+                if sender is not None:
+                    layout.senders.setdefault(sender)
+                twelve_hour |= message.stamp[2] is not None
+        if not layout.lines:
+            raise ExportError(f"{self.path.name} contains no messages.")
+        if not layout.order:
+            if day_first and month_first:
+                raise ExportError(
+                    f"{self.path.name} mixes day-first and month-first dates, so its dates "
+                    "cannot be read."
+                )
+            if day_first or month_first:
+                layout.order = "dmy" if day_first else "mdy"
+            elif backwards["dmy"] != backwards["mdy"]:
+                layout.order = min(backwards, key=backwards.__getitem__)
+            else:  # one day only: US phones are the ones with a 12-hour clock
+                layout.order = "mdy" if twelve_hour else "dmy"
+        return layout
+
+    def sent_at(self, stamp: tuple[str, str, str | None], order: str) -> dt.datetime:
+        a, b, c = _date_parts(stamp[0])
+        year, month, day = {"ymd": (a, b, c), "dmy": (c, b, a), "mdy": (c, a, b)}[order]
+        year += 2000 if year < 100 else 0
+        parts = [int(x) for x in re.split(r"[:.]", stamp[1])]
+        hour, minute, second = parts[0], parts[1], parts[2] if len(parts) > 2 else 0
+        if stamp[2]:
+            pm = stamp[2].lower().startswith("p")
+            hour = hour % 12 + (12 if pm else 0)
+        local = dt.datetime(year, month, day, hour, minute, second, tzinfo=self.tz)
+        return local.astimezone(dt.UTC)
+
+
+def _classify(body: str) -> str | None:
+    """The skip reason for a body that is not words, or None."""
+    clean = _clean(body)
+    bare = clean.rstrip(".").lower()
+    if bare in _DELETED:
+        return "deleted"
+    if (
+        (clean.startswith("<") and clean.endswith(">"))  # <Media omitted>, <attached: x.jpg>
+        or _MEDIA_WORDS.match(clean)
+        or _FILE_ATTACHED.match(clean)
+        or clean == "null"  # a view-once photo
+    ):
+        return "media-only"
+    if body.lstrip(_SPACES + " ").startswith("\u200e"):
+        return "system"  # iOS marks its own notices (calls, security codes) with a LRM
+    return None
+
+
+def _interpret(message: _Message) -> tuple[str | None, str | None, str]:
+    """(sender, skip reason, text) of one message; sender is None for a system line."""
+    sender, first = _split(message.rest)
+    if sender is None:
+        return None, "system", ""
+    body = _EDITED.sub("", "\n".join([first, *message.continuation]).rstrip())
+    reason = _classify(body if message.continuation else first)
+    if reason is None and message.continuation and _FILE_ATTACHED.match(_clean(first)):
+        body = "\n".join(message.continuation)  # the caption under the file name
+    text = _clean(body)
+    if reason == "system":
+        return None, reason, ""
+    return sender, reason or (None if text else "empty"), text
+
+
+def parse(
+    path: str,
+    *,
+    progress: ProgressCallback | None = None,
+    timezone: str = "UTC",
+    limits: Limits | None = None,
+    **options: Any,
+) -> Iterator[Record]:
+    """Stream the records of one WhatsApp chat export (.txt or .zip)."""
+    try:
+        tz = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ExportError(f"{timezone!r} is not a time zone name joe knows.") from exc
+    p = Path(path)
+    if not p.is_file():
+        raise ExportError(f"The export {p.name} could not be found.")
+    reader = _Reader(p, limits, tz)
+    layout = reader.survey()
+    for name in layout.senders:
+        yield IdentityRecord(name, name)
+    conversation_id = reader.title
+    yield ConversationRecord(conversation_id, reader.title, is_group=len(layout.senders) > 2)
+    state = Progress(done=0, total=layout.lines, unit="messages")
+    minute: dt.datetime | None = None
+    repeats: dict[str, int] = {}  # per sender, within the current timestamp only
+    with reader.lines() as lines:
+        for message in reader.messages(lines):
+            state.done += 1
+            if progress and state.done % 1000 == 0:
+                progress(state)
+            sender, reason, text = _interpret(message)
+            if sender is None or reason:
+                yield SkippedRecord(reason or "system")
+                continue
+            sent_at = reader.sent_at(message.stamp, layout.order)
+            if sent_at != minute:
+                minute, repeats = sent_at, {}
+            # The n-th message of a sender within one timestamp keeps its id on re-export.
+            n = repeats[sender] = repeats.get(sender, -1) + 1
+            digest = hashlib.sha1(
+                f"{conversation_id}|{sent_at.isoformat()}|{sender}|{n}".encode(),
+                usedforsecurity=False,
+            ).hexdigest()[:20]
+            yield MessageRecord(digest, conversation_id, sender, sent_at, text)
+    if progress:
+        progress(state)
