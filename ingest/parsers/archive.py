@@ -249,6 +249,9 @@ def parse_json_bytes(data: bytes, label: str) -> Any:
         ) from exc
 
 
+_ENDS_EARLY = "the file ends too early"
+
+
 class JsonStream:
     """Pull parser over a JSON text stream: walk containers, materialise only small values.
 
@@ -300,8 +303,11 @@ class JsonStream:
                 return ""
 
     def _expect(self, char: str) -> None:
-        if self._peek() != char:
-            raise self._error(f"expected {char!r}, found {self._peek() or 'the end'!r}")
+        found = self._peek()
+        if not found:
+            raise self._error(_ENDS_EARLY)
+        if found != char:
+            raise self._error(f"expected {char!r}, found {found!r}")
         self._pos += 1
 
     def value(self) -> Any:
@@ -314,7 +320,8 @@ class JsonStream:
             except json.JSONDecodeError as exc:
                 if self._fill():
                     continue
-                raise self._error(f"{exc.msg}") from exc
+                cut = exc.pos >= len(self._buf.rstrip())
+                raise self._error(_ENDS_EARLY if cut else exc.msg) from exc
             # A number cut at the end of the buffer would decode as a shorter number.
             if end == len(self._buf) and self._fill():
                 continue
@@ -346,7 +353,7 @@ class JsonStream:
             if char == "}":
                 return
             if char != ",":
-                raise self._error(f"expected ',' or '}}', found {char or 'the end'!r}")
+                raise self._error(f"expected ',' or '}}', found {char!r}" if char else _ENDS_EARLY)
 
     def elements(self) -> Iterator[None]:
         self._expect("[")
@@ -364,4 +371,4 @@ class JsonStream:
             if char == "]":
                 return
             if char != ",":
-                raise self._error(f"expected ',' or ']', found {char or 'the end'!r}")
+                raise self._error(f"expected ',' or ']', found {char!r}" if char else _ENDS_EARLY)

@@ -1,0 +1,217 @@
+"""Telegram Desktop "Export chat history" in machine-readable JSON (``result.json``).
+
+Two shapes: one chat (``{"name", "type", "id", "messages": [...]}``) or the whole account
+(``{"personal_information": {...}, "chats": {"list": [chat, ...]}, "left_chats": {...}}``). The
+file can be gigabytes, so it is walked with ``JsonStream`` one message at a time. ``text`` is a
+string or a list of strings and entity objects; ``from_id`` is ``"user123"`` (``123`` before 2021);
+``date_unixtime`` (UTC) exists since 2021, before that only ``date`` in the exporting computer's
+local time, read in the ``timezone`` option.
+
+Forwarded messages are someone else's words: skipped as "forwarded" unless
+``include_forwarded=True``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .archive import JsonStream, Limits, open_archive
+from .records import (
+    ConversationRecord,
+    ExportError,
+    IdentityRecord,
+    MessageRecord,
+    Progress,
+    ProgressCallback,
+    Record,
+    SkippedRecord,
+)
+
+_ONE_TO_ONE = {"personal_chat", "bot_chat", "saved_messages"}
+_MEDIA_KEYS = ("photo", "file", "media_type", "sticker_emoji", "poll", "contact_information",
+               "location_information", "live_location_period_seconds")  # fmt: skip
+
+
+def flatten_text(text: Any) -> str:
+    """Telegram's text: a string, or a list of strings and ``{"type", "text"}`` entities."""
+    if isinstance(text, str):
+        return text
+    if isinstance(text, list):
+        return "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in text)
+    return ""
+
+
+def user_id(raw: Any) -> str:
+    """ "user123" stays; the pre-2021 integer 123 becomes "user123"."""
+    if isinstance(raw, int):
+        return f"user{raw}"
+    return str(raw)
+
+
+class _Parser:
+    def __init__(self, tz: dt.tzinfo, include_forwarded: bool, label: str) -> None:
+        self.tz = tz
+        self.include_forwarded = include_forwarded
+        self.label = label
+        self.self_id = ""
+        self.announced: set[str] = set()
+        self.chats = 0
+        self.seen_messages = 0
+
+    def sent_at(self, msg: dict[str, Any]) -> dt.datetime:
+        if msg.get("date_unixtime"):
+            return dt.datetime.fromtimestamp(int(msg["date_unixtime"]), tz=dt.UTC)
+        local = dt.datetime.fromisoformat(str(msg["date"]))
+        return local.replace(tzinfo=local.tzinfo or self.tz).astimezone(dt.UTC)
+
+    def chat(self, js: JsonStream, tick: Any) -> Iterator[Record]:
+        """One chat object of an account export; the stream is on its opening brace."""
+        meta: dict[str, Any] = {}
+        for key in js.items():
+            if key == "messages" and js.kind() == "array":
+                yield from self.messages(js, meta, tick)
+            elif js.kind() == "scalar":
+                meta[key] = js.value()
+
+    def messages(self, js: JsonStream, meta: dict[str, Any], tick: Any) -> Iterator[Record]:
+        """A chat's messages array, after the chat's name, type and id were read into meta."""
+        self.chats += 1
+        chat_id = str(meta.get("id") or meta.get("name") or f"chat{self.chats}")
+        kind = str(meta.get("type") or "")
+        title = meta.get("name") or ("Saved Messages" if kind == "saved_messages" else chat_id)
+        yield ConversationRecord(chat_id, str(title), is_group=kind not in _ONE_TO_ONE)
+        for _ in js.elements():
+            msg = js.value()
+            self.seen_messages += 1
+            yield from self.message(chat_id, msg)
+            tick()
+
+    def message(self, chat_id: str, msg: Any) -> Iterator[Record]:
+        if not isinstance(msg, dict):
+            yield SkippedRecord("invalid")
+            return
+        if msg.get("type") != "message":
+            yield SkippedRecord("system")  # joins, pins, calls, title changes...
+            return
+        if msg.get("forwarded_from") is not None and not self.include_forwarded:
+            yield SkippedRecord("forwarded")
+            return
+        text = flatten_text(msg.get("text")).strip()
+        if not text:
+            has_media = any(k in msg for k in _MEDIA_KEYS)
+            yield SkippedRecord("media-only" if has_media else "empty")
+            return
+        try:
+            sent_at = self.sent_at(msg)
+        except (KeyError, ValueError, TypeError, OverflowError):
+            yield SkippedRecord("invalid")
+            return
+        name = msg.get("from") or "Deleted Account"
+        sender = user_id(msg["from_id"]) if msg.get("from_id") is not None else f"name:{name}"
+        if sender not in self.announced:
+            self.announced.add(sender)
+            yield IdentityRecord(sender, str(name), is_self=sender == self.self_id)
+        if msg.get("id") is not None:
+            external_id = f"{chat_id}:{msg['id']}"
+        else:  # minimal hand-made exports have no ids
+            seed = f"{chat_id}|{sent_at.isoformat()}|{sender}|{text}".encode()
+            external_id = (
+                f"{chat_id}:h" + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:16]
+            )
+        reply = msg.get("reply_to_message_id")
+        yield MessageRecord(
+            external_id=external_id,
+            conversation_id=chat_id,
+            identity_id=sender,
+            sent_at=sent_at,
+            text=text,
+            reply_to=f"{chat_id}:{reply}" if reply is not None else None,
+        )
+
+
+def _open(path: Path, limits: Limits | None) -> tuple[IO[bytes], int, Any]:
+    """The result.json stream, its size, and what to close afterwards."""
+    if path.suffix.lower() == ".json" and path.is_file():
+        stream = path.open("rb")
+        return stream, path.stat().st_size, stream
+    archive = open_archive(path, limits)
+    candidates = sorted((m for m in archive.members if m.split("/")[-1] == "result.json"), key=len)
+    if not candidates:
+        html = any(m.split("/")[-1] == "messages.html" for m in archive.members)
+        archive.close()
+        if html:
+            raise ExportError(
+                f"{path.name} is a Telegram export in HTML; export again and choose "
+                '"Machine-readable JSON" as the format.'
+            )
+        raise ExportError(f"{path.name} has no result.json, so it is not a Telegram export.")
+    return archive.open(candidates[0]), archive.size(candidates[0]), archive
+
+
+def parse(
+    path: str,
+    *,
+    progress: ProgressCallback | None = None,
+    timezone: str = "UTC",
+    include_forwarded: bool = False,
+    limits: Limits | None = None,
+    **options: Any,
+) -> Iterator[Record]:
+    """Stream the records of a Telegram Desktop JSON export (result.json, its folder or zip)."""
+    try:
+        tz = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ExportError(f"{timezone!r} is not a time zone name joe knows.") from exc
+    p = Path(path)
+    if not p.exists():
+        raise ExportError(f"The export {p.name} could not be found.")
+    stream, size, closer = _open(p, limits)
+    with closer:
+        label = p.name if p.suffix.lower() == ".json" else f"result.json in {p.name}"
+        parser = _Parser(tz, include_forwarded, label)
+        state = Progress(done=0, total=size, unit="bytes")
+
+        def tick() -> None:
+            if progress and parser.seen_messages % 1000 == 0:
+                state.done = min(stream.tell(), size)
+                progress(state)
+
+        js = JsonStream(stream, label)
+        if js.kind() != "object":
+            raise ExportError(f"{label} is not a Telegram export: it is not a JSON object.")
+        yield from _walk(parser, js, tick)
+        if not parser.chats:
+            raise ExportError(f"{label} is not a Telegram export: it has no messages list.")
+        if not parser.seen_messages:
+            raise ExportError(f"{label} contains no messages.")
+        if progress:
+            state.done = size
+            progress(state)
+
+
+def _walk(parser: _Parser, js: JsonStream, tick: Any) -> Iterator[Record]:
+    """The top level: a single chat's keys (name, type, id, messages), or an account export's
+    personal_information and chats/left_chats lists."""
+    meta: dict[str, Any] = {}
+    for key in js.items():
+        if key == "personal_information":
+            info = js.value()
+            if isinstance(info, dict) and info.get("user_id") is not None:
+                parser.self_id = user_id(info["user_id"])
+                name = " ".join(str(info.get(k) or "") for k in ("first_name", "last_name"))
+                parser.announced.add(parser.self_id)
+                yield IdentityRecord(parser.self_id, name.strip() or parser.self_id, is_self=True)
+        elif key in ("chats", "left_chats") and js.kind() == "object":
+            for inner in js.items():
+                if inner == "list" and js.kind() == "array":
+                    for _ in js.elements():
+                        yield from parser.chat(js, tick)
+        elif key == "messages" and js.kind() == "array":
+            yield from parser.messages(js, meta, tick)
+        elif js.kind() == "scalar":
+            meta[key] = js.value()

@@ -1,0 +1,236 @@
+"""Telegram Desktop JSON parser: single chats, account exports, both eras, bad files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ingest.parsers import telegram
+from ingest.parsers.records import ConversationRecord, ExportError, IdentityRecord, Progress
+from tests.builders.checks import check_contract, conversations, identities, messages, skipped
+from tests.builders.telegram import Chat, build_telegram, service, tg
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "telegram"
+needs_samples = pytest.mark.skipif(not SAMPLES.exists(), reason="shared samples are not available")
+
+
+def utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.UTC)
+
+
+def parse(path: Path, **options: object) -> list:
+    return check_contract(telegram.parse(str(path), **options))
+
+
+def one_chat(tmp_path: Path, *msgs: dict, style: str = "2021", **options: object) -> list:
+    path = build_telegram(
+        tmp_path / "result.json", [Chat(42, "Friends", messages=msgs)], style=style
+    )
+    return parse(path, **options)
+
+
+# --- Samples ------------------------------------------------------------------------------------
+
+TG2MD_TEXTS = [
+    "test text post",
+    "photo with text",
+    "italic\n\nbold\n\nunderline\n\nstrikethrough\n\nmonospace",
+    "italic in text\n\nitalic on whole line",
+    "bold in text\nbold below\n\nnormal text\n\nbold with one line gap\nnormal text",
+    "multiline\nbold\n\ntext",
+    "monospace with one baktick\n\nmultiline\nmonospace",
+    "text link\n\nexample.com\n\nexample@example.com",
+    "bold italic",
+]
+
+
+@needs_samples
+def test_tg2md_2021_export() -> None:
+    records = parse(SAMPLES / "tg2md_result.json")
+    assert conversations(records) == [ConversationRecord("1292077344", "test", is_group=True)]
+    assert identities(records) == [IdentityRecord("channel1292077344", "test")]
+    found = messages(records)
+    assert [m.text for m in found][:9] == TG2MD_TEXTS
+    assert [m.text for m in found][9:] == [
+        "тестирование utf-8.",
+        "test file other than sound",
+        "multiple photos",
+        "test text file",
+    ]
+    assert found[0].external_id == "1292077344:2"
+    assert found[0].sent_at == utc(2020, 11, 12, 12, 54, 7)
+    assert skipped(records) == {"system": 1, "media-only": 5}
+
+
+@needs_samples
+def test_tg2md_2020_export_with_integer_ids_and_no_unixtime() -> None:
+    records = parse(SAMPLES / "tg2md_result_2020-old-from_id-int.json", timezone="Europe/Berlin")
+    assert identities(records) == [IdentityRecord("user9882011936", "test")]
+    found = messages(records)
+    assert [m.text for m in found] == TG2MD_TEXTS
+    assert found[0].sent_at == utc(2020, 11, 12, 11, 54, 7)  # 12:54 in Berlin
+    assert skipped(records) == {"system": 1, "media-only": 3}
+
+
+@needs_samples
+def test_chat_miner_minimal_account_export() -> None:
+    records = parse(SAMPLES / "chat-miner_test_batch_export.json")
+    assert [(m.identity_id, m.text, m.sent_at) for m in messages(records)] == [
+        ("name:Author 1", "Minimal Message", utc(2018, 12, 5, 10, 39, 10)),
+        ("name:Author 2", "Link:https://telegram.org/", utc(2018, 12, 5, 10, 49, 24)),
+    ]
+
+
+# --- Shapes and eras ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", ["2021", "2020"])
+def test_text_as_string_or_entities(tmp_path: Path, style: str) -> None:
+    entities = [
+        "see ",
+        {"type": "link", "text": "https://a.example"},
+        " and ask ",
+        {"type": "mention_name", "text": "Ben", "user_id": 102},
+        {"type": "custom_emoji", "text": "🎉", "document_id": "x"},
+    ]
+    records = one_chat(tmp_path, tg("Ann", 101, "plain"), tg("Ann", 101, entities), style=style)
+    assert [m.text for m in messages(records)] == [
+        "plain",
+        "see https://a.example and ask Ben🎉",
+    ]
+    assert [i.external_id for i in identities(records)] == ["user101"]  # "user101" or 101
+
+
+def test_replies_link_to_their_parent(tmp_path: Path) -> None:
+    records = one_chat(
+        tmp_path,
+        tg("Ann", 101, "question", id=7),
+        tg("Ben", 102, "answer", id=8, reply_to_message_id=7),
+    )
+    assert [(m.external_id, m.reply_to) for m in messages(records)] == [
+        ("42:7", None),
+        ("42:8", "42:7"),
+    ]
+
+
+def test_forwarded_messages_are_someone_elses_words(tmp_path: Path) -> None:
+    msgs = (tg("Ann", 101, "mine"), tg("Ann", 101, "a news story", forwarded_from="News"))
+    assert skipped(one_chat(tmp_path, *msgs)) == {"forwarded": 1}
+    kept = one_chat(tmp_path, *msgs, include_forwarded=True)
+    assert [m.text for m in messages(kept)] == ["mine", "a news story"]
+
+
+def test_service_media_and_empty_messages_are_skipped(tmp_path: Path) -> None:
+    records = one_chat(
+        tmp_path,
+        service("Ann", 101, "invite_members", members=["Ben"]),
+        service("Ann", 101, "pin_message", message_id=3),
+        tg("Ann", 101, "", photo="photos/p.jpg"),
+        tg("Ann", 101, "", file="stickers/s.webp", media_type="sticker", sticker_emoji="😀"),
+        tg("Ann", 101, "", poll={"question": "when?"}),
+        tg("Ann", 101, "  "),
+        tg("Ann", 101, "words"),
+    )
+    assert skipped(records) == {"system": 2, "media-only": 3, "empty": 1}
+    assert [m.text for m in messages(records)] == ["words"]
+
+
+def test_deleted_accounts_keep_a_name(tmp_path: Path) -> None:
+    records = one_chat(tmp_path, tg(None, 105, "ghost words"))
+    assert identities(records) == [IdentityRecord("user105", "Deleted Account")]
+
+
+def test_chat_types_decide_groups(tmp_path: Path) -> None:
+    chats = [
+        Chat(1, "Ann", "personal_chat", [tg("Ann", 101, "hi")]),
+        Chat(2, None, "saved_messages", [tg("Me", 100, "note")]),
+        Chat(3, "Club", "private_supergroup", [tg("Ben", 102, "yo")]),
+    ]
+    records = parse(build_telegram(tmp_path / "result.json", chats, me=(100, "Me", "Myself")))
+    assert conversations(records) == [
+        ConversationRecord("1", "Ann", is_group=False),
+        ConversationRecord("2", "Saved Messages", is_group=False),
+        ConversationRecord("3", "Club", is_group=True),
+    ]
+    assert identities(records)[0] == IdentityRecord("user100", "Me Myself", is_self=True)
+    assert [m.identity_id for m in messages(records)] == ["user101", "user100", "user102"]
+
+
+@pytest.mark.parametrize("suffix", [".zip", ""])
+def test_the_export_folder_or_its_zip(tmp_path: Path, suffix: str) -> None:
+    path = build_telegram(
+        tmp_path / f"Telegram{suffix}", [Chat(1, "A", messages=[tg("A", 1, "x")])]
+    )
+    assert [m.text for m in messages(parse(path))] == ["x"]
+
+
+def test_progress_reports_bytes(tmp_path: Path) -> None:
+    msgs = [tg("Ann", 101, f"message {i}") for i in range(2500)]
+    path = build_telegram(tmp_path / "result.json", [Chat(1, "A", messages=msgs)])
+    seen: list[Progress] = []
+    parse(path, progress=lambda p: seen.append(Progress(p.done, p.total, p.unit)))
+    assert [p.unit for p in seen] == ["bytes"] * 3
+    assert seen[-1].done == seen[-1].total == path.stat().st_size
+    assert 0 < seen[0].done < seen[1].done <= seen[2].done
+
+
+# --- Bad files -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"name": "A", "messages": [{"id": 1,', "result.json is not valid JSON ("),
+        ("[1, 2]", "result.json is not a Telegram export: it is not a JSON object."),
+        ('{"about": "x"}', "result.json is not a Telegram export: it has no messages list."),
+        ('{"name": "A", "type": "personal_chat", "id": 1, "messages": []}',
+         "result.json contains no messages."),
+    ],
+)  # fmt: skip
+def test_broken_files(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "result.json"
+    path.write_text(content)
+    with pytest.raises(ExportError) as error:
+        parse(path)
+    assert str(error.value).startswith(expected)
+
+
+def test_truncated_file_message(tmp_path: Path) -> None:
+    path = tmp_path / "result.json"
+    path.write_text('{"name": "A", "type": "personal_chat", "id": 1, "messages": [{"id": 1')
+    with pytest.raises(ExportError) as error:
+        parse(path)
+    assert str(error.value) == (
+        "result.json is not valid JSON (the file ends too early); the export may be incomplete."
+    )
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "result.json"
+    path.write_bytes(json.dumps({"name": "Zoë"}, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(ExportError) as error:
+        parse(path)
+    assert str(error.value) == "result.json is not UTF-8 text."
+
+
+def test_html_export_is_explained(tmp_path: Path) -> None:
+    path = build_telegram(tmp_path / "Telegram.zip", [], html=True)
+    with pytest.raises(ExportError) as error:
+        parse(path)
+    assert str(error.value) == (
+        'Telegram.zip is a Telegram export in HTML; export again and choose "Machine-readable '
+        'JSON" as the format.'
+    )
+
+
+def test_zip_without_result_json(tmp_path: Path) -> None:
+    path = tmp_path / "x.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("photos/p.jpg", b"\xff")
+    with pytest.raises(ExportError) as error:
+        parse(path)
+    assert str(error.value) == "x.zip has no result.json, so it is not a Telegram export."
