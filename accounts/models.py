@@ -61,3 +61,40 @@ class Invite(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.state == "open"
+
+
+class SpeakerClaim(models.Model):
+    """A member asks to be recognised as a speaker; staff approve, which links the two."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for staff"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="speaker_claims"
+    )
+    speaker = models.ForeignKey("ingest.Speaker", on_delete=models.CASCADE, related_name="claims")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "speaker"],
+                condition=models.Q(status="pending"),
+                name="one_pending_claim_per_speaker_and_member",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member} claims {self.speaker} ({self.status})"

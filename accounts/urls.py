@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import views, views_profile
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -19,4 +19,11 @@ urlpatterns = [
     path("signup/<str:token>/", views.signup, name="signup"),
     path("invites/", views.invites, name="invites"),
     path("invites/<int:pk>/revoke/", views.revoke_invite, name="revoke_invite"),
+    path("me/", views_profile.profile, name="profile"),
+    path("me/claim/", views_profile.claim, name="claim_speaker"),
+    path("me/speakers/<int:pk>/opt-out/", views_profile.opt_out, name="opt_out"),
+    path("me/speakers/<int:pk>/game/", views_profile.game_opt_in, name="game_opt_in"),
+    path("me/speakers/<int:pk>/delete/", views_profile.delete_messages, name="delete_messages"),
+    path("claims/", views_profile.claims, name="claims"),
+    path("claims/<int:pk>/decide/", views_profile.decide_claim, name="decide_claim"),
 ]

@@ -42,9 +42,13 @@ def member_client(client, member):
 
 
 @pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
+def staff_client(staff):
+    """Its own Client, so a test can hold a member's and a staff member's session at once."""
+    from django.test import Client
+
+    staff_session = Client()
+    staff_session.force_login(staff)
+    return staff_session
 
 
 @pytest.fixture

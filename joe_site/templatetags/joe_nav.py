@@ -22,6 +22,7 @@ STAFF_LINKS = [
     ("generations:batches", "Batches"),
     ("generations:triage", "Triage"),
     ("invites", "Invites"),
+    ("claims", "Claims"),
     ("admin:index", "Admin"),
 ]
 

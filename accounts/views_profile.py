@@ -1,0 +1,121 @@
+"""A member's own page: their speakers, how much of them is in the corpus, and their controls."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts import consent
+from accounts.decorators import staff_required
+from accounts.models import SpeakerClaim
+from ingest.models import Speaker
+
+
+class ClaimForm(forms.Form):
+    speaker = forms.ModelChoiceField(
+        queryset=Speaker.objects.filter(member__isnull=True), label="Which speaker are you?"
+    )
+
+
+class LinkForm(forms.Form):
+    member = forms.ModelChoiceField(queryset=get_user_model().objects.order_by("username"))
+    speaker = forms.ModelChoiceField(queryset=Speaker.objects.all())
+
+
+def _own_speaker(request: HttpRequest, pk: int) -> Speaker:
+    return get_object_or_404(Speaker, pk=pk, member=request.user)
+
+
+def profile(request: HttpRequest) -> HttpResponse:
+    speakers = Speaker.objects.filter(member=request.user).annotate(
+        corpus_messages=Count("identities__messages")
+    )
+    context = {
+        "speakers": speakers,
+        "claims": SpeakerClaim.objects.filter(member=request.user).select_related("speaker")[:20],
+        "claim_form": ClaimForm(),
+    }
+    return render(request, "accounts/profile.html", context)
+
+
+@require_POST
+def claim(request: HttpRequest) -> HttpResponse:
+    form = ClaimForm(request.POST)
+    if form.is_valid():
+        SpeakerClaim.objects.get_or_create(
+            member=request.user,
+            speaker=form.cleaned_data["speaker"],
+            status=SpeakerClaim.Status.PENDING,
+        )
+        messages.success(request, "Asked staff to link you to that speaker.")
+    else:
+        messages.error(request, "Pick a speaker nobody has claimed yet.")
+    return redirect("profile")
+
+
+@require_POST
+def opt_out(request: HttpRequest, pk: int) -> HttpResponse:
+    speaker = _own_speaker(request, pk)
+    wants_out = request.POST.get("opted_out") == "1"
+    consent.set_opted_out(speaker=speaker, opted_out=wants_out)
+    if wants_out:
+        messages.success(
+            request,
+            "You opted out: fakes in your voice are hidden now and the next training run leaves "
+            "your messages out.",
+        )
+    else:
+        messages.success(request, "You opted back in.")
+    return redirect("profile")
+
+
+@require_POST
+def game_opt_in(request: HttpRequest, pk: int) -> HttpResponse:
+    speaker = _own_speaker(request, pk)
+    Speaker.objects.filter(pk=speaker.pk).update(game_opt_in=request.POST.get("game_opt_in") == "1")
+    messages.success(request, "Saved your Real or fake? choice.")
+    return redirect("profile")
+
+
+def delete_messages(request: HttpRequest, pk: int) -> HttpResponse:
+    speaker = _own_speaker(request, pk)
+    count = consent.message_count(speaker)
+    if request.method == "POST" and request.POST.get("confirm_count") == str(count):
+        deleted = consent.delete_messages(speaker=speaker)
+        messages.success(request, f"Deleted {deleted} of your messages from the corpus.")
+        return redirect("profile")
+    return render(request, "accounts/delete_messages.html", {"speaker": speaker, "count": count})
+
+
+@staff_required
+def claims(request: HttpRequest) -> HttpResponse:
+    link_form = LinkForm(request.POST or None)
+    if request.method == "POST" and link_form.is_valid():
+        speaker = link_form.cleaned_data["speaker"]
+        Speaker.objects.filter(pk=speaker.pk).update(member=link_form.cleaned_data["member"])
+        messages.success(request, f"Linked {speaker} to {link_form.cleaned_data['member']}.")
+        return redirect("claims")
+    context = {
+        "pending": SpeakerClaim.objects.filter(status=SpeakerClaim.Status.PENDING).select_related(
+            "member", "speaker"
+        ),
+        "linked": Speaker.objects.filter(member__isnull=False).select_related("member"),
+        "link_form": link_form,
+        "unlinked_count": Speaker.objects.filter(Q(member__isnull=True)).count(),
+    }
+    return render(request, "accounts/claims.html", context)
+
+
+@staff_required
+@require_POST
+def decide_claim(request: HttpRequest, pk: int) -> HttpResponse:
+    claim_obj = get_object_or_404(SpeakerClaim, pk=pk, status=SpeakerClaim.Status.PENDING)
+    approve = request.POST.get("decision") == "approve"
+    consent.decide_claim(claim=claim_obj, approve=approve, staff_user=request.user)
+    messages.success(request, "Claim approved." if approve else "Claim rejected.")
+    return redirect("claims")

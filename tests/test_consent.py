@@ -1,0 +1,108 @@
+"""Friends control their own voice: claim, opt out and back in, delete messages, staff links."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from accounts.models import SpeakerClaim
+from ingest.models import Conversation, Identity, Message, Speaker
+from trainer.corpus import chat_format, corpus_messages
+from trainer.models import TrainingRun
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+def make_corpus():
+    conv = Conversation.objects.create(source_kind="slack", external_id="C1", title="general")
+    speakers = {}
+    for i, name in enumerate(["Alice", "Bob"]):
+        speaker = Speaker.objects.create(display_name=name, slug=name.lower())
+        identity = Identity.objects.create(
+            source_kind="slack", external_id=f"U{i}", display_name=name, speaker=speaker
+        )
+        for j in range(3):
+            Message.objects.create(
+                conversation=conv, identity=identity, source_kind="slack",
+                external_id=f"{i}-{j}", sent_at=T0 + timedelta(minutes=j), text=f"{name} {j}",
+            )  # fmt: skip
+        speakers[name] = speaker
+    bot = Identity.objects.create(
+        source_kind="slack", external_id="B1", display_name="bot", is_bot=True,
+        speaker=speakers["Bob"],
+    )  # fmt: skip
+    Message.objects.create(
+        conversation=conv, identity=bot, source_kind="slack", external_id="b", sent_at=T0,
+        text="beep",
+    )  # fmt: skip
+    return speakers
+
+
+def test_member_claims_speaker_and_staff_approves(member_client, member, staff_client):
+    alice = make_corpus()["Alice"]
+    member_client.post("/accounts/me/claim/", {"speaker": alice.pk})
+    claim = SpeakerClaim.objects.get()
+    assert claim.status == "pending"
+    staff_client.post(f"/accounts/claims/{claim.pk}/decide/", {"decision": "approve"})
+    alice.refresh_from_db()
+    assert alice.member == member
+    page = member_client.get("/accounts/me/").content.decode()
+    assert "Alice" in page and "<strong>3</strong> of your messages" in page
+
+
+def test_staff_links_member_directly(staff_client, member):
+    bob = make_corpus()["Bob"]
+    staff_client.post("/accounts/claims/", {"member": member.pk, "speaker": bob.pk})
+    bob.refresh_from_db()
+    assert bob.member == member
+
+
+def test_training_corpus_leaves_out_opted_out_speakers_and_bots(member_client, member):
+    speakers = make_corpus()
+    assert {m.speaker_slug for m in corpus_messages()} == {"alice", "bob"}
+    assert "beep" not in {m.text for m in corpus_messages()}
+    alice = speakers["Alice"]
+    Speaker.objects.filter(pk=alice.pk).update(member=member)
+    run = TrainingRun.objects.create(name="r1", speaker_ids=[alice.pk, speakers["Bob"].pk])
+    member_client.post(f"/accounts/me/speakers/{alice.pk}/opt-out/", {"opted_out": "1"})
+    assert {m.speaker_slug for m in corpus_messages()} == {"bob"}
+    assert set(chat_format().speakers) == {"bob"}
+    run.refresh_from_db()
+    assert "Alice opted out" in run.needs_retrain
+    member_client.post(f"/accounts/me/speakers/{alice.pk}/opt-out/", {"opted_out": "0"})
+    assert {m.speaker_slug for m in corpus_messages()} == {"alice", "bob"}
+
+
+def test_member_cannot_touch_someone_elses_speaker(member_client):
+    bob = make_corpus()["Bob"]
+    response = member_client.post(f"/accounts/me/speakers/{bob.pk}/opt-out/", {"opted_out": "1"})
+    assert response.status_code == 404
+    bob.refresh_from_db()
+    assert not bob.opted_out
+
+
+def test_delete_my_messages_leaves_nothing(member_client, member):
+    speakers = make_corpus()
+    alice = speakers["Alice"]
+    Speaker.objects.filter(pk=alice.pk).update(member=member)
+    page = member_client.get(f"/accounts/me/speakers/{alice.pk}/delete/").content.decode()
+    assert "all <strong>3</strong> messages" in page
+    # a stale confirmation (the count changed meanwhile) deletes nothing
+    member_client.post(f"/accounts/me/speakers/{alice.pk}/delete/", {"confirm_count": "2"})
+    assert Message.objects.filter(identity__speaker=alice).count() == 3
+    member_client.post(f"/accounts/me/speakers/{alice.pk}/delete/", {"confirm_count": "3"})
+    assert not Message.objects.filter(identity__speaker=alice).exists()
+    assert not Message.objects.filter(text__startswith="Alice").exists()
+    assert Message.objects.filter(identity__speaker=speakers["Bob"]).count() == 4
+    assert all(i.excluded for i in Identity.objects.filter(speaker=alice))
+
+
+def test_game_opt_in_is_off_by_default_and_explicit(member_client, member):
+    alice = make_corpus()["Alice"]
+    assert not alice.game_opt_in
+    Speaker.objects.filter(pk=alice.pk).update(member=member)
+    member_client.post(f"/accounts/me/speakers/{alice.pk}/game/", {"game_opt_in": "1"})
+    alice.refresh_from_db()
+    assert alice.game_opt_in
