@@ -7,4 +7,5 @@ app_name = "generations"
 urlpatterns = [
     path("", include("generations.urls_gallery")),
     path("", include("generations.urls_generate")),
+    path("", include("generations.urls_consent")),
 ]
