@@ -422,6 +422,7 @@ def _insert(
             )
         assert cursor.lastrowid is not None
         payloads[cursor.lastrowid] = data
+    revisions = [message_id]
     for number, text in enumerate(msg.edits, start=1):
         cursor = db.execute(
             "INSERT INTO message (date_sent, date_received, date_server, thread_id, "
@@ -430,11 +431,10 @@ def _insert(
             (msg.sent + 60_000 * number, received + 60_000 * number, server, thread, sender,
              rid["me"] if not outgoing else peer, message_type, text, message_id, number),
         )  # fmt: skip
-        latest = cursor.lastrowid
+        revisions.append(cursor.lastrowid)
+    for older in revisions[:-1]:  # every older revision points at the latest one
         db.execute(
-            "UPDATE message SET latest_revision_id = ? WHERE _id = ? OR (original_message_id = ? "
-            "AND _id != ?)",
-            (latest, message_id, message_id, latest),
+            "UPDATE message SET latest_revision_id = ? WHERE _id = ?", (revisions[-1], older)
         )
 
 

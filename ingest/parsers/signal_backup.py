@@ -132,9 +132,8 @@ class _Replayer:
                 self._kept[sql] = keep
         if not keep:
             return
-        params = [_parameter(p) for p in statement.parameters]
         try:
-            self.db.execute(sql, params)
+            self.db.execute(sql, _parameters(statement))
         except sqlite3.Error as error:
             self.failures += 1
             log.debug("Signal backup: skipped %r: %s", sql[:80], error)
@@ -161,18 +160,21 @@ def _is_kept(sql: str) -> bool:
     return match is not None and match.group(1).lower() in KEPT_TABLES
 
 
-def _parameter(parameter: signal_pb2.SqlStatement.SqlParameter) -> object:
-    """One SQL parameter as Python sees it (one ListFields call: this runs millions of times)."""
-    fields = parameter.ListFields()
-    if not fields:
-        return None
-    descriptor, value = fields[0]
-    if descriptor.number == 2:
-        # Java wrote a signed long into a uint64 field: undo the two's complement.
-        return value - _UINT64 if value >= _UINT64_SIGN else value
-    if descriptor.number == 5:
-        return None
-    return value
+def _parameters(statement: signal_pb2.SqlStatement) -> list[object]:
+    """The statement's parameters as Python values (this runs millions of times: keep it lean)."""
+    values: list[object] = []
+    for parameter in statement.parameters:
+        fields = parameter.ListFields()  # the one field set, whichever it is
+        value = fields[0][1] if fields else None
+        kind = type(value)
+        if kind is int:
+            # Java wrote a signed long into a uint64 field: undo the two's complement.
+            if value >= _UINT64_SIGN:  # type: ignore[operator]
+                value -= _UINT64  # type: ignore[operator]
+        elif kind is bool:  # only nullparameter is a bool
+            value = None
+        values.append(value)
+    return values
 
 
 def _long_text(
