@@ -1,0 +1,210 @@
+"""Signal Desktop history exported by signal-export (``sigexport``).
+
+sigexport writes one folder per conversation, named after the contact or group with only letters
+and digits kept (``AliceSmith/``), holding ``chat.md`` and, by default, ``data.json``: one JSON
+object per line with ``date`` (ISO, the exporting computer's local time, read in the ``timezone``
+option), ``sender`` ("Me" for your own messages), ``body``, ``quote``, ``sticker``,
+``attachments``, ``deleted``, ``call``. ``data.json`` is read when present, else ``chat.md``
+(``[YYYY-MM-DD HH:MM:SS] Sender: body`` with quotes, reactions and files inlined as markdown).
+Upload the export folder as a zip, the folder, or a single chat's file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .archive import Archive, Limits, open_archive
+from .records import (
+    ConversationRecord,
+    ExportError,
+    IdentityRecord,
+    MessageRecord,
+    Progress,
+    ProgressCallback,
+    Record,
+    SkippedRecord,
+)
+
+SELF = "Me"
+_MD_HEADER = re.compile(r"^\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\] (.+?): ?(.*)$")
+_MD_REACTIONS = re.compile(r"\n\(- .* -\)$")
+_MD_STICKER = re.compile(r"\n\(\( .* \)\)$")
+_MD_FILE = re.compile(r"!?\[[^\]]*\]\(\.{0,2}/?(media|exported_stickers)/[^)]*\)\s*")
+_MD_QUOTE = re.compile(r"^\n*(> .*\n?)+\n*")
+_CALL = re.compile(r"^(Incoming|Outgoing|Missed) .*call")
+
+
+def _md_messages(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """chat.md back into data.json-like dicts."""
+    current: dict[str, Any] | None = None
+    for line in lines:
+        match = _MD_HEADER.match(line)
+        if match:
+            if current:
+                yield current
+            current = {"date": match[1], "sender": match[2], "body": match[3]}
+        elif current is not None:
+            current["body"] += "\n" + line
+    if current:
+        yield current
+
+
+def _md_body(msg: dict[str, Any]) -> dict[str, Any]:
+    body = msg["body"].rstrip()
+    if body == "(This message was deleted)":
+        return {**msg, "deleted": True, "body": ""}
+    body = _MD_REACTIONS.sub("", body)
+    sticker = bool(_MD_STICKER.search(body))
+    body = _MD_STICKER.sub("", body)
+    files = _MD_FILE.findall(body)
+    body = _MD_FILE.sub("", body)
+    body = _MD_QUOTE.sub("", body)  # the quoted message someone replied to
+    return {**msg, "body": body, "attachments": files, "sticker": sticker}
+
+
+class _Chat:
+    def __init__(
+        self, opener: Callable[[], IO[bytes]], folder: str, member: str, tz: dt.tzinfo
+    ) -> None:
+        self.opener = opener
+        self.folder = folder
+        self.member = member
+        self.tz = tz
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        with self.opener() as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig")
+            try:
+                if self.member.endswith(".md"):
+                    for msg in _md_messages(line.rstrip("\n") for line in text):
+                        yield _md_body(msg)
+                    return
+                for number, line in enumerate(text, 1):
+                    if line.strip():
+                        yield self._json_line(line, number)
+            except UnicodeDecodeError as exc:
+                raise ExportError(f"{self.member} is not UTF-8 text.") from exc
+
+    def _json_line(self, line: str, number: int) -> dict[str, Any]:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ExportError(
+                f"{self.member} is not valid signal-export JSON: line {number} is cut or damaged."
+            ) from exc
+        if not isinstance(row, dict):
+            raise ExportError(f"{self.member} is not valid signal-export JSON: line {number}.")
+        return row
+
+    def record(self, row: dict[str, Any], seen: dict[str, Any]) -> Iterator[Record]:
+        body = str(row.get("body") or "").strip()
+        if row.get("deleted"):
+            yield SkippedRecord("deleted")
+            return
+        if row.get("call") or row.get("missed") or _CALL.match(body):
+            yield SkippedRecord("system")
+            return
+        if not body:
+            media = row.get("attachments") or row.get("sticker")
+            yield SkippedRecord("media-only" if media else "empty")
+            return
+        try:
+            local = dt.datetime.fromisoformat(str(row["date"]))
+        except (KeyError, ValueError):
+            yield SkippedRecord("invalid")
+            return
+        sent_at = local.replace(tzinfo=local.tzinfo or self.tz).astimezone(dt.UTC)
+        sender = str(row.get("sender") or "No-Sender")
+        if sent_at != seen.get("stamp"):
+            seen.clear()
+            seen["stamp"] = sent_at
+        n = seen[sender] = seen.get(sender, -1) + 1
+        seed = f"{self.folder}|{sent_at.isoformat()}|{sender}|{n}".encode()
+        yield MessageRecord(
+            external_id=hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:24],
+            conversation_id=self.folder,
+            identity_id=sender,
+            sent_at=sent_at,
+            text=body,
+        )
+
+
+def _chats(archive: Archive, fallback: str) -> list[tuple[str, str]]:
+    """(conversation folder, file to read) pairs, data.json preferred over chat.md."""
+    found: dict[str, str] = {}
+    for member in archive.members:
+        folder, _, name = member.rpartition("/")
+        if name == "data.json" or (name == "chat.md" and folder not in found):
+            found[folder] = member
+    return [(folder.rsplit("/", 1)[-1] or fallback, m) for folder, m in sorted(found.items())]
+
+
+def parse(
+    path: str,
+    *,
+    progress: ProgressCallback | None = None,
+    timezone: str = "UTC",
+    self_name: str = SELF,
+    limits: Limits | None = None,
+    **options: Any,
+) -> Iterator[Record]:
+    """Stream the records of a signal-export output: zip, folder, or one data.json/chat.md."""
+    try:
+        tz = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ExportError(f"{timezone!r} is not a time zone name joe knows.") from exc
+    p = Path(path)
+    if not p.exists():
+        raise ExportError(f"The export {p.name} could not be found.")
+    with ExitStack() as stack:
+        if p.is_file() and p.suffix.lower() in (".json", ".md"):
+            chats = [_Chat(partial(p.open, "rb"), p.parent.name or p.stem, p.name, tz)]
+        else:
+            archive = stack.enter_context(open_archive(p, limits))
+            chats = [
+                _Chat(partial(archive.open, member), folder, member, tz)
+                for folder, member in _chats(archive, p.stem)
+            ]
+        if not chats:
+            raise ExportError(
+                f"{p.name} holds no signal-export conversations (folders with data.json or "
+                "chat.md)."
+            )
+        yield from _records(chats, self_name, progress)
+
+
+def _records(
+    chats: list[_Chat], self_name: str, progress: ProgressCallback | None
+) -> Iterator[Record]:
+    announced: set[str] = set()
+    state = Progress(done=0, total=len(chats), unit="files")
+    count = 0
+    for chat in chats:
+        # First pass: who speaks, so identities and the group flag come before messages.
+        senders = dict.fromkeys(str(r.get("sender") or "No-Sender") for r in chat.rows())
+        for sender in senders:
+            if sender not in announced:
+                announced.add(sender)
+                is_self = sender == SELF
+                yield IdentityRecord(sender, self_name if is_self else sender, is_self=is_self)
+        others = [s for s in senders if s != SELF]
+        yield ConversationRecord(chat.folder, chat.folder, is_group=len(others) > 1)
+        seen: dict[str, Any] = {}
+        for row in chat.rows():
+            count += 1
+            yield from chat.record(row, seen)
+        state.done += 1
+        if progress:
+            progress(state)
+    if not count:
+        raise ExportError("This signal-export output contains no messages.")
