@@ -78,13 +78,20 @@ def _keys(passphrase: str, salt: bytes) -> tuple[bytes, bytes]:
 
 class _FrameWriter:
     def __init__(
-        self, out: BinaryIO, passphrase: str, version: int, iv: bytes, info: BackupInfo
+        self,
+        out: BinaryIO,
+        passphrase: str,
+        version: int,
+        iv: bytes,
+        info: BackupInfo,
+        header_version: int | None = None,
     ) -> None:
         header = signal_pb2.BackupFrame()
         header.header.iv = iv
         header.header.salt = SALT
-        if version:  # version 0 files predate the field
-            header.header.version = version
+        header_version = version if header_version is None else header_version
+        if header_version:  # version 0 files predate the field
+            header.header.version = header_version
         data = header.SerializeToString()
         out.write(len(data).to_bytes(4, "big") + data)
         self.out, self.version, self.iv, self.info = out, version, iv, info
@@ -487,6 +494,27 @@ WORDS = [
 ]
 
 
+FIXTURE_START = 1_700_000_000_000
+# tests/fixtures/signal/tiny.backup holds these (see the README there).
+FIXTURE_MESSAGES = (
+    Msg("alice", "alice", FIXTURE_START + 60_000, "Are we still on for Saturday? 🏔"),
+    Msg("alice", "me", FIXTURE_START + 120_000, "Yes!\nTrailhead at 8."),
+    Msg("alice", "alice", FIXTURE_START + 180_000, "Great", quote=("me", FIXTURE_START + 120_000)),
+    Msg(
+        GROUP,
+        "bob",
+        FIXTURE_START + 240_000,
+        "Who brings coffee, \ufffc?",
+        mentions=((19, 1, "me"),),
+    ),
+    Msg(GROUP, "me", FIXTURE_START + 300_000, "I do ☕", edits=("I do ☕☕",)),
+    Msg(GROUP, "bob", FIXTURE_START + 360_000, deleted=True),
+    Msg(GROUP, "bob", FIXTURE_START + 420_000, "CgIIAQ==", kind="group-update"),
+    Msg(GROUP, "alice", FIXTURE_START + 480_000, media=b"\xff\xd8\xff\xe0 not really a jpeg"),
+    Msg(GROUP, "me", FIXTURE_START + 540_000, long_text="A long story. " * 200),
+)
+
+
 def generate_messages(n: int, *, seed: int = 0, schema: Schema = "message") -> Iterable[Msg]:
     """``n`` messages in three chats with a realistic mix of everything the parser handles."""
     rng = random.Random(seed)
@@ -563,6 +591,28 @@ def write_backup(
     return info
 
 
+def write_frames(
+    path: str | Path,
+    frames: Iterable[signal_pb2.BackupFrame],
+    *,
+    passphrase: str = DEFAULT_PASSPHRASE,
+    version: int = 1,
+    header_version: int | None = None,
+) -> BackupInfo:
+    """A backup of exactly ``frames`` (then an end frame), for odd cases; ``header_version``
+    overrides the version written in the header (the framing still follows ``version``)."""
+    path = Path(path)
+    info = BackupInfo(path, passphrase, version, "message")
+    with open(path, "wb") as out:
+        writer = _FrameWriter(out, passphrase, version, bytes(16), info, header_version)
+        for frame in frames:
+            writer.frame(frame, "frame")
+        end = signal_pb2.BackupFrame()
+        end.end = True
+        writer.frame(end, "end")
+    return info
+
+
 def _export(
     db: sqlite3.Connection, writer: _FrameWriter, schema: Schema, payloads: dict[int, bytes]
 ) -> None:
@@ -633,11 +683,13 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--version", type=int, default=1, choices=(0, 1))
     parser.add_argument("--schema", default="message", choices=("message", "sms_mms"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fixture", action="store_true", help="write FIXTURE_MESSAGES")
     args = parser.parse_args(list(argv) if argv is not None else None)
     info = write_backup(
         args.path,
         version=args.version,
         schema=args.schema,
+        messages=FIXTURE_MESSAGES if args.fixture else None,
         n_messages=args.messages,
         seed=args.seed,
     )

@@ -57,7 +57,7 @@ CORRUPTED = (
     "damaged after Signal wrote it."
 )
 TRUNCATED = (
-    "The backup file is incomplete: it ends in frame {frame} before Signal's end marker. "
+    "The backup file is incomplete: it stops in frame {frame}, before Signal's end marker. "
     "Copy or upload the whole file again."
 )
 UNSUPPORTED_VERSION = (
