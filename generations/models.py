@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
+from generations import ranking
 from ingest.models import Speaker
 from joe_site.jobs import Job
 from trainer.models import TrainingRun
@@ -45,6 +50,70 @@ class SnippetStatus(models.TextChoices):
     PUBLISHED = "published", "In the gallery"
     HIDDEN = "hidden", "Hidden"
     DISCARDED = "discarded", "Discarded"
+
+
+class CurationError(Exception):
+    """A curation step that is not allowed; the message is meant for the page."""
+
+
+@dataclass(frozen=True)
+class Bubble:
+    """One line of a snippet as the gallery draws it."""
+
+    name: str
+    text: str
+    colour: str
+    initial: str
+
+
+class SnippetQuerySet(models.QuerySet):
+    def visible(self) -> SnippetQuerySet:
+        """What members may see anywhere on the site: the one place this rule lives.
+
+        Published, not vetoed, not a leak, and no voice in it belongs to an opted-out speaker.
+        """
+        opted_out_voice = Snippet.speakers.through.objects.filter(
+            snippet_id=OuterRef("pk"), speaker__opted_out=True
+        )
+        return self.filter(
+            status=SnippetStatus.PUBLISHED,
+            is_leak=False,
+            vetoed_by__isnull=True,
+            vetoed_at__isnull=True,
+        ).exclude(
+            Q(speaker__opted_out=True) | Q(Exists(opted_out_voice)),
+        )
+
+    def featuring(self, speaker: Speaker) -> SnippetQuerySet:
+        """Snippets in this speaker's voice, alone or as one voice of a conversation."""
+        in_conversation = Snippet.speakers.through.objects.filter(
+            snippet_id=OuterRef("pk"), speaker_id=speaker.pk
+        )
+        return self.filter(Q(speaker=speaker) | Q(Exists(in_conversation)))
+
+    def for_member(self, user) -> SnippetQuerySet:
+        """Annotate the member's own vote (1, -1 or None) and whether they starred it."""
+        return self.annotate(
+            my_vote=Subquery(
+                Vote.objects.filter(snippet_id=OuterRef("pk"), user_id=user.pk).values("value")[:1]
+            ),
+            is_favourite=Exists(
+                Favourite.objects.filter(snippet_id=OuterRef("pk"), user_id=user.pk)
+            ),
+        )
+
+    def ranked(self, sort: str, *, now: datetime | None = None, seed: int = 0) -> SnippetQuerySet:
+        """Order by one of ranking.SORTS; ties broken by recency so pages never overlap."""
+        if sort == "new":
+            return self.order_by("-created_at", "-pk")
+        if sort == "top":
+            return self.order_by("-score", "-created_at", "-pk")
+        if sort == "best":
+            return self.order_by("-best", "-created_at", "-pk")
+        if sort == "random":
+            return self.annotate(shuffle=ranking.shuffled(seed)).order_by("shuffle", "pk")
+        hot = ranking.hot(now or timezone.now())
+        return self.annotate(hot=hot).order_by("-hot", "-created_at", "-pk")
 
 
 class Snippet(models.Model):
@@ -104,9 +173,14 @@ class Snippet(models.Model):
     upvotes = models.PositiveIntegerField(default=0)
     downvotes = models.PositiveIntegerField(default=0)
     score = models.IntegerField(default=0)
-    views = models.PositiveIntegerField(default=0)
+    views = models.PositiveIntegerField(default=0)  # members who saw it, each counted once
+    best = models.FloatField(
+        default=0.0, help_text="Wilson lower bound of upvotes over impressions (the best sort)"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SnippetQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -114,6 +188,7 @@ class Snippet(models.Model):
             models.Index(fields=["status", "-created_at"], name="snippet_new"),
             models.Index(fields=["status", "-score", "-created_at"], name="snippet_top"),
             models.Index(fields=["speaker", "status", "-created_at"], name="snippet_speaker_new"),
+            models.Index(fields=["status", "-best", "-created_at"], name="snippet_best"),
         ]
 
     def __str__(self) -> str:
@@ -121,6 +196,53 @@ class Snippet(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("generations:snippet", args=[self.pk])
+
+    @property
+    def is_visible(self) -> bool:
+        return Snippet.objects.visible().filter(pk=self.pk).exists()
+
+    def bubbles(self, speakers: Mapping[str, Speaker]) -> list[Bubble]:
+        """The lines as chat bubbles; `speakers` maps slug to Speaker (names may have changed)."""
+        lines = self.lines or [{"speaker": "", "name": str(self.speaker or ""), "text": self.text}]
+        bubbles = []
+        for line in lines:
+            speaker = speakers.get(line.get("speaker", ""))
+            if speaker is None and self.speaker_id and len(lines) == 1:
+                speaker = self.speaker
+            name = speaker.display_name if speaker else line.get("name") or "?"
+            bubbles.append(
+                Bubble(
+                    name=name,
+                    text=line.get("text", ""),
+                    colour=speaker.colour if speaker else "#777777",
+                    initial=speaker.initial if speaker else (name[:1] or "?").upper(),
+                )
+            )
+        return bubbles
+
+    def voice_names(self, speakers: Mapping[str, Speaker]) -> list[str]:
+        """Each voice once, in order of appearance: "AI parody of Ann and Bo"."""
+        return list(dict.fromkeys(b.name for b in self.bubbles(speakers)))
+
+    # Staff curation. Leaks never reach the gallery: they can only be discarded.
+    def publish(self) -> None:
+        if self.is_leak:
+            raise CurationError(
+                "This snippet repeats a training message, so it can only be discarded."
+            )
+        self.status = SnippetStatus.PUBLISHED
+        self.published_at = self.published_at or timezone.now()
+        self.hidden_reason = ""
+        self.save(update_fields=["status", "published_at", "hidden_reason"])
+
+    def hide(self, reason: str = "") -> None:
+        self.status = SnippetStatus.HIDDEN
+        self.hidden_reason = reason[:200]
+        self.save(update_fields=["status", "hidden_reason"])
+
+    def discard(self) -> None:
+        self.status = SnippetStatus.DISCARDED
+        self.save(update_fields=["status"])
 
 
 class Vote(models.Model):
@@ -141,6 +263,24 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {'+' if self.value > 0 else '-'}1 on {self.snippet_id}"
+
+
+class Impression(models.Model):
+    """A member saw a snippet: counted once per member, the denominator of the best sort."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="impressions"
+    )
+    snippet = models.ForeignKey(Snippet, on_delete=models.CASCADE, related_name="impressions")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "snippet"], name="one_impression_per_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} saw {self.snippet_id}"
 
 
 class Favourite(models.Model):
@@ -164,6 +304,12 @@ def _share_token() -> str:
     return secrets.token_urlsafe(16)
 
 
+class ShareLinkQuerySet(models.QuerySet):
+    def active(self) -> ShareLinkQuerySet:
+        """Not revoked, and the snippet is still one members may see."""
+        return self.filter(revoked_at__isnull=True, snippet__in=Snippet.objects.visible())
+
+
 class ShareLink(models.Model):
     """An unguessable public URL for one snippet; revoked links 404."""
 
@@ -175,11 +321,21 @@ class ShareLink(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ShareLinkQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"Share link for snippet {self.snippet_id}"
 
     def get_absolute_url(self) -> str:
         return reverse("generations:share", args=[self.token])
+
+    def can_revoke(self, user) -> bool:
+        return user.is_staff or (user.pk is not None and user.pk == self.created_by_id)
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
 
 
 class LiveGeneration(Job):

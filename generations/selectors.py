@@ -1,0 +1,190 @@
+"""Reads the gallery pages share: a page of snippets with everything a card draws, leaderboards."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+
+from generations.models import Favourite, Snippet, SnippetStatus, Vote
+from generations.votes import record_impressions
+from ingest.models import Speaker
+
+PAGE_SIZE = 20
+
+
+def speakers_by_slug() -> dict[str, Speaker]:
+    """Every speaker in one query: a friend group has a handful, and each card needs names."""
+    return {speaker.slug: speaker for speaker in Speaker.objects.all()}
+
+
+def dress(snippets: Iterable[Snippet], speakers: dict[str, Speaker]) -> list[Snippet]:
+    """Attach bubbles and the (cached) speaker so drawing a card runs no query."""
+    by_pk = {speaker.pk: speaker for speaker in speakers.values()}
+    dressed = []
+    for snippet in snippets:
+        if snippet.speaker_id in by_pk:
+            snippet.speaker = by_pk[snippet.speaker_id]
+        snippet.bubble_list = snippet.bubbles(speakers)
+        snippet.voices = ", ".join(snippet.voice_names(speakers))
+        dressed.append(snippet)
+    return dressed
+
+
+@dataclass
+class GalleryPage:
+    snippets: list[Snippet]
+    has_more: bool
+    speakers: dict[str, Speaker] = field(default_factory=dict)
+
+
+def gallery_page(
+    *,
+    member,
+    sort: str,
+    speaker: Speaker | None = None,
+    page: int = 1,
+    seed: int = 0,
+    page_size: int = PAGE_SIZE,
+    speakers: dict[str, Speaker] | None = None,
+    now: datetime | None = None,
+) -> GalleryPage:
+    """One page of the gallery for this member, with their votes and stars, counted as seen."""
+    speakers = speakers if speakers is not None else speakers_by_slug()
+    snippets = Snippet.objects.visible()
+    if speaker is not None:
+        snippets = snippets.featuring(speaker)
+    offset = (page - 1) * page_size
+    rows = list(
+        snippets.for_member(member)
+        .ranked(sort, now=now, seed=seed)
+        .defer("text", "prompt")[offset : offset + page_size + 1]
+    )
+    shown = rows[:page_size]
+    record_impressions(member=member, snippet_ids=[s.pk for s in shown])
+    return GalleryPage(dress(shown, speakers), has_more=len(rows) > page_size, speakers=speakers)
+
+
+def favourites_of(member) -> list[Snippet]:
+    snippets = (
+        Snippet.objects.visible()
+        .filter(favourites__user=member)
+        .for_member(member)
+        .order_by("-favourites__created_at")
+    )
+    return dress(snippets, speakers_by_slug())
+
+
+@dataclass
+class SpeakerRow:
+    speaker: Speaker
+    total_score: int
+    snippets: int
+    upvotes: int
+    top: Snippet | None
+
+
+def speaker_leaderboard() -> list[SpeakerRow]:
+    """Best-loved fake you: each voice's total score over visible snippets, and its top one."""
+    visible = Snippet.objects.visible()
+    top = visible.filter(speaker_id=OuterRef("speaker_id")).order_by("-score", "-created_at")
+    rows = list(
+        visible.filter(speaker__isnull=False)
+        .order_by()
+        .values("speaker_id")
+        .annotate(
+            total=Sum("score"),
+            n=Count("pk"),
+            ups=Sum("upvotes"),
+            top_id=Subquery(top.values("pk")[:1]),
+        )
+        .order_by("-total", "-ups")
+    )
+    speakers = speakers_by_slug()
+    by_pk = {s.pk: s for s in speakers.values()}
+    tops = {
+        s.pk: s for s in dress(Snippet.objects.filter(pk__in=[r["top_id"] for r in rows]), speakers)
+    }
+    return [
+        SpeakerRow(
+            speaker=by_pk[row["speaker_id"]],
+            total_score=row["total"] or 0,
+            snippets=row["n"],
+            upvotes=row["ups"] or 0,
+            top=tops.get(row["top_id"]),
+        )
+        for row in rows
+        if row["speaker_id"] in by_pk
+    ]
+
+
+@dataclass
+class SpotterRow:
+    username: str
+    spotted: int  # upvotes from others that came after this member starred the snippet
+    stars: int
+    best: Snippet | None = None
+    best_count: int = 0
+
+
+def spotter_leaderboard() -> list[SpotterRow]:
+    """Members with the best eye: a star counts for each later upvote from someone else.
+
+    Starring something the group then loves is the member's "find"; starring what is already
+    on top earns nothing, because only votes cast after the star count.
+    """
+    later_upvotes = (
+        Vote.objects.filter(
+            snippet_id=OuterRef("snippet_id"), value=1, created_at__gt=OuterRef("created_at")
+        )
+        .exclude(user_id=OuterRef("user_id"))
+        .order_by()
+        .values("snippet_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    stars = (
+        Favourite.objects.filter(snippet__in=Snippet.objects.visible())
+        .annotate(later=Coalesce(Subquery(later_upvotes, output_field=IntegerField()), 0))
+        .values_list("user__username", "snippet_id", "later")
+    )
+    rows: dict[str, SpotterRow] = defaultdict(lambda: SpotterRow("", 0, 0))
+    best_ids: dict[str, int] = {}
+    for username, snippet_id, later in stars:
+        row = rows[username]
+        row.username = username
+        row.stars += 1
+        row.spotted += later
+        if later > row.best_count:
+            row.best_count, best_ids[username] = later, snippet_id
+    bests = {
+        s.pk: s for s in dress(Snippet.objects.filter(pk__in=best_ids.values()), speakers_by_slug())
+    }
+    for username, snippet_id in best_ids.items():
+        rows[username].best = bests.get(snippet_id)
+    return sorted(rows.values(), key=lambda r: (-r.spotted, -r.stars, r.username))
+
+
+def triage_queues() -> dict[str, list[Snippet]]:
+    """Staff curation: waiting snippets, leaks (discard only) and hidden ones."""
+    speakers = speakers_by_slug()
+    waiting = Snippet.objects.filter(status=SnippetStatus.TRIAGE, is_leak=False).order_by(
+        "created_at"
+    )
+    leaks = (
+        Snippet.objects.filter(is_leak=True)
+        .exclude(status=SnippetStatus.DISCARDED)
+        .order_by("-longest_shared_run")
+    )
+    hidden = Snippet.objects.filter(status=SnippetStatus.HIDDEN, is_leak=False).order_by(
+        "-created_at"
+    )
+    return {
+        "waiting": dress(waiting[:100], speakers),
+        "leaks": dress(leaks[:100], speakers),
+        "hidden": dress(hidden[:100], speakers),
+    }

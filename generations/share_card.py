@@ -1,0 +1,117 @@
+"""The 1200×630 PNG a link preview shows for a shared snippet, drawn with Pillow and DejaVu Sans."""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from generations.models import Bubble
+
+WIDTH, HEIGHT = 1200, 630
+FONTS = Path(__file__).resolve().parent / "fonts"
+PAD = 56
+AVATAR = 64
+GAP = 22
+BACKGROUND = "#f6f4ef"
+BUBBLE = "#ffffff"
+LINE = "#e3e0d8"
+INK = "#1d1d1f"
+MUTED = "#6b6b70"
+TEXT_SIZES = (44, 38, 32, 28, 24)
+
+
+@cache
+def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    return ImageFont.truetype(str(FONTS / name), size)
+
+
+def wrap(text: str, face: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """Greedy word wrap by pixel width; words longer than a line are cut by characters."""
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if face.getlength(candidate) <= width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            while face.getlength(word) > width:
+                cut = max(
+                    1, next(i for i in range(len(word), 0, -1) if face.getlength(word[:i]) <= width)
+                )
+                lines.append(word[:cut])
+                word = word[cut:]
+            line = word
+        lines.append(line)
+    return lines
+
+
+def _layout(bubbles: list[Bubble], size: int, text_width: int) -> list[list[str]]:
+    face = font(size)
+    return [wrap(bubble.text, face, text_width) for bubble in bubbles]
+
+
+def _height(wrapped: list[list[str]], size: int) -> int:
+    name_h = 34
+    return sum(name_h + len(lines) * int(size * 1.25) + 28 + GAP for lines in wrapped) - GAP
+
+
+def render_card(*, bubbles: list[Bubble], label: str) -> bytes:
+    """Draw the snippet as chat bubbles under its "AI parody of ..." label; PNG bytes."""
+    image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.text((PAD, PAD - 16), label, font=font(30, bold=True), fill=MUTED)
+    footer = "joe · AI-generated parody, not a real message"
+    draw.text((PAD, HEIGHT - PAD + 4), footer, font=font(22), fill=MUTED)
+
+    top, bottom = PAD + 44, HEIGHT - PAD - 16
+    text_left = PAD + AVATAR + 20 + 22
+    text_width = WIDTH - PAD - text_left - 22
+    size = TEXT_SIZES[-1]
+    for size in TEXT_SIZES:
+        wrapped = _layout(bubbles, size, text_width)
+        if _height(wrapped, size) <= bottom - top:
+            break
+    leading = int(size * 1.25)
+
+    y = top
+    for bubble, lines in zip(bubbles, wrapped, strict=True):
+        room = (bottom - y - 34 - 28) // leading
+        if room < 1:
+            break
+        if len(lines) > room:
+            lines = (
+                lines[: room - 1] + [lines[room - 1].rstrip() + " …"]
+                if room > 1
+                else [lines[0] + " …"]
+            )
+        box_h = 34 + len(lines) * leading + 22
+        draw.ellipse((PAD, y, PAD + AVATAR, y + AVATAR), fill=bubble.colour)
+        initial = font(30, bold=True)
+        draw.text(
+            (PAD + AVATAR / 2, y + AVATAR / 2),
+            bubble.initial,
+            font=initial,
+            fill="#ffffff",
+            anchor="mm",
+        )
+        widest = max(
+            [font(size).getlength(line) for line in lines]
+            + [font(24, bold=True).getlength(bubble.name)]
+        )
+        box = (PAD + AVATAR + 20, y, PAD + AVATAR + 20 + widest + 44, y + box_h)
+        draw.rounded_rectangle(box, radius=26, fill=BUBBLE, outline=LINE, width=2)
+        draw.text((text_left, y + 10), bubble.name, font=font(24, bold=True), fill=bubble.colour)
+        for i, line in enumerate(lines):
+            draw.text((text_left, y + 44 + i * leading), line, font=font(size), fill=INK)
+        y += box_h + GAP
+
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()

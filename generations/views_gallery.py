@@ -1,0 +1,256 @@
+"""Gallery pages: browse, vote, star, permalink, share links, leaderboards and staff curation.
+
+Every htmx action renders a partial of the page it came from and works as a plain form post too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
+
+from accounts.decorators import staff_required
+from generations import ranking, selectors, share_card, votes
+from generations.models import CurationError, ShareLink, Snippet
+
+CARD_CACHE_SECONDS = 600
+
+
+class GalleryForm(forms.Form):
+    sort = forms.ChoiceField(choices=[(s, s) for s in ranking.SORTS], required=False)
+    speaker = forms.SlugField(required=False)
+    page = forms.IntegerField(min_value=1, max_value=10_000, required=False)
+    seed = forms.IntegerField(min_value=0, max_value=2**31, required=False)
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    url = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(url, {request.get_host()}, request.is_secure()):
+        return url
+    return default
+
+
+def _toast(response: HttpResponse, message: str, level: str = "success") -> HttpResponse:
+    return trigger_client_event(response, "toast", {"level": level, "message": message})
+
+
+@require_GET
+def gallery(request: HttpRequest) -> HttpResponse:
+    form = GalleryForm(request.GET)
+    params = form.cleaned_data if form.is_valid() else {}
+    sort = params.get("sort") or ranking.DEFAULT_SORT
+    page = params.get("page") or 1
+    seed = params.get("seed") or secrets.randbelow(2**31)
+    speakers = selectors.speakers_by_slug()
+    speaker = speakers.get(params.get("speaker") or "")
+    if speaker is not None and speaker.opted_out:
+        speaker = None
+    result = selectors.gallery_page(
+        member=request.user, sort=sort, speaker=speaker, page=page, seed=seed, speakers=speakers
+    )
+    query = {"sort": sort, **({"speaker": speaker.slug} if speaker else {})}
+    if sort == "random":
+        query["seed"] = seed
+    context = {
+        "snippets": result.snippets,
+        "sort": sort,
+        "sorts": ranking.SORTS,
+        "speaker": speaker,
+        "speakers": [s for s in speakers.values() if not s.opted_out],
+        "page": page,
+        "query": urlencode(query),
+        "more_url": f"?{urlencode({**query, 'page': page + 1})}" if result.has_more else "",
+        "next_url": request.get_full_path(),
+    }
+    template = "generations/gallery.html#page" if request.htmx else "generations/gallery.html"
+    return render(request, template, context)
+
+
+@require_POST
+def vote(request: HttpRequest, pk: int) -> HttpResponse:
+    value = votes.VOTE_VALUES.get(request.POST.get("value", ""))
+    if value is None:
+        return HttpResponseBadRequest("A vote is up, down or none.")
+    try:
+        snippet = votes.set_vote(member=request.user, snippet_id=pk, value=value)
+    except Snippet.DoesNotExist as exc:
+        raise Http404("No such snippet.") from exc
+    next_url = _next_url(request, reverse("generations:snippet", args=[pk]))
+    if request.htmx:
+        context = {"snippet": snippet, "next_url": next_url}
+        return render(request, "generations/gallery.html#vote_box", context)
+    return redirect(next_url)
+
+
+@require_POST
+def favourite(request: HttpRequest, pk: int) -> HttpResponse:
+    starred = request.POST.get("starred") == "1"
+    try:
+        snippet = votes.set_favourite(member=request.user, snippet_id=pk, starred=starred)
+    except Snippet.DoesNotExist as exc:
+        raise Http404("No such snippet.") from exc
+    next_url = _next_url(request, reverse("generations:snippet", args=[pk]))
+    if request.htmx:
+        context = {"snippet": snippet, "next_url": next_url}
+        return render(request, "generations/gallery.html#fav_box", context)
+    return redirect(next_url)
+
+
+def snippet(request: HttpRequest, pk: int) -> HttpResponse:
+    snippets = Snippet.objects.all() if request.user.is_staff else Snippet.objects.visible()
+    found = get_object_or_404(snippets.for_member(request.user), pk=pk)
+    speakers = selectors.speakers_by_slug()
+    is_visible = not request.user.is_staff or found.is_visible
+    if is_visible:
+        votes.record_impressions(member=request.user, snippet_ids=[found.pk])
+    context = {
+        "snippet": selectors.dress([found], speakers)[0],
+        "is_visible": is_visible,
+        "share_links": _share_links(request, found),
+        "next_url": request.get_full_path(),
+    }
+    return render(request, "generations/snippet.html", context)
+
+
+def _share_links(request: HttpRequest, snippet: Snippet) -> list[ShareLink]:
+    links = ShareLink.objects.filter(snippet=snippet, revoked_at__isnull=True)
+    if not request.user.is_staff:
+        links = links.filter(created_by=request.user)
+    return list(links.select_related("created_by").order_by("-created_at"))
+
+
+@require_POST
+def create_share(request: HttpRequest, pk: int) -> HttpResponse:
+    found = get_object_or_404(Snippet.objects.visible(), pk=pk)
+    link = ShareLink.objects.filter(
+        snippet=found, created_by=request.user, revoked_at__isnull=True
+    ).first() or ShareLink.objects.create(snippet=found, created_by=request.user)
+    if request.htmx:
+        context = {"snippet": found, "share_links": _share_links(request, found)}
+        response = render(request, "generations/snippet.html#share_box", context)
+        return _toast(response, "Share link ready: anyone with it can see this one snippet.")
+    messages.success(
+        request, f"Share link ready: {request.build_absolute_uri(link.get_absolute_url())}"
+    )
+    return redirect(found)
+
+
+@require_POST
+def revoke_share(request: HttpRequest, pk: int) -> HttpResponse:
+    link = get_object_or_404(ShareLink.objects.select_related("snippet"), pk=pk)
+    if not link.can_revoke(request.user):
+        raise Http404("No such share link.")
+    link.revoke()
+    if request.htmx:
+        context = {"snippet": link.snippet, "share_links": _share_links(request, link.snippet)}
+        response = render(request, "generations/snippet.html#share_box", context)
+        return _toast(response, "Share link revoked: it now shows nothing.")
+    messages.info(request, "Share link revoked: it now shows nothing.")
+    return redirect(_next_url(request, link.snippet.get_absolute_url()))
+
+
+def _active_link(token: str) -> ShareLink:
+    return get_object_or_404(ShareLink.objects.active().select_related("snippet"), token=token)
+
+
+@login_not_required
+@require_GET
+def share(request: HttpRequest, token: str) -> HttpResponse:
+    """The public page of one shared snippet: no nav, no other names, nothing else of the group."""
+    link = _active_link(token)
+    speakers = selectors.speakers_by_slug()
+    shown = selectors.dress([link.snippet], speakers)[0]
+    context = {
+        "snippet": shown,
+        "label": _parody_label(shown.voice_names(speakers)),
+        "page_url": request.build_absolute_uri(),
+        "image_url": request.build_absolute_uri(reverse("generations:share_image", args=[token])),
+    }
+    return render(request, "generations/share.html", context)
+
+
+def _parody_label(names: list[str]) -> str:
+    if len(names) > 1:
+        return f"AI parody of {', '.join(names[:-1])} and {names[-1]}"
+    return f"AI parody of {names[0] if names else 'a friend'}"
+
+
+@login_not_required
+@require_GET
+def share_image(request: HttpRequest, token: str) -> HttpResponse:
+    link = _active_link(token)  # checked on every request, so a revoked link stops at once
+    speakers = selectors.speakers_by_slug()
+    bubbles = link.snippet.bubbles(speakers)
+    label = _parody_label(link.snippet.voice_names(speakers))
+    digest = hashlib.sha256(repr((bubbles, label)).encode()).hexdigest()[:24]
+    key = f"share-card:{link.snippet_id}:{digest}"
+    png = cache.get(key)
+    if png is None:
+        png = share_card.render_card(bubbles=bubbles, label=label)
+        cache.set(key, png, 24 * 3600)
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = f"public, max-age={CARD_CACHE_SECONDS}"
+    response["ETag"] = f'"{digest}"'
+    return response
+
+
+def favourites(request: HttpRequest) -> HttpResponse:
+    context = {
+        "snippets": selectors.favourites_of(request.user),
+        "next_url": request.get_full_path(),
+    }
+    return render(request, "generations/favourites.html", context)
+
+
+def leaderboards(request: HttpRequest) -> HttpResponse:
+    context = {
+        "speaker_rows": selectors.speaker_leaderboard(),
+        "spotter_rows": selectors.spotter_leaderboard(),
+    }
+    return render(request, "generations/leaderboards.html", context)
+
+
+CURATION = {
+    "publish": ("publish", "Published: it is in the gallery."),
+    "unhide": ("publish", "Back in the gallery."),
+    "hide": ("hide", "Hidden from the gallery."),
+    "discard": ("discard", "Discarded."),
+}
+
+
+@staff_required
+@require_POST
+def curate(request: HttpRequest, pk: int) -> HttpResponse:
+    found = get_object_or_404(Snippet, pk=pk)
+    action = CURATION.get(request.POST.get("action", ""))
+    if action is None:
+        return HttpResponseBadRequest("Curation is publish, unhide, hide or discard.")
+    method, done = action
+    try:
+        getattr(found, method)()
+    except CurationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+    return redirect(_next_url(request, reverse("generations:triage")))
+
+
+@staff_required
+def triage(request: HttpRequest) -> HttpResponse:
+    context = {
+        **selectors.triage_queues(),
+        "curate_first": settings.JOE_CURATE_BEFORE_PUBLISH,
+        "next_url": request.get_full_path(),
+    }
+    return render(request, "generations/triage.html", context)
