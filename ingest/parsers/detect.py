@@ -80,10 +80,10 @@ def _json_kind(head: str) -> str | None:
 
 def _text_kind(head: bytes) -> str | None:
     text = head.decode("utf-8", errors="replace")
+    if _WHATSAPP_LINE.search(text):  # before JSON: iOS lines start with "[" too
+        return "whatsapp"
     if text.lstrip("\ufeff \r\n").startswith(("{", "[")):
         return _json_kind(text)
-    if len(_WHATSAPP_LINE.findall(text)) >= 1:
-        return "whatsapp"
     if re.search(r"^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] [^:\n]+: ", text, re.M):
         return "signal_desktop"  # sigexport's chat.md
     return None

@@ -1,0 +1,178 @@
+"""Export kind detection: each app's files are recognised, everything else gets a clear refusal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ingest.parsers.detect import PARSERS, detect_kind, is_signal_backup, load_parser
+from ingest.parsers.records import ExportError
+from tests.builders.discord import author, build_discord, dc
+from tests.builders.imessage import build_chat_db
+from tests.builders.messenger import build_messenger, fb
+from tests.builders.signal_desktop import build_sigexport, sig
+from tests.builders.slack import build_slack
+from tests.builders.telegram import Chat, build_telegram, tg
+from tests.builders.whatsapp import build_whatsapp
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+FIXTURE = Path(__file__).parent / "fixtures" / "slack"
+
+
+WHEN = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
+TG_CHAT = [Chat(1, "A", messages=[tg("A", 1, "x")])]
+DC_MSG = dc("1", author("1", "a"), "x")
+FB_THREAD = {"A": (["A"], [fb("A", "x")])}
+SIG_CHAT = {"A": [sig(WHEN, "A", "x")]}
+WA_LINES = [(WHEN, "A", "x")]
+
+BUILDERS = {
+    "slack zip": (
+        lambda p: build_slack(p / "s.zip", users={"U1": "A"}, channels={"g": [("U1", "x")]}),
+        "slack",
+    ),
+    "slack folder": (lambda p: FIXTURE, "slack"),
+    "whatsapp txt": (lambda p: build_whatsapp(p / "c.txt", WA_LINES), "whatsapp"),
+    "whatsapp ios txt": (
+        lambda p: build_whatsapp(p / "c.txt", WA_LINES, platform="ios"),
+        "whatsapp",
+    ),
+    "whatsapp zip": (lambda p: build_whatsapp(p / "c.zip", WA_LINES, platform="ios"), "whatsapp"),
+    "telegram json": (lambda p: build_telegram(p / "result.json", TG_CHAT), "telegram"),
+    "telegram 2020": (
+        lambda p: build_telegram(p / "result.json", TG_CHAT, style="2020"),
+        "telegram",
+    ),
+    "telegram account": (
+        lambda p: build_telegram(p / "result.json", TG_CHAT, me=(1, "A", "B")),
+        "telegram",
+    ),
+    "telegram zip": (lambda p: build_telegram(p / "t.zip", TG_CHAT), "telegram"),
+    "discord json": (lambda p: build_discord(p / "d.json", [DC_MSG]), "discord"),
+    "discord zip": (lambda p: build_discord(p / "d.zip", channels={"g": [DC_MSG]}), "discord"),
+    "messenger json": (lambda p: build_messenger(p / "message_1.json", FB_THREAD), "messenger"),
+    "messenger zip": (lambda p: build_messenger(p / "f.zip", FB_THREAD), "messenger"),
+    "sigexport folder": (lambda p: build_sigexport(p / "sig", SIG_CHAT), "signal_desktop"),
+    "sigexport zip": (lambda p: build_sigexport(p / "sig.zip", SIG_CHAT), "signal_desktop"),
+    "imessage db": (
+        lambda p: build_chat_db(p / "chat.db", {"handle": [{"ROWID": 1, "id": "a"}]}),
+        "imessage",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BUILDERS)
+def test_each_app_is_recognised(tmp_path: Path, case: str) -> None:
+    make, kind = BUILDERS[case]
+    assert detect_kind(make(tmp_path)) == kind
+
+
+@pytest.mark.parametrize("name", ["synthetic-v0.backup", "synthetic-v1.backup"])
+def test_signal_backups_by_their_header_frame(name: str) -> None:
+    path = SAMPLES / "signal" / name
+    if not path.exists():
+        pytest.skip("shared samples are not available")
+    assert detect_kind(path) == "signal"
+
+
+def test_signal_header_check() -> None:
+    header = (56).to_bytes(4, "big") + b"\x0a\x36\x0a\x10" + b"\x00" * 16
+    assert is_signal_backup(header)
+    assert not is_signal_backup(b"\x00\x00\x00\x38\x0a\x36\x12\x10")
+    assert not is_signal_backup(b"PK\x03\x04")
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "whatsapp/chat-miner_test_ddmmyy_24hrs.txt",
+        "whatsapp/chat-miner_test_ios-bracket_mmddyy_24hrs.txt",
+        "whatsapp/chat-miner_test_mmddyyyy_12hrs.txt",
+        "whatsapp/chat-miner_test_yyyymmdd_24hrs.txt",
+        "whatsapp/synthetic_ios_24h_lrm.txt",
+        "whatsapp/synthetic_android_us_12h_nnbsp.txt",
+        "telegram/tg2md_result.json",
+        "telegram/tg2md_result_2020-old-from_id-int.json",
+        "telegram/chat-miner_test_batch_export.json",
+        "facebook/chat-miner_instagram_test_export.json",
+        "facebook/synthetic_messenger_message_1_mojibake.json",
+        "slack/slack-export-viewer_testarchive.zip",
+    ],
+)
+def test_shared_samples(sample: str) -> None:
+    path = SAMPLES / sample
+    if not path.exists():
+        pytest.skip("shared samples are not available")
+    expected = {"facebook": "messenger"}.get(sample.split("/")[0], sample.split("/")[0])
+    assert detect_kind(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "why"),
+    [
+        ("notes.txt", b"shopping list\nmilk\n", "its contents match none of the supported apps."),
+        ("empty.txt", b"", "it is empty."),
+        ("data.json", b'{"hello": "world"}', "its contents match none of the supported apps."),
+        ("photo.jpg", b"\xff\xd8\xff\xe0JFIF", "its contents match none of the supported apps."),
+    ],
+)  # fmt: skip
+def test_unknown_files_are_refused(tmp_path: Path, name: str, content: bytes, why: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ExportError) as error:
+        detect_kind(path)
+    assert str(error.value) == f"This file is not an export joe can read: {why}"
+
+
+def test_other_databases_and_zips_are_refused(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    with pytest.raises(ExportError) as error:
+        detect_kind(db)
+    assert str(error.value) == (
+        "This file is not an export joe can read: it is a database, but not an iMessage chat.db."
+    )
+    archive = tmp_path / "holiday.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("beach.jpg", b"\xff\xd8")
+    with pytest.raises(ExportError) as error:
+        detect_kind(archive)
+    assert str(error.value) == (
+        "This file is not an export joe can read: holiday.zip holds no chat export that joe "
+        "recognises."
+    )
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ExportError) as error:
+        detect_kind(tmp_path / "gone.zip")
+    assert str(error.value) == "The export gone.zip could not be found."
+
+
+def test_every_kind_has_a_parser_path() -> None:
+    assert set(PARSERS) == {"slack", "signal", "whatsapp", "telegram", "discord",
+                            "signal_desktop", "messenger", "imessage"}  # fmt: skip
+    assert PARSERS["signal"] == "ingest.parsers.signal_backup.parse"
+    for kind, dotted in PARSERS.items():
+        if kind != "signal":
+            module = importlib.import_module(dotted.rpartition(".")[0])
+            assert load_parser(kind) is module.parse
+
+
+def test_detection_does_not_import_the_signal_backup_parser() -> None:
+    code = (
+        "import sys, ingest.parsers.detect as d; "
+        "d.detect_kind('tests/fixtures/slack'); "
+        "print('ingest.parsers.signal_backup' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
