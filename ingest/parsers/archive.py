@@ -111,6 +111,7 @@ class ZipArchive(Archive):
         except zipfile.BadZipFile as exc:
             raise ExportError(_TRUNCATED.format(name=self.name)) from exc
         self._infos: dict[str, zipfile.ZipInfo] = {}
+        self._sorted: list[str] = []
         try:
             self._check(limits)
         except ExportError:
@@ -147,7 +148,9 @@ class ZipArchive(Archive):
 
     @property
     def members(self) -> list[str]:
-        return sorted(self._infos)
+        if len(self._sorted) != len(self._infos):
+            self._sorted = sorted(self._infos)
+        return self._sorted
 
     def size(self, member: str) -> int:
         return self._infos[member].file_size
