@@ -1,0 +1,231 @@
+"""The training loop on a tiny GPT-2 on CPU: learning, exact resume, cancel, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer.ml.base_models import build_tiny_gpt2, load_checkpoint, load_for_training
+from trainer.ml.chat_format import ChatFormat
+from trainer.ml.data import ChatDataset, CorpusMessage, DataConfig, build_dataset
+from trainer.ml.loop import (
+    CHECKPOINT_DIR,
+    STATE_FILE,
+    Progress,
+    TrainConfig,
+    WindowOrder,
+    checkpoint_path,
+    lr_factor,
+    train,
+)
+
+torch.set_num_threads(2)
+
+FORMAT = ChatFormat(speakers={"alice": "Alice", "bob": "Bob"})
+WINDOW = 32
+
+
+def corpus(sessions: int = 24, seed: int = 0) -> list[CorpusMessage]:
+    """A friend group with very predictable habits, so a tiny model learns something in steps."""
+    rng = random.Random(seed)
+    t0 = datetime(2024, 1, 1)
+    out = []
+    for s in range(sessions):
+        for i in range(4):
+            slug = "alice" if i % 2 == 0 else "bob"
+            text = rng.choice(["pho tonight?", "pho?"] if slug == "alice" else ["always", "yes"])
+            out.append(CorpusMessage("c", slug, text, t0 + timedelta(hours=s, minutes=i)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny") / "gpt2", n_positions=WINDOW)
+
+
+@pytest.fixture(scope="module")
+def dataset(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> ChatDataset:
+    _, tok = load_for_training(tiny, FORMAT, tmp_path_factory.mktemp("cache"))
+    return build_dataset(corpus(), tok, FORMAT, DataConfig(window_len=WINDOW, val_fraction=0.15))
+
+
+def fresh(tiny: Path, tmp_path: Path):
+    return load_for_training(tiny, FORMAT, tmp_path / "cache")
+
+
+def config(**overrides) -> TrainConfig:
+    base = {
+        "max_steps": 6,
+        "batch_size": 2,
+        "grad_accum": 2,
+        "lr": 3e-2,  # high, but a random tiny model on toy data: it learns in a handful of steps
+        "warmup_steps": 1,
+        "window_len": WINDOW,
+        "eval_every": 3,
+        "checkpoint_every_s": 1e9,
+        "progress_every_s": 0,
+    }
+    return TrainConfig(**(base | overrides))
+
+
+def test_validation_loss_falls_and_checkpoint_loads(
+    tiny: Path, dataset: ChatDataset, tmp_path: Path
+) -> None:
+    model, tok = fresh(tiny, tmp_path)
+    reports: list[Progress] = []
+    result = train(config(), model, tok, dataset, tmp_path / "run", on_progress=reports.append)
+
+    assert result.status == "completed" and result.step == result.total_steps == 6
+    steps_with_val = [h["step"] for h in result.history]
+    assert steps_with_val == [0, 3, 6]
+    first, last = result.history[0]["val_loss"], result.history[-1]["val_loss"]
+    assert last < first - 3.0
+    assert result.final_val_loss == last
+    assert result.perplexity == pytest.approx(math.exp(last))
+    assert len(result.train_losses) == 6 and result.tokens_seen > 0 and result.tokens_per_s > 0
+
+    # Progress: every step (progress_every_s=0), evals, and the end.
+    events = [r.event for r in reports]
+    assert events[0] == "eval" and events[-1] == "done" and "step" in events
+    mid = next(r for r in reports if r.event == "step" and r.step == 2)
+    assert mid.total_steps == 6 and mid.tokens_per_s > 0 and mid.eta_s is not None
+    assert mid.train_loss is not None and mid.val_loss == first
+    json.dumps([vars(r) for r in reports])  # JSON-able for the UI
+
+    folder = result.checkpoint
+    assert folder == tmp_path / "run" / CHECKPOINT_DIR
+    assert (folder / STATE_FILE).is_file() and (folder / "joe_format.json").is_file()
+    info = json.loads((folder / "training.json").read_text())
+    assert info["status"] == "completed" and info["step"] == 6
+    assert info["dataset"]["train"]["windows"] == len(dataset.train)
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name != CHECKPOINT_DIR]
+
+    model2, tok2, fmt2 = load_checkpoint(folder)
+    assert fmt2 == FORMAT and tok2.pad_token_id == tok.pad_token_id
+    for (name, a), b in zip(model.state_dict().items(), model2.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_kill_and_resume_gives_identical_losses(
+    tiny: Path, dataset: ChatDataset, tmp_path: Path
+) -> None:
+    # Tiny GPT-2 has dropout 0.1, so this also checks the RNG state travels with the checkpoint;
+    # 4 windows a step over ~14 windows crosses epoch boundaries (new permutations) too.
+    assert len(dataset.train) < 6 * 4
+    cfg = config(checkpoint_every_steps=3)
+    model, tok = fresh(tiny, tmp_path)
+    straight = train(cfg, model, tok, dataset, tmp_path / "straight")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_4(p: Progress) -> None:
+        if p.step == 4:
+            raise Killed
+
+    model, tok = fresh(tiny, tmp_path)
+    with pytest.raises(Killed):
+        train(cfg, model, tok, dataset, tmp_path / "resumed", on_progress=kill_at_4)
+    saved = torch.load(tmp_path / "resumed" / CHECKPOINT_DIR / STATE_FILE, weights_only=True)
+    assert saved["state"]["step"] == 3
+
+    model, tok = fresh(tiny, tmp_path)  # a new process would start from the base model too
+    resumed = train(cfg, model, tok, dataset, tmp_path / "resumed")
+    assert resumed.resumed_from_step == 3 and resumed.status == "completed"
+    assert resumed.train_losses == pytest.approx(straight.train_losses, abs=1e-6, rel=0)
+    assert [h["val_loss"] for h in resumed.history] == pytest.approx(
+        [h["val_loss"] for h in straight.history], abs=1e-6, rel=0
+    )
+
+
+def test_cancel_keeps_last_checkpoint(tiny: Path, dataset: ChatDataset, tmp_path: Path) -> None:
+    steps: list[int] = []
+    model, tok = fresh(tiny, tmp_path)
+    result = train(
+        config(checkpoint_every_steps=2),
+        model,
+        tok,
+        dataset,
+        tmp_path / "run",
+        on_progress=lambda p: steps.append(p.step),
+        should_stop=lambda: bool(steps) and steps[-1] >= 3,
+    )
+    assert result.status == "cancelled" and result.step == 3
+    assert result.checkpoint == tmp_path / "run" / CHECKPOINT_DIR
+    saved = torch.load(result.checkpoint / STATE_FILE, weights_only=True)
+    assert saved["state"]["step"] == 2
+    assert json.loads((result.checkpoint / "training.json").read_text())["status"] == "running"
+
+
+def test_cancel_before_any_checkpoint(tiny: Path, dataset: ChatDataset, tmp_path: Path) -> None:
+    model, tok = fresh(tiny, tmp_path)
+    result = train(config(), model, tok, dataset, tmp_path / "run", should_stop=lambda: True)
+    assert result.status == "cancelled" and result.step == 0 and result.checkpoint is None
+
+
+def test_finished_run_is_not_retrained(tiny: Path, dataset: ChatDataset, tmp_path: Path) -> None:
+    model, tok = fresh(tiny, tmp_path)
+    first = train(config(max_steps=2, eval_every=0), model, tok, dataset, tmp_path / "run")
+    model, tok = fresh(tiny, tmp_path)
+    again = train(config(max_steps=2, eval_every=0), model, tok, dataset, tmp_path / "run")
+    assert again.resumed_from_step == 2 and again.train_losses == first.train_losses
+    assert again.status == "completed"
+
+
+def test_resume_refuses_other_settings(tiny: Path, dataset: ChatDataset, tmp_path: Path) -> None:
+    model, tok = fresh(tiny, tmp_path)
+    train(config(max_steps=1), model, tok, dataset, tmp_path / "run")
+    model, tok = fresh(tiny, tmp_path)
+    with pytest.raises(ValueError, match="lr"):
+        train(config(max_steps=1, lr=1e-4), model, tok, dataset, tmp_path / "run")
+    # Settings that do not change the numbers may differ.
+    train(config(max_steps=1, eval_every=3, device="cpu"), model, tok, dataset, tmp_path / "run")
+
+
+def test_interrupted_checkpoint_swap_is_repaired(tmp_path: Path) -> None:
+    (tmp_path / f".old-{CHECKPOINT_DIR}").mkdir()
+    (tmp_path / f".old-{CHECKPOINT_DIR}" / "x").write_text("good")
+    (tmp_path / f".tmp-{CHECKPOINT_DIR}-abc").mkdir()
+    assert checkpoint_path(tmp_path) == tmp_path / CHECKPOINT_DIR
+    assert (tmp_path / CHECKPOINT_DIR / "x").read_text() == "good"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_DIR]
+    assert checkpoint_path(tmp_path / "nothing-here") is None
+
+
+def test_window_order_is_seeded_and_covers_each_epoch() -> None:
+    order = WindowOrder(5, seed=1)
+    first_epoch = order.take(0, 5)
+    assert sorted(first_epoch) == list(range(5))
+    assert sorted(order.take(5, 5)) == list(range(5))
+    stream = order.take(0, 13)
+    assert stream == WindowOrder(5, seed=1).take(0, 13)
+    assert stream[3:9] == WindowOrder(5, seed=1).take(3, 6)  # resumable from any position
+    assert stream != WindowOrder(5, seed=2).take(0, 13)
+
+
+def test_lr_schedules() -> None:
+    kw = {"total": 100, "warmup": 10, "min_ratio": 0.1}
+    assert lr_factor(0, schedule="cosine", **kw) == pytest.approx(1 / 11)
+    assert lr_factor(9, schedule="cosine", **kw) == pytest.approx(10 / 11)
+    assert lr_factor(10, schedule="cosine", **kw) == pytest.approx(1.0)
+    assert lr_factor(55, schedule="cosine", **kw) == pytest.approx(0.55)
+    assert lr_factor(100, schedule="cosine", **kw) == pytest.approx(0.1)
+    assert lr_factor(55, schedule="linear", **kw) == pytest.approx(0.55)
+    assert lr_factor(99, schedule="constant", **kw) == 1.0
+
+
+def test_total_steps_from_epochs() -> None:
+    assert TrainConfig(epochs=2, batch_size=4, grad_accum=2).total_steps(20) == 5
+    assert TrainConfig(max_steps=7).total_steps(20) == 7
+
+
+def test_rejects_windows_longer_than_config(tiny: Path, dataset: ChatDataset, tmp_path) -> None:
+    model, tok = fresh(tiny, tmp_path)
+    with pytest.raises(ValueError, match="window"):
+        train(config(window_len=16), model, tok, dataset, tmp_path / "run")
