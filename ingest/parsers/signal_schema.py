@@ -267,15 +267,18 @@ class _Reader:
                     f"EXISTS (SELECT 1 FROM {attachments} a "
                     f"WHERE a.{self._attachment_message_column()} = m._id{not_quote})"
                 )
-        original = "NULL"
         if "original_message_id" in have:
-            original = f"(SELECT o.{sent[2:]} FROM {table} o WHERE o._id = m.original_message_id)"
+            # An edit is placed and identified by its original's timestamp, as Signal does.
+            sent = (
+                f"coalesce((SELECT o.{sent[2:]} FROM {table} o "
+                f"WHERE o._id = m.original_message_id), {sent})"
+            )
         return (
             f"SELECT '{table}' AS source, m._id AS id, m.thread_id, {sent} AS sent, {received}, "
             f"{pick('type', 'msg_box', default='0')}, "
             f"{pick('from_recipient_id', 'recipient_id', 'address')}, {pick('body')}, "
             f"{pick('quote_id', default='0')}, {pick('quote_author')}, "
-            f"{pick('remote_deleted', default='0')}, {pick('latest_revision_id')}, {original}, "
+            f"{pick('remote_deleted', default='0')}, {pick('latest_revision_id')}, "
             f"{pick('is_story', default='0')}, {pick('parent_story_id', default='0')}, "
             f"{long_text}, {media} FROM {table} m"
         )
@@ -288,7 +291,7 @@ class _Reader:
         seen: set[str] = set()
         for row in self.db.execute(query):
             (source, mid, thread_id, sent, received, message_type, sender, body, quote_id,
-             quote_author, deleted, newer_revision, original_sent, story, story_parent,
+             quote_author, deleted, newer_revision, story, story_parent,
              long_text, has_media) = row  # fmt: skip
             if newer_revision is not None:
                 yield SkippedRecord("edited")  # an older revision of an edited message
@@ -318,13 +321,11 @@ class _Reader:
             if conversation.external_id not in seen:
                 seen.add(conversation.external_id)
                 yield conversation
-            # An edit keeps the original's timestamp as its identity, like Signal does.
-            key_ms = original_sent if original_sent is not None else sent
             yield MessageRecord(
-                external_id=f"{author.external_id}:{key_ms}",
+                external_id=f"{author.external_id}:{sent}",
                 conversation_id=conversation.external_id,
                 identity_id=author.external_id,
-                sent_at=_utc(key_ms if key_ms and key_ms > 0 else received or 0),
+                sent_at=_utc(sent if sent and sent > 0 else received or 0),
                 text=text,
                 reply_to=self._reply_to(quote_id, quote_author),
             )
