@@ -16,7 +16,16 @@ from trainer.ml.base_models import (
 )
 from trainer.ml.chat_format import CONV, EOC, EOM, PAD, ChatFormat, speaker_token
 
-torch.set_num_threads(2)
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core CI box, two OpenMP threads competing with other
+    processes run these tiny matmuls several times slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 FORMAT = ChatFormat(speakers={"alice": "Alice", "bob": "Bob Smith"})
 
