@@ -230,7 +230,7 @@ SCHEMAS: dict[str, list[str]] = {
         "NULL, from_recipient_id INTEGER NOT NULL, from_device_id INTEGER, to_recipient_id "
         "INTEGER NOT NULL, type INTEGER NOT NULL, body TEXT, read INTEGER DEFAULT 0, quote_id "
         "INTEGER DEFAULT 0, quote_author INTEGER DEFAULT 0, quote_body TEXT DEFAULT NULL, "
-        "remote_deleted INTEGER DEFAULT 0, is_story INTEGER DEFAULT 0, parent_story_id INTEGER "
+        "remote_deleted INTEGER DEFAULT 0, story_type INTEGER DEFAULT 0, parent_story_id INTEGER "
         "DEFAULT 0, message_ranges BLOB DEFAULT NULL, latest_revision_id INTEGER DEFAULT NULL "
         "REFERENCES message (_id) ON DELETE CASCADE, original_message_id INTEGER DEFAULT NULL "
         "REFERENCES message (_id) ON DELETE CASCADE, revision_number INTEGER DEFAULT 0)",
@@ -394,7 +394,7 @@ def _insert(
         cursor = db.execute(
             "INSERT INTO message (date_sent, date_received, date_server, thread_id, "
             "from_recipient_id, from_device_id, to_recipient_id, type, body, quote_id, "
-            "quote_author, quote_body, remote_deleted, is_story, read) "
+            "quote_author, quote_body, remote_deleted, story_type, read) "
             "VALUES (?,?,?,?,?,1,?,?,?,?,?,?,?,?,1)",
             (msg.sent, received, server, thread, sender, rid["me"] if not outgoing else peer,
              message_type, body, quote_id, quote_author, "quoted" if msg.quote else None,

@@ -125,6 +125,7 @@ def read_records(db: sqlite3.Connection, account: Account) -> Iterator[Record]:
 class _Reader:
     def __init__(self, db: sqlite3.Connection, account: Account) -> None:
         self.db = db
+        self._unnamed: set[int] = set()  # recipients without any name, only a number or nothing
         self.tables = {
             r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
@@ -176,7 +177,10 @@ class _Reader:
                 )
                 continue
             profile = " ".join(part for part in (given, family) if part)
-            name = next((n for n in (nickname, system, joined, profile, username, e164) if n), None)
+            # Signal's own order: your nickname for them, your contacts' name, their profile.
+            name = _first(nickname, system, joined, profile, username)
+            if name is None:
+                self._unnamed.add(rid)
             extra = {k: v for k, v in (("aci", _plain_aci(aci)), ("phone", e164)) if v}
             if aci:
                 external_id = f"aci:{_plain_aci(aci)}"
@@ -184,7 +188,7 @@ class _Reader:
                 external_id = f"e164:{e164}"
             else:
                 external_id = f"recipient:{rid}"
-            people[rid] = Person(external_id, name or "Unknown", extra=extra)
+            people[rid] = Person(external_id, name or e164 or "Unknown", extra=extra)
         return people
 
     def _find_self(self, account: Account) -> Person:
@@ -209,11 +213,11 @@ class _Reader:
                 f"IN ({outgoing}) LIMIT 1"
             ).fetchone()
             rid = row[0] if row else None
-        self.me_id = rid
         person = self.people.get(rid) if rid is not None else None
         if person is None:
             return Person("self", "Me", is_self=True)
-        me = Person(person.external_id, person.name or "Me", is_self=True, extra=person.extra)
+        name = "Me" if rid in self._unnamed else person.name
+        me = Person(person.external_id, name, is_self=True, extra=person.extra)
         self.people[rid] = me
         return me
 
@@ -279,7 +283,8 @@ class _Reader:
             f"{pick('from_recipient_id', 'recipient_id', 'address')}, {pick('body')}, "
             f"{pick('quote_id', default='0')}, {pick('quote_author')}, "
             f"{pick('remote_deleted', default='0')}, {pick('latest_revision_id')}, "
-            f"{pick('is_story', default='0')}, {pick('parent_story_id', default='0')}, "
+            f"{pick('story_type', 'is_story', default='0')}, "
+            f"{pick('parent_story_id', default='0')}, "
             f"{long_text}, {media} FROM {table} m"
         )
 
@@ -302,6 +307,8 @@ class _Reader:
             reason = classify(message_type or 0)
             if reason is None and deleted:
                 reason = "deleted"
+            if isinstance(body, bytes):  # SQLite keeps whatever type the backup bound
+                body = body.decode("utf-8", errors="replace")
             text = long_text if long_text else body or ""
             if reason is None and MENTION in text and source != "sms":
                 text = render_mentions(text, self._mentions(mid))
@@ -352,6 +359,11 @@ class _Reader:
         if not quote_id or quote_id <= 0 or quote_author in (None, 0, "0", ""):
             return None
         return f"{self._person(quote_author).external_id}:{quote_id}"
+
+
+def _first(*names: str | None) -> str | None:
+    """The first name that is not empty or blank, stripped."""
+    return next((n.strip() for n in names if n and n.strip()), None)
 
 
 def _as_int(value: object) -> int | None:
