@@ -7,12 +7,15 @@ bots and identities not mapped to a speaker never leave the database for trainin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
 
 from ingest.models import Message, Speaker
 from trainer.ml.chat_format import ChatFormat
-from trainer.ml.data import CorpusMessage
+
+if TYPE_CHECKING:
+    from trainer.ml.data import CorpusMessage
 
 
 def trainable_messages() -> QuerySet[Message]:
@@ -36,6 +39,8 @@ def chat_format() -> ChatFormat:
 
 def corpus_messages(chunk_size: int = 5000) -> Iterator[CorpusMessage]:
     """Stream the allowed messages in time order, without loading model instances."""
+    from trainer.ml.data import CorpusMessage  # torch lives there: keep it out of web processes
+
     rows = (
         trainable_messages()
         .order_by("conversation_id", "sent_at", "pk")
