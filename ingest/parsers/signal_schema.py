@@ -293,7 +293,8 @@ class _Reader:
             t for t in ("sms", "mms") if t in self.tables
         ]
         query = " UNION ALL ".join(self._select(t) for t in sources) + " ORDER BY sent, source, id"
-        seen: set[str] = set()
+        seen_people: set[str] = set()
+        seen_chats: set[str] = set()
         for row in self.db.execute(query):
             (source, mid, thread_id, sent, received, message_type, sender, body, quote_id,
              quote_author, deleted, newer_revision, story, story_parent,
@@ -322,17 +323,20 @@ class _Reader:
             conversation = self.threads.get(thread_id) or ConversationRecord(
                 f"thread:{thread_id}", "Unknown chat", is_group=False
             )
-            if author.external_id not in seen:
-                seen.add(author.external_id)
+            if author.external_id not in seen_people:
+                seen_people.add(author.external_id)
                 yield author.identity()
-            if conversation.external_id not in seen:
-                seen.add(conversation.external_id)
+            if conversation.external_id not in seen_chats:
+                seen_chats.add(conversation.external_id)
                 yield conversation
+            # Signal dedupes on (author, sent timestamp); a row without one falls back to
+            # when it arrived.
+            when = sent if sent and sent > 0 else received or 0
             yield MessageRecord(
-                external_id=f"{author.external_id}:{sent}",
+                external_id=f"{author.external_id}:{when}",
                 conversation_id=conversation.external_id,
                 identity_id=author.external_id,
-                sent_at=_utc(sent if sent and sent > 0 else received or 0),
+                sent_at=_utc(when),
                 text=text,
                 reply_to=self._reply_to(quote_id, quote_author),
             )
