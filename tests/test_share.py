@@ -1,0 +1,148 @@
+"""Share links: a public page and PNG card for one snippet, revocable, and nothing else exposed."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from generations.models import ShareLink
+from tests.builders.snippets import make_snippet, make_speaker
+
+pytestmark = pytest.mark.django_db
+BOTS = [
+    "Discordbot/2.0",
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "Twitterbot/1.0",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+]
+
+
+@pytest.fixture
+def snippet(db):
+    ann, bo = make_speaker("Ann"), make_speaker("Bo")
+    make_speaker("Secret Sam")  # in the group, not in this snippet: must never show
+    return make_snippet((ann, "who took my charger"), (bo, "the charger took itself"))
+
+
+@pytest.fixture
+def link(member, snippet):
+    return ShareLink.objects.create(snippet=snippet, created_by=member)
+
+
+def test_member_creates_a_share_link(member_client, member, snippet):
+    response = member_client.post(f"/s/{snippet.pk}/share/")
+    assert response.status_code == 302
+    link = ShareLink.objects.get(snippet=snippet, created_by=member)
+    page = member_client.get(f"/s/{snippet.pk}/").content.decode()
+    assert f"/share/{link.token}/" in page
+
+
+def test_creating_twice_reuses_the_open_link(member_client, snippet):
+    member_client.post(f"/s/{snippet.pk}/share/")
+    member_client.post(f"/s/{snippet.pk}/share/")
+    assert ShareLink.objects.count() == 1
+
+
+def test_htmx_share_returns_the_share_box_and_a_toast(member_client, snippet):
+    response = member_client.post(f"/s/{snippet.pk}/share/", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert 'id="share-box"' in response.content.decode()
+    assert "<html" not in response.content.decode()
+    assert "toast" in response["HX-Trigger"]
+
+
+def test_anyone_can_open_a_share_link_without_logging_in(client, link):
+    response = client.get(f"/share/{link.token}/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "who took my charger" in html
+    assert "AI parody of Ann and Bo" in html
+
+
+def test_share_page_has_open_graph_and_twitter_card(client, link):
+    html = client.get(f"/share/{link.token}/").content.decode()
+    image = f"http://testserver/share/{link.token}/card.png"
+    assert f'<meta property="og:image" content="{image}">' in html
+    assert '<meta property="og:title" content="AI parody of Ann and Bo">' in html
+    assert '<meta property="og:image:width" content="1200">' in html
+    assert '<meta name="twitter:card" content="summary_large_image">' in html
+    assert f'<meta name="twitter:image" content="{image}">' in html
+
+
+def test_share_page_shows_nothing_else_of_the_group(client, link):
+    html = client.get(f"/share/{link.token}/").content.decode()
+    assert "Secret Sam" not in html
+    assert "<nav" not in html
+    assert "Log out" not in html
+    hrefs = [part.split('"')[0] for part in html.split('href="')[1:]]
+    assert all(h.startswith("/static/") for h in hrefs), hrefs  # stylesheets only, no links in
+
+
+@pytest.mark.parametrize("agent", BOTS)
+def test_link_preview_bots_get_200(client, link, agent):
+    assert client.get(f"/share/{link.token}/", headers={"User-Agent": agent}).status_code == 200
+    card = client.get(f"/share/{link.token}/card.png", headers={"User-Agent": agent})
+    assert card.status_code == 200
+
+
+def test_card_is_a_1200_by_630_png(client, link):
+    response = client.get(f"/share/{link.token}/card.png")
+    assert response["Content-Type"] == "image/png"
+    assert "public" in response["Cache-Control"]
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "PNG"
+    assert image.size == (1200, 630)
+
+
+def test_card_of_a_very_long_snippet_still_fits(client, member):
+    snippet = make_snippet((make_speaker("Cy"), "word " * 2000))
+    link = ShareLink.objects.create(snippet=snippet, created_by=member)
+    image = Image.open(io.BytesIO(client.get(f"/share/{link.token}/card.png").content))
+    assert image.size == (1200, 630)
+
+
+def test_revoked_link_is_gone_page_and_image(member_client, client, link):
+    response = member_client.post(f"/share-links/{link.pk}/revoke/")
+    assert response.status_code == 302
+    assert client.get(f"/share/{link.token}/").status_code == 404
+    assert client.get(f"/share/{link.token}/card.png").status_code == 404
+
+
+def test_unknown_token_is_404(client):
+    assert client.get("/share/not-a-token/").status_code == 404
+
+
+def test_only_the_creator_or_staff_can_revoke(client, other_member, staff, link):
+    client.force_login(other_member)
+    assert client.post(f"/share-links/{link.pk}/revoke/").status_code == 404
+    link.refresh_from_db()
+    assert link.revoked_at is None
+    client.force_login(staff)
+    client.post(f"/share-links/{link.pk}/revoke/")
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+
+
+def test_share_link_dies_with_the_snippet_hidden_or_opted_out(client, link, snippet):
+    snippet.hide()
+    assert client.get(f"/share/{link.token}/").status_code == 404
+    snippet.publish()
+    assert client.get(f"/share/{link.token}/").status_code == 200
+    snippet.speaker.opted_out = True
+    snippet.speaker.save()
+    assert client.get(f"/share/{link.token}/").status_code == 404
+    assert client.get(f"/share/{link.token}/card.png").status_code == 404
+
+
+def test_hostile_text_is_escaped_on_the_share_page(client, member):
+    evil = make_speaker('"><img src=x onerror=alert(1)>', slug="evil")
+    snippet = make_snippet((evil, "<script>alert(1)</script>"))
+    link = ShareLink.objects.create(snippet=snippet, created_by=member)
+    html = client.get(f"/share/{link.token}/").content.decode()
+    assert "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    assert client.get(f"/share/{link.token}/card.png").status_code == 200
