@@ -179,8 +179,11 @@ CONTACTS = (
     Contact("bob", "AAAAAAAA-0000-4000-8000-000000000003", None, "Bob"),
     Contact("carol", None, "+15550100004", username="carol.42"),
     Contact("dave", None, None, "Dave"),  # nothing stable: the parser falls back to the row id
+    # Signal's release notes ("Signal" chat), named by the releasechannel.recipient_id key-value.
+    Contact("signal", "aaaaaaaa-0000-4000-8000-0000000000ff", None, "Signal"),
 )
 CONTACTS_BY_KEY = {c.key: c for c in CONTACTS}
+SIGNAL = CONTACTS_BY_KEY["signal"]
 
 SECURE_PUSH = 0x800000 | 0x200000
 INBOX, SENT = 20, 23
@@ -582,7 +585,7 @@ def write_backup(
         version_frame.version.version = 223 if schema == "message" else 150
         writer.frame(version_frame, "version")
         _export(db, writer, schema, payloads)
-        _write_owner(writer, schema, owner_hint)
+        _write_owner(writer, schema, owner_hint, first_recipient_id)
         _write_avatar_and_sticker(writer, first_recipient_id)
         end = signal_pb2.BackupFrame()
         end.end = True
@@ -644,7 +647,13 @@ def _export(
                 writer.payload(payloads[row[0]])
 
 
-def _write_owner(writer: _FrameWriter, schema: Schema, owner_hint: bool) -> None:
+def _write_owner(
+    writer: _FrameWriter, schema: Schema, owner_hint: bool, first_recipient_id: int
+) -> None:
+    release_channel = signal_pb2.BackupFrame()
+    release_channel.keyValue.key = "releasechannel.recipient_id"
+    release_channel.keyValue.stringValue = str(first_recipient_id + CONTACTS.index(SIGNAL))
+    writer.frame(release_channel, "keyValue")
     me = CONTACTS_BY_KEY["me"]
     if not owner_hint:
         return

@@ -111,6 +111,7 @@ CURATED = [
     Msg(GROUP, "alice", T + 17_000, "a story post", kind="story"),
     Msg(GROUP, "bob", T + 18_000, "paid you back", kind="payment"),
     Msg(GROUP, "alice", T + 20_000, "about that long one", quote=("me", T + 14_000)),
+    Msg("signal", "signal", T + 21_000, "Signal now has a new feature!"),  # release notes
 ]
 EDITED = Msg(GROUP, "me", T + 19_000, "See you tehre", edits=("See you thre", "See you there"))
 
@@ -125,7 +126,7 @@ EXPECTED = [
     (DAVE, HIKING, T + 15_000, "no number, no ACI", None),
     (ALICE, HIKING, T + 20_000, "about that long one", f"{ME}:{T + 14_000}"),
 ]
-EXPECTED_SKIPS = {"system": 6, "deleted": 1, "media-only": 1, "empty": 1, "story": 1}
+EXPECTED_SKIPS = {"system": 6, "deleted": 1, "media-only": 1, "empty": 1, "story": 1, "bot": 1}
 
 
 def as_tuples(records: list[Record]) -> list[tuple]:
@@ -212,6 +213,49 @@ def test_owner_without_key_values(tmp_path, schema):
         assert [(i.external_id, i.display_name) for i in me] == [(ME, "Sam Owner")]
     else:
         assert [(i.external_id, i.display_name) for i in me] == [("self", "Me")]
+
+
+def test_a_pre_2019_backup_names_people_by_number(tmp_path):
+    """Before the recipient table, rows held phone numbers and group ids as text."""
+    frames = [
+        "CREATE TABLE thread (_id INTEGER PRIMARY KEY, recipient_ids TEXT)",
+        "CREATE TABLE sms (_id INTEGER PRIMARY KEY, thread_id INTEGER, address TEXT, "
+        "date INTEGER, date_sent INTEGER, type INTEGER, body TEXT)",
+        ("INSERT INTO thread VALUES (?, ?)", [1, "+15550100002"]),
+        ("INSERT INTO sms VALUES (?,?,?,?,?,?,?)", [1, 1, "+15550100002", T + 9, T, 20, "hi"]),
+        (
+            "INSERT INTO sms VALUES (?,?,?,?,?,?,?)",
+            [2, 1, "+15550100002", T + 99, T + 90, 23, "yo"],
+        ),
+    ]
+    owner = signal_pb2.BackupFrame()
+    owner.preference.file, owner.preference.key = "SecureSMS-Preferences", "pref_local_number"
+    owner.preference.value = "+15550100001"
+    info = write_frames(tmp_path / "b.backup", [*map(statement_frame, frames), owner])
+    records = parse_all(info.path)
+    assert [(i.external_id, i.display_name, i.is_self) for i in identities(records)] == [
+        ("e164:+15550100002", "+15550100002", False),
+        ("e164:+15550100001", "Me", True),
+    ]
+    assert conversations(records) == [
+        ConversationRecord("chat:e164:+15550100002", "+15550100002", is_group=False)
+    ]
+    assert [(m.external_id, m.text) for m in messages(records)] == [
+        (f"e164:+15550100002:{T}", "hi"),
+        (f"e164:+15550100001:{T + 90}", "yo"),
+    ]
+
+
+def statement_frame(statement: str | tuple[str, list]) -> signal_pb2.BackupFrame:
+    sql, params = (statement, []) if isinstance(statement, str) else statement
+    frame = signal_pb2.BackupFrame()
+    frame.statement.statement = sql
+    for value in params:
+        if isinstance(value, int):
+            frame.statement.parameters.add(integerParameter=value)
+        else:
+            frame.statement.parameters.add(stringParamter=value)
+    return frame
 
 
 def test_sql_parameters():
@@ -360,8 +404,7 @@ def test_unsupported_header_version(tmp_path):
 
 
 def test_backup_without_messages(tmp_path):
-    frame = signal_pb2.BackupFrame()
-    frame.statement.statement = "CREATE TABLE recipient (_id INTEGER PRIMARY KEY, aci TEXT)"
+    frame = statement_frame("CREATE TABLE recipient (_id INTEGER PRIMARY KEY, aci TEXT)")
     info = write_frames(tmp_path / "b.backup", [frame])
     message = "This Signal backup holds no message tables, so there is nothing to import."
     assert error_of(info.path) == message

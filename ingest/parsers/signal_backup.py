@@ -94,7 +94,10 @@ def _replay(
                     "INSERT OR REPLACE INTO joe_long_text (message_id, body) VALUES (?, ?)", text
                 )
         elif frame.HasField("keyValue"):
-            account.note_key_value(frame.keyValue.key, frame.keyValue.stringValue)
+            value = frame.keyValue
+            account.note_key_value(
+                value.key, value.stringValue or (str(value.longValue) if value.longValue else "")
+            )
         elif frame.HasField("preference"):
             account.note_preference(frame.preference.key, frame.preference.value)
         if progress is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL:

@@ -62,12 +62,15 @@ class Account:
 
     aci: str | None = None
     e164: str | None = None
+    release_channel: str | None = None  # recipient id of Signal's own announcements chat
 
     def note_key_value(self, key: str, value: str) -> None:
         if key == "account.aci" and value:
             self.aci = _plain_aci(value)
         elif key == "account.e164" and value:
             self.e164 = value
+        elif key == "releasechannel.recipient_id" and value:
+            self.release_channel = value
 
     def note_preference(self, key: str, value: str) -> None:
         if key == "pref_local_uuid" and value:
@@ -129,12 +132,17 @@ class _Reader:
         self.tables = {
             r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
+        self.group_titles: dict[str, str] = {}
+        if "groups" in self.tables and {"group_id", "title"} <= self.columns("groups"):
+            rows = self.db.execute("SELECT group_id, title FROM groups")
+            self.group_titles = {group: title for group, title in rows if group and title}
         self.people = self._load_people()
         self.by_e164 = {
             p.extra["phone"]: rid for rid, p in self.people.items() if "phone" in p.extra
         }
         self.me = self._find_self(account)
-        self.threads = self._load_threads()
+        self.bot_threads: set[int] = set()  # Signal's release notes: announcements, not chat
+        self.threads = self._load_threads(account)
         for table, column in (("mention", "message_id"), (self._attachment_table(), None)):
             if table in self.tables:
                 column = column or self._attachment_message_column()
@@ -153,9 +161,6 @@ class _Reader:
         def pick(*names: str) -> str:
             return next((n for n in names if n in have), "NULL")
 
-        titles: dict[str, str] = {}
-        if "groups" in self.tables and {"group_id", "title"} <= self.columns("groups"):
-            titles = {g: t for g, t in self.db.execute("SELECT group_id, title FROM groups") if g}
         rows = self.db.execute(
             "SELECT _id, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM recipient".format(  # noqa: S608
                 pick("aci", "uuid"),
@@ -172,9 +177,7 @@ class _Reader:
         people: dict[int, Person] = {}
         for rid, aci, e164, group_id, nickname, system, joined, given, family, username in rows:
             if group_id:
-                people[rid] = Person(
-                    f"group:{group_id}", titles.get(group_id) or "Unnamed group", True
-                )
+                people[rid] = self._group(group_id)
                 continue
             profile = " ".join(part for part in (given, family) if part)
             # Signal's own order: your nickname for them, your contacts' name, their profile.
@@ -215,22 +218,32 @@ class _Reader:
             rid = row[0] if row else None
         person = self.people.get(rid) if rid is not None else None
         if person is None:
+            # No recipient row for the owner (old backups): their own ids still identify them.
+            extra = {k: v for k, v in (("aci", account.aci), ("phone", account.e164)) if v}
+            if account.aci:
+                return Person(f"aci:{account.aci}", "Me", is_self=True, extra=extra)
+            if account.e164:
+                return Person(f"e164:{account.e164}", "Me", is_self=True, extra=extra)
             return Person("self", "Me", is_self=True)
         name = "Me" if rid in self._unnamed else person.name
         me = Person(person.external_id, name, is_self=True, extra=person.extra)
         self.people[rid] = me
         return me
 
-    def _load_threads(self) -> dict[int, ConversationRecord]:
+    def _load_threads(self, account: Account) -> dict[int, ConversationRecord]:
         if "thread" not in self.tables:
             return {}
         have = self.columns("thread")
-        column = next((c for c in ("recipient_id", "thread_recipient_id") if c in have), None)
+        candidates = ("recipient_id", "thread_recipient_id", "recipient_ids")  # newest first
+        column = next((c for c in candidates if c in have), None)
         if column is None:
             return {}
         threads: dict[int, ConversationRecord] = {}
+        release_channel = _as_int(account.release_channel)
         for tid, rid in self.db.execute(f"SELECT _id, {column} FROM thread"):  # noqa: S608
-            person = self.people.get(_as_int(rid))
+            if release_channel is not None and _as_int(rid) == release_channel:
+                self.bot_threads.add(tid)
+            person = self._lookup(rid)
             if person is None:
                 threads[tid] = ConversationRecord(f"thread:{tid}", "Unknown chat", is_group=False)
             elif person.is_group:
@@ -302,6 +315,9 @@ class _Reader:
             if newer_revision is not None:
                 yield SkippedRecord("edited")  # an older revision of an edited message
                 continue
+            if thread_id in self.bot_threads:
+                yield SkippedRecord("bot")
+                continue
             if story or story_parent:
                 yield SkippedRecord("story")
                 continue
@@ -341,14 +357,23 @@ class _Reader:
                 reply_to=self._reply_to(quote_id, quote_author),
             )
 
-    def _person(self, recipient: object) -> Person:
+    def _group(self, group_id: str) -> Person:
+        return Person(f"group:{group_id}", self.group_titles.get(group_id, "Unnamed group"), True)
+
+    def _lookup(self, recipient: object) -> Person | None:
+        """The person or group a recipient column names, if the backup knows it."""
         rid = _as_int(recipient)
         if rid is None and isinstance(recipient, str):
-            rid = self.by_e164.get(recipient)  # very old rows hold a phone number
-        person = self.people.get(rid) if rid is not None else None
-        if person is None:
-            person = Person(f"recipient:{recipient}", "Unknown")
-        return person
+            # Before database v~50 (2019) rows named people by number and groups by group id.
+            rid = self.by_e164.get(recipient)
+            if rid is None and recipient.startswith("+"):
+                return Person(f"e164:{recipient}", recipient, extra={"phone": recipient})
+            if rid is None and recipient.startswith("__"):
+                return self._group(recipient)
+        return self.people.get(rid) if rid is not None else None
+
+    def _person(self, recipient: object) -> Person:
+        return self._lookup(recipient) or Person(f"recipient:{recipient}", "Unknown")
 
     def _mentions(self, message_id: int) -> list[tuple[int, int, str]]:
         if "mention" not in self.tables:
