@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ingest.parsers import signal_pb2
@@ -99,7 +99,7 @@ class _FrameWriter:
         self.cipher_key, self.mac_key = _keys(passphrase, SALT)
         self.counter = int.from_bytes(iv[:4], "big")
 
-    def _encryptor(self) -> tuple[bytes, object]:
+    def _encryptor(self) -> tuple[bytes, CipherContext]:
         iv = (self.counter & 0xFFFFFFFF).to_bytes(4, "big") + self.iv[4:]
         self.counter += 1
         return iv, Cipher(algorithms.AES(self.cipher_key), modes.CTR(iv)).encryptor()
@@ -115,16 +115,16 @@ class _FrameWriter:
         mac = hmac.new(self.mac_key, digestmod=hashlib.sha256)
         length = (len(plaintext) + 10).to_bytes(4, "big")
         if self.version >= 1:
-            length = encryptor.update(length)  # type: ignore[attr-defined]
+            length = encryptor.update(length)
             mac.update(length)
-        ciphertext = encryptor.update(plaintext)  # type: ignore[attr-defined]
+        ciphertext = encryptor.update(plaintext)
         mac.update(ciphertext)
         self._write(length + ciphertext + mac.digest()[:10])
 
     def payload(self, data: bytes) -> None:
         self.info.frames[-1].payload_offset = self.position
         iv, encryptor = self._encryptor()
-        ciphertext = encryptor.update(data)  # type: ignore[attr-defined]
+        ciphertext = encryptor.update(data)
         mac = hmac.new(self.mac_key, iv + ciphertext, digestmod=hashlib.sha256)
         self._write(ciphertext + mac.digest()[:10])
 
@@ -561,7 +561,7 @@ def write_backup(
     passphrase: str = DEFAULT_PASSPHRASE,
     version: int = 1,
     schema: Schema = "message",
-    messages: Sequence[Msg] | None = None,
+    messages: Iterable[Msg] | None = None,
     n_messages: int | None = None,
     seed: int = 0,
     first_recipient_id: int = 1,
@@ -585,7 +585,7 @@ def write_backup(
         version_frame.version.version = 223 if schema == "message" else 150
         writer.frame(version_frame, "version")
         _export(db, writer, schema, payloads)
-        _write_owner(writer, schema, owner_hint, first_recipient_id)
+        _write_key_values(writer, schema, owner_hint, first_recipient_id)
         _write_avatar_and_sticker(writer, first_recipient_id)
         end = signal_pb2.BackupFrame()
         end.end = True
@@ -647,7 +647,7 @@ def _export(
                 writer.payload(payloads[row[0]])
 
 
-def _write_owner(
+def _write_key_values(
     writer: _FrameWriter, schema: Schema, owner_hint: bool, first_recipient_id: int
 ) -> None:
     release_channel = signal_pb2.BackupFrame()
