@@ -566,19 +566,20 @@ def write_backup(
     seed: int = 0,
     first_recipient_id: int = 1,
     owner_hint: bool = True,
+    iv: bytes | None = None,
 ) -> BackupInfo:
     """Write a backup holding ``messages`` (or ``n_messages`` generated from ``seed``).
 
     ``first_recipient_id`` shifts the recipient row ids (a later backup of the same phone can
     number them differently); ``owner_hint=False`` leaves out the key-values/preferences that
-    name the phone's owner.
+    name the phone's owner. ``iv`` defaults to 16 bytes drawn from ``seed``.
     """
     if messages is None:
         messages = generate_messages(n_messages or 0, seed=seed, schema=schema)
     path = Path(path)
     info = BackupInfo(path, passphrase, version, schema)
     db, payloads = build_database(schema, messages, first_recipient_id=first_recipient_id)
-    iv = random.Random(seed).randbytes(16)
+    iv = iv or random.Random(seed).randbytes(16)
     with open(path, "wb") as out:
         writer = _FrameWriter(out, passphrase, version, iv, info)
         version_frame = signal_pb2.BackupFrame()

@@ -166,6 +166,14 @@ def test_round_trip(tmp_path, schema, version):
     assert all(m.sent_at.tzinfo is dt.UTC for m in messages(records))
 
 
+@pytest.mark.parametrize("version", [0, 1])
+def test_the_frame_counter_wraps_like_a_java_int(tmp_path, version):
+    """The IV's first 4 bytes count frames and wrap at 2**32, as Java's int does."""
+    iv = b"\xff\xff\xff\xfd" + bytes(range(12))
+    info = write_backup(tmp_path / "b.backup", version=version, messages=CURATED, iv=iv)
+    assert as_tuples(parse_all(info.path)) == EXPECTED
+
+
 def test_round_trips_agree_across_schemas_and_framings(tmp_path):
     """The same messages give the same records whatever the schema and framing."""
     results = []
