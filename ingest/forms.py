@@ -1,0 +1,143 @@
+"""Forms for uploading exports and tidying up who is who."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+
+from ingest.models import SourceKind, Speaker
+from ingest.parsers.detect import PARSERS, detect_kind
+from ingest.parsers.records import ExportError
+from ingest.uploads import too_big_message
+
+NEEDS_PASSPHRASE = "This is a Signal backup: type the 30-digit passphrase Signal showed you."  # noqa: S105
+
+
+def available_kinds() -> list[tuple[str, str]]:
+    """The kinds whose parser is installed, for the override select."""
+    kinds = []
+    for value, label in SourceKind.choices:
+        module = PARSERS.get(value, "").rpartition(".")[0]
+        if module and importlib.util.find_spec(module) is not None:
+            kinds.append((value, label))
+    return kinds
+
+
+def check_passphrase(passphrase: str) -> str:
+    from ingest.parsers.signal_crypto import normalize_passphrase  # pulls in cryptography
+
+    try:
+        normalize_passphrase(passphrase)
+    except ExportError as error:
+        raise forms.ValidationError(str(error)) from None
+    return passphrase
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(
+        label="Export file",
+        help_text="A Slack export zip, a Signal .backup, a WhatsApp .txt or zip…",
+    )
+    kind = forms.ChoiceField(
+        required=False,
+        label="Kind",
+        help_text="joe recognises the file; change this if it's wrong.",
+    )
+    passphrase = forms.CharField(
+        required=False,
+        strip=True,
+        label="Backup passphrase",
+        help_text="Signal only. The 30 digits from when backups were turned on. Used once, "
+        "never stored.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+    )
+    owner_name = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Whose phone is it?",
+        help_text="Signal only. Their messages get this name, so they match them on other apps.",
+    )
+    keep_file = forms.BooleanField(required=False, label="Keep the file after importing")
+    include_bots = forms.BooleanField(required=False, label="Import bots' messages too (Slack)")
+
+    def __init__(self, *args, too_big: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.too_big = too_big
+        self.fields["kind"].choices = [("", "Detect automatically"), *available_kinds()]
+        self.fields["file"].widget.attrs["data-max-bytes"] = settings.JOE_MAX_UPLOAD_BYTES
+        self.detect_error = ""
+
+    @property
+    def max_bytes(self) -> int:
+        return settings.JOE_MAX_UPLOAD_BYTES
+
+    def clean_file(self):
+        upload = self.cleaned_data.get("file")
+        if upload is not None and upload.size > settings.JOE_MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(too_big_message(upload.size))
+        return upload
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.too_big:  # the upload handler dropped the file while it arrived
+            self._errors.pop("file", None)
+            self.add_error("file", too_big_message(0))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        upload = data.get("file")
+        if upload is None:
+            return data
+        kind = data.get("kind") or ""
+        if not kind and hasattr(upload, "temporary_file_path"):
+            try:
+                kind = detect_kind(Path(upload.temporary_file_path()))
+            except ExportError as error:
+                self.detect_error = str(error)  # reported on the export's page, with the file
+        data["kind"] = kind
+        if kind == SourceKind.SIGNAL:
+            if not data.get("passphrase"):
+                self.add_error("passphrase", NEEDS_PASSPHRASE)
+            else:
+                try:
+                    check_passphrase(data["passphrase"])
+                except forms.ValidationError as error:
+                    self.add_error("passphrase", error)
+        return data
+
+
+class RetryForm(forms.Form):
+    passphrase = forms.CharField(
+        required=False,
+        label="Backup passphrase",
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+    )
+
+    def __init__(self, *args, needs_passphrase: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.needs_passphrase = needs_passphrase
+
+    def clean_passphrase(self) -> str:
+        passphrase = self.cleaned_data.get("passphrase", "")
+        if not self.needs_passphrase:
+            return ""
+        if not passphrase:
+            raise forms.ValidationError(NEEDS_PASSPHRASE)
+        return check_passphrase(passphrase)
+
+
+class RenameSpeakerForm(forms.Form):
+    display_name = forms.CharField(max_length=100, label="Name")
+
+
+class SpeakerChoiceForm(forms.Form):
+    """Pick a speaker: to merge into, or to give an identity to."""
+
+    speaker = forms.ModelChoiceField(queryset=Speaker.objects.all(), label="Speaker")
+
+
+class ExcludeForm(forms.Form):
+    excluded = forms.BooleanField(required=False)

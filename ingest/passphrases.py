@@ -1,0 +1,47 @@
+"""Hand a Signal backup's passphrase from the web request to the worker without storing it.
+
+The passphrase is encrypted (Fernet, with a key derived from SECRET_KEY) and put in the cache
+under a random one-time key with a short lifetime. Only that key travels in the task's arguments,
+so neither the broker, Celery's logs nor the database ever hold the passphrase, and a leaked cache
+entry is useless without SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.core.cache import cache
+from django.utils.crypto import salted_hmac
+
+TTL_SECONDS = 3600  # long enough for a busy queue; a retry asks for the passphrase again
+_PREFIX = "ingest:passphrase:"
+
+
+def _fernet() -> Fernet:
+    key = salted_hmac("ingest.passphrases", "fernet key", algorithm="sha256").digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def stash(passphrase: str) -> str:
+    """Keep the passphrase for a while; return the one-time key to pass to the task."""
+    key = secrets.token_urlsafe(24)
+    token = _fernet().encrypt(passphrase.encode())
+    cache.set(_PREFIX + key, token, timeout=TTL_SECONDS)
+    return key
+
+
+def read(key: str) -> str | None:
+    """The passphrase, or None when it expired, was discarded or cannot be decrypted."""
+    token = cache.get(_PREFIX + key)
+    if token is None:
+        return None
+    try:
+        return _fernet().decrypt(token, ttl=TTL_SECONDS).decode()
+    except InvalidToken:
+        return None
+
+
+def discard(key: str) -> None:
+    cache.delete(_PREFIX + key)

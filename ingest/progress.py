@@ -1,0 +1,126 @@
+"""An import's progress, written to its Export row while the import's transaction is still open.
+
+The import runs in one transaction, so its own connection cannot publish progress: nothing it
+writes is visible before the commit. A side thread with its own connection writes the row (at
+most every ``interval`` seconds) and reads back whether someone asked to cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.db import DatabaseError, connection
+
+from ingest.models import Export
+from ingest.parsers.records import Progress
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 0.5  # seconds between writes to the row
+
+
+class ImportCancelled(Exception):
+    """Someone pressed Cancel: the import stops and its transaction rolls back."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportProgress:
+    done: int
+    total: int
+    unit: str  # "bytes", "frames" or "files", as the parser counts
+    messages: int  # message records read so far, new or duplicate
+
+    @property
+    def note(self) -> str:
+        if not self.total:
+            return f"{self.messages:,} messages found"
+        if self.unit == "bytes":
+            where = f"{self.done / 1e6:,.1f} of {self.total / 1e6:,.1f} MB read"
+        else:
+            where = f"{self.done:,} of {self.total:,} {self.unit} read"
+        return f"{where} · {self.messages:,} messages found"
+
+
+class ProgressReporter:
+    """Feed it the parser's Progress and the running message count (``messages``, then
+    ``report()``); it persists them, throttled. Use as a context manager; every report raises
+    ImportCancelled once someone asked to cancel.
+    """
+
+    def __init__(
+        self,
+        export: Export,
+        *,
+        callback: Callable[[ImportProgress], None] | None = None,
+        interval: float = INTERVAL,
+    ) -> None:
+        self.export_id = export.pk
+        self.callback = callback
+        self.interval = interval
+        self.position = Progress()
+        self.messages = 0
+        self.cancelled = threading.Event()
+        self._last = 0.0
+        self._pending: Future | None = None
+        # SQLite has one writer at a time: the open import transaction would block these writes.
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-progress")
+            if connection.vendor != "sqlite"
+            else None
+        )
+
+    def parser_progress(self, progress: Progress) -> None:
+        """The callback given to the parser."""
+        self.position = Progress(progress.done, progress.total, progress.unit)
+        self.report()
+
+    def snapshot(self) -> ImportProgress:
+        p = self.position
+        return ImportProgress(p.done, p.total, p.unit, self.messages)
+
+    def report(self, *, force: bool = False) -> None:
+        self.check()
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        snapshot = self.snapshot()
+        if self.callback is not None:
+            self.callback(snapshot)
+        if self._executor is not None and (self._pending is None or self._pending.done()):
+            self._pending = self._executor.submit(self._write, snapshot)
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise ImportCancelled
+
+    def _write(self, snapshot: ImportProgress) -> None:
+        try:
+            Export.objects.filter(pk=self.export_id).update(
+                progress_done=snapshot.done,
+                progress_total=snapshot.total,
+                progress_note=snapshot.note[:200],
+            )
+            if Export.objects.filter(pk=self.export_id, cancel_requested=True).exists():
+                self.cancelled.set()
+        except DatabaseError as error:
+            # Progress is a courtesy; the import itself must not fail because of it.
+            log.warning("Could not record the progress of export %s: %s", self.export_id, error)
+
+    def stop(self) -> None:
+        """Wait for the last write and close the side thread's connection."""
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            executor.submit(connection.close)  # runs in the side thread: closes its connection
+            executor.shutdown(wait=True)
+
+    def __enter__(self) -> ProgressReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

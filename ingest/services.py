@@ -1,0 +1,331 @@
+"""Writes to the corpus: take an upload, import an export in one transaction, delete an export."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from ingest.loader import MessageLoader, MessageRow, clean_id, clean_text, message_loader
+from ingest.models import (
+    Conversation,
+    Export,
+    Identity,
+    Message,
+    SourceKind,
+    Speaker,
+    unreferenced_speakers,
+)
+from ingest.parsers.detect import PARSERS, detect_kind, load_parser
+from ingest.parsers.records import (
+    ConversationRecord,
+    ExportError,
+    IdentityRecord,
+    MessageRecord,
+    Record,
+    SkippedRecord,
+)
+from ingest.progress import ImportCancelled, ImportProgress, ProgressReporter
+from joe_site.jobs import JobStatus
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = (
+    "The import stopped because of a problem in joe itself, not in your file. Nothing was "
+    "imported; the worker's log has the details."
+)
+SIGNAL_KEY_GONE = (
+    "This Signal backup needs its passphrase, and joe no longer has it (it is kept for an hour "
+    "at most and never stored). Retry the import and type it again."
+)
+FILE_GONE = "The uploaded file is no longer on the server, so there is nothing to import."
+NOT_SUPPORTED_YET = "joe cannot read {label} files yet."
+STILL_RUNNING = "This export is still being imported: cancel the import first."
+# All imports and deletions take this lock (PostgreSQL): the COPY loader relies on being the only
+# writer of messages, and an export is never deleted halfway through someone's import.
+_IMPORT_LOCK = 0x6A6F65  # "joe"
+
+
+class ImportInProgress(Exception):
+    """The export is being imported right now; the message says what to do instead."""
+
+
+# -- uploads ---------------------------------------------------------------------------------
+
+
+def create_export(
+    *,
+    upload: UploadedFile,
+    sha256: str,
+    kind: str = "",
+    owner_name: str = "",
+    keep_file: bool = False,
+    include_bots: bool = False,
+    uploaded_by=None,
+) -> Export:
+    """Save an uploaded file under UPLOAD_DIR and record it as a queued export."""
+    export = Export(
+        original_name=Path(upload.name or "export").name[:255],
+        kind=kind,
+        sha256=sha256,
+        size_bytes=upload.size or 0,
+        owner_name=owner_name.strip(),
+        keep_file=keep_file,
+        include_bots=include_bots,
+        uploaded_by=uploaded_by,
+    )
+    export.file.save(export.original_name, upload, save=False)
+    export.save()
+    return export
+
+
+def queue_import(*, export: Export, passphrase: str | None = None) -> None:
+    """Queue (or re-queue) the import on the worker; the passphrase travels only via the cache."""
+    from ingest import passphrases, tasks  # tasks import this module
+
+    key = passphrases.stash(passphrase) if passphrase else None
+    Export.objects.filter(pk=export.pk).update(
+        status=JobStatus.QUEUED,
+        error="",
+        cancel_requested=False,
+        progress_done=0,
+        progress_total=0,
+        progress_note="",
+        started_at=None,
+        finished_at=None,
+    )
+    transaction.on_commit(lambda: tasks.import_export.delay(export.pk, key))
+
+
+# -- importing -------------------------------------------------------------------------------
+
+
+def import_export(
+    *,
+    export_id: int,
+    passphrase: str | None = None,
+    owner_name: str = "",
+    include_bots: bool = False,
+    path: str | Path | None = None,
+    progress: Callable[[ImportProgress], None] | None = None,
+) -> Export:
+    """Import an export's messages into the corpus, all or nothing, and record the outcome.
+
+    ``path`` reads that file or folder instead of the export's upload (``manage.py ingest``).
+    ``progress`` is called with each progress snapshot (about twice a second). Bad input marks
+    the export failed with the parser's sentence; an unexpected error does too, and is raised.
+    """
+    export = Export.objects.get(pk=export_id)
+    export.mark_running()
+    try:
+        with ProgressReporter(export, callback=progress) as reporter:
+            source = Path(path) if path is not None else _upload_path(export)
+            kind = export.kind or detect_kind(source)
+            if kind != export.kind:
+                Export.objects.filter(pk=export.pk).update(kind=kind)
+            parser = _parser(kind)
+            options: dict = {"passphrase": passphrase} if kind == SourceKind.SIGNAL else {}
+            if kind == SourceKind.SIGNAL and not passphrase:
+                raise ExportError(SIGNAL_KEY_GONE)
+            if kind != SourceKind.SIGNAL:
+                options["include_bots"] = include_bots
+            with transaction.atomic():
+                _lock_imports()
+                if Message.objects.filter(export_id=export.pk).exists():
+                    return export  # another delivery of the same task already imported it
+                writer = CorpusWriter(export=export, kind=kind, owner_name=owner_name)
+                records = parser(source, progress=reporter.parser_progress, **options)
+                writer.write(records, reporter)
+                reporter.stop()
+                writer.save_summary(note=reporter.snapshot().note)
+    except ExportError as error:
+        export.mark_failed(str(error))
+    except ImportCancelled:
+        export.mark_cancelled()
+    except Exception:
+        log.exception("Import of export %s failed", export.pk)
+        export.mark_failed(INTERNAL_ERROR)
+        raise
+    else:
+        if not export.keep_file:
+            export.delete_file()
+    export.refresh_from_db()
+    return export
+
+
+def _upload_path(export: Export) -> Path:
+    if not export.has_file:
+        raise ExportError(FILE_GONE)
+    return Path(export.file.path)
+
+
+def _parser(kind: str) -> Callable[..., Iterable[Record]]:
+    label = SourceKind(kind).label if kind in SourceKind.values else kind
+    if kind not in PARSERS:
+        raise ExportError(NOT_SUPPORTED_YET.format(label=label))
+    try:
+        return load_parser(kind)
+    except (ImportError, AttributeError):
+        raise ExportError(NOT_SUPPORTED_YET.format(label=label)) from None
+
+
+def _lock_imports() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_IMPORT_LOCK])
+
+
+class CorpusWriter:
+    """Turns one parse's records into rows, resolving ids through in-memory maps.
+
+    Identities and conversations are created when the first message that needs them arrives,
+    so people who never wrote anything in this export leave no trace.
+    """
+
+    def __init__(self, *, export: Export, kind: str, owner_name: str = "") -> None:
+        self.export = export
+        self.kind = kind
+        self.owner_name = owner_name.strip()
+        self.identity_records: dict[str, IdentityRecord] = {}
+        self.conversation_records: dict[str, ConversationRecord] = {}
+        self.identity_ids: dict[str, int] = {}
+        self.conversation_ids: dict[str, int] = {}
+        self.skipped: Counter[str] = Counter()
+        self.first_at = None
+        self.last_at = None
+        self.loader: MessageLoader | None = None
+
+    def write(self, records: Iterable[Record], reporter: ProgressReporter) -> None:
+        export_id, kind = self.export.pk, self.kind
+        identity_ids, conversation_ids = self.identity_ids, self.conversation_ids
+        with message_loader(export_id=export_id, source_kind=kind) as loader:
+            self.loader = loader
+            add = loader.add
+            for record in records:
+                if type(record) is MessageRecord:
+                    identity_id = identity_ids.get(record.identity_id) or self._identity(
+                        record.identity_id
+                    )
+                    conversation_id = conversation_ids.get(
+                        record.conversation_id
+                    ) or self._conversation(record.conversation_id)
+                    sent_at = record.sent_at
+                    if self.first_at is None or sent_at < self.first_at:
+                        self.first_at = sent_at
+                    if self.last_at is None or sent_at > self.last_at:
+                        self.last_at = sent_at
+                    add(
+                        MessageRow(
+                            conversation_id,
+                            identity_id,
+                            export_id,
+                            kind,
+                            clean_id(record.external_id),
+                            sent_at,
+                            clean_text(record.text),
+                            clean_id(record.reply_to) if record.reply_to else "",
+                        )
+                    )
+                    if not loader.seen % 5000:
+                        reporter.messages = loader.seen
+                        reporter.report()
+                elif type(record) is SkippedRecord:
+                    self.skipped[record.reason] += 1
+                elif type(record) is IdentityRecord:
+                    self.identity_records[record.external_id] = record
+                elif type(record) is ConversationRecord:
+                    self.conversation_records[record.external_id] = record
+            reporter.messages = loader.seen
+
+    def _identity(self, external_id: str) -> int:
+        self.loader.pause()  # type: ignore[union-attr]
+        record = self.identity_records.get(external_id) or IdentityRecord(external_id, external_id)
+        name = (
+            self.owner_name if record.is_self and self.owner_name else ""
+        ) or record.display_name
+        identity, created = Identity.objects.get_or_create(
+            source_kind=self.kind,
+            external_id=clean_id(external_id),
+            defaults={
+                "display_name": clean_text(name)[:255] or external_id[:255],
+                "is_bot": record.is_bot,
+                "is_self": record.is_self,
+            },
+        )
+        if created and not identity.is_bot:
+            identity.assign_to(_speaker_named(identity.display_name))
+        self.identity_ids[external_id] = identity.pk
+        return identity.pk
+
+    def _conversation(self, external_id: str) -> int:
+        self.loader.pause()  # type: ignore[union-attr]
+        record = self.conversation_records.get(external_id) or ConversationRecord(
+            external_id, external_id
+        )
+        conversation, _ = Conversation.objects.get_or_create(
+            source_kind=self.kind,
+            external_id=clean_id(external_id),
+            defaults={"title": clean_text(record.title)[:255], "is_group": record.is_group},
+        )
+        self.conversation_ids[external_id] = conversation.pk
+        return conversation.pk
+
+    def save_summary(self, *, note: str) -> None:
+        loader = self.loader
+        assert loader is not None
+        Export.objects.filter(pk=self.export.pk).update(
+            kind=self.kind,
+            conversations_count=len(self.conversation_ids),
+            identities_count=len(self.identity_ids),
+            messages_count=loader.inserted,
+            duplicates_count=loader.duplicates,
+            skipped=dict(self.skipped),
+            first_message_at=self.first_at,
+            last_message_at=self.last_at,
+            status=JobStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            progress_note=note[:200],
+        )
+
+
+def _speaker_named(name: str) -> Speaker:
+    """The speaker already called ``name`` (any case): the same friend on another app; else new."""
+    existing = Speaker.objects.filter(display_name__iexact=name.strip()).order_by("pk").first()
+    return existing or Speaker.create_named(name)
+
+
+# -- deleting --------------------------------------------------------------------------------
+
+
+def delete_export(*, export_id: int) -> int:
+    """Delete an export and exactly its messages, then the conversations, identities and
+    speakers that only those messages held up. Returns how many messages went."""
+    with transaction.atomic():
+        _lock_imports()
+        export = Export.objects.select_for_update().get(pk=export_id)
+        if export.status == JobStatus.RUNNING:
+            raise ImportInProgress(STILL_RUNNING)
+        messages = Message.objects.filter(export=export)
+        identity_ids = set(messages.values_list("identity_id", flat=True).distinct())
+        conversation_ids = set(messages.values_list("conversation_id", flat=True).distinct())
+        deleted, _ = messages.delete()
+        Conversation.objects.filter(pk__in=conversation_ids).filter(
+            ~Exists(Message.objects.filter(conversation=OuterRef("pk")))
+        ).delete()
+        orphans = Identity.objects.filter(pk__in=identity_ids).filter(
+            ~Exists(Message.objects.filter(identity=OuterRef("pk")))
+        )
+        speaker_ids = set(orphans.exclude(speaker=None).values_list("speaker_id", flat=True))
+        orphans.delete()
+        unreferenced_speakers().filter(pk__in=speaker_ids).delete()
+        storage, name = export.file.storage, export.file.name
+        export.delete()
+        if name:
+            transaction.on_commit(lambda: storage.delete(name))
+    return deleted

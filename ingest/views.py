@@ -1,0 +1,245 @@
+"""Staff pages: upload exports and follow their import; map identities to speakers.
+
+Every action is a plain form post that redirects; htmx requests get the page's partial instead.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from accounts.decorators import staff_required
+from ingest import services
+from ingest.forms import (
+    ExcludeForm,
+    RenameSpeakerForm,
+    RetryForm,
+    SpeakerChoiceForm,
+    UploadForm,
+)
+from ingest.models import Export, Identity, Speaker
+from ingest.speakers import merge_suggestions
+from ingest.uploads import HashingUploadHandler, sha256_of
+
+# -- exports ---------------------------------------------------------------------------------
+
+
+@csrf_exempt  # CSRF is checked by _exports, after the upload handler is in place
+@sensitive_post_parameters("passphrase")
+@staff_required
+def exports(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        # Must happen before anything reads request.POST (as the CSRF check would).
+        request.upload_handlers = [HashingUploadHandler(request)]
+    return _exports(request)
+
+
+@csrf_protect
+def _exports(request: HttpRequest) -> HttpResponse:
+    form = UploadForm()
+    if request.method == "POST":
+        too_big = getattr(request, "upload_too_big", False)
+        form = UploadForm(request.POST, request.FILES, too_big=too_big)
+        if form.is_valid():
+            export = _accept_upload(request, form)
+            if request.htmx:
+                return HttpResponseClientRedirect(export.get_absolute_url())
+            return redirect(export)
+        if request.htmx:
+            return render(request, "ingest/exports.html#upload_form", {"form": form})
+    context = {"form": form, "exports": Export.objects.select_related("uploaded_by")[:200]}
+    return render(request, "ingest/exports.html", context)
+
+
+def _accept_upload(request: HttpRequest, form: UploadForm) -> Export:
+    data = form.cleaned_data
+    export = services.create_export(
+        upload=data["file"],
+        sha256=sha256_of(data["file"]),
+        kind=data["kind"],
+        owner_name=data["owner_name"],
+        keep_file=data["keep_file"],
+        include_bots=data["include_bots"],
+        uploaded_by=request.user,
+    )
+    if form.detect_error:
+        export.mark_failed(form.detect_error)
+        export.delete_file()  # not an export joe can read: nothing worth keeping
+        return export
+    services.queue_import(export=export, passphrase=data["passphrase"] or None)
+    earlier = export.earlier_import()
+    if earlier is not None:
+        messages.info(
+            request,
+            f"This file was already imported on {earlier.created_at:%Y-%m-%d} "
+            f"({earlier.original_name}): importing it again adds no new messages.",
+        )
+    else:
+        messages.success(request, f"Uploaded {export.original_name}; importing it now.")
+    return export
+
+
+@staff_required
+def export(request: HttpRequest, pk: int) -> HttpResponse:
+    export = get_object_or_404(Export.objects.select_related("uploaded_by"), pk=pk)
+    return _export_page(request, export)
+
+
+def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
+    """The export's page; for htmx (polling, cancel) only its job partial."""
+    context = {
+        "export": export,
+        "earlier": export.earlier_import(),
+        "retry_form": RetryForm(needs_passphrase=export.is_signal),
+        **extra,
+    }
+    template = "ingest/export.html#job" if request.htmx else "ingest/export.html"
+    return render(request, template, context)
+
+
+@staff_required
+def export_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation (naming the message count); POST deletes."""
+    export = get_object_or_404(Export, pk=pk)
+    if request.method != "POST":
+        return _export_page(request, export, confirm_delete=True)
+    try:
+        deleted = services.delete_export(export_id=export.pk)
+    except services.ImportInProgress as error:
+        messages.error(request, str(error))
+        return redirect(export)
+    messages.success(request, f"Deleted {export.original_name} and its {deleted:,} messages.")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("ingest:exports"))
+    return redirect("ingest:exports")
+
+
+@staff_required
+@require_POST
+def export_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    export = get_object_or_404(Export, pk=pk)
+    export.request_cancel()
+    if request.htmx:
+        return _export_page(request, export)
+    messages.info(request, "Cancelling the import: nothing of it will be kept.")
+    return redirect(export)
+
+
+@sensitive_post_parameters("passphrase")
+@staff_required
+@require_POST
+def export_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    export = get_object_or_404(Export, pk=pk)
+    if not export.can_retry:
+        messages.error(request, "Only a failed or cancelled import whose file is kept can retry.")
+        return redirect(export)
+    form = RetryForm(request.POST, needs_passphrase=export.is_signal)
+    if not form.is_valid():
+        return _export_page(request, export, retry_form=form)
+    services.queue_import(export=export, passphrase=form.cleaned_data["passphrase"] or None)
+    messages.success(request, "Importing again.")
+    return redirect(export)
+
+
+# -- speakers --------------------------------------------------------------------------------
+
+
+def _speakers_context() -> dict:
+    identities = Identity.objects.annotate(message_count=Count("messages")).order_by(
+        "source_kind", "display_name"
+    )
+    speakers = list(
+        Speaker.objects.select_related("member").prefetch_related(
+            Prefetch("identities", queryset=identities)
+        )
+    )
+    for speaker in speakers:
+        speaker.message_count = sum(i.message_count for i in speaker.identities.all())
+    return {
+        "speakers": speakers,
+        "unassigned": list(identities.filter(speaker=None)),
+        "suggestions": merge_suggestions(speakers),
+    }
+
+
+@staff_required
+def speakers(request: HttpRequest) -> HttpResponse:
+    return render(request, "ingest/speakers.html", _speakers_context())
+
+
+def _speakers_changed(request: HttpRequest, message: str, level: str = "success") -> HttpResponse:
+    """After an action: the refreshed list and a toast (htmx), or a redirect and a message."""
+    if request.htmx:
+        response = render(request, "ingest/speakers.html#speaker_list", _speakers_context())
+        return trigger_client_event(response, "toast", {"level": level, "message": message})
+    messages.add_message(request, messages.ERROR if level == "error" else messages.SUCCESS, message)
+    return redirect("ingest:speakers")
+
+
+def _form_error(form) -> str:
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+@staff_required
+@require_POST
+def speaker_rename(request: HttpRequest, pk: int) -> HttpResponse:
+    speaker = get_object_or_404(Speaker, pk=pk)
+    form = RenameSpeakerForm(request.POST)
+    if not form.is_valid():
+        return _speakers_changed(request, _form_error(form), "error")
+    old = speaker.display_name
+    speaker.rename(form.cleaned_data["display_name"])
+    return _speakers_changed(request, f"Renamed {old} to {speaker.display_name}.")
+
+
+@staff_required
+@require_POST
+def speaker_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    speaker = get_object_or_404(Speaker, pk=pk)
+    form = SpeakerChoiceForm(request.POST)
+    if not form.is_valid():
+        return _speakers_changed(request, _form_error(form), "error")
+    target = form.cleaned_data["speaker"]
+    try:
+        speaker.merge_into(target)
+    except ValidationError as error:
+        return _speakers_changed(request, " ".join(error.messages), "error")
+    return _speakers_changed(request, f"Merged {speaker.display_name} into {target.display_name}.")
+
+
+@staff_required
+@require_POST
+def identity_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    identity = get_object_or_404(Identity, pk=pk)
+    form = SpeakerChoiceForm(request.POST)
+    if not form.is_valid():
+        return _speakers_changed(request, _form_error(form), "error")
+    identity.assign_to(form.cleaned_data["speaker"])
+    return _speakers_changed(request, f"{identity} now speaks as {identity.speaker}.")
+
+
+@staff_required
+@require_POST
+def identity_split(request: HttpRequest, pk: int) -> HttpResponse:
+    identity = get_object_or_404(Identity, pk=pk)
+    speaker = identity.split_off()
+    return _speakers_changed(request, f"{identity} is now a speaker of their own, {speaker}.")
+
+
+@staff_required
+@require_POST
+def identity_exclude(request: HttpRequest, pk: int) -> HttpResponse:
+    identity = get_object_or_404(Identity, pk=pk)
+    form = ExcludeForm(request.POST)
+    form.is_valid()
+    identity.set_excluded(form.cleaned_data.get("excluded", False))
+    verb = "excluded from" if identity.excluded else "included in"
+    return _speakers_changed(request, f"{identity} is {verb} training.")

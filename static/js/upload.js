@@ -1,0 +1,105 @@
+// The export upload form: drag and drop, a size check before sending, Signal-only fields shown
+// only for Signal, and an upload progress bar. htmx sends the form (an XHR whose upload progress
+// it reports as htmx:xhr:progress); without JavaScript it is a plain multipart form post.
+(function () {
+  function formatBytes(n) {
+    var units = ["bytes", "KB", "MB", "GB", "TB"];
+    var i = 0;
+    while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+    return (i ? n.toFixed(1) : n) + " " + units[i];
+  }
+
+  function setup(form) {
+    if (form.dataset.uploadReady) return;
+    form.dataset.uploadReady = "1";
+    var input = form.querySelector("input[type=file]");
+    var zone = form.querySelector("[data-dropzone]");
+    var info = form.querySelector("[data-file-info]");
+    var kind = form.querySelector("select[name=kind]");
+    var submit = form.querySelector("button[type=submit]");
+    var progress = form.querySelector("[data-upload-progress]");
+    var bar = progress.querySelector(".progress");
+    var note = progress.querySelector("[data-upload-note]");
+    var maxBytes = parseInt(form.dataset.maxBytes, 10);
+    var tooBig = false;
+
+    function chosenKind() {
+      if (kind.value) return kind.value;
+      var file = input.files[0];
+      if (!file) return "";
+      var name = file.name.toLowerCase();
+      if (name.endsWith(".backup")) return "signal";
+      return "";
+    }
+
+    function update() {
+      var file = input.files[0];
+      tooBig = !!file && file.size > maxBytes;
+      if (file) {
+        info.textContent = tooBig
+          ? file.name + " is " + formatBytes(file.size) + ", more than the " + formatBytes(maxBytes) + " limit."
+          : file.name + " · " + formatBytes(file.size);
+        info.classList.toggle("errorlist", tooBig);
+      }
+      submit.disabled = tooBig;
+      var isSignal = chosenKind() === "signal";
+      form.querySelectorAll("[data-signal-only]").forEach(function (el) { el.hidden = !isSignal; });
+      var mayBeSlack = !isSignal && (!kind.value || kind.value === "slack");
+      form.querySelectorAll("[data-slack-only]").forEach(function (el) { el.hidden = !mayBeSlack; });
+    }
+
+    input.addEventListener("change", update);
+    kind.addEventListener("change", update);
+    ["dragenter", "dragover"].forEach(function (type) {
+      zone.addEventListener(type, function (event) {
+        event.preventDefault();
+        zone.classList.add("dragging");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (type) {
+      zone.addEventListener(type, function () { zone.classList.remove("dragging"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      if (event.dataTransfer && event.dataTransfer.files.length) {
+        input.files = event.dataTransfer.files;
+        update();
+      }
+    });
+
+    form.addEventListener("htmx:beforeRequest", function (event) {
+      if (tooBig) { event.preventDefault(); return; }
+      progress.hidden = false;
+      submit.disabled = true;
+      note.textContent = "Starting the upload…";
+    });
+    form.addEventListener("htmx:xhr:progress", function (event) {
+      var d = event.detail;
+      if (!d.lengthComputable || !d.total) return;
+      var percent = Math.floor((100 * d.loaded) / d.total);
+      bar.firstElementChild.style.width = percent + "%";
+      bar.setAttribute("aria-valuenow", percent);
+      note.textContent = percent < 100
+        ? "Uploading: " + formatBytes(d.loaded) + " of " + formatBytes(d.total) + " (" + percent + "%)"
+        : "Uploaded; checking the file…";
+    });
+    form.addEventListener("htmx:afterRequest", function (event) {
+      if (!event.detail.successful) {
+        submit.disabled = false;
+        note.textContent = "The upload failed. Check your connection and try again.";
+      }
+    });
+    update();
+  }
+
+  function setupAll(root) {
+    (root || document).querySelectorAll("form[data-upload]").forEach(setup);
+  }
+  document.addEventListener("DOMContentLoaded", function () { setupAll(document); });
+  // After a failed validation the form comes back as a fresh partial.
+  document.addEventListener("htmx:load", function (event) {
+    var el = event.detail.elt;
+    if (el && el.matches && el.matches("form[data-upload]")) setup(el);
+    else if (el && el.querySelectorAll) setupAll(el);
+  });
+})();
