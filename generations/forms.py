@@ -1,0 +1,131 @@
+"""Forms for starting generation: a staff batch with per-speaker quotas, a member's live request."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from django import forms
+
+from ingest.models import Speaker
+from joe_site.jobs import JobStatus
+from trainer.models import TrainingRun
+
+QUOTA_PREFIX = "quota_"
+MAX_SEED = 2**63 - 1  # generations.sampling.MAX_SEED, without importing torch into the web
+MAX_NEW_TOKENS_LIMIT = 256
+
+
+class SamplingFields(forms.Form):
+    temperature = forms.FloatField(
+        min_value=0.0, max_value=2.0, initial=0.9, help_text="0 always picks the likeliest word."
+    )
+    top_p = forms.FloatField(min_value=0.01, max_value=1.0, initial=0.95, label="Top-p")
+    top_k = forms.IntegerField(min_value=0, max_value=1000, initial=50, label="Top-k",
+                               help_text="0 turns it off.")  # fmt: skip
+    max_new_tokens = forms.IntegerField(
+        min_value=1, max_value=MAX_NEW_TOKENS_LIMIT, initial=60, label="Max new tokens",
+        help_text="Per message.",
+    )  # fmt: skip
+
+
+class BatchForm(SamplingFields):
+    run = forms.ModelChoiceField(
+        queryset=TrainingRun.objects.filter(status=JobStatus.SUCCEEDED).exclude(checkpoint_dir=""),
+        empty_label=None,
+        label="Model",
+    )
+    conversations = forms.IntegerField(
+        min_value=0, max_value=1000, initial=0, help_text="Whole conversations; the model picks "
+        "who speaks next among everyone not opted out.",
+    )  # fmt: skip
+    prompt = forms.CharField(
+        max_length=300, required=False, label="Prompt or topic",
+        help_text="Optional: every message (and each conversation's first line) starts with it.",
+    )  # fmt: skip
+    base_seed = forms.IntegerField(
+        min_value=0, max_value=MAX_SEED, label="Base seed",
+        help_text="Each snippet gets its own seed derived from this one, stored with it.",
+    )  # fmt: skip
+    field_order = ["run", "conversations", "temperature", "top_p", "top_k", "max_new_tokens"]
+
+    def __init__(self, *args, speakers: Iterable[Speaker], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        active = TrainingRun.active()
+        if active is not None:
+            self.fields["run"].initial = active.pk
+        self.fields["base_seed"].initial = secrets.randbelow(2**31)
+        self.speakers = list(speakers)
+        for speaker in self.speakers:
+            self.fields[QUOTA_PREFIX + speaker.slug] = forms.IntegerField(
+                min_value=0, max_value=1000, initial=5, label=speaker.display_name
+            )
+
+    @staticmethod
+    def speakers_for(data) -> list[Speaker]:
+        """Quota inputs: every speaker who may be written as, plus any the posted form still
+        asked for (a friend may opt out while the page is open: the service then says so)."""
+        from trainer.corpus import trainable_speakers
+
+        posted = [
+            key.removeprefix(QUOTA_PREFIX) for key in data or {} if key.startswith(QUOTA_PREFIX)
+        ]
+        speakers = {s.slug: s for s in trainable_speakers()}
+        speakers.update({s.slug: s for s in Speaker.objects.filter(slug__in=posted)})
+        return sorted(speakers.values(), key=lambda s: s.slug)
+
+    def quota_fields(self) -> list[forms.BoundField]:
+        return [self[QUOTA_PREFIX + speaker.slug] for speaker in self.speakers]
+
+    def setting_fields(self) -> list[forms.BoundField]:
+        return [field for field in self if not field.name.startswith(QUOTA_PREFIX)]
+
+    def per_speaker(self) -> dict[str, int]:
+        return {
+            speaker.slug: self.cleaned_data[QUOTA_PREFIX + speaker.slug]
+            for speaker in self.speakers
+            if self.cleaned_data.get(QUOTA_PREFIX + speaker.slug)
+        }
+
+
+class LiveForm(forms.Form):
+    MODES = [("speaker", "One friend"), ("conversation", "A conversation between…")]
+
+    mode = forms.ChoiceField(choices=MODES, initial="speaker", widget=forms.RadioSelect)
+    # Any speaker validates, so a stale page that offers someone who opted out since gets the
+    # service's sentence rather than "select a valid choice"; only allowed ones are offered.
+    speaker = forms.ModelChoiceField(
+        queryset=Speaker.objects.all(), required=False, label="Who", empty_label=None
+    )
+    speakers = forms.ModelMultipleChoiceField(
+        queryset=Speaker.objects.all(),
+        required=False,
+        label="Between",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    opening = forms.CharField(
+        max_length=300, required=False, label="Opening words (optional)",
+        help_text="The message starts with these; the model goes on from there.",
+    )  # fmt: skip
+    temperature = forms.FloatField(
+        min_value=0.1, max_value=1.5, initial=0.9, help_text="Higher is wilder.",
+        widget=forms.NumberInput(attrs={"step": "0.1"}),
+    )  # fmt: skip
+
+    def __init__(self, *args, allowed: Iterable[Speaker], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(speaker.pk, speaker.display_name) for speaker in allowed]
+        self.fields["speaker"].choices = choices
+        self.fields["speakers"].choices = choices
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("mode") == "conversation":
+            data["speaker"] = None
+            if len(data.get("speakers") or []) < 2:
+                self.add_error("speakers", "Pick at least two friends for a conversation.")
+        else:
+            data["speakers"] = []
+            if not data.get("speaker"):
+                self.add_error("speaker", "Pick a friend to write as.")
+        return data

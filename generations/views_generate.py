@@ -1,0 +1,165 @@
+"""Generation pages: staff batches with live progress, and members' live generation."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from accounts.decorators import staff_required
+from generations import live
+from generations.forms import BatchForm, LiveForm
+from generations.models import GenerationBatch, LiveGeneration
+from generations.services import GenerationError, start_batch
+from ingest.models import Speaker
+from trainer.models import TrainingRun
+
+RECENT = 20
+
+
+def _partial(request: HttpRequest, template: str, context: dict, *, done: bool) -> HttpResponse:
+    """An htmx poll's answer; 286 once the job has ended, which stops the polling."""
+    response = render(request, template, context)
+    if done:
+        return HttpResponseStopPolling(response.content)
+    return response
+
+
+# ------------------------------------------------------------------------------ batches (staff)
+@staff_required
+def batches(request: HttpRequest) -> HttpResponse:
+    form = BatchForm(request.POST or None, speakers=BatchForm.speakers_for(request.POST))
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            batch = start_batch(
+                run=data["run"],
+                per_speaker=form.per_speaker(),
+                conversations=data["conversations"],
+                temperature=data["temperature"],
+                top_p=data["top_p"],
+                top_k=data["top_k"],
+                max_new_tokens=data["max_new_tokens"],
+                prompt=data["prompt"],
+                base_seed=data["base_seed"],
+                created_by=request.user,
+            )
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Batch queued for the generation worker.")
+            return redirect(batch)
+    context = {
+        "form": form,
+        "batches": GenerationBatch.objects.select_related("run", "created_by")[:RECENT],
+        "has_model": TrainingRun.objects.exclude(checkpoint_dir="").exists(),
+    }
+    return render(request, "generations/batches.html", context)
+
+
+@staff_required
+def batch(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(GenerationBatch.objects.select_related("run"), pk=pk)
+    context = {"batch": batch, "snippets": batch.snippets.select_related("speaker")[:50]}
+    if request.htmx:
+        done = not batch.is_active
+        return _partial(request, "generations/batch.html#progress", context, done=done)
+    return render(request, "generations/batch.html", context)
+
+
+@staff_required
+@require_POST
+def cancel_batch(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(GenerationBatch, pk=pk)
+    if batch.is_active:
+        batch.request_cancel()
+    if request.htmx:
+        context = {"batch": batch, "snippets": batch.snippets.select_related("speaker")[:50]}
+        return render(request, "generations/batch.html#progress", context)
+    messages.success(request, "Asked the worker to stop; what it kept stays.")
+    return redirect(batch)
+
+
+# ------------------------------------------------------------------------------ live (members)
+def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGeneration | None) -> dict:
+    if generation is not None:
+        live.give_up_if_unclaimed(generation)
+    speakers = {s.slug: s for s in Speaker.objects.all()}
+    return {
+        "form": form,
+        "generation": generation,
+        "bubbles": live.bubbles(generation.lines, speakers) if generation else [],
+        "waiting_too_long": generation is not None and live.waiting_too_long(generation),
+        "no_worker_yet": live.NO_WORKER_YET,
+        "recent": LiveGeneration.objects.filter(member=request.user).select_related("speaker")[
+            :RECENT
+        ],
+        "has_model": TrainingRun.active() is not None,
+    }
+
+
+def live_page(request: HttpRequest) -> HttpResponse:
+    allowed = live.allowed_speakers(TrainingRun.active())
+    form = LiveForm(request.POST or None, allowed=allowed)
+    generation = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            generation = live.start_live(
+                member=request.user,
+                speaker=data["speaker"],
+                speakers=list(data["speakers"]),
+                opening=data["opening"],
+                temperature=data["temperature"],
+            )
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            if not request.htmx:
+                return redirect("generations:live_generation", generation.pk)
+    context = _live_context(request, form, generation)
+    if request.htmx:
+        response = render(request, "generations/live.html#area", context)
+        if generation is not None:
+            response["HX-Push-Url"] = reverse("generations:live_generation", args=[generation.pk])
+        return response
+    return render(request, "generations/live.html", context)
+
+
+def live_generation(request: HttpRequest, pk: int) -> HttpResponse:
+    generation = get_object_or_404(LiveGeneration, pk=pk, member=request.user)
+    allowed = live.allowed_speakers(generation.run)
+    initial = {
+        "mode": "conversation" if generation.conversation else "speaker",
+        "speaker": generation.speaker_id,
+        "opening": generation.opening,
+        "temperature": generation.temperature,
+    }
+    context = _live_context(request, LiveForm(initial=initial, allowed=allowed), generation)
+    if request.htmx:
+        done = not generation.is_active
+        return _partial(request, "generations/live.html#stream", context, done=done)
+    return render(request, "generations/live.html", context)
+
+
+@require_POST
+def save_live(request: HttpRequest, pk: int) -> HttpResponse:
+    generation = get_object_or_404(LiveGeneration, pk=pk, member=request.user)
+    error = ""
+    try:
+        live.save_to_gallery(generation=generation, member=request.user)
+    except GenerationError as exc:
+        error = str(exc)
+    generation.refresh_from_db()
+    if request.htmx:
+        context = _live_context(request, LiveForm(allowed=[]), generation)
+        context["save_error"] = error
+        return render(request, "generations/live.html#stream", context)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, "Saved to the gallery.")
+    return redirect("generations:live_generation", generation.pk)

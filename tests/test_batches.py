@@ -1,0 +1,315 @@
+"""Staff generate batches of snippets: quotas, stored seeds, filters, leaks, cancel, the pages."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from generations import services
+from generations.models import GenerationBatch, Snippet, SnippetStatus
+from generations.services import GenerationError, create_batch, execute_batch, regenerate
+from joe_site.jobs import JobStatus
+from tests.builders.generation import (
+    CORPUS,
+    FakeGenerator,
+    checkpoint_copy,
+    make_friends,
+    make_run,
+    tiny_checkpoint,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def friends():
+    return make_friends()
+
+
+@pytest.fixture
+def run(friends, tmp_path):
+    return make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    generator = FakeGenerator()
+    monkeypatch.setattr(services, "load_generator", lambda checkpoint_dir: generator)
+    return generator
+
+
+def new_batch(run, **overrides) -> GenerationBatch:
+    settings = {
+        "run": run, "per_speaker": {"ann": 2, "bo": 1}, "conversations": 0, "temperature": 0.9,
+        "top_p": 0.95, "top_k": 50, "max_new_tokens": 8, "prompt": "", "base_seed": 1234,
+    }  # fmt: skip
+    return create_batch(**(settings | overrides))
+
+
+def test_batch_stores_each_snippet_with_its_params_and_own_seed(run):
+    batch = execute_batch(new_batch(run, conversations=1, temperature=1.1, top_k=20).pk)
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.SUCCEEDED
+    assert batch.progress_done == batch.progress_total == 4
+    assert batch.stats["kept"] == 4
+    snippets = list(batch.snippets.all())
+    assert sorted(s.speaker.slug for s in snippets if s.kind == "message") == ["ann", "ann", "bo"]
+    assert len({s.seed for s in snippets}) == 4
+    for snippet in snippets:
+        assert (snippet.temperature, snippet.top_p, snippet.top_k, snippet.max_new_tokens) == (
+            1.1, 0.95, 20, 8,
+        )  # fmt: skip
+        assert snippet.run == run and snippet.source == "batch"
+        assert snippet.status == SnippetStatus.PUBLISHED and snippet.text
+    conversation = next(s for s in snippets if s.kind == "conversation")
+    voices = {line["speaker"] for line in conversation.lines}
+    assert set(conversation.speakers.values_list("slug", flat=True)) == voices
+
+
+@pytest.mark.slow
+def test_regenerating_a_snippet_gives_the_same_text(run):
+    batch = execute_batch(new_batch(run, per_speaker={"ann": 3, "cy": 2}, conversations=1).pk)
+
+    for snippet in batch.snippets.all():
+        assert regenerate(snippet) == snippet.text
+
+
+def test_the_prompt_starts_every_message(run):
+    batch = execute_batch(new_batch(run, prompt="pho tonight").pk)
+
+    assert all(s.text.startswith("pho tonight") for s in batch.snippets.all())
+    assert all(s.prompt == "pho tonight" for s in batch.snippets.all())
+
+
+def test_leak_guard_hides_a_verbatim_copy_and_passes_novel_text(run, fake):
+    copied = CORPUS["ann"][0]
+    fake.messages = [copied, "a sentence nobody in the group ever wrote down", "brand new words"]
+
+    batch = execute_batch(new_batch(run).pk)
+
+    leak = Snippet.objects.get(text=copied)
+    assert leak.is_leak and leak.status == SnippetStatus.HIDDEN
+    assert leak.hidden_reason == "verbatim leak"
+    assert leak.longest_shared_run >= 8
+    assert not leak.is_visible
+    novel = Snippet.objects.get(text="a sentence nobody in the group ever wrote down")
+    assert not novel.is_leak and novel.is_visible
+    assert novel.longest_shared_run < 8
+    assert batch.stats["leak"] == 1
+    # The leak did not count towards Ann's quota: she still got two snippets members can see.
+    assert Snippet.objects.visible().filter(speaker__slug="ann").count() == 2
+    assert (run.checkpoint_dir + "/leak_index.npz") and services.leak_index_path(run).is_file()
+
+
+def test_a_leak_built_from_a_copy_inside_a_longer_message_is_caught(run, fake):
+    fake.messages = ["ok so " + CORPUS["bo"][1] + " haha"]
+
+    execute_batch(new_batch(run, per_speaker={"bo": 1}).pk)
+
+    assert Snippet.objects.get(text__startswith="ok so").is_leak
+
+
+def test_near_duplicates_are_dropped_within_the_batch_and_against_the_gallery(run, fake):
+    Snippet.objects.create(text="see you at the station at 8, bring the tickets", run=run)
+    fake.messages = [
+        "lol same!!",
+        "LOL same",
+        "see you at the station at 8, bring the ticket",
+        "something else entirely",
+    ]
+
+    batch = execute_batch(new_batch(run, per_speaker={"ann": 2}).pk)
+
+    texts = set(batch.snippets.values_list("text", flat=True))
+    assert texts == {"lol same!!", "something else entirely"}
+    assert batch.stats["near_duplicate"] == 2
+
+
+def test_empty_and_one_letter_messages_are_dropped(run, fake):
+    fake.messages = ["", "k", "a real message"]
+
+    batch = execute_batch(new_batch(run, per_speaker={"bo": 1}).pk)
+
+    assert list(batch.snippets.values_list("text", flat=True)) == ["a real message"]
+    assert batch.stats["too_short"] == 2
+    assert batch.stats["generated"] == 3
+
+
+def test_a_quota_that_cannot_be_filled_gives_up_with_a_note(run, fake):
+    fake.messages = [""] * 100
+
+    batch = execute_batch(new_batch(run, per_speaker={"bo": 2}).pk)
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.SUCCEEDED
+    assert "gave up" in batch.progress_note
+    assert batch.progress_done == batch.progress_total
+
+
+def test_cancel_stops_between_chunks_and_keeps_what_was_saved(run, fake):
+    batch = new_batch(run, per_speaker={"ann": 40, "bo": 40})  # three chunks of 32
+    fake.after_chunk = batch.request_cancel
+
+    execute_batch(batch.pk)
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.CANCELLED
+    assert batch.snippets.count() == 32
+    assert batch.stats["kept"] == 32
+
+
+def test_running_a_finished_batch_again_adds_nothing(run, fake):
+    batch = execute_batch(new_batch(run).pk)
+    count = batch.snippets.count()
+
+    execute_batch(batch.pk)
+
+    assert batch.snippets.count() == count
+
+
+def test_conversations_never_include_an_opted_out_friend(run, friends, fake):
+    friends["cy"].opted_out = True
+    friends["cy"].save()
+    fake.conversations = [[("ann", "so"), ("bo", "what")]]
+
+    batch = execute_batch(new_batch(run, per_speaker={}, conversations=1).pk)
+
+    assert batch.snippets.get().kind == "conversation"
+
+
+def test_opted_out_speaker_is_refused(run, friends):
+    friends["bo"].opted_out = True
+    friends["bo"].save()
+
+    with pytest.raises(GenerationError, match="Bo has opted out"):
+        new_batch(run)
+    assert not GenerationBatch.objects.exists()
+
+
+def test_curate_before_publish_sends_snippets_to_triage(run, fake, settings):
+    settings.JOE_CURATE_BEFORE_PUBLISH = True
+
+    batch = execute_batch(new_batch(run).pk)
+
+    assert set(batch.snippets.values_list("status", flat=True)) == {SnippetStatus.TRIAGE}
+
+
+def test_a_missing_checkpoint_fails_the_batch_with_a_sentence(run):
+    from generations.tasks import run_batch
+
+    batch = new_batch(run)
+    run.checkpoint_dir = "/nowhere/checkpoint"
+    run.save()
+
+    run_batch(batch.pk)
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.FAILED
+    assert batch.error == "The model files are missing: /nowhere/checkpoint is not there."
+
+
+# ------------------------------------------------------------------------------ pages
+def test_batches_are_staff_only(member_client):
+    assert member_client.get(reverse("generations:batches")).status_code == 403
+
+
+def test_start_form_defaults_to_the_active_run_and_lists_allowed_speakers(
+    staff_client, run, friends
+):
+    friends["cy"].opted_out = True
+    friends["cy"].save()
+
+    page = staff_client.get(reverse("generations:batches"))
+
+    assert page.context["form"]["run"].value() == run.pk
+    html = page.content.decode()
+    assert 'name="quota_ann"' in html and 'name="quota_bo"' in html
+    assert 'name="quota_cy"' not in html
+
+
+def test_staff_start_a_batch_and_it_is_queued_for_the_worker(
+    staff_client, run, monkeypatch, django_capture_on_commit_callbacks
+):
+    queued = []
+    monkeypatch.setattr("generations.tasks.run_batch.delay", queued.append)
+    form = {
+        "run": run.pk, "quota_ann": 2, "quota_bo": 0, "quota_cy": 1, "conversations": 1,
+        "temperature": 0.7, "top_p": 0.9, "top_k": 40, "max_new_tokens": 30,
+        "prompt": "saturday", "base_seed": 99,
+    }  # fmt: skip
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("generations:batches"), form)
+
+    batch = GenerationBatch.objects.get()
+    assert response.url == batch.get_absolute_url()
+    assert queued == [batch.pk]
+    assert batch.per_speaker == {"ann": 2, "cy": 1}
+    assert (batch.conversations, batch.temperature, batch.prompt, batch.base_seed) == (
+        1, 0.7, "saturday", 99,
+    )  # fmt: skip
+
+
+def test_starting_a_batch_for_an_opted_out_friend_shows_why(staff_client, run, friends):
+    form = {
+        "run": run.pk, "quota_ann": 1, "quota_bo": 1, "quota_cy": 0, "conversations": 0,
+        "temperature": 0.9, "top_p": 0.95, "top_k": 50, "max_new_tokens": 60, "base_seed": 1,
+    }  # fmt: skip
+    page = staff_client.get(reverse("generations:batches"))  # the form offered Bo...
+    friends["bo"].opted_out = True  # ...who opted out before it was sent
+    friends["bo"].save()
+
+    response = staff_client.post(reverse("generations:batches"), form)
+
+    assert page.status_code == 200
+    assert "Bo has opted out, so joe does not write in their voice." in response.content.decode()
+    assert not GenerationBatch.objects.exists()
+
+
+def test_batch_page_polls_while_running_and_stops_at_the_end(staff_client, run, fake):
+    batch = new_batch(run)
+    url = reverse("generations:batch", args=[batch.pk])
+
+    polling = staff_client.get(url, headers={"HX-Request": "true"})
+    execute_batch(batch.pk)
+    finished = staff_client.get(url, headers={"HX-Request": "true"})
+
+    assert polling.status_code == 200 and 'hx-trigger="every 1s"' in polling.content.decode()
+    assert finished.status_code == 286
+    html = finished.content.decode()
+    assert "hx-trigger" not in html
+    assert reverse("generations:gallery") in html
+    assert "fresh take" in html
+
+
+def test_cancel_button_cancels_a_queued_batch(staff_client, run):
+    batch = new_batch(run)
+
+    response = staff_client.post(reverse("generations:cancel_batch", args=[batch.pk]))
+
+    batch.refresh_from_db()
+    assert response.url == batch.get_absolute_url()
+    assert batch.status == JobStatus.CANCELLED
+
+
+def test_batch_page_shows_leaks_to_staff(staff_client, run, fake):
+    fake.messages = [CORPUS["ann"][0]]
+    batch = execute_batch(new_batch(run, per_speaker={"ann": 1}).pk)
+
+    html = staff_client.get(batch.get_absolute_url()).content.decode()
+
+    assert "leak ·" in html
+    assert "1</strong><span>verbatim leaks" in html
+
+
+@pytest.mark.slow
+def test_generate_command_runs_a_batch_in_the_terminal(run, capsys):
+    call_command("generate", "--per-speaker", "1", "--conversations", "1", "--seed", "7",
+                 "--max-new-tokens", "6")  # fmt: skip
+
+    batch = GenerationBatch.objects.get()
+    assert batch.status == JobStatus.SUCCEEDED and batch.base_seed == 7
+    assert batch.snippets.count() == 4
+    assert "Done: kept 4 of 4 generated" in capsys.readouterr().out
