@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
 from django.urls import reverse
 
-from joe_site.jobs import Job, JobStatus
+from joe_site.jobs import ACTIVE_STATUSES, Job, JobStatus
 
 
 class TrainingRun(Job):
@@ -33,6 +36,14 @@ class TrainingRun(Job):
     is_active = models.BooleanField(default=False, db_index=True)
     needs_retrain = models.CharField(max_length=300, blank=True)
     report = models.JSONField(default=dict, blank=True)  # quality and leak report
+    # Where the worker got to: the step of the last checkpoint on disk, the step a restarted
+    # worker resumed from, and when the worker last reported (a silent run has lost its worker).
+    checkpoint_step = models.PositiveIntegerField(null=True, blank=True)
+    resumed_from_step = models.PositiveIntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Set by a retrain of the active run (and `manage.py train --make-active`): the new run takes
+    # over as the active model the moment it succeeds, so an opted-out voice leaves the site.
+    activate_on_success = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -51,6 +62,71 @@ class TrainingRun(Job):
         return reverse("trainer:run", args=[self.pk])
 
     @property
+    def run_dir(self) -> Path:
+        """The run's private folder (checkpoints), under MODELS_DIR, never served by the web."""
+        return Path(settings.MODELS_DIR) / "runs" / str(self.pk)
+
+    @property
+    def in_progress(self) -> bool:
+        # Job.is_active means queued-or-running, but this model's `is_active` field (the model the
+        # gallery uses) shadows it; this is the same question under another name.
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def can_be_made_active(self) -> bool:
+        return (
+            self.status == JobStatus.SUCCEEDED and bool(self.checkpoint_dir) and not self.is_active
+        )
+
+    @property
+    def validation_losses(self) -> list[float]:
+        return [h["val_loss"] for h in self.loss_history if h.get("val_loss") is not None]
+
+    @property
+    def eta_text(self) -> str:
+        if self.eta_seconds is None or not self.in_progress:
+            return ""
+        return duration_text(self.eta_seconds)
+
+    def hyperparameter_rows(self) -> list[tuple[str, Any]]:
+        hp = dict(self.hyperparameters)
+        redaction = hp.pop("redaction", None)
+        rows = sorted(hp.items())
+        if isinstance(redaction, dict):
+            words = redaction.get("words") or []
+            # The custom word list is names and places: count it, never show it on a page.
+            rows += [(f"redaction {k}", v) for k, v in sorted(redaction.items()) if k != "words"]
+            rows.append(("redaction words", f"{len(words)} word(s)"))
+        return rows
+
+    def speaker_rows(self) -> list[dict[str, Any]]:
+        """Messages and tokens per speaker in the training data, with display names."""
+        names = self.dataset_summary.get("names", {})
+        return [
+            {"slug": slug, "name": names.get(slug, slug), **counts}
+            for slug, counts in self.dataset_summary.get("speakers", {}).items()
+        ]
+
+    def data_notes(self) -> list[str]:
+        """What the data preparation replaced or left out, as short phrases."""
+        summary = self.dataset_summary
+        notes = [
+            f"{count} {kind} redacted" for kind, count in summary.get("redactions", {}).items()
+        ]
+        notes += [
+            f"{count} messages left out ({kind.replace('_', ' ')})"
+            for kind, count in summary.get("dropped", {}).items()
+            if count
+        ]
+        if summary.get("truncated"):
+            notes.append(f"{summary['truncated']} long messages truncated")
+        return notes
+
+    def report_rows(self) -> list[tuple[str, str]]:
+        """The quality report as flat (key, value) rows: nested keys joined with " / "."""
+        return _flatten(self.report) if isinstance(self.report, dict) else []
+
+    @property
     def perplexity(self) -> float | None:
         if self.final_val_loss is None:
             return None
@@ -67,3 +143,29 @@ class TrainingRun(Job):
             TrainingRun.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
             TrainingRun.objects.filter(pk=self.pk).update(is_active=True)
         self.is_active = True
+
+
+def duration_text(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, f"{name} / ")
+        elif isinstance(value, float):
+            rows.append((name, f"{value:.4g}"))
+        elif isinstance(value, list | dict):
+            rows.append((name, json.dumps(value, ensure_ascii=False)))
+        else:
+            rows.append((name, str(value)))
+    return rows

@@ -1,5 +1,13 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from trainer import views
 
 app_name = "trainer"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.runs, name="runs"),
+    path("<int:pk>/", views.run, name="run"),
+    path("<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("<int:pk>/make-active/", views.make_active, name="make_active"),
+    path("<int:pk>/retrain/", views.retrain, name="retrain"),
+]

@@ -1,0 +1,424 @@
+"""Starting, running, resuming and retraining fine-tuning runs: the writes behind the trainer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ingest.models import Speaker
+from joe_site.jobs import ACTIVE_STATUSES, JobStatus
+from trainer.corpus import chat_format, corpus_messages
+from trainer.ml.base_models import build_tiny_gpt2, load_for_training
+from trainer.ml.chat_format import ChatFormat
+from trainer.ml.data import DataConfig, RedactionConfig, build_dataset
+from trainer.ml.loop import (
+    CHECKPOINT_DIR,
+    INFO_FILE,
+    Progress,
+    TrainConfig,
+    checkpoint_path,
+    pick_device,
+    train,
+)
+from trainer.models import TrainingRun
+
+logger = logging.getLogger(__name__)
+
+TINY_BASE = "tiny"
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
+    "max_steps": 500,
+    "batch_size": 8,
+    "grad_accum": 1,
+    "lr": 2e-4,
+    "schedule": "cosine",
+    "warmup_steps": 20,
+    "window_len": 256,
+    "seed": 0,
+    "val_fraction": 0.1,
+    "redaction": {"enabled": True, "emails": True, "phones": True, "urls": True, "words": []},
+}
+# The page refreshes every two seconds; the loop reports about as often.
+PROGRESS_EVERY_S = 2.0
+# The worker checks for a cancel click at most this often (one query per check).
+CANCEL_CHECK_EVERY_S = 1.0
+# A running run whose worker has not reported for this long has lost it. Well under the broker's
+# visibility timeout, after which Redis hands an unacknowledged run to another worker.
+HEARTBEAT_STALE = timedelta(hours=1)
+
+NO_CORPUS = "No trainable messages: upload an export and map its people to speakers first."
+
+
+class TrainingError(Exception):
+    """A run could not start or finish; the message is a sentence for the run's page."""
+
+
+# --- starting runs -------------------------------------------------------------------------------
+
+
+def resolved_hyperparameters(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The defaults with the given values on top, plus what the settings decide at start time.
+
+    Stored on the row as the loop will receive them, so a resumed run or a retrain uses the very
+    same numbers even if the defaults or the settings change later.
+    """
+    hp = {**DEFAULT_HYPERPARAMETERS, **overrides}
+    hp["redaction"] = {**DEFAULT_HYPERPARAMETERS["redaction"], **overrides.get("redaction", {})}
+    hp.setdefault("session_gap_minutes", settings.JOE_SESSION_GAP_MINUTES)
+    # About twenty points on the loss plot, whatever the length of the run.
+    hp.setdefault("eval_every", max(1, int(hp["max_steps"]) // 20))
+    return hp
+
+
+def new_run(
+    *,
+    name: str,
+    base_model: str,
+    hyperparameters: dict[str, Any],
+    created_by: Any = None,
+    activate_on_success: bool = False,
+) -> TrainingRun:
+    """A queued run row, not yet handed to a worker (the terminal command runs it itself)."""
+    base_model = base_model.strip() or settings.JOE_DEFAULT_BASE_MODEL
+    hp = resolved_hyperparameters(hyperparameters)
+    return TrainingRun.objects.create(
+        name=name.strip() or f"{base_model}, {hp['max_steps']} steps",
+        base_model=base_model,
+        hyperparameters=hp,
+        created_by=created_by,
+        activate_on_success=activate_on_success,
+        progress_total=hp["max_steps"],
+        progress_note="Waiting for a GPU worker",
+    )
+
+
+@transaction.atomic
+def start_run(
+    *,
+    name: str,
+    base_model: str,
+    hyperparameters: dict[str, Any],
+    created_by: Any,
+    activate_on_success: bool = False,
+) -> TrainingRun:
+    """Create a run and queue it for the GPU worker once the row is committed."""
+    run = new_run(
+        name=name,
+        base_model=base_model,
+        hyperparameters=hyperparameters,
+        created_by=created_by,
+        activate_on_success=activate_on_success,
+    )
+    _enqueue(run.pk)
+    return run
+
+
+def retrain(run: TrainingRun, *, created_by: Any = None) -> TrainingRun:
+    """Train again with the same settings on today's corpus (after an opt-out, say).
+
+    A retrain of the active model takes its place as soon as it succeeds.
+    """
+    name = run.name.removesuffix(" (retrain)") + " (retrain)"
+    return start_run(
+        name=name[:100],
+        base_model=run.base_model,
+        hyperparameters=run.hyperparameters,
+        created_by=created_by or run.created_by,
+        activate_on_success=run.is_active,
+    )
+
+
+def requeue_lost_runs(*, worker_host: str) -> list[int]:
+    """Queue again the runs a killed worker of this name left as running.
+
+    Called when a worker starts: the same worker name cannot still be running them, so they were
+    interrupted. Each continues from its last checkpoint.
+    """
+    with transaction.atomic():
+        lost = list(
+            TrainingRun.objects.select_for_update()
+            .filter(status=JobStatus.RUNNING, worker_host=worker_host)
+            .values_list("pk", "progress_done")
+        )
+        for pk, step in lost:
+            TrainingRun.objects.filter(pk=pk).update(
+                status=JobStatus.QUEUED,
+                progress_note=f"The worker stopped at step {step}; waiting to resume",
+            )
+            _enqueue(pk)
+    return [pk for pk, _ in lost]
+
+
+def _enqueue(run_id: int) -> None:
+    from trainer.tasks import train_run
+
+    def send() -> None:
+        result = train_run.delay(run_id)
+        TrainingRun.objects.filter(pk=run_id).update(celery_task_id=result.id or "")
+
+    transaction.on_commit(send)
+
+
+# --- running them --------------------------------------------------------------------------------
+
+
+def execute_run(
+    run_id: int,
+    *,
+    worker_host: str = "",
+    on_progress: Callable[[Progress], None] | None = None,
+) -> TrainingRun:
+    """Train a run to the end (or resume it), recording everything on its row.
+
+    Safe to call twice for the same run: a finished run is left alone, and a run another live
+    worker is training is not touched.
+    """
+    worker_host = worker_host or socket.gethostname()
+    run = _claim(run_id, worker_host)
+    if run is None:
+        return TrainingRun.objects.get(pk=run_id)
+    try:
+        _train(run, on_progress)
+    except TrainingError as error:
+        run.mark_failed(str(error))
+    except Exception as error:
+        logger.exception("Run %s failed", run_id)
+        run.mark_failed(
+            f"Training stopped with an unexpected error ({type(error).__name__}: {error}). "
+            "The worker's log has the details."
+        )
+        raise
+    run.refresh_from_db()
+    return run
+
+
+def _claim(run_id: int, worker_host: str) -> TrainingRun | None:
+    """Take the run for this worker, or None when there is nothing for it to do."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run_id)
+        if run.status not in ACTIVE_STATUSES:
+            return None  # finished, failed or cancelled: a duplicate delivery
+        if run.cancel_requested:
+            run.mark_cancelled()
+            return None
+        if (
+            run.status == JobStatus.RUNNING
+            and run.worker_host != worker_host
+            and run.heartbeat_at
+            and now - run.heartbeat_at < HEARTBEAT_STALE
+        ):
+            return None  # another worker is alive and training it
+        first_start = run.started_at is None
+        run._save_fields(
+            status=JobStatus.RUNNING,
+            worker_host=worker_host,
+            heartbeat_at=now,
+            started_at=run.started_at or now,
+            error="",
+        )
+    if first_start:
+        # A folder left by an earlier database with the same run number is not this run's.
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+    return run
+
+
+def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> None:
+    train_config, data_config = _configs(run.hyperparameters)
+    fmt = chat_format()
+    if not fmt.speakers:
+        raise TrainingError(NO_CORPUS)
+
+    run.set_progress(0, note=f"Loading the base model {run.base_model}")
+    model, tokenizer = _load_base(run.base_model, fmt)
+
+    run.set_progress(0, note="Building the dataset")
+    dataset = build_dataset(corpus_messages(), tokenizer, fmt, data_config)
+    if not dataset.train:
+        raise TrainingError(NO_CORPUS)
+    if not dataset.val:
+        raise TrainingError(
+            "The corpus is too small to hold back any validation data: "
+            "import more chat or lower the validation fraction."
+        )
+    summary = {**dataset.summary, "names": fmt.speakers}
+
+    device = pick_device(train_config.device)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    fields: dict[str, Any] = {
+        "speaker_ids": sorted(
+            Speaker.objects.filter(slug__in=fmt.speakers).values_list("pk", flat=True)
+        ),
+        "dataset_summary": summary,
+        "device": device_name,
+        "progress_total": train_config.total_steps(len(dataset.train)),
+        "progress_note": "Training",
+    }
+    ckpt = checkpoint_path(run.run_dir)
+    if ckpt is not None:
+        step = _checkpoint_step(ckpt)
+        fields.update(resumed_from_step=step, checkpoint_step=step, progress_done=step)
+        fields["progress_note"] = f"Resumed from step {step}"
+    run._save_fields(**fields)
+
+    checkpoint_dir = str(run.run_dir / CHECKPOINT_DIR)
+
+    def report(progress: Progress) -> None:
+        update: dict[str, Any] = {
+            "progress_done": progress.step,
+            "progress_total": progress.total_steps,
+            "loss_history": progress.history,
+            "heartbeat_at": timezone.now(),
+        }
+        # Evaluation reports carry no throughput; keep the last real figures on the page.
+        if progress.tokens_per_s:
+            update["tokens_per_second"] = progress.tokens_per_s
+        if progress.eta_s is not None:
+            update["eta_seconds"] = progress.eta_s
+        if progress.event == "checkpoint":
+            update.update(checkpoint_step=progress.step, checkpoint_dir=checkpoint_dir)
+        run._save_fields(**update)
+        if on_progress is not None:
+            on_progress(progress)
+
+    try:
+        result = train(
+            train_config,
+            model,
+            tokenizer,
+            dataset,
+            run.run_dir,
+            on_progress=report,
+            should_stop=_CancelCheck(run),
+        )
+    except torch.cuda.OutOfMemoryError as error:
+        raise TrainingError(
+            "The GPU ran out of memory: lower the batch size or the window length "
+            "(raise gradient accumulation to keep the same effective batch)."
+        ) from error
+    except ValueError as error:
+        raise TrainingError(_explain(error, model)) from error
+
+    done: dict[str, Any] = {
+        "loss_history": result.history,
+        "progress_done": result.step,
+        "eta_seconds": None,
+        "tokens_per_second": result.tokens_per_s or run.tokens_per_second,
+    }
+    if result.checkpoint is not None:
+        done.update(checkpoint_dir=str(result.checkpoint), checkpoint_step=result.step)
+    if result.status == "cancelled":
+        kept = run.checkpoint_step
+        note = f"Cancelled at step {result.step}" + (
+            f"; the checkpoint from step {kept} is kept" if result.checkpoint else ""
+        )
+        run._save_fields(**done, progress_note=note)
+        run.mark_cancelled()
+        return
+    run._save_fields(**done, final_val_loss=result.final_val_loss, progress_note="Finished")
+    run.mark_succeeded()
+    if run.activate_on_success:
+        run.make_active()
+
+
+def _configs(hp: dict[str, Any]) -> tuple[TrainConfig, DataConfig]:
+    """The loop's and the data's settings from a run's stored hyperparameters."""
+    train_keys = {f.name for f in fields(TrainConfig)}
+    data_keys = {f.name for f in fields(DataConfig)}
+    unknown = sorted(set(hp) - train_keys - data_keys)
+    if unknown:
+        raise TrainingError(f"Unknown hyperparameters: {', '.join(unknown)}.")
+    redaction = dict(hp.get("redaction", {}))
+    redaction["words"] = tuple(redaction.get("words", ()))
+    try:
+        train_config = TrainConfig(
+            **{"progress_every_s": PROGRESS_EVERY_S}
+            | {k: v for k, v in hp.items() if k in train_keys}
+        )
+        data_config = DataConfig(
+            **{k: v for k, v in hp.items() if k in data_keys and k != "redaction"},
+            redaction=RedactionConfig(**redaction),
+        )
+    except TypeError as error:
+        raise TrainingError(f"The run's hyperparameters are not valid: {error}.") from error
+    return train_config, data_config
+
+
+def _load_base(name: str, fmt: ChatFormat) -> tuple[Any, Any]:
+    cache = Path(settings.MODELS_DIR) / "base"
+    source: str | Path = tiny_base_folder(cache) if name == TINY_BASE else name
+    try:
+        return load_for_training(source, fmt, cache)
+    except OSError as error:  # a missing folder, or a hub id on a server without internet
+        logger.warning("Could not load base model %r: %s", name, error)
+        raise TrainingError(
+            f"Could not load the base model “{name}”: it is not a folder on the worker, and "
+            "the worker could not download it (no internet, or no such model)."
+        ) from error
+
+
+def tiny_base_folder(cache: Path) -> Path:
+    """A small randomly initialised GPT-2, built once: for trying the pipeline in seconds."""
+    folder = Path(cache) / "tiny-gpt2"
+    if folder.is_dir():
+        return folder
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-gpt2.", dir=cache))
+    try:
+        build_tiny_gpt2(tmp / "model", n_positions=1024)
+        try:
+            (tmp / "model").rename(folder)
+        except OSError:
+            if not folder.is_dir():  # not a twin process finishing first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _checkpoint_step(ckpt: Path) -> int:
+    return int(json.loads((ckpt / INFO_FILE).read_text())["step"])
+
+
+def _explain(error: ValueError, model: Any) -> str:
+    text = str(error)
+    if "different data" in text:
+        return (
+            "The corpus changed since this run started (an import, a new speaker or an opt-out), "
+            "so it cannot continue from its checkpoint: start a new run."
+        )
+    if "different settings" in text:
+        return "This run's checkpoint was made with other settings, so it cannot resume from it."
+    if "positions" in text:
+        limit = getattr(model.config, "max_position_embeddings", "?")
+        return f"The window length is longer than the base model can read ({limit} tokens)."
+    return f"Training could not run: {text}."
+
+
+class _CancelCheck:
+    """The loop's should_stop: asks the database whether Cancel was clicked, at most once a
+    second, so a fast step loop does not become a query loop."""
+
+    def __init__(self, run: TrainingRun) -> None:
+        self.run = run
+        self.checked_at = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.checked_at < CANCEL_CHECK_EVERY_S:
+            return False
+        self.checked_at = now
+        return self.run.cancel_was_requested()

@@ -1,0 +1,44 @@
+"""The GPU worker's training task, and the worker start-up hook that resumes interrupted runs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+from trainer import services
+from trainer.models import TrainingRun
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="trainer.tasks.train_run",
+    bind=True,
+    # Acknowledge only when done: a worker killed mid-run leaves the message with the broker,
+    # which hands it to the next worker, and the run resumes from its last checkpoint.
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def train_run(self: Any, run_id: int) -> None:
+    try:
+        services.execute_run(run_id, worker_host=self.request.hostname or "")
+    except TrainingRun.DoesNotExist:
+        logger.info("Run %s was deleted before a worker got to it", run_id)
+
+
+@worker_ready.connect
+def resume_runs_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
+    """A worker that starts under a name that still owns running runs was killed while training
+    them: queue those again at once rather than wait out the broker's visibility timeout."""
+    queues = getattr(getattr(sender, "app", None), "amqp", None)
+    consuming = queues.queues.consume_from if queues is not None else None
+    if consuming and "gpu" not in consuming:
+        return  # a default-queue worker never trains
+    hostname = getattr(sender, "hostname", "")
+    if not hostname:
+        return
+    for run_id in services.requeue_lost_runs(worker_host=hostname):
+        logger.warning("Run %s was interrupted on %s; resuming it", run_id, hostname)
