@@ -116,7 +116,7 @@ class ProgressReporter:
         """Wait for the last write and close the side thread's connection."""
         if self._executor is not None:
             executor, self._executor = self._executor, None
-            executor.submit(connection.close)  # runs in the side thread: closes its connection
+            executor.submit(_close_own_connection)
             executor.shutdown(wait=True)
 
     def __enter__(self) -> ProgressReporter:
@@ -124,3 +124,8 @@ class ProgressReporter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _close_own_connection() -> None:
+    # Resolved in the thread that runs it: each thread has its own connection.
+    connection.close()
