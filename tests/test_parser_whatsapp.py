@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.parsers import whatsapp
+from ingest.parsers.detect import detect_kind
 from ingest.parsers.records import ConversationRecord, ExportError, IdentityRecord
 from tests.builders.checks import check_contract, conversations, identities, messages, skipped
 from tests.builders.whatsapp import LRM, NNBSP, build_whatsapp
@@ -321,3 +322,84 @@ def test_unknown_timezone(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as error:
         parse(path, timezone="Mars/Base")
     assert str(error.value) == "'Mars/Base' is not a time zone name joe knows."
+
+
+# --- Layouts reported on other parsers' issue trackers --------------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["android", "ios"])
+@pytest.mark.parametrize("locale", ["zh", "ja", "ko", "fr"])
+def test_locales_with_a_marker_or_a_word_before_the_time(
+    tmp_path: Path, locale: str, platform: str
+) -> None:
+    # Markers before the time: ChatLab/ChatLab#280 (上午|下午|午前|午後|오전|오후),
+    # BrightspaceUI/intl#40 ("오전 1:28"); French "26/09/2019 à 22:39": JBGruber/rwhatsapp#8.
+    lines = [
+        (utc(2020, 1, 15, 0, 5), "민수", "just after midnight"),
+        (utc(2020, 1, 15, 9, 5), "Ann", "morning"),
+        (utc(2020, 1, 15, 12, 30), "민수", "lunch"),
+        (utc(2020, 1, 15, 15, 21), "Ann", "afternoon"),
+    ]
+    path = build_whatsapp(tmp_path / "chat.txt", lines, platform=platform, locale=locale)
+    assert [(m.sent_at, m.identity_id, m.text) for m in messages(parse(path))] == [
+        (when.replace(second=0), who, text) for when, who, text in lines
+    ]
+    assert detect_kind(path) == "whatsapp"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "WhatsApp Chat with Ann.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_year_first_without_comma_and_no_space_after_the_colon(tmp_path: Path) -> None:
+    # ChatLab/ChatLab#281: "[2026/7/9 02:28:09] Alice: Hey" / "[2026/7/9 02:28:37] Bob:Hi"
+    path = write(tmp_path, "[2026/7/9 02:28:09] Alice: Hey\n[2026/7/9 02:28:37] Bob:Hi\n")
+    assert [(m.sent_at, m.identity_id, m.text) for m in messages(parse(path))] == [
+        (utc(2026, 7, 9, 2, 28, 9), "Alice", "Hey"),
+        (utc(2026, 7, 9, 2, 28, 37), "Bob", "Hi"),
+    ]
+
+
+def test_dotted_markers_with_a_no_break_space_and_no_comma(tmp_path: Path) -> None:
+    # Pustur/whatsapp-chat-parser#224: "20/6/2017 8:28 p. m." with a no-break space inside the
+    # marker; hotosm/chatmap#211: "19/08/26 8:26 a. m." read as 2:26; joweich/chat-miner#24:
+    # "[25/09/20 10:27:18 a.m.]" without a comma.
+    path = write(
+        tmp_path,
+        "20/6/2017 8:28 p.\u00a0m. - Michelle: test\n"
+        "19/08/2026 8:26 a. m. - Don Rafael: ubicación: https://maps.example/?q=19.6,-99.1\n"
+        "[25/09/2026 10:27:18 a.m.] Ann: hola\n",
+    )
+    assert [(m.sent_at, m.text) for m in messages(parse(path))] == [
+        (utc(2017, 6, 20, 20, 28), "test"),
+        (utc(2026, 8, 19, 8, 26), "ubicación: https://maps.example/?q=19.6,-99.1"),
+        (utc(2026, 9, 25, 10, 27, 18), "hola"),
+    ]
+
+
+def test_dots_in_the_time_and_no_comma(tmp_path: Path) -> None:
+    # mtln/chat-export#28 (Indonesian): "30/08/25 18.00 - ..."
+    path = write(tmp_path, "30/08/25 18.00 - Budi: halo\n30/08/25 18.01 - Sari: hai\n")
+    assert [m.sent_at for m in messages(parse(path))] == [
+        utc(2025, 8, 30, 18, 0),
+        utc(2025, 8, 30, 18, 1),
+    ]
+
+
+def test_a_file_name_with_two_spaces_before_the_attached_note(tmp_path: Path) -> None:
+    # hotosm/chatmap#211: "Name:IMG.jpg  (archivo adjunto)" followed by a caption line.
+    path = write(
+        tmp_path, "19/08/26 8:26 a. m. - Don Rafael:IMG-1.jpg  (archivo adjunto)\nPirul vereda.\n"
+    )
+    assert [m.text for m in messages(parse(path))] == ["Pirul vereda."]
+
+
+def test_dashed_month_first_dates_in_brackets(tmp_path: Path) -> None:
+    # gesiscss/WhatsR#32: "[01-29-2018, 23:33:00] Alice: Hello?"
+    path = write(tmp_path, "[01-29-2018, 23:33:00] Alice: Hello?\n[01-29-2018, 23:45:01] Bob: Hi\n")
+    assert [m.sent_at for m in messages(parse(path))] == [
+        utc(2018, 1, 29, 23, 33),
+        utc(2018, 1, 29, 23, 45, 1),
+    ]

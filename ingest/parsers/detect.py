@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .archive import Archive, is_zip, open_archive
 from .records import ExportError, Record
+from .whatsapp import LINE_START as WHATSAPP_LINE_START
 
 PARSERS: dict[str, str] = {
     "slack": "ingest.parsers.slack.parse",
@@ -31,9 +32,7 @@ NOT_READABLE = "This file is not an export joe can read: {why}"
 _HEAD = 64 * 1024
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # A WhatsApp line starts with a date and a time, optionally in brackets (iOS) and after LRM marks.
-_WHATSAPP_LINE = re.compile(
-    r"^[\u200e\u200f\ufeff]*\[?\d{1,4}[./-]\d{1,2}[./-]\d{2,4},?\s+\d{1,2}[:.]\d{2}", re.M
-)
+_WHATSAPP_LINE = re.compile("^" + WHATSAPP_LINE_START, re.M)
 _MESSENGER_FILE = re.compile(r"(^|/)message_\d+\.json$")
 
 

@@ -37,9 +37,19 @@ from .records import (
 
 _MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
 _SPACES = "\u202f\u00a0\u2009"
+# Chinese, Japanese and Korean phones write the morning/afternoon marker before the time.
+_CJK_AM = ("上午", "午前", "오전")
+_CJK_PM = ("下午", "午後", "오후")
+_CJK_MARKER = "|".join(_CJK_AM + _CJK_PM)
+# The start of a message line, shared with detect.py: an optional bracket, a date whose parts may
+# be followed by a space and the last by a dot (Korean "2020. 1. 15."), an optional word between
+# date and time (French "à"), an optional CJK marker, then the time.
+LINE_START = (
+    rf"[{_MARKS}]*\[?(?P<date>\d{{1,4}}[./-] ?\d{{1,2}}[./-] ?\d{{1,4}})\.?,?\s+(?:à\s+)?"
+    rf"(?P<pre>{_CJK_MARKER})?\s*(?P<time>\d{{1,2}}[:.]\d{{2}}(?:[:.]\d{{2}})?)"
+)
 _HEADER = re.compile(
-    rf"^[{_MARKS}]*\[?(?P<date>\d{{1,4}}[./-]\d{{1,2}}[./-]\d{{1,4}})\.?,?\s+"
-    rf"(?P<time>\d{{1,2}}[:.]\d{{2}}(?:[:.]\d{{2}})?)[\s{_SPACES}]*"
+    rf"^{LINE_START}[\s{_SPACES}]*"
     r"(?P<ampm>[AaPp]\.?\s?[Mm]\.?)?\]?(?:\s[-\u2013]\s|:?\s)(?P<rest>.*)$"
 )
 _MEDIA_WORDS = re.compile(
@@ -72,7 +82,7 @@ _EDITED = re.compile(
     re.I,
 )
 _FILE_ATTACHED = re.compile(
-    r"^\S.*\.\w{2,5} \((file attached|archivo adjunto|Datei angehängt|"
+    r"^\S.*\.\w{2,5}\s+\((file attached|archivo adjunto|Datei angehängt|"
     r"fichier joint|file allegato|arquivo anexado)\)$",
     re.I,
 )
@@ -121,7 +131,7 @@ def _split(rest: str) -> tuple[str | None, str]:
 
 
 def _date_parts(date: str) -> tuple[int, int, int]:
-    a, b, c = (int(x) for x in re.split(r"[./-]", date))
+    a, b, c = (int(x) for x in re.findall(r"\d+", date))
     return a, b, c
 
 
@@ -169,7 +179,7 @@ class _Reader:
             if match:
                 if current:
                     yield current
-                stamp = (match["date"], match["time"], match["ampm"])
+                stamp = (match["date"], match["time"], match["pre"] or match["ampm"])
                 current = _Message(stamp, match["rest"])
             elif current:
                 current.continuation.append(line)
@@ -226,7 +236,7 @@ class _Reader:
         parts = [int(x) for x in re.split(r"[:.]", stamp[1])]
         hour, minute, second = parts[0], parts[1], parts[2] if len(parts) > 2 else 0
         if stamp[2]:
-            pm = stamp[2].lower().startswith("p")
+            pm = stamp[2].lower().startswith("p") or stamp[2] in _CJK_PM
             hour = hour % 12 + (12 if pm else 0)
         local = dt.datetime(year, month, day, hour, minute, second, tzinfo=self.tz)
         return local.astimezone(dt.UTC)
