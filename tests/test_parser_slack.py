@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ingest.parsers import slack
+from ingest.parsers.detect import detect_kind
 from ingest.parsers.records import (
     ConversationRecord,
     IdentityRecord,
@@ -438,3 +439,51 @@ def test_memory_does_not_grow_with_the_export(tmp_path: Path) -> None:
     assert len(messages(slack.parse(str(big_zip)))) == 20_000
     # Ten times the messages, about the same peak: one day file at a time, nothing accumulated.
     assert _peak_memory(big_zip) < _peak_memory(small_zip) * 1.5 + 200_000
+
+
+# --- Variants reported on other tools' issue trackers ---------------------------------------
+
+
+def test_enterprise_grid_export_with_org_users_json(tmp_path: Path) -> None:
+    # hfaran/slack-export-viewer#224: Enterprise Grid exports have org_users.json, no users.json.
+    export = build_slack(
+        tmp_path / "grid.zip",
+        users=PEOPLE,
+        channels={"general": [("U1", "hi <@U2>")]},
+        users_file="org_users.json",
+    )
+    records = parse(export)
+    assert [(i.external_id, i.display_name) for i in identities(records)] == [
+        ("U1", "Alice"),
+        ("U2", "Bob"),
+    ]
+    assert [m.text for m in messages(records)] == ["hi @Bob"]
+    assert detect_kind(export) == "slack"
+
+
+def test_an_edit_or_deletion_filed_in_a_later_day_file(tmp_path: Path) -> None:
+    # hfaran/slack-export-viewer#135 (edits in exports): an edit made after midnight is an event
+    # in the next day's file, yet the message keeps its final text and no duplicate appears.
+    late = utc(2024, 1, 1, 23, 50).timestamp()
+    channel = [
+        msg("U1", "see you at 8", f"{late:.0f}.000100"),
+        msg("U2", "oops wrong chat", f"{late + 60:.0f}.000200"),
+        {"type": "message", "subtype": "message_changed", "ts": f"{late + 900:.0f}.000300",
+         "message": {"type": "message", "user": "U1", "text": "see you at 9",
+                     "ts": f"{late:.0f}.000100", "edited": {"user": "U1"}}},
+        {"type": "message", "subtype": "message_deleted", "ts": f"{late + 960:.0f}.000400",
+         "deleted_ts": f"{late + 60:.0f}.000200"},
+        msg("U2", "ok", f"{late + 1000:.0f}.000500"),
+    ]  # fmt: skip
+    export = build_slack(tmp_path / "e.zip", users=PEOPLE, channels={"general": channel})
+    with zipfile.ZipFile(export) as z:
+        assert sorted(n for n in z.namelist() if n.startswith("general/")) == [
+            "general/2024-01-01.json",
+            "general/2024-01-02.json",
+        ]
+    records = parse(export)
+    assert [(m.external_id, m.text) for m in messages(records)] == [
+        (f"CGENERAL:{late:.0f}.000100", "see you at 9"),
+        (f"CGENERAL:{late + 1000:.0f}.000500", "ok"),
+    ]
+    assert skipped(records) == {"system": 2, "deleted": 1}

@@ -101,7 +101,8 @@ def _archive_kind(archive: Archive) -> str | None:
     members = archive.members
     shallow = [m for m in members if m.count("/") <= 1]
     base = {m.rsplit("/", 1)[-1] for m in shallow}
-    if "users.json" in base and ("channels.json" in base or any(m.count("/") for m in members)):
+    has_users = "users.json" in base or "org_users.json" in base  # org_: Enterprise Grid
+    if has_users and ("channels.json" in base or any(m.count("/") for m in members)):
         return "slack"
     if "result.json" in base:
         return "telegram"

@@ -1,10 +1,12 @@
 """Slack workspace export (the zip from "Export data", or that zip unpacked).
 
-Layout: ``users.json``; ``channels.json``, ``groups.json`` (private channels), ``dms.json`` and
-``mpims.json`` when the plan exports them; and one folder per conversation holding one
-``YYYY-MM-DD.json`` array of messages per day. Channel, private-channel and group-DM folders are
-named after the conversation, DM folders after its id. Day files are read one at a time, so memory
-stays bounded by the largest day, not the export.
+Layout: ``users.json`` (``org_users.json`` from Enterprise Grid); ``channels.json``,
+``groups.json`` (private channels), ``dms.json`` and ``mpims.json`` when the plan exports them; and
+one folder per conversation holding one ``YYYY-MM-DD.json`` array of messages per day. Channel,
+private-channel and group-DM folders are named after the conversation, DM folders after its id.
+Day files are read one at a time, so memory stays bounded by the largest day, not the export; a
+conversation's day files are first scanned for edit and deletion events, which can come days after
+the message they change.
 
 A message's ``external_id`` is ``<conversation id>:<ts>``: Slack's ``ts`` is unique within a
 conversation and never changes, so re-exports deduplicate.
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .archive import Archive, Limits, open_archive
+from .archive import Archive, Limits, open_archive, parse_json_bytes
 from .records import (
     ConversationRecord,
     ExportError,
@@ -43,6 +45,9 @@ _BOT_SUBTYPES = {"bot_message"}
 _DELETED_SUBTYPES = {"tombstone"}  # a thread parent deleted after it got replies
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
 _SLACKBOT = "USLACKBOT"
+_USER_FILES = ("users.json", "org_users.json")
+# Edit and deletion events as raw bytes, to find the day files that hold any without parsing all.
+_EVENT_MARKERS = (b'"message_changed"', b'"message_deleted"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,7 @@ class _SlackExport:
     def __init__(self, archive: Archive, include_bots: bool) -> None:
         self.archive = archive
         self.include_bots = include_bots
+        self.users_file = "users.json"
         self.prefix = self._find_root()
         self.users: dict[str, _User] = {}
         self.channel_names: dict[str, str] = {}
@@ -115,17 +121,19 @@ class _SlackExport:
 
     def _find_root(self) -> str:
         # Someone who unzips and re-zips the export often adds one folder level on top.
+        # Enterprise Grid exports call it org_users.json (hfaran/slack-export-viewer#224).
         candidates = [
-            m[: -len("users.json")]
+            (m.rsplit("/", 1)[0] + "/" if "/" in m else "", m.rsplit("/", 1)[-1])
             for m in self.archive.members
-            if m == "users.json" or (m.endswith("/users.json") and m.count("/") == 1)
+            if m.rsplit("/", 1)[-1] in _USER_FILES and m.count("/") <= 1
         ]
         if not candidates:
             raise ExportError(
                 f"{self.archive.name} is not a Slack export: it has no users.json. Upload the zip "
                 "that Slack's export page gave you, unchanged."
             )
-        return min(candidates, key=len)
+        prefix, self.users_file = min(candidates, key=lambda c: (len(c[0]), c[1] != "users.json"))
+        return prefix
 
     def _list(self, name: str, *, required: bool = False) -> list[dict[str, Any]]:
         member = self.prefix + name
@@ -139,7 +147,7 @@ class _SlackExport:
         return data
 
     def identities(self) -> Iterator[IdentityRecord]:
-        for user in self._list("users.json", required=True):
+        for user in self._list(self.users_file, required=True):
             user_id = str(user.get("id") or "")
             if not user_id:
                 continue
@@ -197,22 +205,44 @@ class _SlackExport:
             yield IdentityRecord(user_id, str(name), is_bot=is_bot)
         yield user_id
 
-    def messages(self, conv: _Conversation, member: str) -> Iterator[Record]:
-        day = self.archive.read_json(member)
+    def _day(self, member: str, data: bytes | None = None) -> list[Any]:
+        day = parse_json_bytes(
+            data if data is not None else self.archive.read_bytes(member), member
+        )
         if not isinstance(day, list):
             raise ExportError(f"{member} in {self.archive.name} should be a list of messages.")
-        # Some exporters (and old official exports) store edits and deletions as events after
-        # the message; apply them so the message keeps its final text.
+        return day
+
+    def events(self, members: list[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Edits (ts -> final message) and deleted ts of one conversation, from all its days.
+
+        Some exporters (and old official exports) store edits and deletions as events after the
+        message, often in a later day file when the edit came after midnight. Only the day files
+        whose bytes mention such an event are parsed here, so memory holds the events, not the
+        conversation."""
         edits: dict[str, dict[str, Any]] = {}
         deleted: set[str] = set()
-        for msg in day:
-            if isinstance(msg, dict) and msg.get("subtype") == "message_changed":
-                new = msg.get("message")
-                if isinstance(new, dict) and new.get("ts"):
-                    edits[str(new["ts"])] = new
-            elif isinstance(msg, dict) and msg.get("subtype") == "message_deleted":
-                deleted.add(str(msg.get("deleted_ts")))
-        for msg in day:
+        for member in members:
+            data = self.archive.read_bytes(member)
+            if not any(marker in data for marker in _EVENT_MARKERS):
+                continue
+            for msg in self._day(member, data):
+                if isinstance(msg, dict) and msg.get("subtype") == "message_changed":
+                    new = msg.get("message")
+                    if isinstance(new, dict) and new.get("ts"):
+                        edits[str(new["ts"])] = new
+                elif isinstance(msg, dict) and msg.get("subtype") == "message_deleted":
+                    deleted.add(str(msg.get("deleted_ts")))
+        return edits, deleted
+
+    def messages(
+        self,
+        conv: _Conversation,
+        member: str,
+        edits: dict[str, dict[str, Any]],
+        deleted: set[str],
+    ) -> Iterator[Record]:
+        for msg in self._day(member):
             yield from self._message(conv, msg, edits, deleted)
 
     def _message(
@@ -319,8 +349,9 @@ def parse(
             if not members:
                 continue
             yield ConversationRecord(conv.external_id, conv.title, conv.is_group)
+            edits, deleted = export.events(members)
             for member in members:
-                for record in export.messages(conv, member):
+                for record in export.messages(conv, member, edits, deleted):
                     seen_any = True
                     yield record
                 state.done += 1

@@ -152,11 +152,13 @@ def build_slack(
     extra_files: Mapping[str, bytes | str] | None = None,
     omit: Iterable[str] = (),
     root: str = "",
+    users_file: str = "users.json",
 ) -> Path:
     """Write the export to ``target`` (a zip when it ends in .zip, unless ``as_zip`` says).
 
     ``extra_files`` adds or replaces raw files (for malformed variants), ``omit`` drops metadata
-    files such as "users.json", ``root`` nests everything under one folder (a re-zipped export).
+    files such as "users.json", ``root`` nests everything under one folder (a re-zipped export),
+    ``users_file`` renames users.json ("org_users.json" in an Enterprise Grid export).
     """
     as_zip = target.suffix == ".zip" if as_zip is None else as_zip
     if isinstance(users, Mapping):
@@ -177,7 +179,7 @@ def build_slack(
         conversations = list(_write_days(out, [g for g in given if g[1]]))
         conversations += [c for c, m in given if not m and c not in conversations]
         conversations += list(_write_days(out, stream))
-        metadata: dict[str, list[dict[str, Any]]] = {"users.json": [u.to_json() for u in user_list]}
+        metadata: dict[str, list[dict[str, Any]]] = {users_file: [u.to_json() for u in user_list]}
         for conv in conversations:
             metadata.setdefault(METADATA_FILE[conv.kind], []).append(conv.to_json())
         metadata.setdefault("channels.json", [])
