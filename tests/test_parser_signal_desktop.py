@@ -104,3 +104,41 @@ def test_export_without_messages(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as error:
         parse(path)
     assert str(error.value) == "This signal-export output contains no messages."
+
+
+@pytest.mark.parametrize("json_output", [True, False], ids=["data.json", "chat.md"])
+def test_quotes_become_replies(tmp_path: Path, json_output: bool) -> None:
+    # sigexport keeps only the quoted text (create.py: "\n\n> {text}\n\n", lines joined by "> ").
+    chat = [
+        sig(at(0), "AliceSmith", "`dinner` tonight?"),  # sigexport drops backticks from bodies
+        sig(at(1), "Me", "yes!\nwhere?"),
+        sig(at(2), "AliceSmith", "the usual", quote="\n\n> yes!\n> where?\n\n"),
+        sig(at(3), "Me", "ok", quote="\n\n> `dinner` tonight?\n\n"),  # but not from quotes
+        sig(at(4), "AliceSmith", "see you", quote="\n\n> where?\n\n"),  # part of a message
+        sig(at(5), "Me", "hm", quote="\n\n> something long gone\n\n"),
+    ]
+    path = build_sigexport(tmp_path / "signal", {"AliceSmith": chat}, json_output=json_output)
+    found = messages(parse(path))
+    ids = {m.text: m.external_id for m in found}
+    assert [(m.text, m.reply_to) for m in found] == [
+        ("dinner tonight?", None),
+        ("yes!\nwhere?", None),
+        ("the usual", ids["yes!\nwhere?"]),
+        ("ok", ids["dinner tonight?"]),
+        ("see you", ids["yes!\nwhere?"]),
+        ("hm", None),
+    ]
+
+
+def test_messages_without_a_known_sender_are_skipped(tmp_path: Path) -> None:
+    # carderne/signal-export#46: after a group moved to "new groups", sigexport wrote
+    # "No-Sender" for everyone but the owner; one made-up speaker would mix several people.
+    chat = [
+        sig(at(0), "No-Sender", "who am I"),
+        sig(at(1), "Me", "hi"),
+        sig(at(2), "AliceSmith", "hello"),
+    ]
+    records = parse(build_sigexport(tmp_path / "signal", {"Group": chat}))
+    assert [i.external_id for i in identities(records)] == ["Me", "AliceSmith"]
+    assert [m.text for m in messages(records)] == ["hi", "hello"]
+    assert skipped(records) == {"no-sender": 1}

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import partial
@@ -36,6 +37,9 @@ from .records import (
 )
 
 SELF = "Me"
+NO_SENDER = "No-Sender"
+_RECENT = 5000  # messages remembered per chat to resolve quotes
+_NEAR = 200  # of those, how many a partial quote is looked for in
 _MD_HEADER = re.compile(r"^\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\] (.+?): ?(.*)$")
 _MD_REACTIONS = re.compile(r"\n\(- .* -\)$")
 _MD_STICKER = re.compile(r"\n\(\( .* \)\)$")
@@ -68,8 +72,10 @@ def _md_body(msg: dict[str, Any]) -> dict[str, Any]:
     body = _MD_STICKER.sub("", body)
     files = _MD_FILE.findall(body)
     body = _MD_FILE.sub("", body)
-    body = _MD_QUOTE.sub("", body)  # the quoted message someone replied to
-    return {**msg, "body": body, "attachments": files, "sticker": sticker}
+    quote = _MD_QUOTE.match(body)  # the quoted message someone replied to
+    body = body[quote.end() :] if quote else body
+    return {**msg, "body": body, "attachments": files, "sticker": sticker,
+            "quote": quote.group(0) if quote else ""}  # fmt: skip
 
 
 class _Chat:
@@ -106,7 +112,9 @@ class _Chat:
             raise ExportError(f"{self.member} is not valid signal-export JSON: line {number}.")
         return row
 
-    def record(self, row: dict[str, Any], seen: dict[str, Any]) -> Iterator[Record]:
+    def record(
+        self, row: dict[str, Any], seen: dict[str, Any], recent: OrderedDict[str, str]
+    ) -> Iterator[Record]:
         body = str(row.get("body") or "").strip()
         if row.get("deleted"):
             yield SkippedRecord("deleted")
@@ -124,19 +132,57 @@ class _Chat:
             yield SkippedRecord("invalid")
             return
         sent_at = local.replace(tzinfo=local.tzinfo or self.tz).astimezone(dt.UTC)
-        sender = str(row.get("sender") or "No-Sender")
+        sender = str(row.get("sender") or NO_SENDER)
+        if sender == NO_SENDER:
+            # sigexport could not tell who wrote it (carderne/signal-export#46: groups upgraded
+            # to "new groups"); one made-up person speaking for several would mislead the model.
+            yield SkippedRecord("no-sender")
+            return
         if sent_at != seen.get("stamp"):
             seen.clear()
             seen["stamp"] = sent_at
         n = seen[sender] = seen.get(sender, -1) + 1
         seed = f"{self.folder}|{sent_at.isoformat()}|{sender}|{n}".encode()
+        external_id = hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:24]
+        # sigexport keeps only the quoted text, so a reply points at the latest earlier message
+        # with that text, among the last few thousand of the chat.
+        reply_to = _quoted(recent, _quote_key(row.get("quote")))
+        key = _quote_key(body)
+        recent.pop(key, None)
+        recent[key] = external_id
+        if len(recent) > _RECENT:
+            recent.popitem(last=False)
         yield MessageRecord(
-            external_id=hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:24],
+            external_id=external_id,
             conversation_id=self.folder,
             identity_id=sender,
             sent_at=sent_at,
             text=body,
+            reply_to=reply_to,
         )
+
+
+def _quote_key(text: Any) -> str:
+    """A message's text as a quote of it shows it: no "> " prefixes, backticks or outer space."""
+    if not isinstance(text, str):
+        return ""
+    lines = (line.removeprefix(">").strip() for line in text.strip().splitlines())
+    return "\n".join(line for line in lines if line).replace("`", "")
+
+
+def _quoted(recent: OrderedDict[str, str], quote: str) -> str | None:
+    """The id of the message ``quote`` shows: the same text, else the newest of the last
+    ``_NEAR`` messages that holds the text (a quote of a long message can be shortened)."""
+    if not quote:
+        return None
+    if quote in recent:
+        return recent[quote]
+    for n, (text, external_id) in enumerate(reversed(recent.items())):
+        if n >= _NEAR:
+            break
+        if quote in text:
+            return external_id
+    return None
 
 
 def _chats(archive: Archive, fallback: str) -> list[tuple[str, str]]:
@@ -191,7 +237,8 @@ def _records(
     count = 0
     for chat in chats:
         # First pass: who speaks, so identities and the group flag come before messages.
-        senders = dict.fromkeys(str(r.get("sender") or "No-Sender") for r in chat.rows())
+        senders = dict.fromkeys(str(r.get("sender") or NO_SENDER) for r in chat.rows())
+        senders.pop(NO_SENDER, None)
         for sender in senders:
             if sender not in announced:
                 announced.add(sender)
@@ -200,9 +247,10 @@ def _records(
         others = [s for s in senders if s != SELF]
         yield ConversationRecord(chat.folder, chat.folder, is_group=len(others) > 1)
         seen: dict[str, Any] = {}
+        recent: OrderedDict[str, str] = OrderedDict()
         for row in chat.rows():
             count += 1
-            yield from chat.record(row, seen)
+            yield from chat.record(row, seen, recent)
         state.done += 1
         if progress:
             progress(state)

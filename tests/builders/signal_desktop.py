@@ -20,7 +20,7 @@ def sig(when: dt.datetime, sender: str, body: str, **fields: Any) -> dict[str, A
     return {
         "date": when.replace(tzinfo=None),
         "sender": sender,
-        "body": body + "  ",
+        "body": body.replace("`", "") + "  ",  # as sigexport's create_message writes it
         "quote": "",
         "sticker": None,
         "reactions": [],
