@@ -46,8 +46,8 @@ def exports(request: HttpRequest) -> HttpResponse:
 def _exports(request: HttpRequest) -> HttpResponse:
     form = UploadForm()
     if request.method == "POST":
-        too_big = getattr(request, "upload_too_big", False)
-        form = UploadForm(request.POST, request.FILES, too_big=too_big)
+        data, files = request.POST, request.FILES  # reading them receives the upload
+        form = UploadForm(data, files, too_big=getattr(request, "upload_too_big", False))
         if form.is_valid():
             export = _accept_upload(request, form)
             if request.htmx:

@@ -1,0 +1,315 @@
+"""The Exports pages: upload, follow an import, see its summary or its error, retry, delete."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.urls import reverse
+
+from ingest import services, tasks
+from ingest.models import Export, Message
+from ingest.parsers.detect import NOT_READABLE
+from ingest.parsers.signal_crypto import WRONG_KEY
+from joe_site.jobs import JobStatus
+from tests.signal_writer import FIXTURE_MESSAGES, write_backup
+from tests.test_ingest_support import (
+    EMPTY,
+    SPACED_PASSPHRASE,
+    corpus,
+    import_path,
+    slack_export,
+    use_tmp_upload_dir,
+)
+
+pytestmark = pytest.mark.django_db
+EXPORTS = reverse("ingest:exports")
+
+
+@pytest.fixture(autouse=True)
+def uploads(settings, tmp_path):
+    return use_tmp_upload_dir(settings, tmp_path)
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The tasks the pages queue, as (export id, passphrase key), instead of a worker."""
+    calls = []
+    monkeypatch.setattr(tasks.import_export, "delay", lambda *args: calls.append(args))
+    return calls
+
+
+@pytest.fixture
+def slack_zip(tmp_path):
+    return slack_export(tmp_path / "slack.zip", {"general": [("U1", "hi"), ("U2", "hello")]})
+
+
+def upload(client, path, headers=None, **fields):
+    with path.open("rb") as stream:
+        return client.post(EXPORTS, {"file": stream, **fields}, headers=headers or {})
+
+
+def run_queued(queued):
+    for args in queued:
+        tasks.import_export(*args)
+
+
+def test_members_cannot_open_the_exports_pages(member_client):
+    assert member_client.get(EXPORTS).status_code == 403
+    assert member_client.get(reverse("ingest:speakers")).status_code == 403
+
+
+def test_upload_form_states_the_size_limit(staff_client, settings):
+    settings.JOE_MAX_UPLOAD_BYTES = 5 * 1024**3
+
+    page = staff_client.get(EXPORTS).content.decode()
+
+    assert "Up to 5.0\xa0GB" in page
+    assert 'data-max-bytes="5368709120"' in page
+    assert 'name="passphrase"' in page and 'name="owner_name"' in page  # shown without JS
+
+
+def test_uploaded_export_is_stored_hashed_and_queued(
+    staff_client, slack_zip, uploads, queued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(staff_client, slack_zip, keep_file="on")
+
+    export = Export.objects.get()
+    assert response.status_code == 302 and response.url == export.get_absolute_url()
+    assert (export.kind, export.status, export.keep_file) == ("slack", JobStatus.QUEUED, True)
+    assert export.sha256 == hashlib.sha256(slack_zip.read_bytes()).hexdigest()
+    assert export.size_bytes == slack_zip.stat().st_size
+    assert export.file.path.startswith(str(uploads))
+    assert queued == [(export.pk, None)]
+
+
+def test_upload_then_import_shows_the_summary(
+    staff_client, slack_zip, queued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(staff_client, slack_zip)
+    run_queued(queued)
+
+    page = staff_client.get(response.url).content.decode()
+
+    assert "Succeeded" in page
+    assert 'data-testid="messages-count">2<' in page
+    assert "hx-trigger" not in page  # the polling stopped
+    assert "Nothing was left out." in page
+
+
+def test_a_file_that_is_no_export_shows_why_on_its_page(staff_client, tmp_path, queued):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping: milk, eggs")
+
+    response = upload(staff_client, notes)
+
+    export = Export.objects.get()
+    page = staff_client.get(response.url).content.decode()
+    assert export.status == JobStatus.FAILED and not export.has_file
+    assert NOT_READABLE.format(why="its contents match none of the supported apps.") in page
+    assert 'class="error-box"' in page
+    assert queued == [] and corpus() == EMPTY
+
+
+def test_a_wrong_passphrase_shows_on_the_export_page(
+    staff_client, tmp_path, queued, django_capture_on_commit_callbacks
+):
+    path = tmp_path / "signal-2024.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(staff_client, path, passphrase="1" * 30)
+    run_queued(queued)
+
+    page = staff_client.get(response.url).content.decode()
+
+    assert WRONG_KEY in page
+    assert "Try again" in page  # the file is kept for a retry with the right passphrase
+    assert corpus() == EMPTY
+
+
+def test_failed_signal_import_can_retry_with_the_right_passphrase(
+    staff_client, tmp_path, queued, django_capture_on_commit_callbacks
+):
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(staff_client, path, passphrase="1" * 30)
+    run_queued(queued)
+    export = Export.objects.get()
+    queued.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(
+            reverse("ingest:export_retry", args=[export.pk]), {"passphrase": SPACED_PASSPHRASE}
+        )
+    run_queued(queued)
+
+    export.refresh_from_db()
+    assert export.status == JobStatus.SUCCEEDED, export.error
+    assert export.messages_count > 0
+
+
+def test_signal_backup_needs_its_passphrase(staff_client, tmp_path, queued):
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+
+    response = upload(staff_client, path)
+
+    assert response.status_code == 200
+    assert "This is a Signal backup: type the 30-digit passphrase" in response.content.decode()
+    assert not Export.objects.exists()
+
+
+def test_malformed_passphrase_is_refused_before_upload_is_kept(staff_client, tmp_path, queued):
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+
+    response = upload(staff_client, path, passphrase="1234")
+
+    assert "The passphrase must be the 30 digits" in response.content.decode()
+    assert "1234" not in response.content.decode()  # never echoed back
+    assert not Export.objects.exists()
+
+
+def test_too_big_upload_is_refused_with_a_clear_message(staff_client, slack_zip, settings, uploads):
+    settings.JOE_MAX_UPLOAD_BYTES = 100
+
+    response = upload(staff_client, slack_zip)
+
+    assert "more than the 100\xa0bytes limit (JOE_MAX_UPLOAD_BYTES)" in response.content.decode()
+    assert not Export.objects.exists()
+    assert not any(p.is_file() for p in uploads.rglob("*"))
+
+
+def test_htmx_upload_redirects_the_browser_to_the_export(staff_client, slack_zip, queued):
+    response = upload(staff_client, slack_zip, headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == Export.objects.get().get_absolute_url()
+
+
+def test_htmx_upload_with_errors_gets_the_form_back(staff_client, tmp_path, queued):
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+
+    response = upload(staff_client, path, headers={"HX-Request": "true"})
+
+    body = response.content.decode()
+    assert body.lstrip().startswith('<form id="upload-form"')
+    assert "<html" not in body
+    assert "This is a Signal backup" in body
+
+
+def test_same_file_uploaded_again_says_so(
+    staff_client, slack_zip, queued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(staff_client, slack_zip)
+    run_queued(queued)
+    queued.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(staff_client, slack_zip)
+    run_queued(queued)
+
+    page = staff_client.get(response.url).content.decode()
+    assert "This file was already imported on" in page
+    second = Export.objects.order_by("-pk").first()
+    assert (second.messages_count, second.duplicates_count) == (0, 2)
+
+
+def test_export_page_polls_while_the_import_runs(staff_client):
+    export = Export.objects.create(original_name="big.zip", kind="slack", status=JobStatus.RUNNING)
+    export.set_progress(40, 100, note="40 of 100 files read · 12,000 messages found")
+
+    page = staff_client.get(export.get_absolute_url()).content.decode()
+    poll = staff_client.get(export.get_absolute_url(), headers={"HX-Request": "true"})
+
+    assert 'hx-trigger="every 1s"' in page
+    assert "12,000 messages found" in page and "width: 40%" in page
+    assert poll.content.decode().lstrip().startswith('<div id="export-job"')
+    assert "<html" not in poll.content.decode()
+
+
+def test_polling_stops_when_the_import_ends(staff_client, tmp_path):
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+
+    poll = staff_client.get(export.get_absolute_url(), headers={"HX-Request": "true"})
+
+    assert "hx-trigger" not in poll.content.decode()
+    assert 'data-testid="summary"' in poll.content.decode()
+
+
+def test_summary_lists_what_was_left_out(staff_client, tmp_path):
+    path = slack_export(
+        tmp_path / "s.zip",
+        {"general": [("U1", "hi"), {"user": "U1", "text": "", "subtype": "channel_join"}]},
+    )
+    export = import_path(path)
+
+    page = staff_client.get(export.get_absolute_url()).content.decode()
+
+    assert 'data-testid="skipped"' in page and "<td>system</td><td>1</td>" in page
+    assert 'data-testid="date-range"' in page
+
+
+def test_delete_asks_for_confirmation_naming_the_message_count(staff_client, tmp_path):
+    export = import_path(
+        slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]})
+    )
+
+    page = staff_client.get(reverse("ingest:export_delete", args=[export.pk])).content.decode()
+
+    assert "Delete it and its 2 messages" in page
+    assert Message.objects.count() == 2
+
+
+def test_delete_removes_the_export_and_its_messages(staff_client, tmp_path):
+    export = import_path(
+        slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]})
+    )
+
+    response = staff_client.post(reverse("ingest:export_delete", args=[export.pk]), follow=True)
+
+    assert "Deleted s.zip and its 2 messages." in response.content.decode()
+    assert corpus() == EMPTY and not Export.objects.exists()
+
+
+def test_htmx_delete_redirects_to_the_list(staff_client, tmp_path):
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+
+    response = staff_client.post(
+        reverse("ingest:export_delete", args=[export.pk]), headers={"HX-Request": "true"}
+    )
+
+    assert response["HX-Redirect"] == EXPORTS
+
+
+def test_a_running_import_is_not_deleted(staff_client):
+    export = Export.objects.create(original_name="x.zip", status=JobStatus.RUNNING)
+
+    response = staff_client.post(reverse("ingest:export_delete", args=[export.pk]), follow=True)
+
+    assert services.STILL_RUNNING in response.content.decode()
+    assert Export.objects.exists()
+
+
+def test_a_queued_import_can_be_cancelled(staff_client):
+    export = Export.objects.create(original_name="x.zip")
+
+    staff_client.post(reverse("ingest:export_cancel", args=[export.pk]))
+
+    export.refresh_from_db()
+    assert export.status == JobStatus.CANCELLED
+
+
+def test_exports_list_shows_each_import(staff_client, tmp_path, django_assert_max_num_queries):
+    for n in range(3):
+        import_path(slack_export(tmp_path / f"e{n}.zip", {"general": [("U1", f"hi {n}")]}))
+
+    with django_assert_max_num_queries(6):
+        page = staff_client.get(EXPORTS).content.decode()
+
+    assert page.count('data-testid="export-row"') == 3
