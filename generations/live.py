@@ -324,7 +324,9 @@ def save_to_gallery(*, generation: LiveGeneration, member) -> Snippet:
     """Keep a finished live generation as a snippet (once; saving twice returns the first)."""
     with transaction.atomic():
         generation = (
-            LiveGeneration.objects.select_for_update().select_related("run").get(pk=generation.pk)
+            LiveGeneration.objects.select_for_update(of=("self",))
+            .select_related("run")
+            .get(pk=generation.pk)
         )
         if generation.member_id != member.pk:
             raise GenerationError("Only the member who asked for it can save this.")

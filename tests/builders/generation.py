@@ -114,12 +114,20 @@ class FakeGenerator:
     def chat_format(self) -> ChatFormat:
         return ChatFormat(speakers=self.speakers)
 
-    def generate_messages(self, requests, params, *, seeds=None, banned_speakers=(), **kwargs):
+    def generate_messages(
+        self, requests, params, *, seeds=None, banned_speakers=(), on_token=None,
+        should_stop=None, **kwargs,
+    ):  # fmt: skip
         out = []
         for i, (slug, opening) in enumerate(requests):
             assert slug not in banned_speakers
             self.calls += 1
             text = self.messages.pop(0) if self.messages else fresh_take(self.calls)
+            words = text.split()
+            for k in range(1, len(words) + 1) if on_token else ():
+                if should_stop is not None and should_stop():
+                    return out  # like the real one: an unfinished row is not returned
+                on_token(i, " ".join(words[:k]))
             out.append(
                 GeneratedMessage(
                     index=i,

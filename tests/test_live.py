@@ -1,0 +1,371 @@
+"""Members watch the model write live: streaming onto the row, limits, consent, leaks, saving."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
+
+from generations import live, services
+from generations.models import LiveGeneration, Snippet
+from generations.services import regenerate
+from joe_site.jobs import JobStatus
+from tests.builders.generation import (
+    CORPUS,
+    FakeGenerator,
+    checkpoint_copy,
+    make_friends,
+    make_run,
+    tiny_checkpoint,
+)
+
+LIVE = reverse("generations:live")
+
+
+@pytest.fixture
+def friends(db):
+    return make_friends()
+
+
+@pytest.fixture
+def run(friends, tmp_path):
+    return make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
+
+
+@pytest.fixture
+def worker_up(monkeypatch):
+    """Pages that start a generation, without asking Redis whether a worker listens."""
+    monkeypatch.setattr(live, "gpu_worker_is_up", lambda: True)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    generator = FakeGenerator()
+    monkeypatch.setattr(services, "load_generator", lambda checkpoint_dir: generator)
+    return generator
+
+
+@pytest.fixture
+def row_snapshots(monkeypatch):
+    """Every state of the row's lines that the worker wrote while streaming."""
+    snapshots: list[list[dict]] = []
+    flush = live._Stream.flush
+
+    def recording_flush(stream):
+        flush(stream)
+        snapshots.append(LiveGeneration.objects.get(pk=stream.generation.pk).lines)
+
+    monkeypatch.setattr(live._Stream, "flush", recording_flush)
+    return snapshots
+
+
+def ask(client, speaker=None, *, speakers=(), opening="", htmx=False):
+    data = {"opening": opening, "temperature": 0.9}
+    if speakers:
+        data |= {"mode": "conversation", "speakers": [s.pk for s in speakers]}
+    else:
+        data |= {"mode": "speaker", "speaker": speaker.pk}
+    headers = {"HX-Request": "true"} if htmx else {}
+    return client.post(LIVE, data, headers=headers)
+
+
+def text_of(generation: LiveGeneration) -> str:
+    return " ".join(line["text"] for line in generation.lines)
+
+
+# ------------------------------------------------------------------------------ streaming
+@pytest.mark.django_db
+def test_member_watches_a_message_being_written(member_client, run, friends, worker_up,
+                                                 row_snapshots):  # fmt: skip
+    response = ask(member_client, friends["ann"])
+    generation = LiveGeneration.objects.get()
+    assert response.url == reverse("generations:live_generation", args=[generation.pk])
+    waiting = member_client.get(response.url, headers={"HX-Request": "true"})
+
+    live.execute_live(generation.pk, speaker_ids=[friends["ann"].pk])
+
+    texts = [" ".join(line["text"] for line in lines) for lines in row_snapshots]
+    assert len(set(texts)) >= 3, "the row's text grew a few tokens at a time"
+    assert len(texts[0]) < len(texts[-1])
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.SUCCEEDED
+    assert generation.lines[0]["speaker"] == "ann" and generation.lines[0]["name"] == "Ann"
+    assert waiting.status_code == 200 and 'hx-trigger="every 300ms"' in waiting.content.decode()
+    done = member_client.get(response.url, headers={"HX-Request": "true"})
+    assert done.status_code == 286, "polling stops once it is written"
+    assert "hx-trigger" not in done.content.decode()
+    assert "Save to the gallery" in done.content.decode()
+
+
+@pytest.mark.django_db
+def test_htmx_generate_swaps_in_the_stream_without_leaving_the_page(member_client, run, friends,
+                                                                    worker_up):  # fmt: skip
+    response = ask(member_client, friends["bo"], htmx=True)
+
+    generation = LiveGeneration.objects.get()
+    assert response.status_code == 200
+    assert response["HX-Push-Url"] == reverse("generations:live_generation", args=[generation.pk])
+    assert 'id="live-stream"' in response.content.decode()
+    assert "Waiting for the generation worker" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_conversation_only_has_the_friends_picked(member_client, run, friends, worker_up):
+    ask(member_client, speakers=[friends["ann"], friends["cy"]], opening="so")
+    generation = LiveGeneration.objects.get()
+
+    live.execute_live(generation.pk, speaker_ids=[friends["ann"].pk, friends["cy"].pk])
+
+    generation.refresh_from_db()
+    assert generation.conversation and generation.status == JobStatus.SUCCEEDED
+    assert {line["speaker"] for line in generation.lines} <= {"ann", "cy"}
+    assert generation.lines[0]["text"].startswith("so")
+
+
+@pytest.mark.django_db
+def test_a_conversation_needs_two_friends(member_client, run, friends, worker_up):
+    response = ask(member_client, speakers=[friends["ann"]])
+
+    assert "Pick at least two friends for a conversation." in response.content.decode()
+    assert not LiveGeneration.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_saved_live_snippet_regenerates_the_same_text(member, run, friends, worker_up):
+    generation = live.start_live(member=member, speaker=friends["cy"], opening="well")
+    live.execute_live(generation.pk, speaker_ids=[])
+
+    generation.refresh_from_db()
+    snippet = live.save_to_gallery(generation=generation, member=member)
+
+    assert regenerate(snippet) == snippet.text == text_of(generation)
+
+
+# ------------------------------------------------------------------------------ refusals
+@pytest.mark.django_db
+def test_rate_limit_per_member_per_hour(member_client, member, run, friends, worker_up, settings):
+    settings.JOE_LIVE_RATE_LIMIT = 2
+    for minutes_ago in (50, 10):
+        LiveGeneration.objects.create(
+            member=member, run=run, speaker=friends["ann"],
+            created_at=timezone.now() - timedelta(minutes=minutes_ago),
+        )  # fmt: skip
+    LiveGeneration.objects.create(  # over an hour ago: does not count
+        member=member, run=run, created_at=timezone.now() - timedelta(minutes=70)
+    )
+
+    response = ask(member_client, friends["ann"])
+
+    html = response.content.decode()
+    assert "You have made 2 live generations in the last hour, the most allowed." in html
+    assert "The next one frees up in 10 minutes." in html
+    assert LiveGeneration.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_rate_limit_is_per_member(client, other_member, member, run, friends, worker_up, settings):
+    settings.JOE_LIVE_RATE_LIMIT = 1
+    LiveGeneration.objects.create(member=member, run=run, speaker=friends["ann"])
+    client.force_login(other_member)
+
+    ask(client, friends["ann"])
+
+    assert LiveGeneration.objects.filter(member=other_member).count() == 1
+
+
+@pytest.mark.django_db
+def test_opted_out_friend_is_refused(member_client, run, friends, worker_up):
+    page = member_client.get(LIVE)
+    friends["bo"].opted_out = True
+    friends["bo"].save()
+
+    alone = ask(member_client, friends["bo"])
+    together = ask(member_client, speakers=[friends["ann"], friends["bo"]])
+
+    assert "Bo" in page.content.decode()
+    refusal = "Bo has opted out, so joe does not write in their voice."
+    assert refusal in alone.content.decode() and refusal in together.content.decode()
+    assert not LiveGeneration.objects.exists()
+    assert ">Bo<" not in member_client.get(LIVE).content.decode(), "no longer offered"
+
+
+@pytest.mark.django_db
+def test_no_worker_on_redis_is_said_at_once(member_client, run, friends, redis_url):
+    cache.clear()
+
+    started = time.monotonic()
+    response = ask(member_client, friends["ann"])
+
+    assert live.NO_WORKER in response.content.decode()
+    assert "No generation worker is running right now" in live.NO_WORKER
+    assert time.monotonic() - started < 5
+    assert not LiveGeneration.objects.exists()
+
+
+@pytest.mark.django_db
+def test_without_redis_a_request_nobody_picks_up_says_so_then_gives_up(
+    member_client, member, run, friends, settings
+):
+    settings.REDIS_URL = ""  # the embedded broker cannot be asked; the row's age tells
+    ask(member_client, friends["ann"])
+    generation = LiveGeneration.objects.get()
+    url = reverse("generations:live_generation", args=[generation.pk])
+
+    fresh = member_client.get(url, headers={"HX-Request": "true"})
+    LiveGeneration.objects.filter(pk=generation.pk).update(
+        created_at=timezone.now() - timedelta(seconds=10)
+    )
+    waiting = member_client.get(url, headers={"HX-Request": "true"})
+    LiveGeneration.objects.filter(pk=generation.pk).update(
+        created_at=timezone.now() - timedelta(seconds=90)
+    )
+    given_up = member_client.get(url, headers={"HX-Request": "true"})
+
+    assert "Waiting for the generation worker" in fresh.content.decode()
+    assert live.NO_WORKER_YET in waiting.content.decode() and waiting.status_code == 200
+    assert given_up.status_code == 286
+    assert live.NO_WORKER in given_up.content.decode()
+    live.execute_live(generation.pk, speaker_ids=[])  # a worker that comes up later skips it
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.FAILED and generation.lines == []
+
+
+# ------------------------------------------------------------------------------ leaks, escaping
+@pytest.mark.django_db
+def test_a_leak_is_stopped_before_any_of_it_is_saved(
+    member, run, friends, fake, row_snapshots, worker_up
+):
+    copied = CORPUS["ann"][0]
+    fake.messages = [copied]
+    generation = live.start_live(member=member, speaker=friends["ann"])
+
+    live.execute_live(generation.pk, speaker_ids=[])
+
+    index = services.leak_index(run)
+    for lines in row_snapshots:
+        assert services.longest_shared_run(index, [line["text"] for line in lines]) < 8
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.FAILED and generation.error == live.LEAK_STOPPED
+    assert generation.lines == [] and generation.longest_shared_run >= 8
+    assert copied not in str(LiveGeneration.objects.values_list("lines", flat=True))
+    assert not Snippet.objects.exists()
+
+
+@pytest.mark.django_db
+def test_novel_text_passes_the_leak_guard(member, run, friends, fake, worker_up):
+    fake.messages = ["i will be at the old station at noon"]  # five words in common: fine
+    generation = live.start_live(member=member, speaker=friends["ann"])
+
+    live.execute_live(generation.pk, speaker_ids=[])
+
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.SUCCEEDED
+    assert generation.longest_shared_run == 5
+
+
+@pytest.mark.django_db
+def test_generated_markup_shows_as_text(member_client, member, run, friends):
+    generation = LiveGeneration.objects.create(
+        member=member, run=run, speaker=friends["ann"], status=JobStatus.SUCCEEDED,
+        lines=[{"speaker": "ann", "name": "Ann", "text": "<script>alert(1)</script><b>hi</b>"}],
+    )  # fmt: skip
+
+    html = member_client.get(reverse("generations:live_generation", args=[generation.pk]))
+
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;hi&lt;/b&gt;" in html.content.decode()
+    assert "<script>alert(1)" not in html.content.decode()
+
+
+# ------------------------------------------------------------------------------ saving
+def finished(member, run, friends, text="a brand new thought about saturday"):
+    return LiveGeneration.objects.create(
+        member=member, run=run, speaker=friends["ann"], status=JobStatus.SUCCEEDED,
+        opening="a brand", seed=42, temperature=0.8,
+        lines=[{"speaker": "ann", "name": "Ann", "text": text}],
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_member_saves_a_live_generation_to_the_gallery(member_client, member, run, friends):
+    generation = finished(member, run, friends)
+    url = reverse("generations:save_live", args=[generation.pk])
+
+    member_client.post(url)
+    again = member_client.post(url, headers={"HX-Request": "true"})
+
+    snippet = Snippet.objects.get()
+    assert snippet.source == "live" and snippet.created_by == member
+    assert snippet.kind == "message" and snippet.speaker == friends["ann"]
+    assert list(snippet.speakers.all()) == [friends["ann"]]
+    assert (snippet.seed, snippet.temperature, snippet.prompt, snippet.run) == (
+        42, 0.8, "a brand", run,
+    )  # fmt: skip
+    assert snippet.is_visible
+    assert "See it in the gallery" in again.content.decode()
+    generation.refresh_from_db()
+    assert generation.saved_snippet == snippet
+
+
+@pytest.mark.django_db
+def test_a_leak_cannot_be_saved(member, run, friends):
+    generation = finished(member, run, friends, text=CORPUS["bo"][1])
+
+    with pytest.raises(services.GenerationError, match="repeats a real message"):
+        live.save_to_gallery(generation=generation, member=member)
+    assert not Snippet.objects.exists()
+
+
+@pytest.mark.django_db
+def test_members_only_see_and_save_their_own(client, other_member, member, run, friends):
+    generation = finished(member, run, friends)
+    client.force_login(other_member)
+
+    page = client.get(reverse("generations:live_generation", args=[generation.pk]))
+    save = client.post(reverse("generations:save_live", args=[generation.pk]))
+
+    assert page.status_code == 404 and save.status_code == 404
+    assert not Snippet.objects.exists()
+
+
+# ------------------------------------------------------------------------------ a real worker
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_live_generation_end_to_end_on_a_real_worker(member_client, tmp_path, monkeypatch,
+                                                      celery_worker_on_redis):  # fmt: skip
+    from generations.sampling import Generator
+
+    friends = make_friends()
+    make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
+    cache.clear()
+    real = Generator.generate_messages
+
+    def unhurried(self, *args, on_token=None, **kwargs):  # a tiny model is faster than a poll
+        def slow(index, text):
+            time.sleep(0.02)
+            on_token(index, text)
+
+        return real(self, *args, on_token=slow if on_token else None, **kwargs)
+
+    monkeypatch.setattr(Generator, "generate_messages", unhurried)
+
+    response = ask(member_client, friends["bo"])
+    generation = LiveGeneration.objects.get()
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        generation.refresh_from_db()
+        seen.append(text_of(generation))
+        if not generation.is_active:
+            break
+        time.sleep(0.02)
+
+    assert generation.status == JobStatus.SUCCEEDED, generation.error
+    growing = [text for text in dict.fromkeys(seen) if text]
+    assert len(growing) >= 3, "the row's text grew while the worker wrote"
+    page = member_client.get(response.url)
+    assert text_of(generation) and escape(generation.lines[0]["text"]) in page.content.decode()
