@@ -1,0 +1,204 @@
+"""The Speakers page: who is who across apps, fixed by hand where the names did not match."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from ingest.models import Identity, Speaker
+from ingest.speakers import merge_suggestions, normalise
+from tests.signal_writer import FIXTURE_MESSAGES, write_backup
+from tests.test_ingest_support import PASSPHRASE, import_path, slack_export, use_tmp_upload_dir
+
+pytestmark = pytest.mark.django_db
+SPEAKERS = reverse("ingest:speakers")
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture(autouse=True)
+def uploads(settings, tmp_path):
+    return use_tmp_upload_dir(settings, tmp_path)
+
+
+@pytest.fixture
+def slack_and_signal(tmp_path):
+    """Alice, Bob and Sam on Slack; Sam's phone on Signal, where Alice is "Alice L. (contacts)"."""
+    import_path(
+        slack_export(
+            tmp_path / "s.zip",
+            {"general": [("U1", "hi"), ("U2", "yo"), ("U3", "hey"), ("U1", "again")]},
+        )
+    )
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    import_path(path, passphrase=PASSPHRASE, owner_name="Sam")
+
+
+def speaker(name: str) -> Speaker:
+    return Speaker.objects.get(display_name=name)
+
+
+def identity(name: str, source: str) -> Identity:
+    return Identity.objects.get(display_name=name, source_kind=source)
+
+
+def test_identities_are_grouped_by_speaker_with_message_counts(staff_client, slack_and_signal):
+    page = staff_client.get(SPEAKERS).content.decode()
+
+    assert page.count('data-testid="speaker"') == Speaker.objects.count()
+    sam = page[page.index('data-testid="speaker-name">Sam<') :]
+    sam = sam[: sam.index("</section>")]
+    assert "Slack export" in sam and "Signal Android backup" in sam
+    assert 'data-testid="identity-messages">2<' in page  # Alice wrote two messages on Slack
+
+
+def test_speakers_page_queries_do_not_grow_with_people(
+    staff_client, slack_and_signal, django_assert_max_num_queries
+):
+    for n in range(20):
+        s = Speaker.create_named(f"Extra {n}")
+        Identity.objects.create(
+            source_kind="slack", external_id=f"X{n}", display_name=f"Extra {n}", speaker=s
+        )
+
+    with django_assert_max_num_queries(8):
+        staff_client.get(SPEAKERS)
+
+
+def test_same_first_name_on_two_apps_is_suggested(staff_client, slack_and_signal):
+    page = staff_client.get(SPEAKERS).content.decode()
+
+    assert "Alice and Alice L. (contacts): same first name, “alice”" in page
+
+
+def test_merging_makes_one_speaker_of_two(staff_client, slack_and_signal):
+    signal_alice = speaker("Alice L. (contacts)")
+
+    response = staff_client.post(
+        reverse("ingest:speaker_merge", args=[signal_alice.pk]),
+        {"speaker": speaker("Alice").pk},
+        follow=True,
+    )
+
+    assert "Merged Alice L. (contacts) into Alice." in response.content.decode()
+    assert sorted(speaker("Alice").identities.values_list("source_kind", flat=True)) == [
+        "signal",
+        "slack",
+    ]
+    assert not Speaker.objects.filter(pk=signal_alice.pk).exists()
+
+
+def test_merge_keeps_the_stricter_consent_and_the_member(slack_and_signal, member):
+    alice, other = speaker("Alice"), speaker("Alice L. (contacts)")
+    Speaker.objects.filter(pk=other.pk).update(opted_out=True, member=member)
+    Speaker.objects.filter(pk=alice.pk).update(game_opt_in=True)
+    other.refresh_from_db()
+
+    other.merge_into(alice)
+
+    alice.refresh_from_db()
+    assert (alice.opted_out, alice.game_opt_in, alice.member) == (True, False, member)
+
+
+def test_two_members_cannot_be_merged(staff_client, slack_and_signal, member, other_member):
+    Speaker.objects.filter(display_name="Alice").update(member=member)
+    Speaker.objects.filter(display_name="Bob").update(member=other_member)
+
+    response = staff_client.post(
+        reverse("ingest:speaker_merge", args=[speaker("Bob").pk]),
+        {"speaker": speaker("Alice").pk},
+        headers=HTMX,
+    )
+
+    toast = json.loads(response["HX-Trigger"])["toast"]
+    assert toast["level"] == "error"
+    assert "linked to different members" in toast["message"]
+    assert Speaker.objects.filter(display_name="Bob").exists()
+
+
+def test_an_identity_can_move_to_another_speaker(staff_client, slack_and_signal):
+    signal_alice = identity("Alice L. (contacts)", "signal")
+
+    staff_client.post(
+        reverse("ingest:identity_assign", args=[signal_alice.pk]), {"speaker": speaker("Alice").pk}
+    )
+
+    signal_alice.refresh_from_db()
+    assert signal_alice.speaker == speaker("Alice")
+
+
+def test_an_identity_can_be_split_off(staff_client, slack_and_signal):
+    sam_signal = identity("Sam", "signal")
+
+    staff_client.post(reverse("ingest:identity_split", args=[sam_signal.pk]))
+
+    sam_signal.refresh_from_db()
+    assert sam_signal.speaker != identity("Sam", "slack").speaker
+    assert (sam_signal.speaker.display_name, sam_signal.speaker.slug) == ("Sam", "sam-2")
+
+
+def test_a_speaker_can_be_renamed_and_keeps_its_slug(staff_client, slack_and_signal):
+    bob = speaker("Bob")
+
+    response = staff_client.post(
+        reverse("ingest:speaker_rename", args=[bob.pk]), {"display_name": "Robert"}, headers=HTMX
+    )
+
+    bob.refresh_from_db()
+    assert (bob.display_name, bob.slug) == ("Robert", "bob")
+    assert response.content.decode().lstrip().startswith('<div id="speaker-list">')
+    assert json.loads(response["HX-Trigger"])["toast"]["message"] == "Renamed Bob to Robert."
+
+
+def test_a_blank_name_is_refused(staff_client, slack_and_signal):
+    response = staff_client.post(
+        reverse("ingest:speaker_rename", args=[speaker("Bob").pk]),
+        {"display_name": "  "},
+        follow=True,
+    )
+
+    assert "This field is required." in response.content.decode()
+    assert speaker("Bob")
+
+
+def test_an_identity_can_be_excluded_and_included_again(staff_client, slack_and_signal):
+    bob = identity("Bob", "slack")
+    url = reverse("ingest:identity_exclude", args=[bob.pk])
+
+    staff_client.post(url, {"excluded": "on"})
+    bob.refresh_from_db()
+    assert bob.excluded
+    staff_client.post(url, {})
+    bob.refresh_from_db()
+    assert not bob.excluded
+
+
+def test_members_cannot_change_speakers(member_client, slack_and_signal):
+    response = member_client.post(
+        reverse("ingest:speaker_rename", args=[speaker("Bob").pk]), {"display_name": "X"}
+    )
+
+    assert response.status_code == 403
+    assert speaker("Bob")
+
+
+def test_names_are_compared_without_case_accents_or_punctuation():
+    assert normalise(" Zoë-Ann ") == "zoe ann"
+
+
+def test_two_people_on_the_same_app_are_not_suggested(slack_and_signal):
+    Speaker.create_named("Alice Cooper")
+    Identity.objects.create(
+        source_kind="slack",
+        external_id="U9",
+        display_name="Alice Cooper",
+        speaker=speaker("Alice Cooper"),
+    )
+    speakers = list(Speaker.objects.prefetch_related("identities"))
+
+    pairs = {(s.speaker.display_name, s.other.display_name) for s in merge_suggestions(speakers)}
+
+    assert ("Alice", "Alice Cooper") not in pairs
+    assert ("Alice", "Alice L. (contacts)") in pairs
