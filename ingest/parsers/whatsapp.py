@@ -109,8 +109,11 @@ class _Message:
     continuation: list[str] = field(default_factory=list)
 
 
+_NO_MARKS = {ord(c): None for c in _MARKS}
+
+
 def _clean(text: str) -> str:
-    return text.translate({ord(c): None for c in _MARKS}).strip()
+    return text.translate(_NO_MARKS).strip()
 
 
 def _sender_name(raw: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +90,46 @@ def build_messenger(
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             (target / name).write_text(data)
     return target
+
+
+def stream_thread(
+    folder: Path,
+    title: str,
+    people: Sequence[str],
+    msgs: Iterable[dict[str, Any]],
+    *,
+    total: int,
+    per_file: int = 10_000,
+) -> Path:
+    """One thread's message_N.json files from ``total`` messages given oldest first, written one
+    file at a time (message_1.json holds the newest), for benchmarks."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = max(-(-total // per_file), 1)
+    chunk: list[dict[str, Any]] = []
+    number = files
+    # The newest file holds the remainder, so the oldest ones are full.
+    first_size = total - per_file * (files - 1)
+    size = per_file if files > 1 else first_size
+    for i, msg in enumerate(msgs):
+        chunk.append(msg)
+        if len(chunk) == size or i == total - 1:
+            when = START + dt.timedelta(minutes=i - len(chunk) + 1)
+            stamped = []
+            for j, m in enumerate(chunk):
+                m = dict(m)
+                m.setdefault(
+                    "timestamp_ms", int((when + dt.timedelta(minutes=j)).timestamp() * 1000)
+                )
+                m.setdefault("type", "Generic")
+                stamped.append(_encode(m))
+            data = {
+                "participants": [{"name": mojibake(p)} for p in people],
+                "messages": stamped[::-1],
+                "title": mojibake(title),
+                "thread_path": f"inbox/{folder.name}",
+            }
+            (folder / f"message_{number}.json").write_text(json.dumps(data))
+            number -= 1
+            chunk = []
+            size = first_size if number == 1 else per_file
+    return folder

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,4 +77,19 @@ def build_sigexport(
     for name, content in members.items():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         (target / name).write_text(content, encoding="utf-8")
+    return target
+
+
+def stream_sigexport(target: Path, chat: str, msgs: Iterable[dict[str, Any]]) -> Path:
+    """One chat's folder (``chat.md`` and ``data.json``) written message by message, for
+    benchmarks: memory stays flat however many messages ``msgs`` yields."""
+    folder = target / chat
+    folder.mkdir(parents=True, exist_ok=True)
+    with (
+        (folder / "chat.md").open("w", encoding="utf-8") as md,
+        (folder / "data.json").open("w", encoding="utf-8") as data,
+    ):
+        for msg in msgs:
+            md.write(to_md(msg) + "\n")
+            data.write(to_json_line(msg) + "\n")
     return target
