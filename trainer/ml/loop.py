@@ -231,6 +231,7 @@ def evaluate(
             logits = model(input_ids=batch["input_ids"].to(device), use_cache=False).logits
         total += float(token_loss_sum(logits, labels))
         count += count_targets(labels)
+        del logits
     model.train(was_training)
     return total / count if count else None
 
@@ -496,6 +497,10 @@ def train(
             with autocast():
                 logits = model(input_ids=input_ids, use_cache=False).logits
             loss = token_loss_sum(logits, labels) / max(1, n_targets)
+            # The backward pass does not need the batch x length x vocab logits (log-softmax
+            # keeps its own output), so free them before it rather than at the next forward:
+            # that is one logits tensor less at the memory peak.
+            del logits
             loss.backward()
             step_loss += loss.detach()
         if config.grad_clip:

@@ -1,0 +1,256 @@
+"""Training throughput and peak memory: our loop vs a plain Hugging Face ``Trainer``.
+
+Both train the same model on the same packed windows (real two-person chats from the
+chitchat-dataset package, in our chat format) with the same batch, optimizer family, lr schedule
+and gradient clipping, on CPU. Each run happens in its own child process so that peak RSS
+(``ru_maxrss``) belongs to one loop only; runs alternate (ours, HF, ours, HF ...) so that load
+from other processes on a shared machine hits both alike, and the median is reported.
+
+Throughput counts only timed steps (after ``--warmup`` untimed steps), from step-end to
+step-end, excluding model loading, evaluation and checkpoint saving.
+
+    .venv/bin/python benchmarks/train.py                        # tiny GPT-2 (random init)
+    .venv/bin/python benchmarks/train.py --model smollm2-135m   # the default base model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def chitchat_messages(conversations: int):
+    """The first N conversations of chitchat-dataset as CorpusMessages with six friend slugs."""
+    import importlib.util
+
+    from trainer.ml.data import CorpusMessage
+
+    spec = importlib.util.find_spec("chitchat_dataset")
+    assert spec is not None and spec.submodule_search_locations
+    path = Path(next(iter(spec.submodule_search_locations))) / "dataset.json"
+    data = json.loads(path.read_text())
+    slugs = ["ana", "ben", "cleo", "dev", "eli", "fay"]
+    out = []
+    for n, (conv_id, conv) in enumerate(sorted(data.items())[:conversations]):
+        senders: dict[str, str] = {}
+        for turn in conv["messages"]:
+            for m in turn:
+                slug = senders.setdefault(m["sender"], slugs[(n + len(senders)) % len(slugs)])
+                when = datetime.fromisoformat(m["timestamp"].replace("Z", "+00:00"))
+                out.append(CorpusMessage(conv_id, slug, m["text"], when))
+    return out, {s: s.title() for s in slugs}
+
+
+def prepare(args: argparse.Namespace):
+    import torch
+
+    from trainer.ml.base_models import build_tiny_gpt2, load_for_training
+    from trainer.ml.chat_format import ChatFormat
+    from trainer.ml.data import DataConfig, build_dataset
+
+    torch.set_num_threads(args.threads)
+    cache = Path(args.cache_dir)
+    if args.model == "tiny":
+        base = cache / "bench-tiny-gpt2"
+        if not base.is_dir():
+            build_tiny_gpt2(base, n_layer=2, n_embd=64, n_head=2, n_positions=args.window_len)
+    else:
+        base = args.model
+    messages, speakers = chitchat_messages(args.conversations)
+    fmt = ChatFormat(speakers=speakers)
+    model, tok = load_for_training(base, fmt, cache)
+    ds = build_dataset(messages, tok, fmt, DataConfig(window_len=args.window_len, val_fraction=0))
+    # Re-cut into exactly full windows (benchmark only): every step then has exactly
+    # batch x window_len tokens in both loops, with no padding to count or not count.
+    flat = [t for w in ds.train for t in w]
+    n = args.window_len
+    ds.train = [flat[i : i + n] for i in range(0, len(flat) - n + 1, n)]
+    needed = (args.warmup + args.steps) * args.batch_size * args.grad_accum
+    if len(ds.train) < needed:
+        raise SystemExit(f"only {len(ds.train)} full windows, need {needed}: more --conversations")
+    return model, tok, ds
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def run_ours(args: argparse.Namespace) -> dict:
+    from trainer.ml.loop import Progress, TrainConfig, train
+
+    model, tok, ds = prepare(args)
+    loaded_rss = rss_mb()
+    stamps: dict[int, float] = {}
+
+    def on_progress(p: Progress) -> None:
+        if p.event == "step":
+            stamps[p.step] = time.perf_counter()
+
+    config = TrainConfig(
+        max_steps=args.warmup + args.steps,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        lr=args.lr,
+        warmup_steps=2,
+        schedule="cosine",
+        weight_decay=0.0,
+        window_len=args.window_len,
+        eval_every=0,
+        checkpoint_every_s=1e9,
+        progress_every_s=0,
+        device="cpu",
+    )
+    with tempfile.TemporaryDirectory() as out:
+        train(config, model, tok, ds, Path(out), on_progress=on_progress)
+    first, last = args.warmup, args.warmup + args.steps
+    return {
+        "seconds": stamps[last] - stamps[first],
+        "steps": last - first,
+        "loaded_rss_mb": loaded_rss,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_hf(args: argparse.Namespace) -> dict:
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    from trainer.ml.data import collate
+
+    model, tok, ds = prepare(args)
+    loaded_rss = rss_mb()
+    stamps: dict[int, float] = {}
+
+    class Stamp(TrainerCallback):
+        def on_step_end(self, _args, state, control, **kwargs):  # noqa: ANN001, ANN003
+            stamps[state.global_step] = time.perf_counter()
+
+    class Windows(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(ds.train)
+
+        def __getitem__(self, i: int) -> list[int]:
+            return ds.train[i]
+
+    with tempfile.TemporaryDirectory() as out:
+        targs = TrainingArguments(
+            output_dir=out,
+            max_steps=args.warmup + args.steps,
+            per_device_train_batch_size=args.batch_size,
+            gradient_accumulation_steps=args.grad_accum,
+            learning_rate=args.lr,
+            warmup_steps=2,
+            lr_scheduler_type="cosine",
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            use_cpu=True,
+            save_strategy="no",
+            eval_strategy="no",
+            logging_steps=10**9,
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+            seed=0,
+        )
+        trainer = Trainer(
+            model=model,
+            args=targs,
+            train_dataset=Windows(),
+            data_collator=lambda windows: collate(windows, ds.pad_id),
+            callbacks=[Stamp()],
+        )
+        trainer.train()
+    first, last = args.warmup, args.warmup + args.steps
+    return {
+        "seconds": stamps[last] - stamps[first],
+        "steps": last - first,
+        "loaded_rss_mb": loaded_rss,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    result = run_ours(args) if args.child == "ours" else run_hf(args)
+    tokens = result["steps"] * args.batch_size * args.grad_accum * args.window_len
+    result["tokens_per_s"] = tokens / result["seconds"]
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="tiny", help='"tiny", "smollm2-135m" or a folder')
+    parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--window-len", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each loop, alternating")
+    parser.add_argument("--conversations", type=int, default=400)
+    parser.add_argument("--cache-dir", default=str(ROOT / "data" / "model-cache"))
+    parser.add_argument("--child", choices=["ours", "hf"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    passthrough = sys.argv[1:]
+    results: dict[str, list[dict]] = {"ours": [], "hf": []}
+    for _ in range(args.repeats):
+        for which in ("ours", "hf"):
+            proc = subprocess.run(
+                [sys.executable, __file__, *passthrough, "--child", which],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+            )
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if proc.returncode or line is None:
+                sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+                raise SystemExit(f"{which} run failed")
+            r = json.loads(line.removeprefix("RESULT "))
+            results[which].append(r)
+            print(
+                f"{which:4s} {r['tokens_per_s']:9.1f} tok/s  peak RSS {r['peak_rss_mb']:7.0f} MiB"
+                f"  (after load {r['loaded_rss_mb']:.0f} MiB)",
+                flush=True,
+            )
+
+    def median(which: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[which])
+
+    ours_tps, hf_tps = median("ours", "tokens_per_s"), median("hf", "tokens_per_s")
+    ours_mem, hf_mem = median("ours", "peak_rss_mb"), median("hf", "peak_rss_mb")
+    print(
+        f"\nmodel={args.model} batch={args.batch_size}x{args.grad_accum} window={args.window_len}"
+        f" threads={args.threads} steps={args.steps} (+{args.warmup} warmup)"
+        f" repeats={args.repeats} load_avg={os.getloadavg()[0]:.2f}"
+    )
+    print(f"median tokens/s   ours {ours_tps:9.1f}   HF Trainer {hf_tps:9.1f}")
+    print(f"median peak RSS   ours {ours_mem:7.0f} MiB   HF Trainer {hf_mem:7.0f} MiB")
+    print(f"throughput ratio ours/HF = {ours_tps / hf_tps:.3f}")
+    print(f"peak memory ratio ours/HF = {ours_mem / hf_mem:.3f}")
+
+
+if __name__ == "__main__":
+    main()
