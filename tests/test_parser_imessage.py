@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from ingest.parsers import imessage
+from ingest.parsers.detect import detect_kind
 from ingest.parsers.records import ConversationRecord, ExportError, IdentityRecord
 from tests.builders.checks import check_contract, conversations, identities, messages, skipped
 from tests.builders.imessage import build_chat_db, typedstream
@@ -169,3 +171,53 @@ def test_empty_database(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as error:
         parse(path)
     assert str(error.value) == "chat.db contains no messages."
+
+
+def zip_of_messages_folder(tmp_path: Path, db: Path, *, wal: bool = False) -> Path:
+    archive = tmp_path / "Messages.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(db, "Messages/chat.db")
+        if wal:
+            z.write(db.with_name("chat.db-wal"), "Messages/chat.db-wal")
+        z.writestr("Messages/Attachments/ab/00/photo.jpeg", b"\xff\xd8")
+    return archive
+
+
+def test_a_zip_of_the_messages_folder(tmp_path: Path) -> None:
+    db = db_with(tmp_path, [{"text": "hi"}, {"text": "yo", "is_from_me": 1}])
+    archive = zip_of_messages_folder(tmp_path, db)
+    assert detect_kind(archive) == "imessage"
+    assert [(m.identity_id, m.text) for m in messages(parse(archive))] == [
+        (ANN, "hi"),
+        ("me", "yo"),
+    ]
+
+
+def test_a_zip_keeps_the_newest_messages_from_the_write_ahead_log(tmp_path: Path) -> None:
+    # ReagentX/imessage-exporter#637: recent messages live in chat.db-wal until a checkpoint;
+    # copying chat.db alone loses them.
+    db = db_with(tmp_path, [{"text": "old"}])
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("INSERT INTO message (guid, text, date, handle_id) VALUES ('g2', 'new', ?, 1)",
+                     (600 * NS,))  # fmt: skip
+        conn.execute("INSERT INTO chat_message_join (chat_id, message_id) VALUES (1, 2)")
+        conn.commit()
+        archive = zip_of_messages_folder(tmp_path, db, wal=True)
+    finally:
+        conn.close()
+    assert [m.text for m in messages(parse(archive))] == ["old", "new"]
+
+
+def test_a_zip_without_chat_db(tmp_path: Path) -> None:
+    archive = tmp_path / "Messages.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("Messages/Attachments/photo.jpeg", b"\xff\xd8")
+    with pytest.raises(ExportError) as error:
+        parse(archive)
+    assert str(error.value) == (
+        "Messages.zip holds no chat.db. Zip the Messages folder from ~/Library/Messages, or "
+        "upload chat.db itself."
+    )

@@ -7,18 +7,23 @@ count from 2001-01-01, in seconds before macOS 10.13 and nanoseconds after. Sinc
 ``text`` is often empty and the words live in ``attributedBody``, an NSArchiver "typedstream".
 
 chat.db holds no names, only handles; pass ``names={"+15551234567": "Ann"}`` to name people and
-``self_name`` for the owner (the ``is_self`` identity, id "me").
+``self_name`` for the owner (the ``is_self`` identity, id "me"). A zip of the Messages folder is
+read too: its chat.db (and chat.db-wal) are copied to a temporary folder, as SQLite needs a file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
+from .archive import Limits, is_zip, open_archive
 from .records import (
     ConversationRecord,
     ExportError,
@@ -122,15 +127,50 @@ def parse(
     progress: ProgressCallback | None = None,
     names: Mapping[str, str] | None = None,
     self_name: str = "Me",
+    limits: Limits | None = None,
     **options: Any,
 ) -> Iterator[Record]:
-    """Stream the records of an iMessage chat.db (the file, or a folder holding it)."""
-    names = names or {}
-    db = _connect(Path(path))
+    """Stream the records of an iMessage chat.db (the file, a folder or a zip holding it)."""
+    with ExitStack() as stack:
+        source = Path(path)
+        if is_zip(source):
+            source = stack.enter_context(_unzipped(source, limits))
+        yield from _parse(source, Path(path).name, progress, names or {}, self_name)
+
+
+@contextmanager
+def _unzipped(path: Path, limits: Limits | None) -> Iterator[Path]:
+    """chat.db (and its write-ahead log, which holds the newest messages) copied out of the zip.
+
+    SQLite reads only files, so this is the one parser that writes a member to disk: into a
+    private temporary folder, removed when the parse ends. The zip's size limits apply."""
+    with open_archive(path, limits) as archive, TemporaryDirectory(prefix="joe-imessage-") as tmp:
+        found = sorted((m for m in archive.members if m.rsplit("/", 1)[-1] == "chat.db"), key=len)
+        if not found:
+            raise ExportError(
+                f"{path.name} holds no chat.db. Zip the Messages folder from ~/Library/Messages, "
+                "or upload chat.db itself."
+            )
+        for suffix in ("", "-wal"):
+            member = found[0] + suffix
+            if member in archive.members:
+                with archive.open(member) as src, open(Path(tmp, "chat.db" + suffix), "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        yield Path(tmp, "chat.db")
+
+
+def _parse(
+    path: Path,
+    label: str,
+    progress: ProgressCallback | None,
+    names: Mapping[str, str],
+    self_name: str,
+) -> Iterator[Record]:
+    db = _connect(path)
     try:
         total = db.execute("SELECT COUNT(*) FROM message").fetchone()[0]
         if not total:
-            raise ExportError(f"{Path(path).name} contains no messages.")
+            raise ExportError(f"{label} contains no messages.")
         handles = {r["ROWID"]: str(r["id"]) for r in db.execute("SELECT ROWID, id FROM handle")}
         yield IdentityRecord(SELF_ID, self_name, is_self=True)
         for handle in dict.fromkeys(handles.values()):  # one person can have several rows
