@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from ingest.parsers import messenger
+from ingest.parsers.detect import detect_kind
 from ingest.parsers.records import ConversationRecord, ExportError, IdentityRecord
 from tests.builders.checks import check_contract, conversations, identities, messages, skipped
-from tests.builders.messenger import build_messenger, fb
+from tests.builders.messenger import build_messenger, e2ee_thread, fb
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "facebook"
 needs_samples = pytest.mark.skipif(not SAMPLES.exists(), reason="shared samples are not available")
@@ -140,3 +142,54 @@ def test_zip_without_messages(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as error:
         parse(path)
     assert str(error.value) == "facebook.zip has no Messenger or Instagram message_1.json files."
+
+
+# --- Variants reported on other tools' issue trackers ---------------------------------------
+
+
+E2EE_CHAT = [
+    fb("Zoë", "Café at 5?"),
+    fb("Bob", "", media=[{"uri": "./media/1b2c.jpeg"}]),
+    fb("Bob", "gone", isUnsent=True),
+    fb("Bob", "sure 👍"),
+]
+
+
+def test_end_to_end_encrypted_chats_download(tmp_path: Path) -> None:
+    # Yukaii/messenger-JSON-viewer#12 and adurivault/FBMessage#5: chats moved to end-to-end
+    # encryption come from a separate download with camelCase keys and no mojibake.
+    path = tmp_path / "Zoë_12.json"
+    path.write_text(e2ee_thread("Zoë_12", ["Zoë", "Bob"], E2EE_CHAT), encoding="utf-8")
+    assert detect_kind(path) == "messenger"
+    records = parse(path)
+    assert conversations(records) == [ConversationRecord("Zoë_12", "Zoë_12", is_group=False)]
+    assert [(m.identity_id, m.text) for m in messages(records)] == [
+        ("Zoë", "Café at 5?"),
+        ("Bob", "sure 👍"),
+    ]
+    assert skipped(records) == {"media-only": 1, "deleted": 1}
+
+
+def test_a_zip_of_end_to_end_encrypted_chats(tmp_path: Path) -> None:
+    archive = tmp_path / "messages.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("Zoë_12.json", e2ee_thread("Zoë_12", ["Zoë", "Bob"], E2EE_CHAT))
+        z.writestr("Hikers_40.json", e2ee_thread("Hikers", ["Zoë", "Bob", "Cy"], [fb("Cy", "up")]))
+        z.writestr("media/1b2c.jpeg", b"\xff\xd8")
+    assert detect_kind(archive) == "messenger"
+    records = parse(archive)
+    assert [(c.title, c.is_group) for c in conversations(records)] == [
+        ("Hikers", True),
+        ("Zoë_12", False),
+    ]
+    assert len(messages(records)) == 3
+
+
+def test_messages_without_a_type(tmp_path: Path) -> None:
+    # adurivault/FBMessage#5: 2024 JSON downloads dropped the "type" key from messages.
+    path = build_messenger(tmp_path / "message_1.json", {"A": (["A", "B"], [fb("A", "hi")])})
+    data = json.loads(path.read_text())
+    for msg in data["messages"]:
+        del msg["type"]
+    path.write_text(json.dumps(data))
+    assert [m.text for m in messages(parse(path))] == ["hi"]

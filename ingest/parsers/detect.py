@@ -65,6 +65,8 @@ def _json_kind(head: str) -> str | None:
         return "discord"
     if has("sender_name") or (has("participants") and has("timestamp_ms")):
         return "messenger"
+    if has("senderName") and (has("threadName") or has("participants")):
+        return "messenger"  # the end-to-end encrypted chats' download
     if has("personal_information") or (has("chats") and has("list")):
         return "telegram"
     if has("messages") and (has("from_id") or has("date_unixtime") or has("actor_id")):
@@ -114,12 +116,14 @@ def _archive_kind(archive: Archive) -> str | None:
         return "signal_desktop"
     if "chat.db" in base:
         return "imessage"
-    for member in shallow:
-        if member.endswith((".txt", ".json")):
-            with archive.open(member) as stream:
-                kind = _text_kind(stream.read(_HEAD))
-            if kind:
-                return kind
+    # Otherwise look inside the first few text files (one chat per file: WhatsApp, Discord,
+    # Messenger's end-to-end encrypted chats), shallow ones first.
+    texts = [m for m in members if m.endswith((".txt", ".json"))]
+    for member in sorted(texts, key=lambda m: m.count("/"))[:20]:
+        with archive.open(member) as stream:
+            kind = _text_kind(stream.read(_HEAD))
+        if kind:
+            return kind
     return None
 
 

@@ -4,6 +4,10 @@ One folder per conversation (``messages/inbox/<name>_<id>/``), each with ``messa
 ``message_2.json``... (newest first). Upload one file, the folder or the whole zip. Facebook writes
 text as UTF-8 bytes escaped one byte per ``\\u00XX``, so "é" arrives as "Ã©"; ``fix_mojibake``
 turns it back. People have no ids in these files, so a person's id is their (fixed) name.
+
+Chats that moved to end-to-end encryption (2024 on) come from a separate download, one JSON file
+per chat named after it: ``{"participants": ["Ann", ...], "threadName", "messages": [{"senderName",
+"timestamp" (ms), "text", "type", "media", "reactions", "isUnsent"}]}``. It is read the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .records import (
 )
 
 _MESSAGE_FILE = re.compile(r"(^|/)message_(\d+)\.json$")
+_E2EE_KEYS = re.compile(rb'"(threadName|senderName)"\s*:')
 _MEDIA_KEYS = ("photos", "videos", "gifs", "audio_files", "files", "sticker", "share")
 _SYSTEM_TYPES = {"Call", "Subscribe", "Unsubscribe", "Payment", "PlanUpdate"}
 _SYSTEM_TEXT = re.compile(
@@ -48,14 +53,36 @@ def fix_mojibake(text: str) -> str:
 
 
 def _thread_files(archive: Archive) -> dict[str, list[str]]:
-    """Thread folder -> its message_N.json members, in N order."""
+    """Thread folder -> its message_N.json members, in N order; else, for the end-to-end
+    encrypted chats' download, each JSON file that looks like one is its own thread."""
     threads: dict[str, list[tuple[int, str]]] = {}
     for member in archive.members:
         match = _MESSAGE_FILE.search(member)
         if match:
             folder = member[: match.start()] if match.start() else ""
             threads.setdefault(folder, []).append((int(match.group(2)), member))
+    if not threads:
+        for member in archive.members:
+            if member.lower().endswith(".json"):
+                with archive.open(member) as stream:
+                    if _E2EE_KEYS.search(stream.read(4096)):
+                        threads[member.removesuffix(".json")] = [(1, member)]
     return {k: [m for _, m in sorted(v)] for k, v in sorted(threads.items())}
+
+
+def _e2ee(msg: dict[str, Any]) -> dict[str, Any]:
+    """A message of the end-to-end encrypted chats' download (camelCase keys, ``timestamp`` in
+    ms, ``media`` for every kind of file) in the keys of the classic export."""
+    if "senderName" not in msg and "timestamp_ms" in msg:
+        return msg
+    return {
+        "sender_name": msg.get("senderName"),
+        "timestamp_ms": msg.get("timestamp"),
+        "content": msg.get("text"),
+        "is_unsent": msg.get("isUnsent"),
+        "files": msg.get("media"),
+        "type": "Generic",
+    }
 
 
 class _Thread:
@@ -67,10 +94,14 @@ class _Thread:
         self.repeats: dict[str, int] = {}  # per sender, within the current millisecond only
 
     def header(self, data: dict[str, Any], announced: set[str]) -> Iterator[Record]:
-        names = [fix_mojibake(str(p.get("name", ""))) for p in data.get("participants") or ()]
+        names = [
+            fix_mojibake(str(p.get("name", "") if isinstance(p, dict) else p))
+            for p in data.get("participants") or ()
+        ]
         path = str(data.get("thread_path") or self.folder or self.fallback_title)
         self.id = path.removeprefix("messages/").strip("/") or self.fallback_title
-        title = fix_mojibake(str(data.get("title") or "")) or ", ".join(names)
+        title = fix_mojibake(str(data.get("title") or data.get("threadName") or ""))
+        title = title or ", ".join(names)
         for name in names:
             if name and name not in announced:
                 announced.add(name)
@@ -79,7 +110,9 @@ class _Thread:
         yield ConversationRecord(self.id, title or self.fallback_title, is_group=is_group)
 
     def message(self, msg: Any, announced: set[str]) -> Iterator[Record]:
-        if not isinstance(msg, dict) or "timestamp_ms" not in msg:
+        if isinstance(msg, dict):
+            msg = _e2ee(msg)
+        if not isinstance(msg, dict) or not isinstance(msg.get("timestamp_ms"), int):
             yield SkippedRecord("invalid")
             return
         if msg.get("is_unsent"):

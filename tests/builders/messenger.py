@@ -133,3 +133,24 @@ def stream_thread(
             chunk = []
             size = first_size if number == 1 else per_file
     return folder
+
+
+def e2ee_thread(title: str, people: Sequence[str], msgs: Sequence[dict[str, Any]]) -> str:
+    """One chat of the end-to-end encrypted chats' download ("Download secure storage"), oldest
+    first, as JSON text: camelCase keys, plain UTF-8. Messages are ``fb()`` dicts; a ``media``
+    list or ``isUnsent`` is passed through."""
+    out = []
+    for i, msg in enumerate(msgs):
+        when = msg.get("when", START + dt.timedelta(minutes=i))
+        media = msg.get("media") or []
+        out.append({
+            "isUnsent": bool(msg.get("isUnsent")),
+            "media": media,
+            "reactions": [],
+            "senderName": msg["sender_name"],
+            "text": msg.get("content") or "",
+            "timestamp": int(when.timestamp() * 1000),
+            "type": "media" if media else "text",
+        })  # fmt: skip
+    return json.dumps({"participants": list(people), "threadName": title, "messages": out},
+                      ensure_ascii=False, indent=2)  # fmt: skip
