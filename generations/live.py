@@ -22,12 +22,15 @@ from generations.models import Bubble, GenerationBatch, LiveGeneration, Snippet
 from generations.services import GenerationError
 from ingest.models import Speaker
 from joe_site.jobs import JobStatus
-from trainer.corpus import trainable_speakers
 from trainer.models import TrainingRun
 
 NO_WORKER = (
     "No generation worker is running right now, so nothing can be written live. "
     "Ask staff to start one, then try again."
+)
+WORKER_BUSY = (
+    "The generation worker is busy with a longer job (a batch or a training run), so this could "
+    "not start. Try again in a few minutes."
 )
 NO_WORKER_YET = (
     "No generation worker has picked this up yet: none may be running right now, or it is busy "
@@ -54,6 +57,8 @@ def allowed_speakers(run: TrainingRun | None) -> QuerySet[Speaker]:
         return Speaker.objects.filter(pk__in=run.speaker_ids, opted_out=False).order_by(
             "display_name"
         )
+    from trainer.corpus import trainable_speakers  # imports torch; only for runs without a list
+
     return trainable_speakers().order_by("display_name")
 
 
@@ -166,8 +171,9 @@ def give_up_if_unclaimed(generation: LiveGeneration, *, now: datetime | None = N
     waited = now - generation.created_at
     if generation.status != JobStatus.QUEUED or waited < UNCLAIMED_GIVE_UP_AFTER:
         return
+    error = WORKER_BUSY if _worker_is_busy() else NO_WORKER
     LiveGeneration.objects.filter(pk=generation.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.FAILED, error=NO_WORKER, finished_at=now
+        status=JobStatus.FAILED, error=error, finished_at=now
     )
     generation.refresh_from_db(fields=["status", "error", "finished_at"])
 

@@ -23,12 +23,18 @@ def run_batch(batch_id: int) -> None:
         log.warning("batch %s is gone; nothing to do", batch_id)
         return
     try:
-        services.execute_batch(batch_id)
+        batch = services.execute_batch(batch_id)
     except services.GenerationError as exc:
         batch.mark_failed(str(exc))
+        return
     except Exception as exc:
         batch.mark_failed(INTERNAL_ERROR.format(kind=type(exc).__name__))
         raise
+    if batch.stats.get("generated"):
+        # The run's leak rate and speaker fidelity count this batch's snippets too.
+        from generations.report import refresh_run_report
+
+        refresh_run_report.delay(batch.run_id, with_perplexity=False)
 
 
 @shared_task(name="generations.tasks.live_generate")

@@ -10,5 +10,6 @@ urlpatterns = [
     path("batches/<int:pk>/cancel/", views.cancel_batch, name="cancel_batch"),
     path("live/", views.live_page, name="live"),
     path("live/<int:pk>/", views.live_generation, name="live_generation"),
+    path("live/<int:pk>/stop/", views.stop_live, name="stop_live"),
     path("live/<int:pk>/save/", views.save_live, name="save_live"),
 ]

@@ -55,7 +55,7 @@ def batches(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "batches": GenerationBatch.objects.select_related("run", "created_by")[:RECENT],
-        "has_model": TrainingRun.objects.exclude(checkpoint_dir="").exists(),
+        "has_model": form.fields["run"].queryset.exists(),
     }
     return render(request, "generations/batches.html", context)
 
@@ -143,6 +143,17 @@ def live_generation(request: HttpRequest, pk: int) -> HttpResponse:
         done = not generation.is_active
         return _partial(request, "generations/live.html#stream", context, done=done)
     return render(request, "generations/live.html", context)
+
+
+@require_POST
+def stop_live(request: HttpRequest, pk: int) -> HttpResponse:
+    generation = get_object_or_404(LiveGeneration, pk=pk, member=request.user)
+    if generation.is_active:
+        generation.request_cancel()  # the worker stops within half a second, keeping the text
+    if request.htmx:
+        context = _live_context(request, LiveForm(allowed=[]), generation)
+        return render(request, "generations/live.html#stream", context)
+    return redirect("generations:live_generation", generation.pk)
 
 
 @require_POST

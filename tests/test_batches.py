@@ -210,6 +210,23 @@ def test_a_missing_checkpoint_fails_the_batch_with_a_sentence(run):
     assert batch.error == "The model files are missing: /nowhere/checkpoint is not there."
 
 
+def test_the_batch_task_refreshes_the_runs_leak_report(run, fake, monkeypatch):
+    from generations.tasks import run_batch
+
+    refreshed = []
+    monkeypatch.setattr(
+        "generations.report.refresh_run_report.delay",
+        lambda run_id, **kwargs: refreshed.append((run_id, kwargs)),
+    )
+    batch = new_batch(run)
+
+    run_batch(batch.pk)
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.SUCCEEDED
+    assert refreshed == [(run.pk, {"with_perplexity": False})]
+
+
 # ------------------------------------------------------------------------------ pages
 def test_batches_are_staff_only(member_client):
     assert member_client.get(reverse("generations:batches")).status_code == 403

@@ -146,6 +146,41 @@ def test_a_saved_live_snippet_regenerates_the_same_text(member, run, friends, wo
     assert regenerate(snippet) == snippet.text == text_of(generation)
 
 
+@pytest.mark.django_db
+def test_member_stops_a_generation_and_keeps_what_was_written(
+    member_client, member, run, friends, fake, worker_up, monkeypatch
+):
+    fake.messages = ["one two three four five six seven eight nine ten eleven twelve"]
+    monkeypatch.setattr(live, "CANCEL_CHECK_EVERY_S", 0)
+    generation = live.start_live(member=member, speaker=friends["ann"])
+    stop = reverse("generations:stop_live", args=[generation.pk])
+    flush = live._Stream.flush
+
+    def stop_after_first_words(stream):
+        flush(stream)
+        member_client.post(stop)
+
+    monkeypatch.setattr(live._Stream, "flush", stop_after_first_words)
+    live.execute_live(generation.pk, speaker_ids=[])
+
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.CANCELLED
+    assert text_of(generation) == "one two three"
+
+
+@pytest.mark.django_db
+def test_stopping_before_the_worker_starts_means_it_never_runs(
+    member_client, member, run, friends, fake, worker_up
+):
+    generation = live.start_live(member=member, speaker=friends["ann"])
+
+    member_client.post(reverse("generations:stop_live", args=[generation.pk]))
+    live.execute_live(generation.pk, speaker_ids=[])
+
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.CANCELLED and fake.calls == 0
+
+
 # ------------------------------------------------------------------------------ refusals
 @pytest.mark.django_db
 def test_rate_limit_per_member_per_hour(member_client, member, run, friends, worker_up, settings):
@@ -233,6 +268,24 @@ def test_without_redis_a_request_nobody_picks_up_says_so_then_gives_up(
     live.execute_live(generation.pk, speaker_ids=[])  # a worker that comes up later skips it
     generation.refresh_from_db()
     assert generation.status == JobStatus.FAILED and generation.lines == []
+
+
+@pytest.mark.django_db
+def test_a_request_stuck_behind_a_batch_says_the_worker_is_busy(member_client, run, friends,
+                                                                 settings):  # fmt: skip
+    from generations.models import GenerationBatch
+
+    settings.REDIS_URL = ""
+    GenerationBatch.objects.create(run=run, status=JobStatus.RUNNING, started_at=timezone.now())
+    ask(member_client, friends["ann"])
+    generation = LiveGeneration.objects.get()
+    LiveGeneration.objects.filter(pk=generation.pk).update(
+        created_at=timezone.now() - timedelta(seconds=90)
+    )
+
+    response = member_client.get(reverse("generations:live_generation", args=[generation.pk]))
+
+    assert live.WORKER_BUSY in response.content.decode()
 
 
 # ------------------------------------------------------------------------------ leaks, escaping
