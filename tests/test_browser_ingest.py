@@ -1,0 +1,96 @@
+"""In a real browser: staff upload exports, watch the import, read its summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import log_in, screenshot
+from tests.signal_writer import FIXTURE_MESSAGES, write_backup
+from tests.test_ingest_support import SPACED_PASSPHRASE, slack_export, use_tmp_upload_dir
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def uploads(settings, tmp_path):
+    return use_tmp_upload_dir(settings, tmp_path / "server")
+
+
+def test_staff_upload_a_slack_export_and_see_its_summary(
+    new_page, staff, tmp_path, celery_worker_on_redis
+):
+    path = slack_export(tmp_path / "team.zip", {"general": [("U1", "hi"), ("U2", "hello <@U1>")]})
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/ingest/")
+
+    page.set_input_files("input[type=file]", str(path))
+    assert page.locator("[data-file-info]").inner_text().startswith("team.zip · ")
+    assert not page.locator("input[name=passphrase]").is_visible()  # Signal only
+    page.click("text=Upload and import")
+
+    page.wait_for_url("**/ingest/*/")
+    page.locator("[data-testid=export-status]", has_text="Succeeded").wait_for()
+    assert page.locator("[data-testid=messages-count]").inner_text() == "2"
+    assert page.locator("[data-testid=conversations-count]").inner_text() == "1"
+    screenshot(page, "ingest-summary")
+
+    page.click("text=Check who is who")
+    assert page.locator("[data-testid=speaker-name]").all_inner_texts() == ["Alice", "Bob"]
+
+
+def test_a_signal_backup_asks_for_its_passphrase_and_imports(
+    new_page, staff, tmp_path, celery_worker_on_redis
+):
+    path = tmp_path / "signal-2024-05-01.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/ingest/")
+
+    page.set_input_files("input[type=file]", str(path))
+    page.fill("input[name=passphrase]", SPACED_PASSPHRASE)
+    page.fill("input[name=owner_name]", "Sam")
+    screenshot(page, "ingest-upload-signal")
+    page.click("text=Upload and import")
+
+    page.locator("[data-testid=export-status]", has_text="Succeeded").wait_for()
+    assert int(page.locator("[data-testid=messages-count]").inner_text()) > 0
+    assert SPACED_PASSPHRASE not in page.content()
+
+
+def test_a_wrong_passphrase_shows_the_error_and_offers_a_retry(
+    new_page, staff, tmp_path, celery_worker_on_redis
+):
+    path = tmp_path / "phone.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/ingest/")
+    page.set_input_files("input[type=file]", str(path))
+    page.fill("input[name=passphrase]", "1" * 30)
+    page.click("text=Upload and import")
+
+    page.locator("[data-testid=export-error]").wait_for()
+    assert "Wrong passphrase" in page.locator("[data-testid=export-error]").inner_text()
+    page.reload()  # the retry form is part of the page once the import has ended
+    page.fill("input[name=passphrase]", SPACED_PASSPHRASE)
+    page.click("text=Import again")
+    page.locator("[data-testid=export-status]", has_text="Succeeded").wait_for()
+
+
+def test_a_dropped_file_over_the_limit_is_refused_before_uploading(new_page, staff, settings):
+    settings.JOE_MAX_UPLOAD_BYTES = 1000
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/ingest/")
+
+    drop = page.evaluate_handle(
+        "() => { const d = new DataTransfer();"
+        " d.items.add(new File(['x'.repeat(5000)], 'phone.backup')); return d; }"
+    )
+    page.dispatch_event("[data-dropzone]", "drop", {"dataTransfer": drop})
+
+    assert "more than the 1.0 KB limit" in page.locator("[data-file-info]").inner_text()
+    assert page.locator("button[type=submit].primary").is_disabled()
+    assert page.locator("input[name=passphrase]").is_visible()  # a .backup is a Signal backup

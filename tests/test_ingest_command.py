@@ -1,0 +1,95 @@
+"""`manage.py ingest PATH`: the same import in a terminal, with the same summary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from ingest.models import Export, Message
+from ingest.parsers.signal_crypto import WRONG_KEY
+from joe_site.jobs import JobStatus
+from tests.signal_writer import FIXTURE_MESSAGES, write_backup
+from tests.test_ingest_support import EMPTY, PASSPHRASE, corpus, slack_export
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ingest(*args: str) -> str:
+    out = StringIO()
+    call_command("ingest", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_command_imports_a_slack_folder_in_place(tmp_path):
+    folder = slack_export(
+        tmp_path / "slack", {"general": [("U1", "hi"), ("U2", "yo")]}, as_zip=False
+    )
+
+    output = ingest(str(folder))
+
+    assert "Importing slack (Slack export)" in output
+    assert "2 new messages in 1 conversations from 2 people" in output
+    assert "0 duplicates already imported" in output
+    assert folder.is_dir()  # read in place, never deleted
+    export = Export.objects.get()
+    assert (export.status, export.keep_file) == (JobStatus.SUCCEEDED, True)
+
+
+def test_command_imports_a_signal_backup_with_a_passphrase_file(tmp_path):
+    backup = tmp_path / "signal.backup"
+    write_backup(backup, messages=FIXTURE_MESSAGES)
+    secret = tmp_path / "passphrase.txt"
+    secret.write_text(PASSPHRASE + "\n")
+
+    output = ingest(str(backup), "--passphrase-file", str(secret), "--owner-name", "Sam")
+
+    assert "new messages" in output and Message.objects.exists()
+    assert PASSPHRASE not in output
+
+
+def test_command_says_when_a_file_was_imported_before(tmp_path):
+    path = slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]})
+    ingest(str(path))
+
+    output = ingest(str(path))
+
+    assert "This file was already imported on" in output
+    assert "0 new messages" in output and "1 duplicates already imported" in output
+
+
+def test_command_reports_bad_input_and_fails(tmp_path):
+    backup = tmp_path / "signal.backup"
+    write_backup(backup, messages=FIXTURE_MESSAGES)
+    secret = tmp_path / "passphrase.txt"
+    secret.write_text("1" * 30)
+
+    with pytest.raises(CommandError, match=WRONG_KEY):
+        ingest(str(backup), "--passphrase-file", str(secret))
+
+    assert corpus() == EMPTY
+
+
+def test_command_refuses_a_path_that_does_not_exist(tmp_path):
+    with pytest.raises(CommandError, match="does not exist"):
+        ingest(str(tmp_path / "nope.zip"))
+
+
+def test_command_exits_non_zero_with_the_message(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("nothing to see")
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "ingest", str(notes)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+    assert result.returncode == 1
+    assert "This file is not an export joe can read" in result.stderr
