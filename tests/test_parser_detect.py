@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 import sqlite3
 import subprocess
 import sys
@@ -176,3 +177,137 @@ def test_detection_does_not_import_the_signal_backup_parser() -> None:
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# --- Every shared sample, and the shapes people upload: file, folder, zip -------------------------
+
+
+def test_every_shared_sample_is_covered() -> None:
+    """A new file in the shared samples must be added to the lists above or below."""
+    if not SAMPLES.exists():
+        pytest.skip("shared samples are not available")
+    listed = set(SAMPLE_FILES) | {"signal/synthetic-v0.backup", "signal/synthetic-v1.backup"}
+    found = {
+        p.relative_to(SAMPLES).as_posix()
+        for p in SAMPLES.rglob("*")
+        if p.is_file() and p.name != "README.md"
+        and not p.relative_to(SAMPLES).as_posix().startswith(("imessage/", "signal/synthetic-v1.e"))
+    }  # fmt: skip
+    assert found <= listed, sorted(found - listed)
+
+
+SAMPLE_FILES = {
+    "whatsapp/chat-miner_test_ddmmyy_24hrs.txt": "whatsapp",
+    "whatsapp/chat-miner_test_ios-bracket_mmddyy_24hrs.txt": "whatsapp",
+    "whatsapp/chat-miner_test_mmddyy_24hrs.txt": "whatsapp",
+    "whatsapp/chat-miner_test_mmddyyyy_12hrs.txt": "whatsapp",
+    "whatsapp/chat-miner_test_yyyymmdd_24hrs.txt": "whatsapp",
+    "whatsapp/synthetic_ios_24h_lrm.txt": "whatsapp",
+    "whatsapp/synthetic_android_us_12h_nnbsp.txt": "whatsapp",
+    "telegram/tg2md_result.json": "telegram",
+    "telegram/tg2md_result_2020-old-from_id-int.json": "telegram",
+    "telegram/chat-miner_test_batch_export.json": "telegram",
+    "facebook/chat-miner_instagram_test_export.json": "messenger",
+    "facebook/synthetic_messenger_message_1_mojibake.json": "messenger",
+    "slack/slack-export-viewer_testarchive.zip": "slack",
+}
+# Where each sample sits when the app's export is unpacked (WhatsApp: the zip's text file).
+IN_EXPORT = {
+    "whatsapp": "WhatsApp Chat with Friends/WhatsApp Chat with Friends.txt",
+    "telegram": "ChatExport_2024-01-01/result.json",
+    "messenger": "your_activity_across_facebook/messages/inbox/friends_123/message_1.json",
+}
+
+
+@pytest.mark.parametrize("shape", ["file", "folder", "zip"])
+@pytest.mark.parametrize("sample", sorted(SAMPLE_FILES))
+def test_every_shared_sample_in_every_shape(tmp_path: Path, sample: str, shape: str) -> None:
+    path = SAMPLES / sample
+    if not path.exists():
+        pytest.skip("shared samples are not available")
+    kind = SAMPLE_FILES[sample]
+    if path.suffix == ".zip":  # the Slack sample is a zip: also try it unpacked
+        if shape == "folder":
+            with zipfile.ZipFile(path) as z:
+                z.extractall(tmp_path / "export")
+            path = tmp_path / "export"
+    elif shape != "file":
+        inner = IN_EXPORT[kind].replace(".txt", ".txt" if path.suffix == ".txt" else path.suffix)
+        target = tmp_path / "export"
+        (target / inner).parent.mkdir(parents=True)
+        (target / inner).write_bytes(path.read_bytes())
+        path = target
+        if shape == "zip":
+            path = tmp_path / "export.zip"
+            with zipfile.ZipFile(path, "w") as z:
+                z.write(target / inner, inner)
+    assert detect_kind(path) == kind
+    # The detected parser reads it.
+    assert any(True for _ in load_parser(kind)(str(path)))
+
+
+@pytest.mark.parametrize("shape", ["file", "folder", "zip"])
+def test_the_imessage_sample_tables_as_chat_db(tmp_path: Path, shape: str) -> None:
+    tables_dir = SAMPLES / "imessage" / "mock_chat_db_tables"
+    if not tables_dir.exists():
+        pytest.skip("shared samples are not available")
+    tables = {f.stem: json.loads(f.read_text()) for f in tables_dir.glob("*.json")}
+    (tmp_path / "Messages").mkdir()
+    path = build_chat_db(tmp_path / "Messages" / "chat.db", tables)
+    if shape == "folder":
+        path = path.parent
+    elif shape == "zip":
+        path = tmp_path / "Messages.zip"
+        with zipfile.ZipFile(path, "w") as z:
+            z.write(tmp_path / "Messages" / "chat.db", "Messages/chat.db")
+    assert detect_kind(path) == "imessage"
+    assert any(True for _ in load_parser("imessage")(str(path)))
+
+
+def test_another_apps_text_export_is_refused() -> None:
+    # The signal sample's expected-output folder is a different tool's text rendering, not an
+    # export joe reads; it must be refused with a sentence, not misread as WhatsApp.
+    folder = SAMPLES / "signal" / "synthetic-v1.expected-exporttxt"
+    if not folder.exists():
+        pytest.skip("shared samples are not available")
+    for path in [*folder.iterdir(), folder]:
+        with pytest.raises(ExportError) as error:
+            detect_kind(path)
+        assert str(error.value).startswith("This file is not an export joe can read: ")
+        assert str(error.value).endswith(".")
+
+
+@pytest.mark.parametrize(
+    ("shape", "kind"),
+    [
+        ("whatsapp folder", "whatsapp"),
+        ("discord folder", "discord"),
+        ("signal_desktop single chat.md", "signal_desktop"),
+        ("signal_desktop single data.json", "signal_desktop"),
+        ("telegram folder", "telegram"),
+        ("messenger folder", "messenger"),
+        ("slack rezipped with a top folder", "slack"),
+    ],
+)
+def test_uploaded_shapes(tmp_path: Path, shape: str, kind: str) -> None:
+    if shape == "whatsapp folder":
+        path = tmp_path / "WhatsApp Chat with Ann"
+        path.mkdir()
+        build_whatsapp(path / "WhatsApp Chat with Ann.txt", WA_LINES)
+        (path / "IMG-20240101-WA0001.jpg").write_bytes(b"\xff\xd8")
+    elif shape == "discord folder":
+        path = tmp_path / "discord"
+        path.mkdir()
+        build_discord(path / "Friends - general [10].json", [DC_MSG])
+    elif shape.startswith("signal_desktop single"):
+        build_sigexport(tmp_path / "sig", SIG_CHAT)
+        path = tmp_path / "sig" / "A" / shape.rsplit(" ", 1)[-1]
+    elif shape == "telegram folder":
+        path = build_telegram(tmp_path / "tg", TG_CHAT)
+    elif shape == "messenger folder":
+        path = build_messenger(tmp_path / "fb", FB_THREAD)
+    else:
+        path = build_slack(tmp_path / "s.zip", users={"U1": "A"}, channels={"g": [("U1", "x")]},
+                           root="slack-export")  # fmt: skip
+    assert detect_kind(path) == kind
+    assert any(True for _ in load_parser(kind)(str(path)))

@@ -100,3 +100,15 @@ def test_bad_files(tmp_path: Path, name: str, content: str, expected: str) -> No
     with pytest.raises(ExportError) as error:
         parse(path)
     assert str(error.value) == expected
+
+
+def test_a_file_cut_short_while_exporting(tmp_path: Path) -> None:
+    # Tyrrrz/DiscordChatExporter#413: an export interrupted (a full disk) leaves a cut JSON file.
+    path = build_discord(tmp_path / "general.json", [dc(str(i), ANN, "hi") for i in range(1, 50)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ExportError) as error:
+        parse(path)
+    assert str(error.value) == (
+        "general.json is not valid JSON (the file ends too early); the export may be incomplete."
+    )

@@ -323,7 +323,8 @@ class JsonStream:
             except json.JSONDecodeError as exc:
                 if self._fill():
                     continue
-                cut = exc.pos >= len(self._buf.rstrip())
+                # A file cut in the middle of a string or at its very end is a truncated export.
+                cut = exc.pos >= len(self._buf.rstrip()) or exc.msg.startswith("Unterminated")
                 raise self._error(_ENDS_EARLY if cut else exc.msg) from exc
             # A number cut at the end of the buffer would decode as a shorter number.
             if end == len(self._buf) and self._fill():

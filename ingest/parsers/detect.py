@@ -33,6 +33,8 @@ _HEAD = 64 * 1024
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # A WhatsApp line starts with a date and a time, optionally in brackets (iOS) and after LRM marks.
 _WHATSAPP_LINE = re.compile("^" + WHATSAPP_LINE_START, re.M)
+_SIGEXPORT_MD_LINE = re.compile(r"^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] [^:\n]+: ", re.M)
+_SIGEXPORT_MD_END = re.compile(r"  \r?\n\r?\n\[\d{4}-\d{2}-\d{2} ")
 _MESSENGER_FILE = re.compile(r"(^|/)message_\d+\.json$")
 
 
@@ -79,14 +81,16 @@ def _json_kind(head: str) -> str | None:
     return None
 
 
-def _text_kind(head: bytes) -> str | None:
+def _text_kind(head: bytes, name: str = "") -> str | None:
     text = head.decode("utf-8", errors="replace")
+    # sigexport's chat.md has the layout of some WhatsApp locales ("[2024-03-01 18:00:00] Ann:
+    # hi"), but it is a .md file and ends each message with two spaces and a blank line.
+    if _SIGEXPORT_MD_LINE.search(text) and (name.endswith(".md") or _SIGEXPORT_MD_END.search(text)):
+        return "signal_desktop"
     if _WHATSAPP_LINE.search(text):  # before JSON: iOS lines start with "[" too
         return "whatsapp"
     if text.lstrip("\ufeff \r\n").startswith(("{", "[")):
         return _json_kind(text)
-    if re.search(r"^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] [^:\n]+: ", text, re.M):
-        return "signal_desktop"  # sigexport's chat.md
     return None
 
 
@@ -121,7 +125,7 @@ def _archive_kind(archive: Archive) -> str | None:
     texts = [m for m in members if m.endswith((".txt", ".json"))]
     for member in sorted(texts, key=lambda m: m.count("/"))[:20]:
         with archive.open(member) as stream:
-            kind = _text_kind(stream.read(_HEAD))
+            kind = _text_kind(stream.read(_HEAD), member)
         if kind:
             return kind
     return None
@@ -148,7 +152,7 @@ def detect_kind(path: str | Path) -> str:
         if _is_imessage_db(p):
             return "imessage"
         raise ExportError(NOT_READABLE.format(why="it is a database, but not an iMessage chat.db."))
-    kind = _text_kind(head) if head else None
+    kind = _text_kind(head, p.name) if head else None
     if kind:
         return kind
     why = "it is empty." if not head else "its contents match none of the supported apps."

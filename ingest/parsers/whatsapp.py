@@ -148,19 +148,27 @@ class _Reader:
 
     @contextmanager
     def lines(self) -> Iterator[Iterator[str]]:
-        """The chat's lines, from the .txt or the .txt inside the zip."""
-        if not is_zip(self.path):
+        """The chat's lines, from the .txt, or the .txt inside the zip or the unpacked folder
+        (at its top, or one folder down when the folder was zipped again)."""
+        if self.path.is_file() and not is_zip(self.path):
             self.size = self.path.stat().st_size
             with self.path.open("rb") as raw:
                 yield self._decode(raw, self.path.name)
             return
         with open_archive(self.path, self.limits) as archive:
-            texts = [m for m in archive.members if m.endswith(".txt") and "/" not in m]
+            texts = sorted(
+                (m for m in archive.members if m.endswith(".txt") and m.count("/") <= 1),
+                key=lambda m: (m.count("/"), m.rsplit("/", 1)[-1] != "_chat.txt", m),
+            )
             if not texts:
                 raise ExportError(f"{self.path.name} holds no WhatsApp chat (.txt) file.")
-            member = next((m for m in texts if m == "_chat.txt"), None) or texts[0]
-            if member != "_chat.txt":
-                self.title = _TITLE_PREFIX.sub("", member[:-4]).strip() or self.title
+            member = texts[0]
+            name = member.rsplit("/", 1)[-1]
+            if name != "_chat.txt":
+                self.title = _TITLE_PREFIX.sub("", name[:-4]).strip() or self.title
+            elif self.path.is_dir() or "/" in member:  # iOS: the folder or zip is named for it
+                folder = member.rsplit("/", 1)[0] if "/" in member else self.path.name
+                self.title = _TITLE_PREFIX.sub("", Path(folder).stem).strip() or self.title
             self.size = archive.size(member)
             with archive.open(member) as raw:
                 yield self._decode(raw, member)
@@ -292,7 +300,7 @@ def parse(
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ExportError(f"{timezone!r} is not a time zone name joe knows.") from exc
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ExportError(f"The export {p.name} could not be found.")
     reader = _Reader(p, limits, tz)
     layout = reader.survey()
