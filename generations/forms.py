@@ -63,16 +63,15 @@ class BatchForm(SamplingFields):
 
     @staticmethod
     def speakers_for(data) -> list[Speaker]:
-        """Quota inputs: every speaker who may be written as, plus any the posted form still
-        asked for (a friend may opt out while the page is open: the service then says so)."""
-        from trainer.corpus import trainable_speakers
+        """Quota inputs: the active model's speakers who may be written as, plus any the posted
+        form still asks for (a friend may opt out while the page is open: the service says so)."""
+        from generations.live import allowed_speakers
 
-        posted = [
-            key.removeprefix(QUOTA_PREFIX) for key in data or {} if key.startswith(QUOTA_PREFIX)
-        ]
-        speakers = {s.slug: s for s in trainable_speakers()}
+        prefix = QUOTA_PREFIX
+        posted = [key.removeprefix(prefix) for key in data or {} if key.startswith(prefix)]
+        speakers = {s.slug: s for s in allowed_speakers(TrainingRun.active())}
         speakers.update({s.slug: s for s in Speaker.objects.filter(slug__in=posted)})
-        return sorted(speakers.values(), key=lambda s: s.slug)
+        return sorted(speakers.values(), key=lambda s: s.display_name)
 
     def quota_fields(self) -> list[forms.BoundField]:
         return [self[QUOTA_PREFIX + speaker.slug] for speaker in self.speakers]
