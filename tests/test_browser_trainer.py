@@ -1,0 +1,64 @@
+"""In a real browser: staff start a run, watch it train without reloading, make it active."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from joe_site.jobs import JobStatus
+from tests.conftest import log_in, screenshot
+from tests.test_trainer_runs import make_corpus, models_dir, tiny_base  # noqa: F401 - fixtures
+from trainer.models import TrainingRun
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def bar_width(page) -> float:
+    style = page.locator("[data-testid=progress-bar]").get_attribute("style") or ""
+    return float(style.split("width:")[1].strip().rstrip("%;"))
+
+
+def test_staff_watch_a_run_train_and_make_it_active(
+    new_page,
+    staff,
+    models_dir,  # noqa: F811
+    celery_worker_on_redis,
+):
+    make_corpus()
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/trainer/")
+    page.select_option("select[name=base_model]", "tiny")
+    for name, value in {"name": "browser run", "max_steps": "60", "batch_size": "2",
+                        "grad_accum": "1", "lr": "0.003", "warmup_steps": "2",
+                        "window_len": "32"}.items():  # fmt: skip
+        page.fill(f"[name={name}]", value)
+    page.click("text=Start training")
+    page.wait_for_url("**/trainer/*/")
+    assert "is queued" in page.content()
+    page.evaluate("window.stillTheSamePage = true")
+
+    widths: list[float] = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        widths.append(bar_width(page))
+        if page.locator("[data-testid=run-status]").inner_text() not in ("Queued", "Running"):
+            break
+        if 0 < widths[-1] < 100 and len(set(widths)) == 2:
+            screenshot(page, "trainer-run-progress")
+        time.sleep(0.2)
+
+    assert page.locator("[data-testid=run-status]").inner_text() == "Succeeded", page.content()
+    assert any(0 < w < 100 for w in widths), widths  # it moved through the middle...
+    assert widths[-1] == 100 and widths == sorted(widths)  # ...forwards only, to the end
+    assert page.evaluate("window.stillTheSamePage") is True  # all of it without a reload
+    assert page.locator("svg.loss-plot polyline").count() == 2
+    assert page.locator("[data-testid=final-val-loss]").is_visible()
+
+    page.click("text=Make this the active model")
+    page.locator(".badge", has_text="active model").wait_for()
+    assert page.evaluate("window.stillTheSamePage") is True
+    run = TrainingRun.objects.get()
+    assert run.status == JobStatus.SUCCEEDED and run.is_active
+    screenshot(page, "trainer-run-finished")
