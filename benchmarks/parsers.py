@@ -5,10 +5,12 @@
 
 For each format (Signal Android backups are measured in their own benchmark) it writes a
 synthetic export with the test builders (tests/builders/), then parses it in a fresh Python
-process so that one run's memory cannot hide in the next: the peak resident set size comes from
-``os.wait4`` on that process alone (not RUSAGE_CHILDREN, which keeps the largest child's peak).
-The child also reports its resident size after imports, before parsing, so the table shows what
-the parse itself added. Parsers stream, so the peak should not grow with the export's size.
+process so that one run's memory cannot hide in the next. That process reports its own peak
+resident set size (VmHWM, which exec resets). Neither RUSAGE_CHILDREN (the largest child's peak)
+nor ``wait4``'s ru_maxrss (Linux counts the forked parent's pages from before the exec) would do:
+building the exports grows this process. The child also reports its resident size after imports,
+before parsing, so the table shows what the parse itself added. Parsers stream, so the peak should
+not grow with the export's size.
 
 The exports are written to a temporary folder (or --keep DIR) and deleted afterwards.
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
 import subprocess
 import sys
@@ -174,34 +175,25 @@ def child(kind: str, path: str) -> None:
         records += 1
         count += isinstance(record, MessageRecord)
     elapsed = time.perf_counter() - started
-    print(count, records, f"{elapsed:.6f}", before)
+    print(count, records, f"{elapsed:.6f}", before, _rss_kib("VmHWM"))
 
 
 def measure(kind: str, path: Path) -> dict[str, float]:
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", kind, str(path)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        # wait4 reaps this one process and returns its own peak (Popen.wait would not).
-        _, status, usage = os.wait4(proc.pid, 0)
-        err.seek(0)
-        errors = err.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f"{kind}: the parse failed\n{errors}")
-    count, records, seconds, before = out.split()
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise SystemExit(f"{kind}: the parse failed\n{done.stderr}")
+    count, records, seconds, before, peak = done.stdout.split()
     return {
         "messages": int(count),
         "records": int(records),
         "seconds": float(seconds),
         "rss_before_mib": int(before) / 1024,
-        "peak_mib": usage.ru_maxrss / 1024,  # KiB on Linux
+        "peak_mib": int(peak) / 1024,
     }
 
 

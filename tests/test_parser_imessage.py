@@ -72,8 +72,9 @@ def test_the_sample_database(sample_db: Path) -> None:
     assert len(found) == 28
     # 9 tapbacks (one of them only in attributedBody), one attachment-only message
     assert skipped(records) == {"reaction": 9, "media-only": 1}
-    assert found[0].text == "Hey John! What's up? 👊"
-    assert found[0].sent_at == dt.datetime(2024, 1, 7, 23, 11, 40, 437000, tzinfo=dt.UTC)
+    first = min(found, key=lambda m: m.sent_at)  # records come chat by chat
+    assert first.text == "Hey John! What's up? 👊"
+    assert first.sent_at == dt.datetime(2024, 1, 7, 23, 11, 40, 437000, tzinfo=dt.UTC)
     hello = next(m for m in found if m.text == "Hello everyone!")
     assert (hello.identity_id, hello.conversation_id) == ("me", "chat-guid-4")
 

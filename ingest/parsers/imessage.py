@@ -180,10 +180,13 @@ def _parse(
 
         message_columns = _columns(db, "message")
         chosen = ["m." + c for c in _OPTIONAL if c in message_columns]
+        # Walk chat_message_join in its primary key's order (chat, then message) and look each
+        # message up by ROWID: neither needs a sort or an automatic index, which SQLite would
+        # build in memory, growing with the database. Records come chat by chat.
         query = (
             "SELECT m.ROWID, m.text, m.date, m.is_from_me, m.handle_id, j.chat_id, "
-            f"{', '.join(chosen) or 'NULL AS guid'} FROM message m "
-            "LEFT JOIN chat_message_join j ON j.message_id = m.ROWID ORDER BY m.date, m.ROWID"
+            f"{', '.join(chosen) or 'NULL AS guid'} FROM chat_message_join j "
+            "JOIN message m ON m.ROWID = j.message_id ORDER BY j.chat_id, j.message_id"
         )
         state = Progress(done=0, total=total, unit="messages")
         for row in map(dict, db.execute(query)):
@@ -191,6 +194,9 @@ def _parse(
             if progress and state.done % 1000 == 0:
                 progress(state)
             yield from _message(row, handles, chats)
+        for _ in range(max(total - state.done, 0)):  # messages of no chat
+            yield SkippedRecord("invalid")
+        state.done = total
         if progress:
             progress(state)
     finally:
