@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from django.db import connection
+from psycopg.copy import QueuedLibpqWriter
 
 from ingest.models import Message
 
@@ -142,19 +143,24 @@ class PostgresMessageLoader(MessageLoader):
 
     def _write(self, rows: list[MessageRow]) -> None:
         self.pause()
-        self._cursor.execute(
+        # psycopg's own cursor: Django's debug cursor would keep every batch's ids in memory.
+        raw_cursor = self._cursor.cursor
+        raw_cursor.execute(
             "SELECT external_id FROM ingest_message"
             " WHERE source_kind = %s AND external_id = ANY(%s)",
             [self.source_kind, [row.external_id for row in rows]],
         )
-        known = {external_id for (external_id,) in self._cursor.fetchall()}
+        known = {external_id for (external_id,) in raw_cursor.fetchall()}
         if known:
             rows = [row for row in rows if row.external_id not in known]
         if not rows:
             return
         if self._copy is None:
-            raw_cursor = self._cursor.cursor  # psycopg's own cursor under Django's wrapper
-            self._copy_context = raw_cursor.copy(f"COPY ingest_message ({COLUMNS}) FROM STDIN")
+            # A writer thread sends the rows, so the parser reads on while the server inserts.
+            self._copy_context = raw_cursor.copy(
+                f"COPY ingest_message ({COLUMNS}) FROM STDIN",
+                writer=QueuedLibpqWriter(raw_cursor),
+            )
             self._copy = self._copy_context.__enter__()
         write_row = self._copy.write_row
         for row in rows:

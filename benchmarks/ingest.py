@@ -1,0 +1,133 @@
+"""Import throughput and peak memory, end to end into PostgreSQL.
+
+A generated Slack export (``tests/builders/slack.py``) and a Signal backup
+(``tests/signal_writer.py``), each at two sizes (full and a quarter), imported by the real service
+(``ingest.services.import_export``) into the database in DATABASE_URL. Each import runs in its
+own child process so that its peak RSS (``ru_maxrss``) is its own: flat memory means the two
+sizes peak alike. Every import starts from an empty corpus and its export is deleted afterwards.
+``--parser-baseline`` also times the parser alone (no database), to show where the time goes.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/joe_bench \\
+        .venv/bin/python benchmarks/ingest.py [--slack 1000000] [--signal 200000]
+
+Generated files are cached in ``--workdir`` (default /tmp/joe-ingest-bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PASSPHRASE = "000001111122222333334444455555"
+
+
+def build_files(kind: str, n: int, workdir: Path) -> Path:
+    if kind == "slack":
+        from tests.builders.slack import build_slack, synthetic_stream
+
+        path = workdir / f"slack-{n}.zip"
+        if not path.exists():
+            users, stream = synthetic_stream(n, channels=20, users=30)
+            build_slack(path.with_suffix(".tmp"), users=users, stream=stream, as_zip=True)
+            path.with_suffix(".tmp").rename(path)
+    else:
+        from tests.signal_writer import write_backup
+
+        path = workdir / f"signal-{n}.backup"
+        if not path.exists():
+            write_backup(path.with_suffix(".tmp"), n_messages=n, seed=1)
+            path.with_suffix(".tmp").rename(path)
+    return path
+
+
+def child(kind: str, path: Path, parser_only: bool) -> dict:
+    """One import (or one bare parse) in this process; returns its figures."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "joe_site.settings")
+    django.setup()
+    from django.db import connection
+
+    from ingest.models import Export, Message
+    from ingest.parsers.detect import load_parser
+    from ingest.parsers.records import MessageRecord
+    from ingest.services import delete_export, import_export
+
+    options = {"passphrase": PASSPHRASE} if kind == "signal" else {}
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if parser_only:
+        start = time.perf_counter()
+        found = sum(type(r) is MessageRecord for r in load_parser(kind)(path, **options))
+        seconds = time.perf_counter() - start
+        return {"messages": found, "seconds": seconds, "base_rss_kb": base_rss,
+                "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}  # fmt: skip
+    if connection.vendor != "postgresql":
+        sys.exit("DATABASE_URL must point at PostgreSQL for this benchmark.")
+    if Message.objects.exists():
+        sys.exit("The database already holds messages: use an empty database for the benchmark.")
+    export = Export.objects.create(original_name=path.name, kind=kind, keep_file=True)
+    start = time.perf_counter()
+    export = import_export(export_id=export.pk, path=path, **options)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if export.status != "succeeded":
+        sys.exit(f"The import failed: {export.error}")
+    delete_export(export_id=export.pk)
+    return {"messages": export.messages_count, "seconds": seconds, "base_rss_kb": base_rss,
+            "peak_rss_kb": peak}  # fmt: skip
+
+
+def run_child(kind: str, path: Path, parser_only: bool) -> dict:
+    args = [sys.executable, __file__, "--child", kind, str(path)]
+    if parser_only:
+        args.append("--parser-only")
+    out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slack", type=int, default=1_000_000, help="messages (0: skip)")
+    parser.add_argument("--signal", type=int, default=200_000, help="messages (0: skip)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/joe-ingest-bench"))
+    parser.add_argument("--parser-baseline", action="store_true", help="also time parsing alone")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--parser-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child[0], Path(args.child[1]), args.parser_only)))
+        return
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    print(f"{'source':<8} {'messages':>10} {'MB':>7} {'seconds':>8} {'msg/s':>9} "
+          f"{'base RSS':>9} {'peak RSS':>9}  what")  # fmt: skip
+    for kind, full in (("slack", args.slack), ("signal", args.signal)):
+        if not full:
+            continue
+        for n in (full // 4, full):
+            start = time.perf_counter()
+            path = build_files(kind, n, args.workdir)
+            built = time.perf_counter() - start
+            runs = [("import", False)] + ([("parser only", True)] if args.parser_baseline else [])
+            for label, parser_only in runs:
+                r = run_child(kind, path, parser_only)
+                print(
+                    f"{kind:<8} {r['messages']:>10,} {path.stat().st_size / 1e6:>7.1f} "
+                    f"{r['seconds']:>8.1f} {r['messages'] / r['seconds']:>9,.0f} "
+                    f"{r['base_rss_kb'] / 1024:>7.0f}MB {r['peak_rss_kb'] / 1024:>7.0f}MB  {label}"
+                    + (
+                        f" (file built in {built:.0f} s)" if label == "import" and built > 1 else ""
+                    ),
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
