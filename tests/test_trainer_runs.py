@@ -422,11 +422,23 @@ def test_error_shows_on_the_run_page(staff_client):
 
 @pytest.mark.django_db
 def test_staff_cancel_with_htmx_gets_the_panel_back(staff_client):
-    run = TrainingRun.objects.create(name="r", status=JobStatus.RUNNING)
+    run = TrainingRun.objects.create(
+        name="r", status=JobStatus.RUNNING, heartbeat_at=datetime.now(UTC)
+    )
     response = staff_client.post(f"/trainer/{run.pk}/cancel/", headers={"HX-Request": "true"})
     assert response.status_code == 200 and "Cancelling…" in response.content.decode()
     assert "toast" in response["HX-Trigger"]
     assert TrainingRun.objects.get(pk=run.pk).cancel_requested
+
+
+@pytest.mark.django_db
+def test_cancelling_a_run_whose_worker_vanished_ends_it_at_once(staff_client):
+    run = TrainingRun.objects.create(
+        name="r", status=JobStatus.RUNNING, heartbeat_at=datetime.now(UTC) - timedelta(hours=3)
+    )
+    staff_client.post(f"/trainer/{run.pk}/cancel/")
+    run.refresh_from_db()
+    assert run.status == JobStatus.CANCELLED and "stopped reporting" in run.progress_note
 
 
 @pytest.mark.django_db
@@ -479,3 +491,32 @@ def test_retrain_of_the_active_run_takes_over_when_it_succeeds(models_dir, queue
     run = services.execute_run(new.pk)
     assert run.status == JobStatus.SUCCEEDED and run.is_active
     assert not TrainingRun.objects.get(pk=old.pk).is_active
+
+
+@pytest.mark.django_db
+def test_runs_list_refreshes_only_while_something_trains(staff_client):
+    running = TrainingRun.objects.create(name="r", status=JobStatus.RUNNING, progress_total=10)
+    live = staff_client.get("/trainer/", headers={"HX-Request": "true"})
+    assert live.status_code == 200 and 'hx-trigger="every 3s"' in live.content.decode()
+    assert "Start a run" not in live.content.decode()  # only the table
+    TrainingRun.objects.filter(pk=running.pk).update(status=JobStatus.SUCCEEDED)
+    done = staff_client.get("/trainer/", headers={"HX-Request": "true"})
+    assert done.status_code == 286 and "hx-trigger" not in done.content.decode()
+
+
+def test_loss_plot_draws_both_curves_and_nothing_without_data():
+    from trainer.loss_plot import loss_plot_svg, nice_ticks
+
+    assert loss_plot_svg([]) == ""
+    assert loss_plot_svg([{"step": 0, "train_loss": None, "val_loss": None}]) == ""
+    svg = loss_plot_svg(
+        [
+            {"step": 0, "train_loss": None, "val_loss": 10.8},
+            {"step": 50, "train_loss": 6.0, "val_loss": 6.5},
+            {"step": 100, "train_loss": 3.2, "val_loss": float("nan")},
+        ]
+    )
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2
+    assert svg.count("<circle") == 4  # NaN and missing losses are not drawn
+    assert "Validation: 6.5000 at step 50" in svg
+    assert nice_ticks(0, 10) == [0, 5, 10] and nice_ticks(0, 60) == [0, 20, 40, 60]

@@ -141,6 +141,20 @@ def retrain(run: TrainingRun, *, created_by: Any = None) -> TrainingRun:
     )
 
 
+def cancel_run(run: TrainingRun) -> None:
+    """Ask the worker to stop the run; a run whose worker is long gone is cancelled at once."""
+    run.request_cancel()
+    stale = run.heartbeat_at is None or timezone.now() - run.heartbeat_at > HEARTBEAT_STALE
+    if run.status == JobStatus.RUNNING and stale:
+        # Killed in a terminal, say: no worker will ever read the request.
+        TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.CANCELLED,
+            finished_at=timezone.now(),
+            progress_note="Cancelled: its worker had stopped reporting",
+        )
+        run.refresh_from_db()
+
+
 def requeue_lost_runs(*, worker_host: str) -> list[int]:
     """Queue again the runs a killed worker of this name left as running.
 

@@ -55,7 +55,7 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     training_run = get_object_or_404(TrainingRun, pk=pk)
     if training_run.in_progress:
-        training_run.request_cancel()
+        services.cancel_run(training_run)
         note = "Cancelling: the run stops after its current step and keeps its last checkpoint."
     else:
         note = "That run has already ended."
