@@ -238,3 +238,43 @@ def test_rejects_windows_longer_than_config(tiny: Path, dataset: ChatDataset, tm
     model, tok = fresh(tiny, tmp_path)
     with pytest.raises(ValueError, match="window"):
         train(config(window_len=16), model, tok, dataset, tmp_path / "run")
+
+
+def test_chunked_loss_matches_full_logits(tiny: Path, tmp_path: Path) -> None:
+    from trainer.ml.lm_loss import chunked_lm_loss_sum, hidden_states, supports_chunked_loss
+    from trainer.ml.loop import token_loss_sum
+
+    model, _ = fresh(tiny, tmp_path)
+    assert supports_chunked_loss(model)
+    torch.manual_seed(0)
+    ids = torch.randint(0, 50000, (3, 20))
+    labels = ids.clone()
+    labels[1, 12:] = -100  # padding
+    full = token_loss_sum(model(input_ids=ids).logits, labels)
+    full.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    chunked = chunked_lm_loss_sum(model, hidden_states(model, ids), labels, chunk=7)
+    chunked.backward()
+    assert chunked.item() == pytest.approx(full.item(), rel=1e-6)
+    for name, p in model.named_parameters():
+        assert torch.allclose(p.grad, expected[name], rtol=1e-4, atol=1e-6), name
+    with torch.no_grad():
+        assert chunked_lm_loss_sum(model, hidden_states(model, ids), labels).item() == (
+            pytest.approx(full.item(), rel=1e-6)
+        )
+
+    model.config.final_logit_softcapping = 30.0  # logits != lm_head(hidden): fall back
+    assert not supports_chunked_loss(model)
+
+
+def test_loop_same_losses_with_or_without_chunked_loss(
+    tiny: Path, dataset: ChatDataset, tmp_path: Path
+) -> None:
+    runs = []
+    for chunked in (True, False):
+        model, tok = fresh(tiny, tmp_path)
+        cfg = config(max_steps=3, eval_every=0, chunked_loss=chunked)
+        runs.append(train(cfg, model, tok, dataset, tmp_path / f"run-{chunked}"))
+    assert runs[0].train_losses == pytest.approx(runs[1].train_losses, rel=1e-4)
+    assert runs[0].final_val_loss == pytest.approx(runs[1].final_val_loss, rel=1e-4)

@@ -42,6 +42,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainer.ml.data import IGNORE_INDEX, ChatDataset, collate
+from trainer.ml.lm_loss import chunked_lm_loss_sum, hidden_states, supports_chunked_loss
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "trainer_state.pt"
@@ -69,6 +70,9 @@ class TrainConfig:
     progress_every_s: float = 5.0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     num_threads: int | None = None  # CPU threads for torch; None leaves the process default
+    # Compute the output layer and loss in chunks of tokens (lm_loss.py): same result, a fraction
+    # of the memory. Falls back to full logits for models whose logits are not lm_head(hidden).
+    chunked_loss: bool = True
 
     def total_steps(self, n_windows: int) -> int:
         if self.max_steps is not None:
@@ -85,6 +89,7 @@ _RESUME_FREE = {
     "progress_every_s",
     "device",
     "num_threads",
+    "chunked_loss",
 }
 
 
@@ -211,6 +216,21 @@ def count_targets(labels: torch.Tensor) -> int:
     return int((labels[:, 1:] != IGNORE_INDEX).sum())
 
 
+def loss_sum(
+    model: PreTrainedModel, input_ids: torch.Tensor, labels: torch.Tensor, chunked: bool
+) -> torch.Tensor:
+    """Summed next-token loss of one batch, through chunked_lm_loss_sum or the model's logits.
+
+    Either way the batch x length x vocab logits are gone before the backward pass; with the
+    plain path they are dropped on return, which the backward pass does not need them for
+    (log-softmax keeps its own output).
+    """
+    if chunked:
+        return chunked_lm_loss_sum(model, hidden_states(model, input_ids), labels)
+    logits = model(input_ids=input_ids, use_cache=False).logits
+    return token_loss_sum(logits, labels)
+
+
 @torch.no_grad()
 def evaluate(
     model: PreTrainedModel,
@@ -219,6 +239,7 @@ def evaluate(
     batch_size: int,
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    chunked: bool = False,
 ) -> float | None:
     """Mean per-token validation loss, in a fixed order, without gradients or dropout."""
     was_training = model.training
@@ -228,10 +249,8 @@ def evaluate(
         batch = collate(windows[i : i + batch_size], pad_id)
         labels = batch["labels"].to(device)
         with autocast():
-            logits = model(input_ids=batch["input_ids"].to(device), use_cache=False).logits
-        total += float(token_loss_sum(logits, labels))
+            total += float(loss_sum(model, batch["input_ids"].to(device), labels, chunked))
         count += count_targets(labels)
-        del logits
     model.train(was_training)
     return total / count if count else None
 
@@ -377,6 +396,7 @@ def train(
             min_ratio=config.min_lr_ratio,
         ),
     )
+    chunked = config.chunked_loss and supports_chunked_loss(model)
     order = WindowOrder(len(dataset.train), config.seed)
     fingerprint = dataset.fingerprint()
     micro_bs = config.batch_size
@@ -428,7 +448,7 @@ def train(
         return save_checkpoint(out_dir, model, tokenizer, dataset, snapshot(), info("running"))
 
     def val_loss() -> float | None:
-        return evaluate(model, dataset.val, dataset.pad_id, micro_bs, device, autocast)
+        return evaluate(model, dataset.val, dataset.pad_id, micro_bs, device, autocast, chunked)
 
     # Throughput and ETA are measured on training compute only (not evals or saves).
     window_tokens, window_time, window_losses = 0, 0.0, []
@@ -495,12 +515,7 @@ def train(
             input_ids = batch["input_ids"].to(device, non_blocking=True)
             labels = batch["labels"].to(device, non_blocking=True)
             with autocast():
-                logits = model(input_ids=input_ids, use_cache=False).logits
-            loss = token_loss_sum(logits, labels) / max(1, n_targets)
-            # The backward pass does not need the batch x length x vocab logits (log-softmax
-            # keeps its own output), so free them before it rather than at the next forward:
-            # that is one logits tensor less at the memory peak.
-            del logits
+                loss = loss_sum(model, input_ids, labels, chunked) / max(1, n_targets)
             loss.backward()
             step_loss += loss.detach()
         if config.grad_clip:
