@@ -1,0 +1,147 @@
+"""Fill a fresh joe with the demo: real chat messages → Slack export → ingest → training → batch.
+
+Each step goes through the same services and Celery workers a person's clicks would, so the
+visitor watches ingest, training and generation progress live on the site. Re-running reuses what
+is already there: the same export is not imported twice and a finished demo run is not retrained
+unless --retrain is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError
+
+from generations.models import GenerationBatch
+from generations.services import start_batch
+from ingest.models import Export
+from ingest.services import create_export, queue_import
+from joe_site.demo_export import build_demo_export
+from joe_site.jobs import ACTIVE_STATUSES, JobStatus
+from trainer.corpus import trainable_speakers
+from trainer.models import TrainingRun
+from trainer.services import start_run
+
+FULL = {
+    "speakers": 8,
+    "conversations": None,
+    "base_model": "smollm2-135m",
+    # ~1 s per step at 4x128 tokens for a 135M model on 2 cores: snippets within ~15 minutes.
+    "hyperparameters": {"max_steps": 300, "batch_size": 4, "window_len": 128, "lr": 3e-4},
+    "per_speaker": 6,
+    "conversations_to_generate": 4,
+}
+QUICK = {
+    "speakers": 4,
+    "conversations": 40,
+    "base_model": "tiny",
+    "hyperparameters": {"max_steps": 30, "batch_size": 8, "window_len": 128, "lr": 1e-3},
+    "per_speaker": 3,
+    "conversations_to_generate": 1,
+}
+
+
+class Command(BaseCommand):
+    help = "Load the demo corpus, train a model on it and generate a first batch of snippets."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--quick", action="store_true", help="tiny model, small corpus (CI)")
+        parser.add_argument("--retrain", action="store_true", help="train a new demo model")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds per step")
+
+    def handle(self, *args, quick: bool, retrain: bool, timeout: float, **options):
+        plan = QUICK if quick else FULL
+        self.timeout = timeout
+        admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+        export = self.ingest(plan, admin)
+        self.stdout.write(
+            f"Corpus: {export.messages_count} messages from {export.identities_count} people."
+        )
+        run = self.train(plan, admin, retrain=retrain)
+        self.stdout.write(f"Model: {run.name}, validation perplexity {run.perplexity:.1f}.")
+        batch = self.generate(plan, admin, run)
+        kept = (batch.stats or {}).get("kept", 0)
+        self.stdout.write(self.style.SUCCESS(f"Demo ready: {kept} snippets in the gallery."))
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def ingest(self, plan: dict, admin) -> Export:
+        name = "chitchat-demo-quick.zip" if plan is QUICK else "chitchat-demo.zip"
+        path = Path(settings.DATA_DIR) / "demo" / name
+        if not path.exists():
+            self.stdout.write("Building the demo Slack export from the chitchat dataset...")
+            build_demo_export(
+                path, speakers=plan["speakers"], max_conversations=plan["conversations"]
+            )
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        export = Export.objects.filter(sha256=digest).exclude(status=JobStatus.FAILED).first()
+        if export is None:
+            with path.open("rb") as handle:
+                export = create_export(
+                    upload=File(handle, name=name),
+                    sha256=digest,
+                    kind="slack",
+                    keep_file=False,
+                    uploaded_by=admin,
+                )
+            queue_import(export=export)
+            self.stdout.write(f"Importing {name} (watch it on {export.get_absolute_url()})...")
+        return self.wait(Export, export.pk, "import")
+
+    def train(self, plan: dict, admin, *, retrain: bool) -> TrainingRun:
+        demo_runs = TrainingRun.objects.filter(name__startswith="Demo")
+        run = demo_runs.filter(status__in=ACTIVE_STATUSES).first()
+        if run is None and not retrain:
+            run = demo_runs.filter(status=JobStatus.SUCCEEDED).first()
+        if run is None:
+            run = start_run(
+                name=f"Demo ({plan['base_model']})",
+                base_model=plan["base_model"],
+                hyperparameters=plan["hyperparameters"],
+                created_by=admin,
+                activate_on_success=True,
+            )
+            self.stdout.write(f"Training {run.name} (watch it on {run.get_absolute_url()})...")
+        run = self.wait(TrainingRun, run.pk, "training run")
+        if not TrainingRun.active():
+            run.make_active()
+        return run
+
+    def generate(self, plan: dict, admin, run: TrainingRun) -> GenerationBatch:
+        batch = GenerationBatch.objects.filter(run=run).exclude(status=JobStatus.FAILED).first()
+        if batch is None:
+            speakers = trainable_speakers().filter(pk__in=run.speaker_ids)
+            batch = start_batch(
+                run=run,
+                per_speaker={s.slug: plan["per_speaker"] for s in speakers},
+                conversations=plan["conversations_to_generate"],
+                temperature=0.9,
+                top_p=0.95,
+                top_k=50,
+                max_new_tokens=40,
+                prompt="",
+                base_seed=1234,
+                created_by=admin,
+            )
+            self.stdout.write(f"Generating a batch (watch it on {batch.get_absolute_url()})...")
+        return self.wait(GenerationBatch, batch.pk, "generation batch")
+
+    def wait(self, model, pk: int, what: str):
+        deadline = time.monotonic() + self.timeout
+        while True:
+            row = model.objects.get(pk=pk)
+            if row.status == JobStatus.SUCCEEDED:
+                return row
+            if row.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+                raise CommandError(f"The demo {what} {row.status}: {row.error or 'cancelled'}")
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"The demo {what} did not finish in {self.timeout:.0f} s. Is a worker "
+                    "running? (bin/demo starts them; see data/logs/.)"
+                )
+            time.sleep(2)
