@@ -4,7 +4,9 @@ Both train the same model on the same packed windows (real two-person chats from
 chitchat-dataset package, in our chat format) with the same batch, optimizer family, lr schedule
 and gradient clipping, on CPU. Each run happens in its own child process so that peak RSS
 (``ru_maxrss``) belongs to one loop only; runs alternate (ours, HF, ours, HF ...) so that load
-from other processes on a shared machine hits both alike, and the median is reported.
+from other processes on a shared machine hits them alike, and the median is reported. Our loop
+runs twice: as configured by default (chunked output layer + loss, ``trainer/ml/lm_loss.py``) and
+with ``chunked_loss=False`` (full logits, the same computation as the Trainer).
 
 Throughput counts only timed steps (after ``--warmup`` untimed steps), from step-end to
 step-end, excluding model loading, evaluation and checkpoint saving.
@@ -28,6 +30,12 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ["ours", "ours-full", "hf"]
+LABELS = {
+    "ours": "our loop (chunked loss, default)",
+    "ours-full": "our loop (full logits)",
+    "hf": "HF Trainer",
+}
 sys.path.insert(0, str(ROOT))
 
 
@@ -90,10 +98,15 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's peak resident set (VmHWM). Not ru_maxrss: on Linux that also counts the
+    parent's pages from before exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(args: argparse.Namespace) -> dict:
+def run_ours(args: argparse.Namespace, chunked: bool) -> dict:
     from trainer.ml.loop import Progress, TrainConfig, train
 
     model, tok, ds = prepare(args)
@@ -117,6 +130,7 @@ def run_ours(args: argparse.Namespace) -> dict:
         checkpoint_every_s=1e9,
         progress_every_s=0,
         device="cpu",
+        chunked_loss=chunked,
     )
     with tempfile.TemporaryDirectory() as out:
         train(config, model, tok, ds, Path(out), on_progress=on_progress)
@@ -189,7 +203,12 @@ def run_hf(args: argparse.Namespace) -> dict:
 
 
 def child(args: argparse.Namespace) -> None:
-    result = run_ours(args) if args.child == "ours" else run_hf(args)
+    runs = {
+        "ours": lambda: run_ours(args, chunked=True),
+        "ours-full": lambda: run_ours(args, chunked=False),
+        "hf": lambda: run_hf(args),
+    }
+    result = runs[args.child]()
     tokens = result["steps"] * args.batch_size * args.grad_accum * args.window_len
     result["tokens_per_s"] = tokens / result["seconds"]
     print("RESULT " + json.dumps(result), flush=True)
@@ -208,16 +227,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each loop, alternating")
     parser.add_argument("--conversations", type=int, default=400)
     parser.add_argument("--cache-dir", default=str(ROOT / "data" / "model-cache"))
-    parser.add_argument("--child", choices=["ours", "hf"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
 
     passthrough = sys.argv[1:]
-    results: dict[str, list[dict]] = {"ours": [], "hf": []}
-    for _ in range(args.repeats):
-        for which in ("ours", "hf"):
+    results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    for repeat in range(args.repeats):
+        # Rotate the order each round so slow drifts in machine load favour no one.
+        for which in VARIANTS[repeat % 3 :] + VARIANTS[: repeat % 3]:
             proc = subprocess.run(
                 [sys.executable, __file__, *passthrough, "--child", which],
                 capture_output=True,
@@ -231,7 +251,7 @@ def main() -> None:
             r = json.loads(line.removeprefix("RESULT "))
             results[which].append(r)
             print(
-                f"{which:4s} {r['tokens_per_s']:9.1f} tok/s  peak RSS {r['peak_rss_mb']:7.0f} MiB"
+                f"{which:9s} {r['tokens_per_s']:9.1f} tok/s  peak RSS {r['peak_rss_mb']:7.0f} MiB"
                 f"  (after load {r['loaded_rss_mb']:.0f} MiB)",
                 flush=True,
             )
@@ -239,17 +259,18 @@ def main() -> None:
     def median(which: str, key: str) -> float:
         return statistics.median(r[key] for r in results[which])
 
-    ours_tps, hf_tps = median("ours", "tokens_per_s"), median("hf", "tokens_per_s")
-    ours_mem, hf_mem = median("ours", "peak_rss_mb"), median("hf", "peak_rss_mb")
     print(
         f"\nmodel={args.model} batch={args.batch_size}x{args.grad_accum} window={args.window_len}"
         f" threads={args.threads} steps={args.steps} (+{args.warmup} warmup)"
-        f" repeats={args.repeats} load_avg={os.getloadavg()[0]:.2f}"
+        f" repeats={args.repeats} load_avg_1min={os.getloadavg()[0]:.2f}"
     )
-    print(f"median tokens/s   ours {ours_tps:9.1f}   HF Trainer {hf_tps:9.1f}")
-    print(f"median peak RSS   ours {ours_mem:7.0f} MiB   HF Trainer {hf_mem:7.0f} MiB")
-    print(f"throughput ratio ours/HF = {ours_tps / hf_tps:.3f}")
-    print(f"peak memory ratio ours/HF = {ours_mem / hf_mem:.3f}")
+    hf_tps, hf_mem = median("hf", "tokens_per_s"), median("hf", "peak_rss_mb")
+    for which in VARIANTS:
+        tps, mem = median(which, "tokens_per_s"), median(which, "peak_rss_mb")
+        print(
+            f"{LABELS[which]:32s} {tps:9.1f} tok/s ({tps / hf_tps:5.3f}x HF)"
+            f"   peak RSS {mem:7.0f} MiB ({mem / hf_mem:5.3f}x HF)"
+        )
 
 
 if __name__ == "__main__":
