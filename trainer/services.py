@@ -265,8 +265,8 @@ def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> 
         raise TrainingError(NO_CORPUS)
     if not dataset.val:
         raise TrainingError(
-            "The corpus is too small to hold back any validation data: "
-            "import more chat or lower the validation fraction."
+            "The corpus is too small to hold back validation data: "
+            "training needs chat from at least two separate conversations or sittings."
         )
     summary = {**dataset.summary, "names": fmt.speakers}
 
