@@ -6,16 +6,20 @@ Everything is computed by the database so a page is one query whatever the sort.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+import random
+from datetime import datetime, timedelta
 
-from django.db.models import CharField, F, FloatField, Func, Value
+from django.db.models import CharField, F, FloatField, Func, Q, QuerySet, Value
 from django.db.models.expressions import Combinable, ExpressionWrapper
-from django.db.models.functions import MD5, Cast, Coalesce, Concat, Greatest, Power, Sqrt
+from django.db.models.functions import MD5, Cast, Concat, Greatest, Power, Sqrt
 
 GRAVITY = 1.8
 WILSON_Z = 1.2816  # 80% confidence, as reddit's "best"
 SORTS = ("hot", "new", "top", "best", "random")
 DEFAULT_SORT = "hot"
+OLDEST_HOURS = 24 * 365 * 50
+SHUFFLE_ALL_UP_TO = 5000  # snippet ids; beyond this random samples instead of shuffling all
+HOT_WINDOW = 100  # the newest snippets, always ranked; older ones join only if they compete
 
 
 class EpochSeconds(Func):
@@ -29,18 +33,57 @@ class EpochSeconds(Func):
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
-def published_time() -> Combinable:
-    return Coalesce(F("published_at"), F("created_at"))
-
-
 def hot(now: datetime) -> ExpressionWrapper:
-    """HN gravity: score / (age in hours + 2) ^ 1.8, age measured from publication."""
-    age_hours = (Value(now.timestamp()) - EpochSeconds(published_time())) / Value(3600.0)
+    """HN gravity: score / (age in hours + 2) ^ 1.8, age counted from generation (created_at)."""
+    age_hours = (Value(now.timestamp()) - EpochSeconds(F("created_at"))) / Value(3600.0)
     return ExpressionWrapper(
         Cast(F("score"), FloatField())
         / Power(Greatest(age_hours, Value(0.0)) + Value(2.0), Value(GRAVITY)),
         output_field=FloatField(),
     )
+
+
+def hot_page_ids(snippets: QuerySet, *, now: datetime, offset: int, limit: int) -> list[int]:
+    """The ids of one page of hot, exactly as ORDER BY hot would give, without scoring every row.
+
+    Rank the newest HOT_WINDOW snippets and take h, the hot value of the last row the page needs.
+    An older snippet of age a can only beat h with score >= h * (a + 2)^1.8, so one query asks
+    the (status, score, created_at) index for those, in age bands that double in width, and keeps
+    the ones whose hot really is >= h. If h <= 0 any older snippet with a positive score could
+    beat it, so rank everything in SQL (a small gallery nobody has voted on yet).
+    """
+    wanted = offset + limit
+    scored = snippets.annotate(hot=hot(now))
+    order = ("-hot", "-created_at", "-pk")
+    fields = ("pk", "hot", "created_at")
+    window = list(
+        scored.order_by("-created_at", "-pk").values_list(*fields)[: max(HOT_WINDOW, wanted)]
+    )
+    if len(window) < max(HOT_WINDOW, wanted):
+        return [row[0] for row in sorted(window, key=_hot_key)[offset : offset + limit]]
+    h = sorted(window, key=_hot_key)[wanted - 1][1]
+    if h <= 0:
+        return list(scored.order_by(*order).values_list("pk", flat=True)[offset : offset + limit])
+    oldest = window[-1][2]
+    older = Q()
+    young = max((now - oldest).total_seconds() / 3600, 0.0)
+    while True:
+        could_compete = Q(score__gte=math.floor(h * (young + 2) ** GRAVITY * (1 - 1e-9)))
+        in_band = Q(created_at__lte=min(now - timedelta(hours=young), oldest))
+        old_edge = young * 2 + 1
+        if old_edge > OLDEST_HOURS:
+            older |= in_band & could_compete  # the last band reaches back to the beginning
+            break
+        older |= in_band & could_compete & Q(created_at__gt=now - timedelta(hours=old_edge))
+        young = old_edge
+    extra = scored.filter(older, hot__gte=h).values_list(*fields)
+    rows = {row[0]: row for row in [*window, *extra]}.values()
+    return [row[0] for row in sorted(rows, key=_hot_key)[offset : offset + limit]]
+
+
+def _hot_key(row: tuple) -> tuple:
+    pk, hot_value, created_at = row
+    return (-hot_value, -created_at.timestamp(), -pk)
 
 
 def wilson_lower_bound(upvotes: Combinable, impressions: Combinable) -> ExpressionWrapper:
@@ -70,6 +113,19 @@ def wilson_in_python(upvotes: int, impressions: int) -> float:
         1 + z * z / n
     )
     return max(bound, 0.0)
+
+
+def random_page_ids(snippets: QuerySet, *, seed: int, offset: int, limit: int) -> list[int]:
+    """A page of random: a seeded shuffle of everything in a small gallery; in a big one, a
+    seeded sample of ids (bash.org's "random": endless, and a repeat across pages is rare)."""
+    highest = snippets.order_by("-pk").values_list("pk", flat=True).first() or 0
+    if highest <= SHUFFLE_ALL_UP_TO:
+        ranked = snippets.ranked("random", seed=seed).values_list("pk", flat=True)
+        return list(ranked[offset : offset + limit])
+    rng = random.Random(f"{seed}:{offset}")
+    sample = rng.sample(range(1, highest + 1), min(highest, 8 * limit))
+    found = set(snippets.filter(pk__in=sample).values_list("pk", flat=True))
+    return [pk for pk in sample if pk in found][:limit]
 
 
 def shuffled(seed: int) -> MD5:

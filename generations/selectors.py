@@ -9,7 +9,9 @@ from datetime import datetime
 
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from generations import ranking
 from generations.models import Favourite, Snippet, SnippetStatus, Vote
 from generations.votes import record_impressions
 from ingest.models import Speaker
@@ -59,14 +61,23 @@ def gallery_page(
     if speaker is not None:
         snippets = snippets.featuring(speaker)
     offset = (page - 1) * page_size
-    rows = list(
-        snippets.for_member(member)
-        .ranked(sort, now=now, seed=seed)
-        .defer("text", "prompt")[offset : offset + page_size + 1]
-    )
-    shown = rows[:page_size]
-    record_impressions(member=member, snippet_ids=[s.pk for s in shown])
-    return GalleryPage(dress(shown, speakers), has_more=len(rows) > page_size, speakers=speakers)
+    # Two steps: rank narrow rows to find the page's ids, then load those few cards in full
+    # with the member's own vote and star (never computed for rows that are not shown).
+    if sort == "hot":
+        ids = ranking.hot_page_ids(
+            snippets, now=now or timezone.now(), offset=offset, limit=page_size + 1
+        )
+    elif sort == "random":
+        ids = ranking.random_page_ids(snippets, seed=seed, offset=offset, limit=page_size + 1)
+    else:
+        ranked = snippets.ranked(sort, now=now, seed=seed).values_list("pk", flat=True)
+        ids = list(ranked[offset : offset + page_size + 1])
+    shown_ids = ids[:page_size]
+    cards = Snippet.objects.filter(pk__in=shown_ids).for_member(member).defer("text", "prompt")
+    by_pk = {snippet.pk: snippet for snippet in cards}
+    shown = [by_pk[pk] for pk in shown_ids if pk in by_pk]
+    record_impressions(member=member, snippet_ids=shown_ids)
+    return GalleryPage(dress(shown, speakers), has_more=len(ids) > page_size, speakers=speakers)
 
 
 def favourites_of(member) -> list[Snippet]:

@@ -171,3 +171,33 @@ def test_gallery_queries_do_not_grow_with_page_size(
     big = load()
     assert small == big, (small, big)
     assert big <= 8
+
+
+@pytest.mark.parametrize("window", [5, 40, 1000])
+def test_fast_hot_pages_match_ranking_every_row(member, ann, monkeypatch, window):
+    """hot_page_ids skips rows that cannot compete; it must agree with ORDER BY hot exactly."""
+    import random
+
+    monkeypatch.setattr(ranking, "HOT_WINDOW", window)
+    rng = random.Random(7)
+    now = timezone.now()
+    for i in range(150):
+        age = timedelta(
+            hours=rng.choice([rng.uniform(0, 5), rng.uniform(0, 400), rng.uniform(0, 9000)])
+        )
+        make_snippet((ann, f"n{i}"), age=age, score=rng.choice([0, 1, 2, 5, 20, 300, -1]))
+    visible = Snippet.objects.visible()
+    everything = list(visible.ranked("hot", now=now).values_list("pk", flat=True))
+    for offset in (0, 20, 60, 140):
+        fast = ranking.hot_page_ids(visible, now=now, offset=offset, limit=21)
+        assert fast == everything[offset : offset + 21], offset
+
+
+def test_random_in_a_big_gallery_samples_visible_snippets(member, ann, monkeypatch):
+    monkeypatch.setattr(ranking, "SHUFFLE_ALL_UP_TO", 10)
+    made = [make_snippet((ann, f"n{i}")) for i in range(60)]
+    made[0].hide()
+    page = order(member, "random", seed=3, page_size=10)
+    assert len(page) == 10 and len(set(page)) == 10
+    assert "n0" not in page
+    assert order(member, "random", seed=3, page_size=10) == page
