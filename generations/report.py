@@ -50,7 +50,8 @@ def compute_report(run: TrainingRun, *, with_perplexity: bool = True) -> dict:
         speaker_fidelity,
         unigram_perplexity,
     )
-    from trainer.ml.base_models import load_checkpoint, load_for_training
+    from trainer.ml.base_models import load_checkpoint
+    from trainer.services import load_base
 
     folder = Path(run.checkpoint_dir)
     model, tokenizer, chat_format = load_checkpoint(folder)
@@ -71,9 +72,7 @@ def compute_report(run: TrainingRun, *, with_perplexity: bool = True) -> dict:
             model, tokenizer, held, window_len=window_len, max_tokens=EVAL_TOKENS
         )
         del model
-        base_model, base_tokenizer = load_for_training(
-            run.base_model, chat_format, settings.MODELS_DIR / "base"
-        )
+        base_model, base_tokenizer = load_base(run.base_model, chat_format)
         base = model_perplexity(
             base_model, base_tokenizer, held, window_len=window_len, max_tokens=EVAL_TOKENS
         )

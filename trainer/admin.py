@@ -7,4 +7,12 @@ from trainer.models import TrainingRun
 class TrainingRunAdmin(admin.ModelAdmin):
     list_display = ["name", "base_model", "status", "final_val_loss", "is_active", "created_at"]
     list_filter = ["status", "is_active"]
-    readonly_fields = ["loss_history", "dataset_summary", "report", "error"]
+    readonly_fields = [
+        "loss_history",
+        "dataset_summary",
+        "report",
+        "error",
+        "checkpoint_step",
+        "resumed_from_step",
+        "heartbeat_at",
+    ]

@@ -12,9 +12,8 @@ from collections.abc import Callable
 from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -22,19 +21,14 @@ from django.utils import timezone
 from ingest.models import Speaker
 from joe_site.jobs import ACTIVE_STATUSES, JobStatus
 from trainer.corpus import chat_format, corpus_messages
-from trainer.ml.base_models import build_tiny_gpt2, load_for_training
-from trainer.ml.chat_format import ChatFormat
-from trainer.ml.data import DataConfig, RedactionConfig, build_dataset
-from trainer.ml.loop import (
-    CHECKPOINT_DIR,
-    INFO_FILE,
-    Progress,
-    TrainConfig,
-    checkpoint_path,
-    pick_device,
-    train,
-)
 from trainer.models import TrainingRun
+
+# torch and transformers load only where a run executes (the worker), never in web processes,
+# which import this module to start and cancel runs.
+if TYPE_CHECKING:
+    from trainer.ml.chat_format import ChatFormat
+    from trainer.ml.data import DataConfig
+    from trainer.ml.loop import Progress, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -251,13 +245,18 @@ def _claim(run_id: int, worker_host: str) -> TrainingRun | None:
 
 
 def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> None:
+    import torch
+
+    from trainer.ml.data import build_dataset
+    from trainer.ml.loop import CHECKPOINT_DIR, checkpoint_path, pick_device, train
+
     train_config, data_config = _configs(run.hyperparameters)
     fmt = chat_format()
     if not fmt.speakers:
         raise TrainingError(NO_CORPUS)
 
     run.set_progress(0, note=f"Loading the base model {run.base_model}")
-    model, tokenizer = _load_base(run.base_model, fmt)
+    model, tokenizer = load_base(run.base_model, fmt)
 
     run.set_progress(0, note="Building the dataset")
     dataset = build_dataset(corpus_messages(), tokenizer, fmt, data_config)
@@ -350,6 +349,9 @@ def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> 
 
 def _configs(hp: dict[str, Any]) -> tuple[TrainConfig, DataConfig]:
     """The loop's and the data's settings from a run's stored hyperparameters."""
+    from trainer.ml.data import DataConfig, RedactionConfig
+    from trainer.ml.loop import TrainConfig
+
     train_keys = {f.name for f in fields(TrainConfig)}
     data_keys = {f.name for f in fields(DataConfig)}
     unknown = sorted(set(hp) - train_keys - data_keys)
@@ -371,7 +373,9 @@ def _configs(hp: dict[str, Any]) -> tuple[TrainConfig, DataConfig]:
     return train_config, data_config
 
 
-def _load_base(name: str, fmt: ChatFormat) -> tuple[Any, Any]:
+def load_base(name: str, fmt: ChatFormat) -> tuple[Any, Any]:
+    from trainer.ml.base_models import load_for_training
+
     cache = Path(settings.MODELS_DIR) / "base"
     source: str | Path = tiny_base_folder(cache) if name == TINY_BASE else name
     try:
@@ -386,6 +390,8 @@ def _load_base(name: str, fmt: ChatFormat) -> tuple[Any, Any]:
 
 def tiny_base_folder(cache: Path) -> Path:
     """A small randomly initialised GPT-2, built once: for trying the pipeline in seconds."""
+    from trainer.ml.base_models import build_tiny_gpt2
+
     folder = Path(cache) / "tiny-gpt2"
     if folder.is_dir():
         return folder
@@ -404,6 +410,8 @@ def tiny_base_folder(cache: Path) -> Path:
 
 
 def _checkpoint_step(ckpt: Path) -> int:
+    from trainer.ml.loop import INFO_FILE
+
     return int(json.loads((ckpt / INFO_FILE).read_text())["step"])
 
 
