@@ -345,6 +345,20 @@ def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> 
     run.mark_succeeded()
     if run.activate_on_success:
         run.make_active()
+    _queue_quality_report(run.pk)
+
+
+def _queue_quality_report(run_id: int) -> None:
+    """Perplexity against the baselines is computed next on the same queue, after the run.
+
+    Sent by name: the report belongs to generations (it scores snippets too), a later stage that
+    the trainer must not import.
+    """
+    from joe_site.celery import app
+
+    transaction.on_commit(
+        lambda: app.send_task("generations.report.refresh_run_report", args=[run_id])
+    )
 
 
 def _configs(hp: dict[str, Any]) -> tuple[TrainConfig, DataConfig]:
