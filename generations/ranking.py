@@ -19,7 +19,7 @@ SORTS = ("hot", "new", "top", "best", "random")
 DEFAULT_SORT = "hot"
 OLDEST_HOURS = 24 * 365 * 50
 SHUFFLE_ALL_UP_TO = 5000  # snippet ids; beyond this random samples instead of shuffling all
-HOT_WINDOW = 100  # the newest snippets, always ranked; older ones join only if they compete
+HOT_WINDOW = 200  # the newest snippets, always ranked; older ones join only if they compete
 
 
 class EpochSeconds(Func):
@@ -46,38 +46,44 @@ def hot(now: datetime) -> ExpressionWrapper:
 def hot_page_ids(snippets: QuerySet, *, now: datetime, offset: int, limit: int) -> list[int]:
     """The ids of one page of hot, exactly as ORDER BY hot would give, without scoring every row.
 
-    Rank the newest HOT_WINDOW snippets and take h, the hot value of the last row the page needs.
-    An older snippet of age a can only beat h with score >= h * (a + 2)^1.8, so one query asks
-    the (status, score, created_at) index for those, in age bands that double in width, and keeps
-    the ones whose hot really is >= h. If h <= 0 any older snippet with a positive score could
-    beat it, so rank everything in SQL (a small gallery nobody has voted on yet).
+    The page needs the `wanted` hottest rows. Any `wanted` rows give a lower bound h on the hot
+    value of the last one, so score a few likely ones: the newest HOT_WINDOW and the top
+    `wanted` by score. A snippet of age a can only reach h with score >= h * (a + 2)^1.8, so one
+    more query asks the (status, score, created_at) index for those, in age bands that double
+    in width, and keeps the ones whose hot really is >= h. Only when fewer than `wanted`
+    snippets have a positive score is there no bound: then rank them all in SQL.
     """
     wanted = offset + limit
     scored = snippets.annotate(hot=hot(now))
-    order = ("-hot", "-created_at", "-pk")
     fields = ("pk", "hot", "created_at")
-    window = list(
-        scored.order_by("-created_at", "-pk").values_list(*fields)[: max(HOT_WINDOW, wanted)]
-    )
-    if len(window) < max(HOT_WINDOW, wanted):
-        return [row[0] for row in sorted(window, key=_hot_key)[offset : offset + limit]]
-    h = sorted(window, key=_hot_key)[wanted - 1][1]
+    window = max(HOT_WINDOW, 3 * wanted)
+    newest = list(scored.order_by("-created_at", "-pk").values_list(*fields)[:window])
+    if len(newest) < window:  # a small gallery: every snippet is in hand
+        return [row[0] for row in sorted(newest, key=_hot_key)[offset : offset + limit]]
+    top = scored.order_by("-score", "-created_at").values_list(*fields)[:wanted]
+    seeds = {row[0]: row for row in [*newest, *top]}
+    ranked = sorted(seeds.values(), key=_hot_key)
+    h = ranked[wanted - 1][1] if len(ranked) >= wanted else 0.0
     if h <= 0:
-        return list(scored.order_by(*order).values_list("pk", flat=True)[offset : offset + limit])
-    oldest = window[-1][2]
-    older = Q()
-    young = max((now - oldest).total_seconds() / 3600, 0.0)
+        everything = scored.order_by("-hot", "-created_at", "-pk").values_list("pk", flat=True)
+        return list(everything[offset : offset + limit])
+    could_reach = Q()
+    young, since = 0.0, now
     while True:
-        could_compete = Q(score__gte=math.floor(h * (young + 2) ** GRAVITY * (1 - 1e-9)))
-        in_band = Q(created_at__lte=min(now - timedelta(hours=young), oldest))
+        in_band = Q(created_at__lte=since, score__gte=math.floor(h * (young + 2) ** GRAVITY))
         old_edge = young * 2 + 1
         if old_edge > OLDEST_HOURS:
-            older |= in_band & could_compete  # the last band reaches back to the beginning
+            could_reach |= in_band  # the last band reaches back to the beginning
             break
-        older |= in_band & could_compete & Q(created_at__gt=now - timedelta(hours=old_edge))
+        since = now - timedelta(hours=old_edge)
+        could_reach |= in_band & Q(created_at__gt=since)
         young = old_edge
-    extra = scored.filter(older, hot__gte=h).values_list(*fields)
-    rows = {row[0]: row for row in [*window, *extra]}.values()
+    contenders = (
+        scored.filter(could_reach, hot__gte=h)
+        .order_by("-hot", "-created_at", "-pk")
+        .values_list(*fields)[:wanted]
+    )
+    rows = {row[0]: row for row in [*ranked, *contenders]}.values()
     return [row[0] for row in sorted(rows, key=_hot_key)[offset : offset + limit]]
 
 
