@@ -385,7 +385,26 @@ def test_run_page_shows_progress_plot_data_and_report(staff_client):
             "redactions": {"emails": 2},
             "dropped": {"too_long_skipped": 1},
         },
-        report={"leaks": {"longest_shared_run": 7}, "verdict": "<b>fine</b>"},
+        report={
+            "perplexity": [
+                {
+                    "speaker": "__all__",
+                    "name": "Everyone",
+                    "fine_tuned": 12.3,
+                    "base_model": 80.0,
+                    "unigram": 200.0,
+                },
+                {
+                    "speaker": "alice",
+                    "name": "<b>Alice</b>",
+                    "fine_tuned": 11.0,
+                    "base_model": 70.0,
+                    "unigram": 150.0,
+                },
+            ],
+            "fidelity": {"accuracy": 0.75, "chance": 0.5, "generated": 8, "real_accuracy": 0.9},
+            "leaks": {"snippets": 10, "leaks": 1, "threshold": 8, "rate": 0.1},
+        },  # fmt: skip
     )
     page = staff_client.get(run.get_absolute_url()).content.decode()
     assert 'style="width: 25%"' in page and "30 / 120" in page and "1 min 35 s" in page
@@ -394,7 +413,9 @@ def test_run_page_shows_progress_plot_data_and_report(staff_client):
     assert "<svg" in page and "<polyline" in page
     assert "Alice &lt;3" in page and "340" in page and "2 emails redacted" in page
     assert "1 messages left out (too long skipped)" in page
-    assert "leaks / longest_shared_run" in page and "&lt;b&gt;fine&lt;/b&gt;" in page
+    assert "<td>12.3</td>" in page and "&lt;b&gt;Alice&lt;/b&gt;" in page
+    assert "<strong>75%</strong>" in page and "chance: 50%" in page
+    assert "<strong>1</strong> of 10 snippets" in page
     assert 'hx-trigger="every 2s"' in page and "Cancel run" in page
 
 

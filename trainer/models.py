@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -122,10 +121,6 @@ class TrainingRun(Job):
             notes.append(f"{summary['truncated']} long messages truncated")
         return notes
 
-    def report_rows(self) -> list[tuple[str, str]]:
-        """The quality report as flat (key, value) rows: nested keys joined with " / "."""
-        return _flatten(self.report) if isinstance(self.report, dict) else []
-
     @property
     def perplexity(self) -> float | None:
         if self.final_val_loss is None:
@@ -154,18 +149,3 @@ def duration_text(seconds: float) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            rows += _flatten(value, f"{name} / ")
-        elif isinstance(value, float):
-            rows.append((name, f"{value:.4g}"))
-        elif isinstance(value, list | dict):
-            rows.append((name, json.dumps(value, ensure_ascii=False)))
-        else:
-            rows.append((name, str(value)))
-    return rows

@@ -1,0 +1,40 @@
+"""A run page's quality and leak report: perplexity against both baselines, fidelity, leaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from generations.models import Snippet
+from generations.report import refresh_report
+from tests.test_trainer_runs import TINY_HP, make_corpus, models_dir, tiny_base  # noqa: F401
+from trainer import services
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.slow
+def test_report_after_training_has_both_baselines_fidelity_and_leak_rate(models_dir, staff_client):  # noqa: F811
+    speakers = make_corpus(("Alice", "Bob", "Carol"))
+    run = services.new_run(name="r", base_model="tiny", hyperparameters=TINY_HP)
+    run = services.execute_run(run.pk)
+    assert run.status == "succeeded", run.error
+    for slug, text, shared in [("alice", "pho tonight?", 9), ("bob", "always yes", 2)]:
+        Snippet.objects.create(
+            run=run, speaker=speakers[slug.title()], text=text, longest_shared_run=shared
+        )
+
+    report = refresh_report(run.pk)
+
+    rows = {row["speaker"]: row for row in report["perplexity"]}
+    assert set(rows) == {"__all__", "alice", "bob", "carol"}
+    for row in rows.values():
+        assert row["fine_tuned"] > 1 and row["base_model"] > 1 and row["unigram"] > 1
+    # ten steps of training on very predictable habits beat the untrained base model
+    assert rows["__all__"]["fine_tuned"] < rows["__all__"]["base_model"]
+    assert report["fidelity"]["chance"] == pytest.approx(1 / 3)
+    assert report["fidelity"]["generated"] == 2
+    assert report["leaks"] == {"snippets": 2, "leaks": 1, "threshold": 8, "rate": 0.5}
+    page = staff_client.get(run.get_absolute_url()).content.decode()
+    assert "Held-out perplexity" in page and "<th>Unigram</th>" in page
+    assert "of 2 generated messages (chance: 33%" in page
+    assert "<strong>1</strong> of 2 snippets shared 8 or more" in page
