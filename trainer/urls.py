@@ -1,6 +1,6 @@
 from django.urls import path
 
-from trainer import views
+from trainer import redaction_preview, views
 
 app_name = "trainer"
 
@@ -10,4 +10,9 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.cancel, name="cancel"),
     path("<int:pk>/make-active/", views.make_active, name="make_active"),
     path("<int:pk>/retrain/", views.retrain, name="retrain"),
+    path(
+        "redaction-preview/",
+        redaction_preview.redaction_preview,
+        name="redaction_preview",
+    ),
 ]
