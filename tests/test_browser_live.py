@@ -8,7 +8,13 @@ import pytest
 from playwright.sync_api import expect
 
 from generations.models import Snippet
-from tests.builders.generation import checkpoint_copy, make_friends, make_run, tiny_checkpoint
+from tests.builders.generation import (
+    checkpoint_copy,
+    make_friends,
+    make_run,
+    tiny_checkpoint,
+    wait_for_gpu_worker,
+)
 from tests.conftest import log_in, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -44,9 +50,7 @@ def unhurried_model(monkeypatch):
 def test_member_watches_words_arrive_and_saves_to_the_gallery(
     new_page, member, tmp_path, celery_worker_on_redis, unhurried_model
 ):
-    from django.core.cache import cache
-
-    cache.clear()
+    wait_for_gpu_worker()
     friends = make_friends()
     make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
     page = new_page()

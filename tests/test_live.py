@@ -22,6 +22,7 @@ from tests.builders.generation import (
     make_friends,
     make_run,
     tiny_checkpoint,
+    wait_for_gpu_worker,
 )
 
 LIVE = reverse("generations:live")
@@ -394,7 +395,7 @@ def test_live_generation_end_to_end_on_a_real_worker(member_client, tmp_path, mo
 
     friends = make_friends()
     make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
-    cache.clear()
+    wait_for_gpu_worker()
     real = Generator.generate_messages
 
     def unhurried(self, *args, on_token=None, **kwargs):  # a tiny model is faster than a poll

@@ -150,3 +150,18 @@ class FakeGenerator:
         lines = self.conversations.pop(0) if self.conversations else [("ann", "hi"), ("bo", "yo")]
         assert {slug for slug, _ in lines} <= set(speakers_allowed)
         return GeneratedConversation(lines=lines, seed=seed, params=params, stop_reason="eoc")
+
+
+def wait_for_gpu_worker(timeout: float = 20.0) -> None:
+    """Block until the test worker answers on the `gpu` queue (a loaded machine can take a few
+    seconds); the answer is then remembered, as it is for the web process."""
+    import time
+
+    from django.core.cache import cache
+
+    from generations import live
+
+    cache.clear()
+    deadline = time.monotonic() + timeout
+    while not live.gpu_worker_is_up():
+        assert time.monotonic() < deadline, "the test worker never answered on the gpu queue"
