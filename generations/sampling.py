@@ -456,6 +456,8 @@ class Generator:
         """Re-run one stored message bit-exactly (same device/dtype/threads): its batch shape is
         rebuilt from ``message.replay`` with copies of the request in every row."""
         rp = message.replay
+        if rp.batch_size < 1 or not 0 <= rp.row < rp.batch_size:
+            raise ValueError(f"no replayable batch shape recorded: {rp}")
         rows = [
             _MessageRow(
                 self,
