@@ -3,6 +3,9 @@
 The import runs in one transaction, so its own connection cannot publish progress: nothing it
 writes is visible before the commit. A side thread with its own connection writes the row (at
 most every ``interval`` seconds) and reads back whether someone asked to cancel.
+
+SQLite (the embedded demo setup) has one writer at a time, and the open import holds it, so there
+progress and cancel requests travel through the cache instead; the export page overlays them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 
 from ingest.models import Export
@@ -92,7 +96,12 @@ class ProgressReporter:
         snapshot = self.snapshot()
         if self.callback is not None:
             self.callback(snapshot)
-        if self._executor is not None and (self._pending is None or self._pending.done()):
+        if self._executor is None:
+            publish(self.export_id, snapshot)
+            if cache.get(_cancel_key(self.export_id)):
+                self.cancelled.set()
+                self.check()
+        elif self._pending is None or self._pending.done():
             self._pending = self._executor.submit(self._write, snapshot)
 
     def check(self) -> None:
@@ -124,6 +133,32 @@ class ProgressReporter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _progress_key(export_id: int) -> str:
+    return f"ingest:progress:{export_id}"
+
+
+def _cancel_key(export_id: int) -> str:
+    return f"ingest:cancel:{export_id}"
+
+
+def publish(export_id: int, snapshot: ImportProgress) -> None:
+    cache.set(_progress_key(export_id), (snapshot.done, snapshot.total, snapshot.note), 3600)
+
+
+def request_cancel_via_cache(export_id: int) -> None:
+    cache.set(_cancel_key(export_id), True, 3600)
+
+
+def overlay_live_progress(export: Export) -> Export:
+    """Show the progress a running import published to the cache (SQLite only: elsewhere the row
+    itself is current)."""
+    if export.is_active and connection.vendor == "sqlite":
+        live = cache.get(_progress_key(export.pk))
+        if live:
+            export.progress_done, export.progress_total, export.progress_note = live
+    return export
 
 
 def _close_own_connection() -> None:

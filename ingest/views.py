@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,8 +27,10 @@ from ingest.forms import (
     UploadForm,
 )
 from ingest.models import Export, Identity, Speaker
+from ingest.progress import overlay_live_progress, request_cancel_via_cache
 from ingest.speakers import merge_suggestions
 from ingest.uploads import HashingUploadHandler, sha256_of
+from joe_site.jobs import JobStatus
 
 # -- exports ---------------------------------------------------------------------------------
 
@@ -90,7 +93,7 @@ def _accept_upload(request: HttpRequest, form: UploadForm) -> Export:
 @staff_required
 def export(request: HttpRequest, pk: int) -> HttpResponse:
     export = get_object_or_404(Export.objects.select_related("uploaded_by"), pk=pk)
-    return _export_page(request, export)
+    return _export_page(request, overlay_live_progress(export))
 
 
 def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
@@ -126,9 +129,13 @@ def export_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def export_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     export = get_object_or_404(Export, pk=pk)
-    export.request_cancel()
+    if export.status == JobStatus.RUNNING and connection.vendor == "sqlite":
+        # The running import holds SQLite's only write lock: ask through the cache instead.
+        request_cancel_via_cache(export.pk)
+    else:
+        export.request_cancel()
     if request.htmx:
-        return _export_page(request, export)
+        return _export_page(request, overlay_live_progress(export))
     messages.info(request, "Cancelling the import: nothing of it will be kept.")
     return redirect(export)
 
