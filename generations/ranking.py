@@ -18,7 +18,7 @@ WILSON_Z = 1.2816  # 80% confidence, as reddit's "best"
 SORTS = ("hot", "new", "top", "best", "random")
 DEFAULT_SORT = "hot"
 OLDEST_HOURS = 24 * 365 * 50
-SHUFFLE_ALL_UP_TO = 5000  # snippet ids; beyond this random samples instead of shuffling all
+SHUFFLE_ALL_UP_TO = 5000  # a span of ids; beyond it random samples instead of shuffling all
 HOT_WINDOW = 200  # the newest snippets, always ranked; older ones join only if they compete
 
 
@@ -124,12 +124,15 @@ def wilson_in_python(upvotes: int, impressions: int) -> float:
 def random_page_ids(snippets: QuerySet, *, seed: int, offset: int, limit: int) -> list[int]:
     """A page of random: a seeded shuffle of everything in a small gallery; in a big one, a
     seeded sample of ids (bash.org's "random": endless, and a repeat across pages is rare)."""
-    highest = snippets.order_by("-pk").values_list("pk", flat=True).first() or 0
-    if highest <= SHUFFLE_ALL_UP_TO:
+    ids = snippets.values_list("pk", flat=True)
+    # Two LIMIT 1 walks of the primary key: an aggregate would scan every visible row.
+    lowest, highest = ids.order_by("pk").first() or 0, ids.order_by("-pk").first() or 0
+    if highest - lowest < SHUFFLE_ALL_UP_TO:
         ranked = snippets.ranked("random", seed=seed).values_list("pk", flat=True)
         return list(ranked[offset : offset + limit])
     rng = random.Random(f"{seed}:{offset}")
-    sample = rng.sample(range(1, highest + 1), min(highest, 8 * limit))
+    span = range(lowest, highest + 1)
+    sample = rng.sample(span, min(len(span), 8 * limit))
     found = set(snippets.filter(pk__in=sample).values_list("pk", flat=True))
     return [pk for pk in sample if pk in found][:limit]
 
