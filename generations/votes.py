@@ -37,8 +37,11 @@ def set_vote(*, member, snippet_id: int, value: int) -> Snippet:
         raise ValueError(f"a vote is 1, -1 or 0, not {value!r}")
     with transaction.atomic():
         # Lock the snippet row first: votes on one snippet queue up here, and each recount below
-        # then sees every vote committed before it.
-        snippet = Snippet.objects.visible().select_for_update(of=("self",)).get(pk=snippet_id)
+        # then sees every vote committed before it. NO KEY UPDATE, because a plain FOR UPDATE
+        # also blocks the foreign-key checks of other members' impression inserts, and one of
+        # those can hold the very impression row this vote is about to insert: a deadlock.
+        locked = Snippet.objects.visible().select_for_update(of=("self",), no_key=True)
+        snippet = locked.get(pk=snippet_id)
         if value:
             Vote.objects.bulk_create(
                 [Vote(user=member, snippet=snippet, value=value, created_at=timezone.now())],
