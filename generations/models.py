@@ -230,6 +230,10 @@ class Snippet(models.Model):
             raise CurationError(
                 "This snippet repeats a training message, so it can only be discarded."
             )
+        if self.vetoed_at is not None:
+            raise CurationError(
+                "The friend whose voice this is vetoed it, so it cannot be published again."
+            )
         self.status = SnippetStatus.PUBLISHED
         self.published_at = self.published_at or timezone.now()
         self.hidden_reason = ""

@@ -46,6 +46,8 @@ def database_from_url(url: str) -> dict:
             "PORT": str(parsed.port or ""),
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
             "CONN_HEALTH_CHECKS": True,
+            # The JIT's compile time dwarfs the gallery's millisecond queries.
+            "OPTIONS": {"options": "-c jit=off"},
         }
     if parsed.scheme == "sqlite":
         return {

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from generations.models import Snippet, SnippetStatus
+from generations.models import Snippet
 from ingest.models import Export, Message, Speaker
 from trainer.models import TrainingRun
 
@@ -23,7 +23,7 @@ def home(request: HttpRequest) -> HttpResponse:
     context = {
         "speaker_count": Speaker.objects.count(),
         "message_count": Message.objects.count(),
-        "snippet_count": Snippet.objects.filter(status=SnippetStatus.PUBLISHED).count(),
+        "snippet_count": Snippet.objects.visible().count(),
         "active_run": TrainingRun.active(),
         "recent_exports": Export.objects.all()[:5] if request.user.is_staff else [],
         "recent_runs": TrainingRun.objects.all()[:5] if request.user.is_staff else [],

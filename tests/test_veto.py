@@ -45,3 +45,28 @@ def test_a_conversation_can_be_vetoed_by_any_voice_in_it(client, other_member, a
     client.post(f"/s/{alice_snippet.pk}/veto/")
     alice_snippet.refresh_from_db()
     assert alice_snippet.vetoed_by == other_member
+
+
+def test_staff_see_the_veto_but_cannot_publish_it_again(member_client, staff_client, alice_snippet):
+    member_client.post(f"/s/{alice_snippet.pk}/veto/")
+    triage = staff_client.get("/triage/").content.decode()
+    assert 'data-testid="vetoed"' in triage
+    response = staff_client.post(
+        f"/s/{alice_snippet.pk}/curate/", {"action": "unhide"}, follow=True
+    )
+    assert "vetoed it, so it cannot be published again" in response.content.decode()
+    alice_snippet.refresh_from_db()
+    assert alice_snippet.status == SnippetStatus.HIDDEN
+    assert not Snippet.objects.visible().filter(pk=alice_snippet.pk).exists()
+
+
+def test_veto_hides_the_snippet_from_the_gallery_and_share_page(
+    member_client, member, alice_snippet
+):
+    from django.test import Client
+
+    link = ShareLink.objects.create(snippet=alice_snippet, created_by=member)
+    assert Client().get(f"/share/{link.token}/").status_code == 200
+    member_client.post(f"/s/{alice_snippet.pk}/veto/")
+    assert Client().get(f"/share/{link.token}/").status_code == 404
+    assert f"/s/{alice_snippet.pk}/" not in member_client.get("/gallery/").content.decode()
