@@ -366,3 +366,36 @@ class LiveGeneration(Job):
 
     def __str__(self) -> str:
         return f"Live generation {self.pk} by {self.member}"
+
+
+class GameGuess(models.Model):
+    """One round of Real or fake?: a member saw a message and guessed where it came from.
+
+    A real message appears only for speakers who opted in to the game (off by default); deleting
+    the message (a friend's "delete my messages") deletes the guesses about it too.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="game_guesses"
+    )
+    speaker = models.ForeignKey(Speaker, on_delete=models.CASCADE, related_name="+")
+    snippet = models.ForeignKey(Snippet, null=True, blank=True, on_delete=models.CASCADE)
+    message = models.ForeignKey(
+        "ingest.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    guessed_fake = models.BooleanField()
+    correct = models.BooleanField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(snippet__isnull=True) ^ Q(message__isnull=True),
+                name="guess_is_about_a_snippet_or_a_message",
+            )
+        ]
+        indexes = [models.Index(fields=["user", "correct"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} guessed {'fake' if self.guessed_fake else 'real'} ({self.correct})"

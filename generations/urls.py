@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("generations.urls_gallery")),
     path("", include("generations.urls_generate")),
     path("", include("generations.urls_consent")),
+    path("", include("generations.urls_game")),
 ]

@@ -1,0 +1,124 @@
+"""Real or fake? A message is shown, either a generated snippet or a real one from a friend who
+opted in to the game; the member guesses which. Only opted-in voices appear on either side, so a
+name never gives the answer away."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models.functions import Length
+
+from generations.models import GameGuess, Snippet
+from ingest.models import Message, Speaker
+
+MIN_CHARS, MAX_CHARS = 12, 240  # long enough to judge, short enough to read at a glance
+LEADERBOARD_MIN_GUESSES = 5
+
+
+class GameUnavailable(Exception):
+    """There is nothing to play with yet; the message says why, for the page."""
+
+
+@dataclass(frozen=True)
+class Round:
+    kind: str  # "fake" or "real": kept in the member's session, never sent to the page
+    pk: int
+    speaker: Speaker
+    text: str
+
+
+def players() -> QuerySet[Speaker]:
+    return Speaker.objects.filter(game_opt_in=True, opted_out=False)
+
+
+def _real_messages() -> QuerySet[Message]:
+    return Message.objects.annotate(chars=Length("text")).filter(
+        identity__speaker__in=players(),
+        identity__excluded=False,
+        identity__is_bot=False,
+        chars__gte=MIN_CHARS,
+        chars__lte=MAX_CHARS,
+    )
+
+
+def _fake_snippets() -> QuerySet[Snippet]:
+    return (
+        Snippet.objects.visible()
+        .filter(kind=Snippet.Kind.MESSAGE, speaker__in=players())
+        .annotate(chars=Length("text"))
+        .filter(chars__gte=MIN_CHARS, chars__lte=MAX_CHARS)
+    )
+
+
+def _random_row(queryset: QuerySet, rng: random.Random):
+    """A random row without ORDER BY RANDOM(): a random key, then the next row at or after it."""
+    bounds = queryset.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return None
+    pivot = rng.randint(bounds["low"], bounds["high"])
+    return queryset.filter(pk__gte=pivot).order_by("pk").first() or queryset.order_by("pk").first()
+
+
+def new_round(rng: random.Random | None = None) -> Round:
+    rng = rng or random.Random()
+    if not players().exists():
+        raise GameUnavailable(
+            "Nobody has opted in to the game yet: friends can allow their real messages in it "
+            "from their Me page."
+        )
+    real = _random_row(_real_messages().select_related("identity__speaker"), rng)
+    fake = _random_row(_fake_snippets().select_related("speaker"), rng)
+    if real is None or fake is None:
+        missing = "generated snippets" if fake is None else "real messages"
+        raise GameUnavailable(
+            f"There are no {missing} of the friends who opted in yet, so the game would be "
+            "too easy. Come back after the next batch."
+        )
+    if rng.random() < 0.5:
+        return Round("fake", fake.pk, fake.speaker, fake.text)
+    return Round("real", real.pk, real.identity.speaker, real.text)
+
+
+def record_guess(*, user, kind: str, pk: int, guessed_fake: bool) -> GameGuess:
+    is_fake = kind == "fake"
+    if is_fake:
+        target = {"snippet": Snippet.objects.select_related("speaker").get(pk=pk)}
+        speaker = target["snippet"].speaker
+    else:
+        target = {"message": Message.objects.select_related("identity__speaker").get(pk=pk)}
+        speaker = target["message"].identity.speaker
+    return GameGuess.objects.create(
+        user=user,
+        speaker=speaker,
+        guessed_fake=guessed_fake,
+        correct=guessed_fake == is_fake,
+        **target,
+    )
+
+
+def score(user) -> dict[str, int]:
+    totals = GameGuess.objects.filter(user=user).aggregate(
+        played=Count("pk"), correct=Count("pk", filter=Q(correct=True))
+    )
+    return {"played": totals["played"], "correct": totals["correct"]}
+
+
+def leaderboard(limit: int = 20) -> list[dict]:
+    rows = (
+        GameGuess.objects.values("user__username")
+        .annotate(played=Count("pk"), correct=Count("pk", filter=Q(correct=True)))
+        .filter(played__gte=LEADERBOARD_MIN_GUESSES)
+    )
+    board = [
+        {
+            "member": row["user__username"],
+            "played": row["played"],
+            "correct": row["correct"],
+            "accuracy": row["correct"] / row["played"],
+        }
+        for row in rows
+    ]
+    board.sort(key=lambda row: (-row["accuracy"], -row["played"], row["member"]))
+    return board[:limit]

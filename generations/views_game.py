@@ -1,0 +1,51 @@
+"""Real or fake?: one round at a time, the answer kept server-side in the member's session."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from generations import game
+from generations.models import Snippet
+from ingest.models import Message
+
+SESSION_KEY = "game_round"
+
+
+def _context(request: HttpRequest, **extra) -> dict:
+    return {
+        "score": game.score(request.user),
+        "leaderboard": game.leaderboard(),
+        "min_guesses": game.LEADERBOARD_MIN_GUESSES,
+        **extra,
+    }
+
+
+def play(request: HttpRequest) -> HttpResponse:
+    try:
+        current = game.new_round()
+    except game.GameUnavailable as exc:
+        request.session.pop(SESSION_KEY, None)
+        return render(request, "generations/game.html", _context(request, unavailable=str(exc)))
+    request.session[SESSION_KEY] = {"kind": current.kind, "pk": current.pk}
+    template = "generations/game.html#round" if request.htmx else "generations/game.html"
+    return render(request, template, _context(request, round=current))
+
+
+@require_POST
+def guess(request: HttpRequest) -> HttpResponse:
+    pending = request.session.pop(SESSION_KEY, None)
+    if pending is None or request.POST.get("guess") not in {"real", "fake"}:
+        return redirect("generations:game")  # a reload or a second click: just play on
+    try:
+        result = game.record_guess(
+            user=request.user,
+            kind=pending["kind"],
+            pk=pending["pk"],
+            guessed_fake=request.POST["guess"] == "fake",
+        )
+    except (Snippet.DoesNotExist, Message.DoesNotExist):
+        return redirect("generations:game")  # deleted or vetoed meanwhile
+    template = "generations/game.html#result" if request.htmx else "generations/game.html"
+    return render(request, template, _context(request, result=result, answer=pending["kind"]))

@@ -1,0 +1,109 @@
+"""Real or fake?: real messages only from friends who opted in; a running score; a leaderboard."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from generations import game
+from generations.models import GameGuess, Snippet
+from ingest.models import Conversation, Identity, Message, Speaker
+
+pytestmark = pytest.mark.django_db
+REAL = "honestly the best pho place is still the one on 5th"
+FAKE = "pho again tonight, nobody is allowed to say no"
+
+
+def make_friend(name: str, *, opted_in: bool, n: int = 3) -> Speaker:
+    speaker = Speaker.objects.create(display_name=name, slug=name.lower(), game_opt_in=opted_in)
+    conv, _ = Conversation.objects.get_or_create(source_kind="slack", external_id="C")
+    ident = Identity.objects.create(
+        source_kind="slack", external_id=name, display_name=name, speaker=speaker
+    )
+    for i in range(n):
+        Message.objects.create(
+            conversation=conv, identity=ident, source_kind="slack", external_id=f"{name}{i}",
+            sent_at=datetime(2024, 1, 1, i, tzinfo=UTC), text=f"{REAL} ({name} {i})",
+        )  # fmt: skip
+    snippet = Snippet.objects.create(speaker=speaker, text=f"{FAKE} ({name})")
+    snippet.speakers.add(speaker)
+    return speaker
+
+
+def test_real_messages_only_come_from_friends_who_opted_in():
+    make_friend("Alice", opted_in=True)
+    make_friend("Bob", opted_in=False)
+    rng = random.Random(0)
+    rounds = [game.new_round(rng) for _ in range(60)]
+    assert {r.kind for r in rounds} == {"real", "fake"}
+    assert {r.speaker.slug for r in rounds} == {"alice"}  # Bob appears on neither side
+    assert all("(Bob" not in r.text for r in rounds)
+
+
+def test_game_explains_when_nobody_opted_in(member_client):
+    make_friend("Bob", opted_in=False)
+    page = member_client.get("/game/").content.decode()
+    assert "Nobody has opted in to the game yet" in page
+    assert REAL not in page
+
+
+def test_opting_out_of_joe_removes_you_from_the_game():
+    alice = make_friend("Alice", opted_in=True)
+    Speaker.objects.filter(pk=alice.pk).update(opted_out=True)
+    with pytest.raises(game.GameUnavailable):
+        game.new_round()
+
+
+def test_member_plays_a_round_and_the_answer_never_reaches_the_page(member_client, member):
+    make_friend("Alice", opted_in=True)
+    page = member_client.get("/game/").content.decode()
+    assert "Did Alice really write this?" in page
+    kind = member_client.session["game_round"]["kind"]
+    round_html = page.split('data-testid="game-round"')[1].split("</section>")[0]
+    assert "snippet" not in round_html and "/s/" not in round_html  # no hint of the answer
+    wrong = "real" if kind == "fake" else "fake"
+    result = member_client.post("/game/guess/", {"guess": wrong}).content.decode()
+    assert "Wrong!" in result and "right of 1" in result
+    guess = GameGuess.objects.get()
+    assert guess.user == member and not guess.correct and guess.guessed_fake == (wrong == "fake")
+    # the same round cannot be answered twice
+    member_client.post("/game/guess/", {"guess": kind})
+    assert GameGuess.objects.count() == 1
+
+
+def test_right_guess_scores_and_leaderboard_needs_five_rounds(member_client, member):
+    make_friend("Alice", opted_in=True)
+    for _ in range(5):
+        member_client.get("/game/")
+        kind = member_client.session["game_round"]["kind"]
+        member_client.post("/game/guess/", {"guess": kind})
+    assert game.score(member) == {"played": 5, "correct": 5}
+    board = game.leaderboard()
+    assert board == [{"member": "alice", "played": 5, "correct": 5, "accuracy": 1.0}]
+    assert (
+        "<td>alice</td><td>5</td><td>5</td><td>100%</td>"
+        in member_client.get("/game/").content.decode()
+    )
+
+
+def test_deleting_my_messages_deletes_guesses_about_them(member_client, member):
+    alice = make_friend("Alice", opted_in=True)
+    message = Message.objects.filter(identity__speaker=alice).first()
+    game.record_guess(user=member, kind="real", pk=message.pk, guessed_fake=False)
+    Message.objects.filter(identity__speaker=alice).delete()
+    assert not GameGuess.objects.exists()
+
+
+def test_game_escapes_text(member_client):
+    alice = make_friend("Alice", opted_in=True, n=0)
+    Snippet.objects.filter(speaker=alice).update(text="<script>alert('boo')</script>")
+    Message.objects.create(
+        conversation=Conversation.objects.get(), identity=alice.identities.get(),
+        source_kind="slack", external_id="x", sent_at=datetime(2024, 1, 2, tzinfo=UTC),
+        text="<img src=x onerror=alert(1)>",
+    )  # fmt: skip
+    for _ in range(10):
+        page = member_client.get("/game/").content.decode()
+        assert "<script>alert" not in page and "<img src=x" not in page
