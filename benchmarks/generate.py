@@ -12,10 +12,12 @@
    samples run *between* our batches (from the ``on_progress`` hook, timed separately and
    subtracted from ours) so load from other processes on a shared machine hits both alike. Both
    wall and process CPU time are reported; CPU time is the steadier figure on a busy box.
-4. Reproducibility checks: ``--replay-check`` messages regenerated with ``Generator.regenerate``
+4. Optional engine: ``--ct2-snippets`` requests through ``generations/ct2_engine.py``
+   (CTranslate2, int8 weights, conversion timed separately), compared per generated token.
+5. Reproducibility checks: ``--replay-check`` messages regenerated with ``Generator.regenerate``
    (must be identical), ``--solo-check`` messages regenerated alone (batch of 1, same seed) - how
    often batching's float differences flip a token, see ``generations/sampling.py``.
-5. Leak guard: ``LeakIndex.build`` over ``--corpus-messages`` real chitchat-dataset messages
+6. Leak guard: ``LeakIndex.build`` over ``--corpus-messages`` real chitchat-dataset messages
    (258k distinct, extended with lightly edited copies: a word swapped, dropped or a filler word
    inserted), then ``longest_shared_runs`` over the generated snippets; build and query timed
    separately. Near-duplicate filtering of the snippets is timed too.
@@ -127,6 +129,12 @@ def main() -> None:
     ap.add_argument("--replay-check", type=int, default=1)
     ap.add_argument("--solo-check", type=int, default=10)
     ap.add_argument("--corpus-messages", type=int, default=1_000_000)
+    ap.add_argument(
+        "--ct2-snippets",
+        type=int,
+        default=1000,
+        help="also run the CTranslate2 int8 engine on this many of the requests (0: skip)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (see RESULTS.md)")
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "model-cache")
     ap.add_argument("--skip-generation", action="store_true", help="leak guard on corpus samples")
@@ -154,7 +162,8 @@ def main() -> None:
     texts: list[str]
     if not args.skip_generation:
         with Clock() as c_load:
-            gen = Generator.load(checkpoint(args.cache_dir), device="cpu")
+            gen_folder = checkpoint(args.cache_dir)
+            gen = Generator.load(gen_folder, device="cpu")
         print(f"model loaded in {c_load.wall:.1f} s", flush=True)
         requests = make_requests(args.snippets, messages)
         model = gen.model
@@ -255,6 +264,35 @@ def main() -> None:
             flush=True,
         )
         print("sample:", [m.text[:80] for m in msgs[:3]], flush=True)
+        if args.ct2_snippets > 0:
+            from generations.ct2_engine import CT2Generator
+
+            with Clock() as c_conv:
+                ct2 = CT2Generator.load(gen_folder, intra_threads=args.threads)
+            subset = requests[: args.ct2_snippets]
+            with Clock() as c_ct2:
+                ct2_msgs = ct2.generate_messages(subset, params, batch_size=args.batch_size)
+            ct2_tokens = sum(m.n_tokens for m in ct2_msgs)
+            gen_report.update(
+                ct2_convert_load_s=c_conv.wall,
+                ct2_snippets=len(ct2_msgs),
+                ct2_tokens=ct2_tokens,
+                ct2_wall_s=c_ct2.wall,
+                ct2_cpu_s=c_ct2.cpu,
+                ct2_vs_ours_wall_per_token=(ours_wall / ours_tokens) / (c_ct2.wall / ct2_tokens),
+                ct2_vs_ours_cpu_per_token=(ours_cpu / ours_tokens) / (c_ct2.cpu / ct2_tokens),
+                ct2_stop_reasons={
+                    r: sum(m.stop_reason == r for m in ct2_msgs) for r in ("eom", "length")
+                },
+            )
+            print(
+                f"ctranslate2 int8: {len(ct2_msgs)} snippets, {ct2_tokens} tokens in "
+                f"{c_ct2.wall:.1f} s wall / {c_ct2.cpu:.1f} s cpu (conversion + load "
+                f"{c_conv.wall:.1f} s); per token vs our torch loop: "
+                f"{gen_report['ct2_vs_ours_wall_per_token']:.1f}x wall, "
+                f"{gen_report['ct2_vs_ours_cpu_per_token']:.1f}x cpu",
+                flush=True,
+            )
         report["generation"] = gen_report
         texts = [m.text for m in msgs]
     else:
