@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT_VERSION = 1
+INDEX_FILENAME = "leak_index.npz"  # conventional name beside a checkpoint: folder / INDEX_FILENAME
 _KEY = b"joe-leak-guard-v1"
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so every power of it is invertible mod 2^64
 _SEP = "\x00"  # message separator inside the one big string tokenised at build time
