@@ -9,7 +9,8 @@ runs twice: as configured by default (chunked output layer + loss, ``trainer/ml/
 with ``chunked_loss=False`` (full logits, the same computation as the Trainer).
 
 Throughput counts only timed steps (after ``--warmup`` untimed steps), from step-end to
-step-end, excluding model loading, evaluation and checkpoint saving.
+step-end, excluding model loading, evaluation and checkpoint saving; tokens/s is per-step tokens
+over the median step time (the mean is printed too).
 
     .venv/bin/python benchmarks/train.py                        # tiny GPT-2 (random init)
     .venv/bin/python benchmarks/train.py --model smollm2-135m   # the default base model
@@ -136,7 +137,7 @@ def run_ours(args: argparse.Namespace, chunked: bool) -> dict:
         train(config, model, tok, ds, Path(out), on_progress=on_progress)
     first, last = args.warmup, args.warmup + args.steps
     return {
-        "seconds": stamps[last] - stamps[first],
+        "step_seconds": [stamps[i + 1] - stamps[i] for i in range(first, last)],
         "steps": last - first,
         "loaded_rss_mb": loaded_rss,
         "peak_rss_mb": peak_rss_mb(),
@@ -195,7 +196,7 @@ def run_hf(args: argparse.Namespace) -> dict:
         trainer.train()
     first, last = args.warmup, args.warmup + args.steps
     return {
-        "seconds": stamps[last] - stamps[first],
+        "step_seconds": [stamps[i + 1] - stamps[i] for i in range(first, last)],
         "steps": last - first,
         "loaded_rss_mb": loaded_rss,
         "peak_rss_mb": peak_rss_mb(),
@@ -209,8 +210,13 @@ def child(args: argparse.Namespace) -> None:
         "hf": lambda: run_hf(args),
     }
     result = runs[args.child]()
-    tokens = result["steps"] * args.batch_size * args.grad_accum * args.window_len
-    result["tokens_per_s"] = tokens / result["seconds"]
+    per_step = args.batch_size * args.grad_accum * args.window_len
+    # The median step rather than the total: a burst of load from another process on a shared
+    # machine then moves the figure much less.
+    result["tokens_per_s"] = per_step / statistics.median(result["step_seconds"])
+    result["mean_tokens_per_s"] = (
+        per_step * len(result["step_seconds"]) / sum(result["step_seconds"])
+    )
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -251,7 +257,8 @@ def main() -> None:
             r = json.loads(line.removeprefix("RESULT "))
             results[which].append(r)
             print(
-                f"{which:9s} {r['tokens_per_s']:9.1f} tok/s  peak RSS {r['peak_rss_mb']:7.0f} MiB"
+                f"{which:9s} {r['tokens_per_s']:9.1f} tok/s (mean {r['mean_tokens_per_s']:7.1f})"
+                f"  peak RSS {r['peak_rss_mb']:7.0f} MiB"
                 f"  (after load {r['loaded_rss_mb']:.0f} MiB)",
                 flush=True,
             )

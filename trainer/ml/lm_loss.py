@@ -56,7 +56,7 @@ class _ChunkedLMLoss(torch.autograd.Function):
     ) -> torch.Tensor:
         needs_grad = [with_grad and bool(n) for n in ctx.needs_input_grad]
         grad_hidden = torch.zeros_like(hidden) if needs_grad[0] else None
-        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if needs_grad[1] else None
+        grad_weight = torch.zeros_like(weight) if needs_grad[1] else None
         grad_bias = (
             torch.zeros_like(bias, dtype=torch.float32)
             if bias is not None and needs_grad[2]
@@ -74,15 +74,16 @@ class _ChunkedLMLoss(torch.autograd.Function):
             total += ((lse - picked) * keep).sum()
             if grad_hidden is None and grad_weight is None and grad_bias is None:
                 continue
-            # d(sum of losses)/d(logits) = softmax - one_hot(target), zero where ignored.
+            # d(sum of losses)/d(logits) = softmax - one_hot(target), zero where ignored. An
+            # infinite log-normaliser makes an ignored row's softmax exactly zero, no extra pass.
+            lse = lse.masked_fill(~keep, float("inf"))
             g = logits.sub_(lse[:, None]).exp_()
-            g[torch.arange(g.shape[0], device=g.device), safe_t] -= 1.0
-            g *= keep[:, None]
-            g_c = g.to(weight.dtype)
+            g[torch.arange(g.shape[0], device=g.device), safe_t] -= keep.to(g.dtype)
+            g = g.to(weight.dtype)
             if grad_hidden is not None:
-                grad_hidden[start : start + chunk] = (g_c @ weight).to(hidden.dtype)
+                grad_hidden[start : start + chunk] = (g @ weight).to(hidden.dtype)
             if grad_weight is not None:
-                grad_weight += (g_c.T @ h.to(g_c.dtype)).float()
+                grad_weight.addmm_(g.T, h.to(g.dtype))  # in place: no vocab x dim temporary
             if grad_bias is not None:
                 grad_bias += g.sum(0)
         ctx.save_for_backward(
