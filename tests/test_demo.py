@@ -1,0 +1,45 @@
+"""The README's demo, quick variant: real chat messages → ingest → training → a first batch, on a
+real worker. Re-running it reuses everything."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+from generations.models import GenerationBatch, Snippet
+from ingest.models import Export, Message, Speaker
+from tests.test_ingest_support import use_tmp_upload_dir
+from tests.test_trainer_runs import models_dir, tiny_base  # noqa: F401 - fixtures
+from trainer.models import TrainingRun
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def test_quick_demo_fills_the_gallery_and_reruns_reuse_it(
+    settings,
+    tmp_path,
+    staff,
+    models_dir,  # noqa: F811
+    celery_worker_on_redis,
+    capsys,
+):
+    settings.DATA_DIR = tmp_path / "data"
+    use_tmp_upload_dir(settings, tmp_path)
+    call_command("load_demo", "--quick", "--timeout", "600")
+    out = capsys.readouterr().out
+    assert "Demo ready" in out, out
+
+    export = Export.objects.get()
+    assert export.status == "succeeded" and export.kind == "slack"
+    assert set(Speaker.objects.values_list("display_name", flat=True)) == {
+        "Alice", "Bob", "Chloé", "Dev",
+    }  # fmt: skip
+    run = TrainingRun.objects.get()
+    assert run.is_active and run.status == "succeeded"
+    assert Snippet.objects.visible().exists()
+    counts = (Message.objects.count(), TrainingRun.objects.count(), GenerationBatch.objects.count())
+
+    call_command("load_demo", "--quick", "--timeout", "600")
+    assert (Message.objects.count(), TrainingRun.objects.count()) == counts[:2]
+    assert GenerationBatch.objects.count() == counts[2]
+    assert Export.objects.count() == 1
