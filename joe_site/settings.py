@@ -236,6 +236,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
+    # The quality report is CPU work that may take a minute: keep it off the GPU queue, where it
+    # would hold up the next batch (first match wins).
+    "generations.report.*": {"queue": "default"},
     "trainer.*": {"queue": "gpu"},
     "generations.*": {"queue": "gpu"},
     "ingest.*": {"queue": "default"},

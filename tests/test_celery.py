@@ -35,6 +35,7 @@ def test_tasks_route_by_name():
     assert router.route({}, "trainer.tasks.train_run")["queue"].name == "gpu"
     assert router.route({}, "generations.tasks.run_batch")["queue"].name == "gpu"
     assert router.route({}, "ingest.tasks.import_export")["queue"].name == "default"
+    assert router.route({}, "generations.report.refresh_run_report")["queue"].name == "default"
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
 
 
