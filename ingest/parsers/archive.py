@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .records import ExportError
 
@@ -209,6 +210,22 @@ class FolderArchive(Archive):
 
     def open(self, member: str) -> IO[bytes]:
         return self._real(member).open("rb")
+
+
+def existing(path: str | os.PathLike[str]) -> Path:
+    """The export's path, or the sentence every parser gives for a missing one."""
+    p = Path(path)
+    if not p.exists():
+        raise ExportError(f"The export {p.name} could not be found.")
+    return p
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The zone an export's local times are read in (WhatsApp, Telegram and sigexport omit it)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ExportError(f"{name!r} is not a time zone name joe knows.") from exc
 
 
 def open_archive(path: str | os.PathLike[str], limits: Limits | None = None) -> Archive:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .archive import JsonStream, Limits, open_archive
+from .archive import JsonStream, Limits, existing, open_archive
 from .records import (
     ConversationRecord,
     ExportError,
@@ -148,9 +148,7 @@ def parse(
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of DiscordChatExporter JSON: one channel file, a zip or a folder."""
-    p = Path(path)
-    if not p.exists():
-        raise ExportError(f"The export {p.name} could not be found.")
+    p = existing(path)
     announced: set[str] = set()
     state = Progress(unit="files")
     total = 0

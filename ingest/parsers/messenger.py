@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .archive import Archive, Limits, open_archive, parse_json_bytes
+from .archive import Archive, Limits, existing, open_archive, parse_json_bytes
 from .records import (
     ConversationRecord,
     ExportError,
@@ -176,9 +176,7 @@ def parse(
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of Messenger/Instagram JSON: one message_N.json, a folder or a zip."""
-    p = Path(path)
-    if not p.exists():
-        raise ExportError(f"The export {p.name} could not be found.")
+    p = existing(path)
     announced: set[str] = set()
     state = Progress(unit="files")
     thread: _Thread | None = None

@@ -20,11 +20,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import partial
-from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .archive import Archive, Limits, open_archive
+from .archive import Archive, Limits, existing, open_archive, time_zone
 from .records import (
     ConversationRecord,
     ExportError,
@@ -205,13 +203,8 @@ def parse(
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a signal-export output: zip, folder, or one data.json/chat.md."""
-    try:
-        tz = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ExportError(f"{timezone!r} is not a time zone name joe knows.") from exc
-    p = Path(path)
-    if not p.exists():
-        raise ExportError(f"The export {p.name} could not be found.")
+    tz = time_zone(timezone)
+    p = existing(path)
     with ExitStack() as stack:
         if p.is_file() and p.suffix.lower() in (".json", ".md"):
             chats = [_Chat(partial(p.open, "rb"), p.parent.name or p.stem, p.name, tz)]

@@ -18,9 +18,8 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .archive import JsonStream, Limits, open_archive
+from .archive import JsonStream, Limits, existing, open_archive, time_zone
 from .records import (
     ConversationRecord,
     ExportError,
@@ -163,13 +162,8 @@ def parse(
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a Telegram Desktop JSON export (result.json, its folder or zip)."""
-    try:
-        tz = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ExportError(f"{timezone!r} is not a time zone name joe knows.") from exc
-    p = Path(path)
-    if not p.exists():
-        raise ExportError(f"The export {p.name} could not be found.")
+    tz = time_zone(timezone)
+    p = existing(path)
     stream, size, closer = _open(p, limits)
     with closer:
         label = p.name if p.suffix.lower() == ".json" else f"result.json in {p.name}"

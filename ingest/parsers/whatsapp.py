@@ -21,9 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .archive import Limits, is_zip, open_archive
+from .archive import Limits, existing, is_zip, open_archive, time_zone
 from .records import (
     ConversationRecord,
     ExportError,
@@ -295,13 +294,8 @@ def parse(
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of one WhatsApp chat export (.txt or .zip)."""
-    try:
-        tz = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ExportError(f"{timezone!r} is not a time zone name joe knows.") from exc
-    p = Path(path)
-    if not p.exists():
-        raise ExportError(f"The export {p.name} could not be found.")
+    tz = time_zone(timezone)
+    p = existing(path)
     reader = _Reader(p, limits, tz)
     layout = reader.survey()
     for name in layout.senders:
