@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -113,19 +114,53 @@ def test_load_checkpoint_round_trip(tiny: Path, tmp_path: Path) -> None:
     assert out.shape[1] <= ids["input_ids"].shape[1] + 3
 
 
+@pytest.fixture(scope="module")
+def smol_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("smol-cache")
+
+
 @pytest.mark.slow
-def test_smollm2_converts_offline_and_generates(tmp_path: Path) -> None:
-    folder = smollm2_folder(tmp_path)
+def test_smollm2_converts_offline_and_generates(smol_cache: Path) -> None:
+    folder = smollm2_folder(smol_cache)
     assert (folder / "config.json").is_file()
     assert "quantization_config" not in (folder / "config.json").read_text()
     # Nothing half-written left beside it, and a second call reuses the folder.
-    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
-    assert smollm2_folder(tmp_path) == folder
+    assert [p.name for p in smol_cache.iterdir()] == [folder.name]
+    assert smollm2_folder(smol_cache) == folder
 
-    model, tok = load_for_training("smollm2-135m", FORMAT, tmp_path)
+    model, tok = load_for_training("smollm2-135m", FORMAT, smol_cache)
     assert getattr(model, "hf_quantizer", None) is None
     assert tok.pad_token == PAD and tok.pad_token_id != tok.eos_token_id
     ids = tok("The capital of France is", return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=4, do_sample=False)
     assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1] :])
+
+
+@pytest.mark.slow
+def test_smollm2_trains_a_step_and_reloads(smol_cache: Path, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    from trainer.ml.data import CorpusMessage, DataConfig, build_dataset
+    from trainer.ml.loop import TrainConfig, train
+
+    model, tok = load_for_training("smollm2-135m", FORMAT, smol_cache)
+    t0 = datetime(2024, 1, 1)
+    msgs = [
+        CorpusMessage(
+            "c", "alice" if i % 2 else "bob", f"pho at {i}?", t0 + timedelta(hours=i // 3)
+        )
+        for i in range(12)
+    ]
+    ds = build_dataset(msgs, tok, FORMAT, DataConfig(window_len=32, val_fraction=0.2))
+    cfg = TrainConfig(max_steps=2, batch_size=1, lr=1e-4, warmup_steps=0, window_len=32)
+    result = train(cfg, model, tok, ds, tmp_path / "run")
+    assert result.status == "completed" and result.final_val_loss is not None
+    assert math.isfinite(result.final_val_loss)
+
+    model2, tok2, fmt = load_checkpoint(result.checkpoint)
+    assert fmt == FORMAT
+    ids = tok2(fmt.prompt("alice"), return_tensors="pt")
+    with torch.no_grad():
+        out = model2.generate(**ids, max_new_tokens=3, do_sample=False)
+    assert out.shape[1] > ids["input_ids"].shape[1]
