@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from joe_site.chromium import CHROMIUM, CHROMIUM_FLAGS
+
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -73,17 +75,6 @@ def celery_worker_on_redis(redis_url, settings):
         yield worker
 
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 

@@ -8,19 +8,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from joe_site.chromium import CHROMIUM, CHROMIUM_FLAGS
 from trainer.models import TrainingRun
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class Command(BaseCommand):
@@ -46,7 +35,7 @@ class Command(BaseCommand):
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page(base_url=base_url, viewport={"width": 1100, "height": 900})
             page.emulate_media(reduced_motion="reduce")  # no typewriter half-way through
             page.goto("/accounts/login/")
