@@ -46,6 +46,7 @@ def held_out_split(
     window_len: int,
     session_gap_minutes: float,
     val_fraction: float,
+    val_max_tokens: int | None = None,
     redaction: RedactionConfig | None = None,
 ) -> HeldOut:
     """Cut sessions and split them by time the way trainer.ml.data.build_dataset does."""
@@ -70,7 +71,7 @@ def held_out_split(
         encoded_sessions.append(units)
     pairs = [(s, u) for s, u in zip(sessions, encoded_sessions, strict=True) if u]
     token_counts = [sum(len(i) for _, i, _ in u) + 2 for _, u in pairs]
-    cut = split_by_time([s for s, _ in pairs], token_counts, val_fraction)
+    cut = split_by_time([s for s, _ in pairs], token_counts, val_fraction, val_max_tokens)
     held = HeldOut()
     for _, units in pairs[:cut]:
         for slug, ids, text in units:

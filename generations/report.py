@@ -64,6 +64,7 @@ def compute_report(run: TrainingRun, *, with_perplexity: bool = True) -> dict:
         window_len=window_len,
         session_gap_minutes=float(hp.get("session_gap_minutes", settings.JOE_SESSION_GAP_MINUTES)),
         val_fraction=float(hp.get("val_fraction", 0.1)),
+        val_max_tokens=int(hp.get("val_max_tokens", 16_384)),
         redaction=_redaction(hp),
     )
     report: dict = dict(run.report or {})

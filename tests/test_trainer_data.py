@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from trainer.ml.data import (
     cut_sessions,
     pack,
     redact,
+    split_by_time,
 )
 
 FORMAT = ChatFormat(speakers={"alice": "Alice", "bob": "Bob", "carol": "Carol"})
@@ -243,3 +244,18 @@ def test_tokenizer_without_pad_is_rejected(tmp_path: Path) -> None:
 def test_collate_dtypes() -> None:
     batch = collate([[1, 2]], pad_id=0)
     assert batch["input_ids"].dtype == torch.long and batch["labels"].dtype == torch.long
+
+
+def test_validation_is_capped_in_tokens_for_big_corpora():
+    sessions = cut_sessions(
+        [
+            CorpusMessage(
+                f"c{i}", "alice", "hi", datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=i)
+            )
+            for i in range(100)
+        ],
+        timedelta(minutes=30),
+    )
+    counts = [100] * 100  # 10,000 tokens: 10% would be 1,000
+    assert split_by_time(sessions, counts, 0.1) == 90
+    assert split_by_time(sessions, counts, 0.1, max_tokens=300) == 97  # the latest 3 sessions

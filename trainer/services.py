@@ -43,6 +43,7 @@ DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "window_len": 256,
     "seed": 0,
     "val_fraction": 0.1,
+    "val_max_tokens": 16_384,
     "redaction": {"enabled": True, "emails": True, "phones": True, "urls": True, "words": []},
 }
 # The page refreshes every two seconds; the loop reports about as often.

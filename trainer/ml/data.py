@@ -60,6 +60,9 @@ class DataConfig:
     window_len: int = 256
     session_gap_minutes: float = 30.0
     val_fraction: float = 0.1  # of tokens, taken from the latest sessions
+    # ...but no more than this: every evaluation reads the whole validation set, and 10% of a
+    # large group chat would make each one cost minutes on a CPU.
+    val_max_tokens: int = 16_384
     # A message that cannot fit in one window even alone. "skip" by default: in chat exports such
     # messages are nearly always pastes (articles, logs, forwarded texts) rather than the friend's
     # own voice, and truncating them would teach the model to end messages mid-sentence.
@@ -177,9 +180,13 @@ def cut_sessions(messages: Iterable[CorpusMessage], gap: timedelta) -> list[Sess
 
 
 def split_by_time(
-    sessions: Sequence[Session], token_counts: Sequence[int], val_fraction: float
+    sessions: Sequence[Session],
+    token_counts: Sequence[int],
+    val_fraction: float,
+    max_tokens: int | None = None,
 ) -> int:
-    """Index of the first validation session: the latest sessions holding ~val_fraction of tokens.
+    """Index of the first validation session: the latest sessions holding ~val_fraction of tokens
+    (at most about ``max_tokens``).
 
     Keeps at least one session on each side when there are two or more and val_fraction > 0.
     """
@@ -187,6 +194,8 @@ def split_by_time(
     if val_fraction <= 0 or n < 2:
         return n
     target = val_fraction * sum(token_counts)
+    if max_tokens is not None:
+        target = min(target, max_tokens)
     cut, acc = n, 0
     while cut > 1 and acc < target:
         cut -= 1
@@ -335,7 +344,7 @@ def build_dataset(
     session_units = [u for _, u in pairs]
 
     token_counts = [sum(len(ids) for _, ids in u) for u in session_units]
-    cut = split_by_time(sessions, token_counts, config.val_fraction)
+    cut = split_by_time(sessions, token_counts, config.val_fraction, config.val_max_tokens)
     train = pack((ids for u in session_units[:cut] for _, ids in u), config.window_len)
     val = pack((ids for u in session_units[cut:] for _, ids in u), config.window_len)
 

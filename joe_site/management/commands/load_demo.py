@@ -33,7 +33,15 @@ FULL = {
     "base_model": "smollm2-135m",
     # 4x128 tokens per step run at ~160 tokens/s for a 135M model on 2 cores (3.2 s a step):
     # 180 steps train in ~10 minutes, so the first snippets land well inside 20 minutes.
-    "hyperparameters": {"max_steps": 180, "batch_size": 4, "window_len": 128, "lr": 3e-4},
+    # A few evaluations on a small held-out set: each one reads all of it.
+    "hyperparameters": {
+        "max_steps": 180,
+        "batch_size": 4,
+        "window_len": 128,
+        "lr": 3e-4,
+        "eval_every": 45,
+        "val_max_tokens": 8192,
+    },
     "per_speaker": 6,
     "conversations_to_generate": 4,
 }
