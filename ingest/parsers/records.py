@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class ExportError(Exception):
@@ -34,9 +35,12 @@ class ConversationRecord:
     is_group: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
-    """One text message. ``external_id`` is unique within its source kind (the dedup key)."""
+class MessageRecord(NamedTuple):
+    """One text message. ``external_id`` is unique within its source kind (the dedup key).
+
+    (A named tuple, like SkippedRecord: parsers make one per message, and it is the cheapest
+    immutable record Python builds.)
+    """
 
     external_id: str
     conversation_id: str
@@ -46,8 +50,7 @@ class MessageRecord:
     reply_to: str | None = None  # external_id of the parent message (threads, quotes)
 
 
-@dataclass(frozen=True, slots=True)
-class SkippedRecord:
+class SkippedRecord(NamedTuple):
     """Something the parser saw and deliberately left out, counted per reason for the summary."""
 
     reason: str  # short, stable: "system", "bot", "empty", "media-only", "deleted", ...

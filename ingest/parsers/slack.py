@@ -78,6 +78,8 @@ def display_name(user: dict[str, Any]) -> str:
 
 def render_text(text: str, users: dict[str, _User], channels: dict[str, str]) -> str:
     """Slack's mrkdwn markup to plain text: mentions to names, links to their labels."""
+    if "<" not in text and "&" not in text:
+        return text  # most messages: no markup at all
 
     def replace(match: re.Match[str]) -> str:
         target, _, label = match.group(1).partition("|")
@@ -93,9 +95,14 @@ def render_text(text: str, users: dict[str, _User], channels: dict[str, str]) ->
             return label or ("@" + command if command else "")  # subteam, date: the fallback
         return label or target.removeprefix("mailto:")
 
-    text = _MARKUP.sub(replace, text)
+    if "<" in text:
+        text = _MARKUP.sub(replace, text)
     # Slack escapes only these three; &amp; last so "&amp;lt;" stays "&lt;".
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_timedelta = dt.timedelta
 
 
 def parse_ts(ts: Any) -> dt.datetime:
@@ -103,8 +110,10 @@ def parse_ts(ts: Any) -> dt.datetime:
     seconds, _, fraction = str(ts).partition(".")
     if not seconds.isdigit() or (fraction and not fraction.isdigit()):
         raise ValueError(f"bad ts {ts!r}")
-    stamp = dt.datetime.fromtimestamp(int(seconds), tz=dt.UTC)
-    return stamp.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    try:
+        return _EPOCH + _timedelta(0, int(seconds), int(fraction[:6].ljust(6, "0")))
+    except OverflowError:
+        raise ValueError(f"bad ts {ts!r}") from None
 
 
 class _SlackExport:
@@ -185,25 +194,25 @@ class _SlackExport:
                     days.setdefault(match.group(1), []).append(member)
         return days
 
-    def _sender(self, msg: dict[str, Any], is_bot: bool) -> Iterator[IdentityRecord | str]:
-        """Yield the sender's IdentityRecord if not yet announced, then the sender's id."""
+    def _sender(self, msg: dict[str, Any], is_bot: bool) -> tuple[str, IdentityRecord | None]:
+        """The sender's id, and an IdentityRecord for them if they were not announced yet."""
         user_id = str(msg.get("user") or msg.get("bot_id") or "")
         if is_bot and msg.get("bot_id") and user_id not in self.users:
             user_id = str(msg["bot_id"])
-        if user_id not in self.announced:
-            self.announced.add(user_id)
-            profile = msg.get("user_profile") or msg.get("bot_profile") or {}
-            known = self.users.get(user_id)
-            name = (
-                (known.name if known else "")
-                or (msg.get("username") if is_bot else "")
-                or profile.get("display_name")
-                or profile.get("real_name")
-                or profile.get("name")
-                or user_id
-            )
-            yield IdentityRecord(user_id, str(name), is_bot=is_bot)
-        yield user_id
+        if user_id in self.announced:
+            return user_id, None
+        self.announced.add(user_id)
+        profile = msg.get("user_profile") or msg.get("bot_profile") or {}
+        known = self.users.get(user_id)
+        name = (
+            (known.name if known else "")
+            or (msg.get("username") if is_bot else "")
+            or profile.get("display_name")
+            or profile.get("real_name")
+            or profile.get("name")
+            or user_id
+        )
+        return user_id, IdentityRecord(user_id, str(name), is_bot=is_bot)
 
     def _day(self, member: str, data: bytes | None = None) -> list[Any]:
         day = parse_json_bytes(
@@ -242,8 +251,13 @@ class _SlackExport:
         edits: dict[str, dict[str, Any]],
         deleted: set[str],
     ) -> Iterator[Record]:
+        message = self._message
         for msg in self._day(member):
-            yield from self._message(conv, msg, edits, deleted)
+            record = message(conv, msg, edits, deleted)
+            if type(record) is tuple:  # a sender seen for the first time, then the message
+                yield from record
+            else:
+                yield record
 
     def _message(
         self,
@@ -251,67 +265,62 @@ class _SlackExport:
         msg: Any,
         edits: dict[str, dict[str, Any]],
         deleted: set[str],
-    ) -> Iterator[Record]:
-        if not isinstance(msg, dict):
-            yield SkippedRecord("invalid")
-            return
-        ts = str(msg.get("ts", ""))
-        subtype = msg.get("subtype")
-        if ts in deleted or subtype in _DELETED_SUBTYPES:
-            yield SkippedRecord("deleted")
-            return
+    ) -> Record | tuple[IdentityRecord, MessageRecord]:
+        if type(msg) is not dict:
+            return SkippedRecord("invalid")
+        get = msg.get
+        ts = str(get("ts", ""))
+        subtype = get("subtype")
+        if subtype in _DELETED_SUBTYPES or ts in deleted:
+            return SkippedRecord("deleted")
         if ts in edits:
-            msg = {**msg, **edits[ts], "subtype": msg.get("subtype")}
-        user = self.users.get(str(msg.get("user")))
+            msg = {**msg, **edits[ts], "subtype": subtype}
+            get = msg.get
+        if (subtype not in _SPOKEN and subtype not in _BOT_SUBTYPES) or get("hidden"):
+            return SkippedRecord("system")
+        user_field = get("user")
+        user = self.users.get(str(user_field))
         is_bot = (
             subtype in _BOT_SUBTYPES
             or (user is not None and user.is_bot)
-            or msg.get("user") == _SLACKBOT
-            or (not msg.get("user") and bool(msg.get("bot_id")))
+            or user_field == _SLACKBOT
+            or (not user_field and bool(get("bot_id")))
         )
-        if (subtype not in _SPOKEN and subtype not in _BOT_SUBTYPES) or msg.get("hidden"):
-            yield SkippedRecord("system")
-            return
         if is_bot and not self.include_bots:
-            yield SkippedRecord("bot")
-            return
-        if not msg.get("user") and not msg.get("bot_id"):
-            yield SkippedRecord("system")
-            return
+            return SkippedRecord("bot")
+        if not user_field and not get("bot_id"):
+            return SkippedRecord("system")
         try:
             sent_at = parse_ts(ts)
         except ValueError:
-            yield SkippedRecord("invalid")
-            return
-        raw = str(msg.get("text") or "")
-        old_upload = _OLD_UPLOAD.match(raw)
-        if old_upload:
-            raw = old_upload.group("comment") or ""
-        if not raw.strip() and is_bot:
+            return SkippedRecord("invalid")
+        raw = get("text") or ""
+        if type(raw) is not str:
+            raw = str(raw)
+        if raw.startswith("<@"):
+            old_upload = _OLD_UPLOAD.match(raw)
+            if old_upload:
+                raw = old_upload.group("comment") or ""
+        if is_bot and not raw.strip():
             # Integrations (GitHub, CI...) put their whole message in attachments.
-            parts = [a.get("text") or a.get("fallback") for a in msg.get("attachments") or ()]
+            parts = [a.get("text") or a.get("fallback") for a in get("attachments") or ()]
             raw = "\n".join(p for p in parts if isinstance(p, str) and p)
         text = render_text(raw, self.users, self.channel_names).strip()
         if not text:
-            has_media = msg.get("files") or msg.get("file") or msg.get("attachments")
-            yield SkippedRecord("media-only" if has_media or subtype == "file_share" else "empty")
-            return
-        sender = ""
-        for item in self._sender(msg, is_bot):
-            if isinstance(item, IdentityRecord):
-                yield item
-            else:
-                sender = item
-        thread = str(msg.get("thread_ts") or "")
-        reply_to = f"{conv.external_id}:{thread}" if thread and thread != ts else None
-        yield MessageRecord(
+            has_media = get("files") or get("file") or get("attachments")
+            return SkippedRecord("media-only" if has_media or subtype == "file_share" else "empty")
+        sender, new_identity = self._sender(msg, is_bot)
+        thread = get("thread_ts")
+        thread = str(thread) if thread else ""
+        record = MessageRecord(
             external_id=f"{conv.external_id}:{ts}",
             conversation_id=conv.external_id,
             identity_id=sender,
             sent_at=sent_at,
             text=text,
-            reply_to=reply_to,
+            reply_to=f"{conv.external_id}:{thread}" if thread and thread != ts else None,
         )
+        return (new_identity, record) if new_identity is not None else record
 
 
 def parse(
