@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from accounts.decorators import staff_required
-from generations import ranking, selectors, share_card, votes
+from generations import cards, ranking, selectors, share_card, votes
 from generations.models import CurationError, ShareLink, Snippet
 
 CARD_CACHE_SECONDS = 600
@@ -62,8 +62,9 @@ def gallery(request: HttpRequest) -> HttpResponse:
     query = {"sort": sort, **({"speaker": speaker.slug} if speaker else {})}
     if sort == "random":
         query["seed"] = seed
+    next_url = request.get_full_path()
     context = {
-        "snippets": result.snippets,
+        "cards": cards.render_cards(request, result.snippets, next_url=next_url),
         "sort": sort,
         "sorts": ranking.SORTS,
         "speaker": speaker,
@@ -71,7 +72,6 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "page": page,
         "query": urlencode(query),
         "more_url": f"?{urlencode({**query, 'page': page + 1})}" if result.has_more else "",
-        "next_url": request.get_full_path(),
     }
     template = "generations/gallery.html#page" if request.htmx else "generations/gallery.html"
     return render(request, template, context)
