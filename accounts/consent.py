@@ -44,7 +44,7 @@ def delete_messages(*, speaker: Speaker) -> int:
     """Remove every message of the speaker from the corpus; their identities stay excluded so a
     re-uploaded export cannot bring the messages back into training."""
     identities = Identity.objects.filter(speaker=speaker)
-    deleted, _ = Message.objects.filter(identity__in=identities).delete()
+    deleted = Message.objects.filter(identity__in=identities).delete_in_sql()
     identities.update(excluded=True)
     mark_runs_trained_on(
         speaker,

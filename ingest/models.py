@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
@@ -248,6 +248,34 @@ class Conversation(models.Model):
         return self.title or self.external_id
 
 
+class MessageQuerySet(models.QuerySet):
+    def delete_in_sql(self) -> int:
+        """Delete these messages without loading them into memory; returns how many went.
+
+        ``delete()`` fetches every row to cascade in Python (a 1M-message export took 1.5 GB);
+        here what points at the messages (found through the model's relations, so ingest does
+        not import the apps after it) is deleted or unlinked first, in SQL, per its on_delete,
+        then the messages themselves in one statement.
+        """
+        ids = self.order_by().values("pk")
+        for relation in Message._meta.get_fields(include_hidden=True):
+            if not (relation.auto_created and relation.is_relation and not relation.concrete):
+                continue
+            field = relation.field
+            pointing = relation.related_model._base_manager.filter(**{f"{field.name}__in": ids})
+            on_delete = field.remote_field.on_delete
+            if on_delete is models.CASCADE:
+                pointing.delete()
+            elif on_delete is models.SET_NULL:
+                pointing.update(**{field.name: None})
+            elif on_delete is not models.DO_NOTHING:
+                return self.delete()[0]  # PROTECT and the rest: let Django decide
+        sql, params = ids.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {Message._meta.db_table} WHERE id IN ({sql})", params)
+            return cursor.rowcount
+
+
 class Message(models.Model):
     # No database-level foreign keys here: the importer bulk-loads millions of rows and resolves
     # these ids itself, in the same transaction, and per-row constraint triggers doubled the
@@ -282,6 +310,8 @@ class Message(models.Model):
     sent_at = models.DateTimeField()
     text = models.TextField()
     reply_to_external_id = models.CharField(max_length=255, blank=True)
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         ordering = ["sent_at"]

@@ -312,9 +312,12 @@ def delete_export(*, export_id: int) -> int:
         if export.status == JobStatus.RUNNING:
             raise ImportInProgress(STILL_RUNNING)
         messages = Message.objects.filter(export=export)
-        identity_ids = set(messages.values_list("identity_id", flat=True).distinct())
-        conversation_ids = set(messages.values_list("conversation_id", flat=True).distinct())
-        deleted, _ = messages.delete()
+        # order_by(): with the model's ordering DISTINCT would return a row per message.
+        identity_ids = set(messages.order_by().values_list("identity_id", flat=True).distinct())
+        conversation_ids = set(
+            messages.order_by().values_list("conversation_id", flat=True).distinct()
+        )
+        deleted = messages.delete_in_sql()
         Conversation.objects.filter(pk__in=conversation_ids).filter(
             ~Exists(Message.objects.filter(conversation=OuterRef("pk")))
         ).delete()

@@ -6,6 +6,8 @@ import datetime as dt
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from ingest import services
 from ingest.loader import MessageRow, OrmMessageLoader
@@ -366,6 +368,44 @@ def test_deleting_an_export_removes_exactly_its_messages(tmp_path):
     assert sorted(Identity.objects.values_list("display_name", flat=True)) == ["Alice", "Bob"]
     assert not Speaker.objects.filter(display_name="Sam").exists()
     assert Export.objects.get() == older
+
+
+def test_deleting_an_export_takes_what_points_at_its_messages(tmp_path, django_user_model):
+    from generations.models import GameGuess
+
+    older = import_path(first_week(tmp_path))
+    newer = import_path(two_weeks(tmp_path))
+    member = django_user_model.objects.create_user("m")
+    for message in Message.objects.all():
+        GameGuess.objects.create(
+            user=member,
+            speaker=message.identity.speaker,
+            message=message,
+            guessed_fake=False,
+            correct=True,
+        )
+
+    services.delete_export(export_id=newer.pk)
+
+    assert Message.objects.filter(export=older).count() == 3
+    assert set(GameGuess.objects.values_list("message__export", flat=True)) == {older.pk}
+    assert GameGuess.objects.count() == 3
+
+
+def test_deleting_an_export_runs_the_same_statements_whatever_its_size(tmp_path):
+    """Its messages are deleted in SQL, never fetched one by one (1M messages took 1.5 GB)."""
+
+    def statements(n: int) -> list[str]:
+        rows = [("U1" if i % 2 else "U2", f"m{i}") for i in range(n)]
+        export = import_path(slack_export(tmp_path / f"{n}.zip", {"general": rows}))
+        with CaptureQueriesContext(connection) as queries:
+            services.delete_export(export_id=export.pk)
+        assert not Message.objects.exists()
+        return [q["sql"] for q in queries.captured_queries]
+
+    small, large = statements(4), statements(400)
+    assert len(small) == len(large)
+    assert [sql for sql in large if sql.startswith("DELETE FROM ingest_message WHERE id IN")]
 
 
 def test_deleting_every_export_empties_the_corpus(tmp_path):
