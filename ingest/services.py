@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.core.files.uploadedfile import UploadedFile
@@ -204,7 +206,7 @@ class CorpusWriter:
     def write(self, records: Iterable[Record], reporter: ProgressReporter) -> None:
         export_id, kind = self.export.pk, self.kind
         identity_ids, conversation_ids = self.identity_ids, self.conversation_ids
-        with message_loader(export_id=export_id, source_kind=kind) as loader:
+        with _fewer_collections(), message_loader(export_id=export_id, source_kind=kind) as loader:
             self.loader = loader
             add = loader.add
             for record in records:
@@ -292,6 +294,23 @@ class CorpusWriter:
             finished_at=timezone.now(),
             progress_note=note[:200],
         )
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while rows stream through.
+
+    An import allocates millions of short-lived objects and holds a batch of rows; with the
+    default thresholds the collector walks that batch over and over (~10% of an import's CPU).
+    Cycles still go, a little later: the young generation is collected every 50,000
+    allocations instead of 700.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def _speaker_named(name: str) -> Speaker:
