@@ -37,7 +37,7 @@ WORDS = CHATTER.split()
 SNIPPET_COLUMN_NAMES = (
     "kind source speaker_id lines text prompt temperature top_p top_k max_new_tokens seed "
     "longest_shared_run is_leak status hidden_reason upvotes downvotes score views best "
-    "created_at published_at"
+    "hot_ceiling created_at published_at"
 )
 SNIPPET_COLUMNS = SNIPPET_COLUMN_NAMES.split()
 
@@ -117,7 +117,7 @@ def seed(*, snippets: int, votes: int, members: int, speakers: int, rng: random.
                 yield (
                     "conversation" if n > 1 else "message", "batch", first, json.dumps(lines),
                     text, "", 0.9, 0.95, 50, 60, i, 0, False, "published", "", 0, 0, 0, 0, 0.0,
-                    created, created,
+                    0.0, created, created,
                 )  # fmt: skip
 
         copy_rows(
@@ -185,7 +185,8 @@ def seed(*, snippets: int, votes: int, members: int, speakers: int, rng: random.
     Snippet.objects.update(
         best=ranking.wilson_lower_bound(
             F("upvotes"), Greatest(F("views"), F("upvotes") + F("downvotes"))
-        )
+        ),
+        hot_ceiling=ranking.hot_ceiling(datetime.now(UTC)),
     )
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")

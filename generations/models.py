@@ -177,6 +177,10 @@ class Snippet(models.Model):
     best = models.FloatField(
         default=0.0, help_text="Wilson lower bound of upvotes over impressions (the best sort)"
     )
+    hot_ceiling = models.FloatField(
+        default=0.0,
+        help_text="Hot as of the last vote or refresh: never below today's hot (the hot sort)",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
 
@@ -189,10 +193,22 @@ class Snippet(models.Model):
             models.Index(fields=["status", "-score", "-created_at"], name="snippet_top"),
             models.Index(fields=["speaker", "status", "-created_at"], name="snippet_speaker_new"),
             models.Index(fields=["status", "-best", "-created_at"], name="snippet_best"),
+            models.Index(fields=["status", "-hot_ceiling"], name="snippet_hot"),
         ]
 
     def __str__(self) -> str:
         return self.text[:60]
+
+    def save(self, **kwargs) -> None:
+        """Keep hot_ceiling in step with whatever score is saved (votes.set_vote does it in SQL)."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "score" in update_fields:
+            self.hot_ceiling = ranking.hot_ceiling_in_python(
+                self.score, self.created_at, timezone.now()
+            )
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "hot_ceiling"}
+        super().save(**kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("generations:snippet", args=[self.pk])

@@ -1,6 +1,6 @@
 """Gallery sort orders as SQL expressions: hot (HN gravity), best (Wilson lower bound), random.
 
-Everything is computed by the database so a page is one query whatever the sort.
+Everything is computed by the database; each sort finds a page through an index.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import math
 import random
 from datetime import datetime, timedelta
 
-from django.db.models import CharField, F, FloatField, Func, Q, QuerySet, Value
+from django.db import transaction
+from django.db.models import CharField, F, FloatField, Func, QuerySet, Value
 from django.db.models.expressions import Combinable, ExpressionWrapper
 from django.db.models.functions import MD5, Cast, Concat, Greatest, Power, Sqrt
 
@@ -17,9 +18,10 @@ GRAVITY = 1.8
 WILSON_Z = 1.2816  # 80% confidence, as reddit's "best"
 SORTS = ("hot", "new", "top", "best", "random")
 DEFAULT_SORT = "hot"
-OLDEST_HOURS = 24 * 365 * 50
 SHUFFLE_ALL_UP_TO = 5000  # a span of ids; beyond it random samples instead of shuffling all
-HOT_WINDOW = 200  # the newest snippets, always ranked; older ones join only if they compete
+# Ceilings are hot as of this long before the moment they are written, so a web process whose
+# clock runs a little behind another's still sees them at or above the hot it computes.
+HOT_CEILING_SLACK = timedelta(minutes=1)
 
 
 class EpochSeconds(Func):
@@ -33,63 +35,93 @@ class EpochSeconds(Func):
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
-def hot(now: datetime) -> ExpressionWrapper:
+def hot(now: datetime, score: Combinable | None = None) -> ExpressionWrapper:
     """HN gravity: score / (age in hours + 2) ^ 1.8, age counted from generation (created_at)."""
     age_hours = (Value(now.timestamp()) - EpochSeconds(F("created_at"))) / Value(3600.0)
     return ExpressionWrapper(
-        Cast(F("score"), FloatField())
+        Cast(F("score") if score is None else score, FloatField())
         / Power(Greatest(age_hours, Value(0.0)) + Value(2.0), Value(GRAVITY)),
         output_field=FloatField(),
     )
 
 
+def hot_ceiling(now: datetime, score: Combinable | None = None) -> ExpressionWrapper:
+    """What Snippet.hot_ceiling stores: hot a little before `now`. With the score unchanged, a
+    positive hot only falls with age, so this stays at or above the row's hot from then on."""
+    return hot(now - HOT_CEILING_SLACK, score)
+
+
+def hot_ceiling_in_python(score: int, created_at: datetime, now: datetime) -> float:
+    """hot_ceiling computed here rather than in SQL, nudged up so that Python's and the
+    database's last-bit rounding of the power can never put it below the database's hot."""
+    age_hours = max((now - HOT_CEILING_SLACK - created_at).total_seconds() / 3600, 0.0)
+    value = score / (age_hours + 2) ** GRAVITY
+    return value * (1 + 1e-9) if value > 0 else value
+
+
 def hot_page_ids(snippets: QuerySet, *, now: datetime, offset: int, limit: int) -> list[int]:
     """The ids of one page of hot, exactly as ORDER BY hot would give, without scoring every row.
 
-    The page needs the `wanted` hottest rows. Any `wanted` rows give a lower bound h on the hot
-    value of the last one, so score a few likely ones: the newest HOT_WINDOW and the top
-    `wanted` by score. A snippet of age a can only reach h with score >= h * (a + 2)^1.8, so one
-    more query asks the (status, score, created_at) index for those, in age bands that double
-    in width, and keeps the ones whose hot really is >= h. Only when fewer than `wanted`
-    snippets have a positive score is there no bound: then rank them all in SQL.
+    Positive scores come first. Each row stores a ceiling (Snippet.hot_ceiling): its hot as of
+    its last vote or refresh, which the hot of a positive score only falls below with age. The
+    `(status, -hot_ceiling)` index gives the 2 × `wanted` rows with the highest ceilings; if the
+    lowest of those ceilings is below the `wanted`-th best hot among them, no row left out can
+    reach the page. Otherwise ceilings have gone stale: the rows whose ceiling still reaches
+    that hot are ranked in SQL instead, and their ceilings refreshed, so the next page is one
+    query again. After the positives come the zeros (hot exactly 0: newest first, the `new`
+    index) and then the negatives.
     """
     wanted = offset + limit
-    scored = snippets.annotate(hot=hot(now))
-    fields = ("pk", "hot", "created_at")
-    window = max(HOT_WINDOW, 3 * wanted)
-    newest = list(scored.order_by("-created_at", "-pk").values_list(*fields)[:window])
-    if len(newest) < window:  # a small gallery: every snippet is in hand
-        return [row[0] for row in sorted(newest, key=_hot_key)[offset : offset + limit]]
-    top = scored.order_by("-score", "-created_at").values_list(*fields)[:wanted]
-    seeds = {row[0]: row for row in [*newest, *top]}
-    ranked = sorted(seeds.values(), key=_hot_key)
-    h = ranked[wanted - 1][1] if len(ranked) >= wanted else 0.0
-    if h <= 0:
-        everything = scored.order_by("-hot", "-created_at", "-pk").values_list("pk", flat=True)
-        return list(everything[offset : offset + limit])
-    could_reach = Q()
-    young, since = 0.0, now
-    while True:
-        in_band = Q(created_at__lte=since, score__gte=math.floor(h * (young + 2) ** GRAVITY))
-        old_edge = young * 2 + 1
-        if old_edge > OLDEST_HOURS:
-            could_reach |= in_band  # the last band reaches back to the beginning
-            break
-        since = now - timedelta(hours=old_edge)
-        could_reach |= in_band & Q(created_at__gt=since)
-        young = old_edge
-    contenders = (
-        scored.filter(could_reach, hot__gte=h)
-        .order_by("-hot", "-created_at", "-pk")
-        .values_list(*fields)[:wanted]
-    )
-    rows = {row[0]: row for row in [*ranked, *contenders]}.values()
-    return [row[0] for row in sorted(rows, key=_hot_key)[offset : offset + limit]]
+    positive = snippets.filter(score__gt=0)
+    scored = positive.annotate(hot=hot(now))
+    fields = ("pk", "hot", "created_at", "hot_ceiling")
+    fetch = 2 * wanted
+    by_ceiling = list(scored.order_by("-hot_ceiling").values_list(*fields)[:fetch])
+    ranked = sorted(by_ceiling, key=_hot_key)
+    if len(by_ceiling) == fetch:
+        h = ranked[wanted - 1][1]
+        if by_ceiling[-1][3] >= h:  # a row left out might still reach the page
+            contenders = scored.filter(hot_ceiling__gte=h).order_by("-hot", "-created_at", "-pk")
+            ranked = list(contenders.values_list(*fields)[:wanted])
+            refresh_hot_ceilings(positive.filter(hot_ceiling__gte=h), now=now)
+        return [row[0] for row in ranked[offset : offset + limit]]
+    ids = [row[0] for row in ranked]  # every positive row is in hand
+    page = ids[offset : offset + limit]
+    if len(page) < limit:
+        skip = max(0, offset - len(ids))
+        page += _hot_after_positives(snippets, now=now, skip=skip, take=limit - len(page))
+    return page
 
 
 def _hot_key(row: tuple) -> tuple:
-    pk, hot_value, created_at = row
+    pk, hot_value, created_at = row[:3]
     return (-hot_value, -created_at.timestamp(), -pk)
+
+
+def _hot_after_positives(snippets: QuerySet, *, now: datetime, skip: int, take: int) -> list[int]:
+    """Hot's rows after every positive score: the zeros newest first, then the negatives."""
+    zeros = snippets.filter(score=0).order_by("-created_at", "-pk").values_list("pk", flat=True)
+    page = list(zeros[skip : skip + take])
+    if len(page) == take:
+        return page
+    zero_count = skip + len(page) if page or not skip else zeros.count()
+    skip = max(0, skip - zero_count)
+    negatives = snippets.filter(score__lt=0).annotate(hot=hot(now))
+    ranked = negatives.order_by("-hot", "-created_at", "-pk").values_list("pk", flat=True)
+    return page + list(ranked[skip : skip + take - len(page)])
+
+
+def refresh_hot_ceilings(snippets: QuerySet, *, now: datetime) -> int:
+    """Lower these rows' ceilings to their hot as of now (less the slack); returns how many.
+
+    Rows another transaction holds (a vote) are skipped, never waited for: their ceilings are
+    still valid, only loose, and the vote is writing a fresh one anyway.
+    """
+    with transaction.atomic():
+        free = snippets.select_for_update(skip_locked=True, no_key=True, of=("self",))
+        return snippets.model.objects.filter(pk__in=free.values("pk")).update(
+            hot_ceiling=hot_ceiling(now)
+        )
 
 
 def wilson_lower_bound(upvotes: Combinable, impressions: Combinable) -> ExpressionWrapper:

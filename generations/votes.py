@@ -1,7 +1,7 @@
 """What a member does to a snippet: vote, star, and (by looking at it) add an impression.
 
-The vote counts and the best score are denormalised on the snippet; every write here keeps them
-right when many members act at once.
+The vote counts, the best score and the hot ceiling are denormalised on the snippet; every write
+here keeps them right when many members act at once.
 """
 
 from __future__ import annotations
@@ -58,8 +58,11 @@ def set_vote(*, member, snippet_id: int, value: int) -> Snippet:
             downvotes=downs,
             score=ups - downs,
             best=ranking.wilson_lower_bound(ups, Greatest(F("views"), ups + downs)),
+            hot_ceiling=ranking.hot_ceiling(timezone.now(), score=ups - downs),
         )
-    snippet.refresh_from_db(fields=["upvotes", "downvotes", "score", "views", "best"])
+    snippet.refresh_from_db(
+        fields=["upvotes", "downvotes", "score", "views", "best", "hot_ceiling"]
+    )
     snippet.my_vote = value or None
     return snippet
 
