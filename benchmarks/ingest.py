@@ -6,6 +6,9 @@ A generated Slack export (``tests/builders/slack.py``) and a Signal backup
 own child process so that its peak RSS (VmHWM) is its own: flat memory means the two
 sizes peak alike. Every import starts from an empty corpus and its export is deleted afterwards.
 ``--parser-baseline`` also times the parser alone (no database), to show where the time goes.
+"py CPU" is the importing process's CPU time (parser, row building, the COPY writer thread),
+"pg CPU" that of its PostgreSQL backend (when the server runs on this machine): on two cores
+the import cannot go faster than the larger of the two.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/joe_bench \\
         .venv/bin/python benchmarks/ingest.py [--slack 1000000] [--signal 200000]
@@ -56,6 +59,17 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def backend_cpu_seconds(connection) -> float | None:
+    """CPU time used so far by this connection's PostgreSQL backend, if it runs on this machine."""
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child(kind: str, path: Path, parser_only: bool) -> dict:
     """One import (or one bare parse) in this process; returns its figures."""
     import django
@@ -72,19 +86,24 @@ def child(kind: str, path: Path, parser_only: bool) -> dict:
     options = {"passphrase": PASSPHRASE} if kind == "signal" else {}
     base_rss = peak_rss_kb()
     if parser_only:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         found = sum(type(r) is MessageRecord for r in load_parser(kind)(path, **options))
         seconds = time.perf_counter() - start
         return {"messages": found, "seconds": seconds, "base_rss_kb": base_rss,
-                "peak_rss_kb": peak_rss_kb()}  # fmt: skip
+                "peak_rss_kb": peak_rss_kb(), "cpu": time.process_time() - cpu,
+                "pg_cpu": None}  # fmt: skip
     if connection.vendor != "postgresql":
         sys.exit("DATABASE_URL must point at PostgreSQL for this benchmark.")
     if Message.objects.exists():
         sys.exit("The database already holds messages: use an empty database for the benchmark.")
     export = Export.objects.create(original_name=path.name, kind=kind, keep_file=True)
-    start = time.perf_counter()
+    pg_before = backend_cpu_seconds(connection)
+    start, cpu = time.perf_counter(), time.process_time()
     export = import_export(export_id=export.pk, path=path, **options)
     seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    pg_after = backend_cpu_seconds(connection)
+    pg_cpu = pg_after - pg_before if pg_before is not None and pg_after is not None else None
     peak = peak_rss_kb()
     if export.status != "succeeded":
         sys.exit(f"The import failed: {export.error}")
@@ -95,7 +114,7 @@ def child(kind: str, path: Path, parser_only: bool) -> dict:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ingest_message")
     return {"messages": export.messages_count, "seconds": seconds, "base_rss_kb": base_rss,
-            "peak_rss_kb": peak}  # fmt: skip
+            "peak_rss_kb": peak, "cpu": cpu, "pg_cpu": pg_cpu}  # fmt: skip
 
 
 def run_child(kind: str, path: Path, parser_only: bool) -> dict:
@@ -120,7 +139,7 @@ def main() -> None:
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"{'source':<8} {'messages':>10} {'MB':>7} {'seconds':>8} {'msg/s':>9} "
-          f"{'base RSS':>9} {'peak RSS':>9}  what")  # fmt: skip
+          f"{'base RSS':>9} {'peak RSS':>9} {'py CPU':>7} {'pg CPU':>7}  what")  # fmt: skip
     for kind, full in (("slack", args.slack), ("signal", args.signal)):
         if not full:
             continue
@@ -134,7 +153,10 @@ def main() -> None:
                 print(
                     f"{kind:<8} {r['messages']:>10,} {path.stat().st_size / 1e6:>7.1f} "
                     f"{r['seconds']:>8.1f} {r['messages'] / r['seconds']:>9,.0f} "
-                    f"{r['base_rss_kb'] / 1024:>7.0f}MB {r['peak_rss_kb'] / 1024:>7.0f}MB  {label}"
+                    f"{r['base_rss_kb'] / 1024:>7.0f}MB {r['peak_rss_kb'] / 1024:>7.0f}MB "
+                    f"{r['cpu']:>6.1f}s "
+                    + (f"{r['pg_cpu']:>6.1f}s" if r["pg_cpu"] is not None else f"{'-':>7}")
+                    + f"  {label}"
                     + (
                         f" (file built in {built:.0f} s)" if label == "import" and built > 1 else ""
                     ),
