@@ -5,7 +5,8 @@ A generated Slack export (``tests/builders/slack.py``) and a Signal backup
 (``ingest.services.import_export``) into the database in DATABASE_URL. Each import runs in its
 own child process so that its peak RSS (VmHWM) is its own: flat memory means the two
 sizes peak alike. Every import starts from an empty corpus and its export is deleted afterwards.
-``--parser-baseline`` also times the parser alone (no database), to show where the time goes.
+``--parser-baseline`` also times the parser alone (no database), to show where the time goes,
+and for Signal the decryption alone (every frame and payload decrypted and MAC-checked).
 "py CPU" is the importing process's CPU time (parser, row building, the COPY writer thread),
 "pg CPU" that of its PostgreSQL backend (when the server runs on this machine): on two cores
 the import cannot go faster than the larger of the two.
@@ -70,8 +71,8 @@ def backend_cpu_seconds(connection) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def child(kind: str, path: Path, parser_only: bool) -> dict:
-    """One import (or one bare parse) in this process; returns its figures."""
+def child(kind: str, path: Path, mode: str) -> dict:
+    """One import, bare parse or (Signal) bare decryption in this process; returns its figures."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "joe_site.settings")
@@ -85,7 +86,20 @@ def child(kind: str, path: Path, parser_only: bool) -> dict:
 
     options = {"passphrase": PASSPHRASE} if kind == "signal" else {}
     base_rss = peak_rss_kb()
-    if parser_only:
+    if mode == "decrypt":
+        # Reading, decrypting and MAC-checking every frame and payload, nothing more: the floor
+        # for any Signal parse.
+        from ingest.parsers.signal_crypto import FrameReader
+
+        start, cpu = time.perf_counter(), time.process_time()
+        with path.open("rb") as stream:
+            for _ in FrameReader(stream, PASSPHRASE):
+                pass
+        seconds = time.perf_counter() - start
+        return {"messages": None, "seconds": seconds, "base_rss_kb": base_rss,
+                "peak_rss_kb": peak_rss_kb(), "cpu": time.process_time() - cpu,
+                "pg_cpu": None}  # fmt: skip
+    if mode == "parse":
         start, cpu = time.perf_counter(), time.process_time()
         found = sum(type(r) is MessageRecord for r in load_parser(kind)(path, **options))
         seconds = time.perf_counter() - start
@@ -117,10 +131,8 @@ def child(kind: str, path: Path, parser_only: bool) -> dict:
             "peak_rss_kb": peak, "cpu": cpu, "pg_cpu": pg_cpu}  # fmt: skip
 
 
-def run_child(kind: str, path: Path, parser_only: bool) -> dict:
-    args = [sys.executable, __file__, "--child", kind, str(path)]
-    if parser_only:
-        args.append("--parser-only")
+def run_child(kind: str, path: Path, mode: str) -> dict:
+    args = [sys.executable, __file__, "--child", kind, str(path), "--mode", mode]
     out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -132,10 +144,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/joe-ingest-bench"))
     parser.add_argument("--parser-baseline", action="store_true", help="also time parsing alone")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
-    parser.add_argument("--parser-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="import", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], Path(args.child[1]), args.parser_only)))
+        print(json.dumps(child(args.child[0], Path(args.child[1]), args.mode)))
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"{'source':<8} {'messages':>10} {'MB':>7} {'seconds':>8} {'msg/s':>9} "
@@ -147,12 +159,18 @@ def main() -> None:
             start = time.perf_counter()
             path = build_files(kind, n, args.workdir)
             built = time.perf_counter() - start
-            runs = [("import", False)] + ([("parser only", True)] if args.parser_baseline else [])
-            for label, parser_only in runs:
-                r = run_child(kind, path, parser_only)
+            runs = [("import", "import")]
+            if args.parser_baseline:
+                runs.append(("parser only", "parse"))
+                if kind == "signal":
+                    runs.append(("decryption only", "decrypt"))
+            messages = 0
+            for label, mode in runs:
+                r = run_child(kind, path, mode)
+                messages = r["messages"] or messages  # decryption: the same file's messages
                 print(
-                    f"{kind:<8} {r['messages']:>10,} {path.stat().st_size / 1e6:>7.1f} "
-                    f"{r['seconds']:>8.1f} {r['messages'] / r['seconds']:>9,.0f} "
+                    f"{kind:<8} {messages:>10,} {path.stat().st_size / 1e6:>7.1f} "
+                    f"{r['seconds']:>8.1f} {messages / r['seconds']:>9,.0f} "
                     f"{r['base_rss_kb'] / 1024:>7.0f}MB {r['peak_rss_kb'] / 1024:>7.0f}MB "
                     f"{r['cpu']:>6.1f}s "
                     + (f"{r['pg_cpu']:>6.1f}s" if r["pg_cpu"] is not None else f"{'-':>7}")
