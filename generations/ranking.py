@@ -64,8 +64,8 @@ def hot_page_ids(snippets: QuerySet, *, now: datetime, offset: int, limit: int) 
 
     Positive scores come first. Each row stores a ceiling (Snippet.hot_ceiling): its hot as of
     its last vote or refresh, which the hot of a positive score only falls below with age. The
-    `(status, -hot_ceiling)` index gives the 2 × `wanted` rows with the highest ceilings; if the
-    lowest of those ceilings is below the `wanted`-th best hot among them, no row left out can
+    `(status, -hot_ceiling)` index gives some more than `wanted` rows with the highest ceilings; if
+    the lowest of those ceilings is below the `wanted`-th best hot among them, no row left out can
     reach the page. Otherwise ceilings have gone stale: the rows whose ceiling still reaches
     that hot are ranked in SQL instead, and their ceilings refreshed, so the next page is one
     query again. After the positives come the zeros (hot exactly 0: newest first, the `new`
@@ -75,9 +75,9 @@ def hot_page_ids(snippets: QuerySet, *, now: datetime, offset: int, limit: int) 
     positive = snippets.filter(score__gt=0)
     scored = positive.annotate(hot=hot(now))
     fields = ("pk", "hot", "created_at", "hot_ceiling")
-    fetch = 2 * wanted
+    fetch = wanted + wanted // 2 + 10  # the margin absorbs ceilings that drifted a little
     by_ceiling = list(scored.order_by("-hot_ceiling").values_list(*fields)[:fetch])
-    ranked = sorted(by_ceiling, key=_hot_key)
+    ranked = sorted(by_ceiling, key=_hot_key, reverse=True)
     if len(by_ceiling) == fetch:
         h = ranked[wanted - 1][1]
         if by_ceiling[-1][3] >= h:  # a row left out might still reach the page
@@ -94,8 +94,8 @@ def hot_page_ids(snippets: QuerySet, *, now: datetime, offset: int, limit: int) 
 
 
 def _hot_key(row: tuple) -> tuple:
-    pk, hot_value, created_at = row[:3]
-    return (-hot_value, -created_at.timestamp(), -pk)
+    """(hot, created_at, pk): sorted in reverse, the order of ORDER BY -hot, -created_at, -pk."""
+    return (row[1], row[2], row[0])
 
 
 def _hot_after_positives(snippets: QuerySet, *, now: datetime, skip: int, take: int) -> list[int]:

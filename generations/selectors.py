@@ -17,6 +17,8 @@ from generations.votes import record_impressions
 from ingest.models import Speaker
 
 PAGE_SIZE = 20
+# What a gallery card draws (cards.card_key), loaded for the page's rows and nothing more.
+CARD_FIELDS = ("kind", "status", "speaker_id", "lines", "upvotes", "downvotes", "score")
 
 
 def speakers_by_slug() -> dict[str, Speaker]:
@@ -73,7 +75,7 @@ def gallery_page(
         ranked = snippets.ranked(sort, now=now, seed=seed).values_list("pk", flat=True)
         ids = list(ranked[offset : offset + page_size + 1])
     shown_ids = ids[:page_size]
-    cards = Snippet.objects.filter(pk__in=shown_ids).for_member(member).defer("text", "prompt")
+    cards = Snippet.objects.filter(pk__in=shown_ids).for_member(member).only(*CARD_FIELDS)
     by_pk = {snippet.pk: snippet for snippet in cards}
     shown = [by_pk[pk] for pk in shown_ids if pk in by_pk]
     record_impressions(member=member, snippet_ids=shown_ids)
