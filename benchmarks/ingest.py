@@ -5,7 +5,8 @@ A generated Slack export (``tests/builders/slack.py``) and a Signal backup
 (``ingest.services.import_export``) into the database in DATABASE_URL. Each import runs in its
 own child process so that its peak RSS (VmHWM) is its own: flat memory means the two
 sizes peak alike. Every import starts from an empty corpus and its export is deleted afterwards.
-``--parser-baseline`` also times the parser alone (no database), to show where the time goes,
+``--parser-baseline`` also times the parser alone (no database) and the database alone (rows
+built beforehand, then streamed through the importer's loader), to show where the time goes,
 and for Signal the decryption alone (every frame and payload decrypted and MAC-checked).
 "py CPU" is the importing process's CPU time (parser, row building, the COPY writer thread),
 "pg CPU" that of its PostgreSQL backend (when the server runs on this machine): on two cores
@@ -99,6 +100,41 @@ def child(kind: str, path: Path, mode: str) -> dict:
         return {"messages": None, "seconds": seconds, "base_rss_kb": base_rss,
                 "peak_rss_kb": peak_rss_kb(), "cpu": time.process_time() - cpu,
                 "pg_cpu": None}  # fmt: skip
+    if mode == "load":
+        # The database's share alone: the same file's rows, parsed and built beforehand (not
+        # timed), streamed through the importer's loader in one transaction, then rolled back.
+        from django.db import transaction
+
+        from ingest.loader import MessageRow, message_loader
+
+        ids: dict[str, int] = {}
+        rows = [
+            MessageRow(
+                ids.setdefault(r.conversation_id, len(ids) + 1),
+                ids.setdefault(r.identity_id, len(ids) + 1),
+                0,
+                kind,
+                r.external_id,
+                r.sent_at,
+                r.text,
+                r.reply_to or "",
+            )  # fmt: skip
+            for r in load_parser(kind)(path, **options)
+            if type(r) is MessageRecord
+        ]
+        pg_before = backend_cpu_seconds(connection)
+        start, cpu = time.perf_counter(), time.process_time()
+        with transaction.atomic():
+            with message_loader(export_id=0, source_kind=kind) as loader:
+                for row in rows:
+                    loader.add(row)
+            seconds = time.perf_counter() - start
+            cpu = time.process_time() - cpu
+            pg_after = backend_cpu_seconds(connection)
+            transaction.set_rollback(True)
+        pg_cpu = pg_after - pg_before if pg_before is not None and pg_after is not None else None
+        return {"messages": loader.inserted, "seconds": seconds, "base_rss_kb": base_rss,
+                "peak_rss_kb": peak_rss_kb(), "cpu": cpu, "pg_cpu": pg_cpu}  # fmt: skip
     if mode == "parse":
         start, cpu = time.perf_counter(), time.process_time()
         found = sum(type(r) is MessageRecord for r in load_parser(kind)(path, **options))
@@ -162,6 +198,7 @@ def main() -> None:
             runs = [("import", "import")]
             if args.parser_baseline:
                 runs.append(("parser only", "parse"))
+                runs.append(("database only (rows built beforehand)", "load"))
                 if kind == "signal":
                     runs.append(("decryption only", "decrypt"))
             messages = 0
