@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum
+from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generations import ranking
-from generations.models import Favourite, Snippet, SnippetStatus, Vote
+from generations.models import Favourite, Impression, Snippet, SnippetStatus, Vote
 from generations.votes import record_impressions
 from ingest.models import Speaker
 
@@ -63,23 +63,31 @@ def gallery_page(
     if speaker is not None:
         snippets = snippets.featuring(speaker)
     offset = (page - 1) * page_size
-    # Two steps: rank narrow rows to find the page's ids, then load those few cards in full
-    # with the member's own vote and star (never computed for rows that are not shown).
-    if sort == "hot":
-        ids = ranking.hot_page_ids(
-            snippets, now=now or timezone.now(), offset=offset, limit=page_size + 1
-        )
-    elif sort == "random":
-        ids = ranking.random_page_ids(snippets, seed=seed, offset=offset, limit=page_size + 1)
+    if sort in ("hot", "random"):
+        # Two steps: rank narrow rows to find the page's ids, then load those few cards in full
+        # with the member's own vote and star (never computed for rows that are not shown).
+        if sort == "hot":
+            now = now or timezone.now()
+            ids = ranking.hot_page_ids(snippets, now=now, offset=offset, limit=page_size + 1)
+        else:
+            ids = ranking.random_page_ids(snippets, seed=seed, offset=offset, limit=page_size + 1)
+        by_pk = {s.pk: s for s in _cards(Snippet.objects.filter(pk__in=ids[:page_size]), member)}
+        shown = [by_pk[pk] for pk in ids[:page_size] if pk in by_pk]
+        has_more = len(ids) > page_size
     else:
-        ranked = snippets.ranked(sort, now=now, seed=seed).values_list("pk", flat=True)
-        ids = list(ranked[offset : offset + page_size + 1])
-    shown_ids = ids[:page_size]
-    cards = Snippet.objects.filter(pk__in=shown_ids).for_member(member).only(*CARD_FIELDS)
-    by_pk = {snippet.pk: snippet for snippet in cards}
-    shown = [by_pk[pk] for pk in shown_ids if pk in by_pk]
-    record_impressions(member=member, snippet_ids=shown_ids)
-    return GalleryPage(dress(shown, speakers), has_more=len(ids) > page_size, speakers=speakers)
+        # One step: the sort's index hands rows over in order and LIMIT stops the scan, so the
+        # member's vote and star are computed for the page's rows (and those skipped) only.
+        ranked = _cards(snippets.ranked(sort, now=now, seed=seed), member)
+        rows = list(ranked[offset : offset + page_size + 1])
+        shown, has_more = rows[:page_size], len(rows) > page_size
+    record_impressions(member=member, snippet_ids=[s.pk for s in shown if not s.seen])
+    return GalleryPage(dress(shown, speakers), has_more=has_more, speakers=speakers)
+
+
+def _cards(snippets: QuerySet, member) -> QuerySet:
+    """What a card draws, the member's vote and star, and whether they have seen it before."""
+    seen = Impression.objects.filter(snippet_id=OuterRef("pk"), user_id=member.pk)
+    return snippets.for_member(member).annotate(seen=Exists(seen)).only(*CARD_FIELDS)
 
 
 def favourites_of(member) -> list[Snippet]:
