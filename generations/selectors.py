@@ -75,10 +75,10 @@ def gallery_page(
         shown = [by_pk[pk] for pk in ids[:page_size] if pk in by_pk]
         has_more = len(ids) > page_size
     else:
-        # One step: the sort's index hands rows over in order and LIMIT stops the scan, so the
-        # member's vote and star are computed for the page's rows (and those skipped) only.
-        ranked = _cards(snippets.ranked(sort, now=now, seed=seed), member)
-        rows = list(ranked[offset : offset + page_size + 1])
+        # The same two steps in one query: the sort's index finds the page's ids (LIMIT stops
+        # the scan) and only those rows get the member's vote and star.
+        page_ids = snippets.ranked(sort).values("pk")[offset : offset + page_size + 1]
+        rows = list(_cards(Snippet.objects.filter(pk__in=page_ids).ranked(sort), member))
         shown, has_more = rows[:page_size], len(rows) > page_size
     record_impressions(member=member, snippet_ids=[s.pk for s in shown if not s.seen])
     return GalleryPage(dress(shown, speakers), has_more=has_more, speakers=speakers)
