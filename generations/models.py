@@ -89,7 +89,7 @@ class SnippetQuerySet(models.QuerySet):
         in_conversation = Snippet.speakers.through.objects.filter(
             snippet_id=OuterRef("pk"), speaker_id=speaker.pk
         )
-        return self.filter(Q(speaker=speaker) | Q(Exists(in_conversation)))
+        return self.filter(Q(speaker_id=speaker.pk) | Q(Exists(in_conversation)))
 
     def for_member(self, user) -> SnippetQuerySet:
         """Annotate the member's own vote (1, -1 or None) and whether they starred it."""

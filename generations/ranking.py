@@ -59,7 +59,24 @@ def hot_ceiling_in_python(score: int, created_at: datetime, now: datetime) -> fl
     return value * (1 + 1e-9) if value > 0 else value
 
 
-def hot_page_ids(snippets: QuerySet, *, now: datetime, offset: int, limit: int) -> list[int]:
+def hot_candidates(snippets: QuerySet, *, now: datetime, wanted: int) -> QuerySet:
+    """The first query of a hot page: positive scores by ceiling, each with its hot now."""
+    scored = snippets.filter(score__gt=0).annotate(hot=hot(now)).order_by("-hot_ceiling")
+    return scored.values_list("pk", "hot", "created_at", "hot_ceiling")[: _fetch(wanted)]
+
+
+def _fetch(wanted: int) -> int:
+    return wanted + wanted // 2 + 10  # the margin absorbs ceilings that drifted a little
+
+
+def hot_page_ids(
+    snippets: QuerySet,
+    *,
+    now: datetime,
+    offset: int,
+    limit: int,
+    candidates: list[tuple] | None = None,
+) -> list[int]:
     """The ids of one page of hot, exactly as ORDER BY hot would give, without scoring every row.
 
     Positive scores come first. Each row stores a ceiling (Snippet.hot_ceiling): its hot as of
@@ -70,19 +87,20 @@ def hot_page_ids(snippets: QuerySet, *, now: datetime, offset: int, limit: int) 
     that hot are ranked in SQL instead, and their ceilings refreshed, so the next page is one
     query again. After the positives come the zeros (hot exactly 0: newest first, the `new`
     index) and then the negatives.
+
+    `candidates` are the rows of hot_candidates() when the caller has run it already.
     """
     wanted = offset + limit
-    positive = snippets.filter(score__gt=0)
-    scored = positive.annotate(hot=hot(now))
-    fields = ("pk", "hot", "created_at", "hot_ceiling")
-    fetch = wanted + wanted // 2 + 10  # the margin absorbs ceilings that drifted a little
-    by_ceiling = list(scored.order_by("-hot_ceiling").values_list(*fields)[:fetch])
-    ranked = sorted(by_ceiling, key=_hot_key, reverse=True)
-    if len(by_ceiling) == fetch:
+    if candidates is None:
+        candidates = list(hot_candidates(snippets, now=now, wanted=wanted))
+    by_ceiling, ranked = candidates, sorted(candidates, key=_hot_key, reverse=True)
+    if len(by_ceiling) == _fetch(wanted):  # there may be more positive rows
         h = ranked[wanted - 1][1]
         if by_ceiling[-1][3] >= h:  # a row left out might still reach the page
-            contenders = scored.filter(hot_ceiling__gte=h).order_by("-hot", "-created_at", "-pk")
-            ranked = list(contenders.values_list(*fields)[:wanted])
+            positive = snippets.filter(score__gt=0)
+            contenders = positive.filter(hot_ceiling__gte=h).annotate(hot=hot(now))
+            ordered = contenders.order_by("-hot", "-created_at", "-pk")
+            ranked = list(ordered.values_list("pk", "hot", "created_at", "hot_ceiling")[:wanted])
             refresh_hot_ceilings(positive.filter(hot_ceiling__gte=h), now=now)
         return [row[0] for row in ranked[offset : offset + limit]]
     ids = [row[0] for row in ranked]  # every positive row is in hand

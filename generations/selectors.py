@@ -11,7 +11,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from generations import ranking
+from generations import compiled, ranking
 from generations.models import Favourite, Impression, Snippet, SnippetStatus, Vote
 from generations.votes import record_impressions
 from ingest.models import Speaker
@@ -59,35 +59,56 @@ def gallery_page(
 ) -> GalleryPage:
     """One page of the gallery for this member, with their votes and stars, counted as seen."""
     speakers = speakers if speakers is not None else speakers_by_slug()
-    snippets = Snippet.objects.visible()
-    if speaker is not None:
-        snippets = snippets.featuring(speaker)
     offset = (page - 1) * page_size
     if sort in ("hot", "random"):
         # Two steps: rank narrow rows to find the page's ids, then load those few cards in full
         # with the member's own vote and star (never computed for rows that are not shown).
+        snippets, limit = _visible(speaker), page_size + 1
         if sort == "hot":
-            now = now or timezone.now()
-            ids = ranking.hot_page_ids(snippets, now=now, offset=offset, limit=page_size + 1)
+            now, wanted = now or timezone.now(), offset + limit
+
+            def candidates(moment, speaker=None) -> QuerySet:
+                return ranking.hot_candidates(_visible(speaker), now=moment, wanted=wanted)
+
+            values = [now] if speaker is None else [now, speaker.pk]
+            first = compiled.rows(("hot", wanted), candidates, values)
+            ranked = ranking.hot_page_ids(
+                snippets, now=now, offset=offset, limit=limit, candidates=first
+            )
         else:
-            ids = ranking.random_page_ids(snippets, seed=seed, offset=offset, limit=page_size + 1)
-        by_pk = {s.pk: s for s in _cards(Snippet.objects.filter(pk__in=ids[:page_size]), member)}
-        shown = [by_pk[pk] for pk in ids[:page_size] if pk in by_pk]
-        has_more = len(ids) > page_size
+            ranked = ranking.random_page_ids(snippets, seed=seed, offset=offset, limit=limit)
+        page_ids = ranked[:page_size]
+        cards = compiled.run("cards", _cards_by_id, [member.pk, *page_ids]) if page_ids else []
+        by_pk = {snippet.pk: snippet for snippet in cards}
+        shown = [by_pk[pk] for pk in page_ids if pk in by_pk]
+        has_more = len(ranked) > page_size
     else:
         # The same two steps in one query: the sort's index finds the page's ids (LIMIT stops
         # the scan) and only those rows get the member's vote and star.
-        page_ids = snippets.ranked(sort).values("pk")[offset : offset + page_size + 1]
-        rows = list(_cards(Snippet.objects.filter(pk__in=page_ids).ranked(sort), member))
+        def page_of(member, speaker=None) -> QuerySet:
+            page_ids = _visible(speaker).ranked(sort).values("pk")[offset : offset + page_size + 1]
+            return _cards(Snippet.objects.filter(pk__in=page_ids).ranked(sort), member)
+
+        ids = [member.pk] if speaker is None else [member.pk, speaker.pk]
+        rows = list(compiled.run(("page", sort, offset, page_size), page_of, ids))
         shown, has_more = rows[:page_size], len(rows) > page_size
     record_impressions(member=member, snippet_ids=[s.pk for s in shown if not s.seen])
     return GalleryPage(dress(shown, speakers), has_more=has_more, speakers=speakers)
+
+
+def _visible(speaker: Speaker | None) -> QuerySet:
+    snippets = Snippet.objects.visible()
+    return snippets if speaker is None else snippets.featuring(speaker)
 
 
 def _cards(snippets: QuerySet, member) -> QuerySet:
     """What a card draws, the member's vote and star, and whether they have seen it before."""
     seen = Impression.objects.filter(snippet_id=OuterRef("pk"), user_id=member.pk)
     return snippets.for_member(member).annotate(seen=Exists(seen)).only(*CARD_FIELDS)
+
+
+def _cards_by_id(member, *snippets) -> QuerySet:
+    return _cards(Snippet.objects.filter(pk__in=[s.pk for s in snippets]), member)
 
 
 def favourites_of(member) -> list[Snippet]:
