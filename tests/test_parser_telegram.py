@@ -105,6 +105,47 @@ def test_text_as_string_or_entities(tmp_path: Path, style: str) -> None:
     assert [i.external_id for i in identities(records)] == ["user101"]  # "user101" or 101
 
 
+def test_rich_messages_are_read_block_by_block(tmp_path: Path) -> None:
+    """2026's rich messages keep their words in a block tree and leave "text" empty
+    (mlomb/chat-analytics#142: other tools crash or read them as empty). The shape follows the
+    Bot API's: headings, paragraphs of inline runs, nested quotes, lists and checklists; a block
+    type we have never seen is still read through its text and children."""
+    rich = {
+        "blocks": [
+            {"type": "heading", "size": 2, "text": "Trip plan"},
+            {"type": "paragraph", "text": ["we leave ", {"type": "bold", "text": "friday"}, "!"]},
+            {"type": "blockquote", "blocks": [{"type": "paragraph", "text": "bring snacks"}]},
+            {"type": "list", "items": [{"text": "tent"}, {"blocks": [{"text": "stove"}]}]},
+            {"type": "checklist", "title": "todo", "tasks": [{"text": "book train"}]},
+            {"type": "photo", "caption": {"type": "italic", "text": "the lake"}},
+            {"type": "from_the_future", "children": [{"text": ["still ", "read"]}]},
+            {"type": "divider"},
+        ]
+    }
+    records = one_chat(
+        tmp_path,
+        tg("Ann", 101, "", rich_message=rich),
+        tg("Ann", 101, "", rich_message={"blocks": [{"type": "divider"}]}, photo="p.jpg"),
+        tg("Ann", 101, "plain text wins", rich_message={"blocks": [{"text": "ignored"}]}),
+    )
+
+    assert [m.text for m in messages(records)] == [
+        "Trip plan\nwe leave friday!\nbring snacks\ntent\nstove\ntodo\nbook train\n"
+        "the lake\nstill read",
+        "plain text wins",
+    ]
+    assert skipped(records) == {"media-only": 1}
+
+
+def test_a_hostile_rich_message_tree_ends(tmp_path: Path) -> None:
+    deep: dict = {"text": "too deep to read"}
+    for _ in range(200):
+        deep = {"blocks": [deep]}
+    records = one_chat(tmp_path, tg("Ann", 101, "", rich_message={"blocks": [deep]}))
+    assert not messages(records)
+    assert skipped(records) == {"empty": 1}
+
+
 def test_replies_link_to_their_parent(tmp_path: Path) -> None:
     records = one_chat(
         tmp_path,

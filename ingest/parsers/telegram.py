@@ -45,6 +45,47 @@ def flatten_text(text: Any) -> str:
     return ""
 
 
+# Rich messages (2026): the text lives in a tree of blocks, each with its own inline runs and
+# possibly child blocks, while "text" is empty. Keys that hold a block's own words, and keys
+# that hold child blocks; unknown block types are read through these, so nothing is dropped
+# just because Telegram adds a type.
+_RICH_OWN_TEXT = ("title", "text", "caption", "credit")
+_RICH_CHILDREN = ("blocks", "items", "tasks", "rows", "cells", "children")
+
+
+def flatten_rich(rich: Any) -> str:
+    """The words of a ``rich_message``: one line per block, inline formatting dropped."""
+    lines: list[str] = []
+
+    def inline(node: Any) -> str:
+        if isinstance(node, str):
+            return node
+        if isinstance(node, list):
+            return "".join(inline(part) for part in node)
+        if isinstance(node, dict):
+            return inline(node.get("text", node.get("texts", "")))
+        return ""
+
+    def block(node: Any, depth: int) -> None:
+        if depth > 32:  # a malformed or hostile tree
+            return
+        if isinstance(node, list):
+            for child in node:
+                block(child, depth + 1)
+        elif isinstance(node, str):
+            lines.append(node)
+        elif isinstance(node, dict):
+            for key in _RICH_OWN_TEXT:
+                if key in node:
+                    lines.append(inline(node[key]))
+            for key in _RICH_CHILDREN:
+                if key in node:
+                    block(node[key], depth + 1)
+
+    block(rich.get("blocks", []) if isinstance(rich, dict) else rich, 0)
+    return "\n".join(line.strip() for line in lines if line and line.strip())
+
+
 def user_id(raw: Any) -> str:
     """ "user123" stays; the pre-2021 integer 123 becomes "user123"."""
     if isinstance(raw, int):
@@ -101,6 +142,8 @@ class _Parser:
             yield SkippedRecord("forwarded")
             return
         text = flatten_text(msg.get("text")).strip()
+        if not text and msg.get("rich_message"):
+            text = flatten_rich(msg["rich_message"])
         if not text:
             has_media = any(k in msg for k in _MEDIA_KEYS)
             yield SkippedRecord("media-only" if has_media else "empty")
