@@ -28,7 +28,9 @@ class EpochSeconds(Func):
     """Seconds since 1970 of a datetime column (Postgres, with a SQLite fallback for dev)."""
 
     output_field = FloatField()
-    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+    # EXTRACT gives numeric since PostgreSQL 14: hot's arithmetic and POWER on numeric cost
+    # ~10 µs a row, ten times double precision's.
+    template = "EXTRACT(EPOCH FROM %(expressions)s)::double precision"
 
     def as_sqlite(self, compiler, connection, **extra):
         template = "CAST(strftime('%%%%s', %(expressions)s) AS REAL)"
