@@ -10,6 +10,7 @@ from datetime import datetime
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 
 from generations import compiled, ranking
 from generations.models import Favourite, Impression, Snippet, SnippetStatus, Vote
@@ -63,7 +64,8 @@ def gallery_page(
     if sort in ("hot", "random"):
         # Two steps: rank narrow rows to find the page's ids, then load those few cards in full
         # with the member's own vote and star (never computed for rows that are not shown).
-        snippets, limit = _visible(speaker), page_size + 1
+        # Built only if hot needs more than its first query (small galleries, stale ceilings).
+        snippets, limit = SimpleLazyObject(lambda: _visible(speaker)), page_size + 1
         if sort == "hot":
             now, wanted = now or timezone.now(), offset + limit
 
