@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -58,26 +58,21 @@ def gallery_page(
     speakers: dict[str, Speaker] | None = None,
     now: datetime | None = None,
 ) -> GalleryPage:
-    """One page of the gallery for this member, with their votes and stars, counted as seen."""
+    """One page of the gallery for this member, with their votes and stars, counted as seen.
+
+    Its queries are compiled once per shape (generations.compiled): only the member, the speaker
+    and the moment change from one request to the next.
+    """
     speakers = speakers if speakers is not None else speakers_by_slug()
-    offset = (page - 1) * page_size
+    offset, limit = (page - 1) * page_size, page_size + 1
     if sort in ("hot", "random"):
         # Two steps: rank narrow rows to find the page's ids, then load those few cards in full
         # with the member's own vote and star (never computed for rows that are not shown).
-        # Built only if hot needs more than its first query (small galleries, stale ceilings).
-        snippets, limit = SimpleLazyObject(lambda: _visible(speaker)), page_size + 1
         if sort == "hot":
-            now, wanted = now or timezone.now(), offset + limit
-
-            def candidates(moment, speaker=None) -> QuerySet:
-                return ranking.hot_candidates(_visible(speaker), now=moment, wanted=wanted)
-
-            values = [now] if speaker is None else [now, speaker.pk]
-            first = compiled.rows(("hot", wanted), candidates, values)
-            ranked = ranking.hot_page_ids(
-                snippets, now=now, offset=offset, limit=limit, candidates=first
-            )
+            now = now or timezone.now()
+            ranked = _hot_page_ids(speaker, now=now, offset=offset, limit=limit)
         else:
+            snippets = _visible(speaker)
             ranked = ranking.random_page_ids(snippets, seed=seed, offset=offset, limit=limit)
         page_ids = ranked[:page_size]
         cards = compiled.run("cards", _cards_by_id, [member.pk, *page_ids]) if page_ids else []
@@ -87,15 +82,36 @@ def gallery_page(
     else:
         # The same two steps in one query: the sort's index finds the page's ids (LIMIT stops
         # the scan) and only those rows get the member's vote and star.
-        def page_of(member, speaker=None) -> QuerySet:
-            page_ids = _visible(speaker).ranked(sort).values("pk")[offset : offset + page_size + 1]
-            return _cards(Snippet.objects.filter(pk__in=page_ids).ranked(sort), member)
-
         ids = [member.pk] if speaker is None else [member.pk, speaker.pk]
-        rows = list(compiled.run(("page", sort, offset, page_size), page_of, ids))
+        build = _ranked_cards(sort, offset=offset, limit=limit)
+        rows = list(compiled.run(("page", sort, offset, limit), build, ids))
         shown, has_more = rows[:page_size], len(rows) > page_size
     record_impressions(member=member, snippet_ids=[s.pk for s in shown if not s.seen])
     return GalleryPage(dress(shown, speakers), has_more=has_more, speakers=speakers)
+
+
+def _ranked_cards(sort: str, *, offset: int, limit: int) -> Callable[..., QuerySet]:
+    def build(member, speaker=None) -> QuerySet:
+        page_ids = _visible(speaker).ranked(sort).values("pk")[offset : offset + limit]
+        return _cards(Snippet.objects.filter(pk__in=page_ids).ranked(sort), member)
+
+    return build
+
+
+def _hot_page_ids(speaker: Speaker | None, *, now: datetime, offset: int, limit: int) -> list[int]:
+    """ranking.hot_page_ids, its first query compiled once per page depth."""
+    wanted = offset + limit
+
+    def first(moment, speaker=None) -> QuerySet:
+        return ranking.hot_candidates(_visible(speaker), now=moment, wanted=wanted)
+
+    values = [now] if speaker is None else [now, speaker.pk]
+    candidates = compiled.rows(("hot", wanted), first, values)
+    # Built only if the page needs more than that first query (a small gallery, stale ceilings).
+    snippets = SimpleLazyObject(lambda: _visible(speaker))
+    return ranking.hot_page_ids(
+        snippets, now=now, offset=offset, limit=limit, candidates=candidates
+    )
 
 
 def _visible(speaker: Speaker | None) -> QuerySet:
