@@ -78,7 +78,8 @@ def run(shape: Hashable, build: Callable[..., QuerySet], values: Sequence[Value]
 
 
 def rows(shape: Hashable, build: Callable[..., QuerySet], values: Sequence[Value]) -> list[tuple]:
-    """The same for a values_list() queryset of plain columns: its rows as tuples."""
+    """The same for a values_list() of numbers: its rows as the driver returns them (Django's
+    converters do not run, so a date column would come back as the database spells it)."""
     compiled = _get(shape, build, values)
     with connections[compiled.db].cursor() as cursor:
         cursor.execute(compiled.sql, compiled.params_for(values))
@@ -116,7 +117,7 @@ def _compile(build: Callable[..., QuerySet], kinds: tuple[bool, ...]) -> _Compil
         index = _FIRST - value if type(value) in (int, float) else -1
         if value == other and index not in range(len(kinds)):
             slots.append(value)
-        elif index in range(len(kinds)) and _SECOND - other == index:
+        elif index in range(len(kinds)) and type(other) is type(value) and _SECOND - other == index:
             slots.append(_Slot(int(index)))
         else:
             raise ShapeError(f"a parameter changes between two compilations: {value!r}")
