@@ -124,3 +124,18 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# Two speakers for the gallery tests (snippets need someone to be in the voice of).
+@pytest.fixture
+def ann(db):
+    from tests.builders.snippets import make_speaker
+
+    return make_speaker("Ann")
+
+
+@pytest.fixture
+def bo(db):
+    from tests.builders.snippets import make_speaker
+
+    return make_speaker("Bo")

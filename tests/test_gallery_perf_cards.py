@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from generations import cards, votes
-from tests.builders.snippets import make_snippet, make_speaker
+from tests.builders.snippets import make_snippet
 
 pytestmark = pytest.mark.django_db
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -19,11 +19,6 @@ def empty_card_cache():
     cards.cache.clear()
     yield
     cards.cache.clear()
-
-
-@pytest.fixture
-def ann(db):
-    return make_speaker("Ann")
 
 
 def gallery(client, url: str = "/gallery/?sort=new") -> str:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from generations import compiled, selectors, votes
 from generations.models import Snippet
-from tests.builders.snippets import make_snippet, make_speaker
+from tests.builders.snippets import make_snippet
 
 pytestmark = pytest.mark.django_db
 
@@ -21,16 +21,6 @@ def fresh_shapes():
     compiled.clear()
     yield
     compiled.clear()
-
-
-@pytest.fixture
-def ann(db):
-    return make_speaker("Ann")
-
-
-@pytest.fixture
-def bo(db):
-    return make_speaker("Bo")
 
 
 @pytest.fixture

@@ -14,15 +14,10 @@ from django.utils import timezone
 
 from generations import ranking, votes
 from generations.models import Snippet
-from tests.builders.snippets import make_snippet, make_speaker
+from tests.builders.snippets import make_snippet
 
 pytestmark = pytest.mark.django_db
 SLACK = ranking.HOT_CEILING_SLACK
-
-
-@pytest.fixture
-def ann(db):
-    return make_speaker("Ann")
 
 
 def hot_now(snippet: Snippet, now) -> float:

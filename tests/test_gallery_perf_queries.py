@@ -8,14 +8,9 @@ from django.test.utils import CaptureQueriesContext
 
 from generations import votes
 from generations.models import Impression
-from tests.builders.snippets import make_snippet, make_speaker
+from tests.builders.snippets import make_snippet
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ann(db):
-    return make_speaker("Ann")
 
 
 def load(client, url: str) -> list[str]:

@@ -13,19 +13,9 @@ from django.utils import timezone
 
 from generations import ranking, selectors, votes
 from generations.models import Snippet, SnippetStatus
-from tests.builders.snippets import make_snippet, make_speaker
+from tests.builders.snippets import make_snippet
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ann(db):
-    return make_speaker("Ann")
-
-
-@pytest.fixture
-def bo(db):
-    return make_speaker("Bo")
 
 
 def order(member, sort, **kwargs) -> list[str]:

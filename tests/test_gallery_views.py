@@ -14,16 +14,6 @@ HTMX = {"HX-Request": "true"}
 HOSTILE_TEXT = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
 
-@pytest.fixture
-def ann(db):
-    return make_speaker("Ann")
-
-
-@pytest.fixture
-def bo(db):
-    return make_speaker("Bo")
-
-
 @pytest.mark.parametrize(
     "url", ["/gallery/", "/s/1/", "/favourites/", "/leaderboards/", "/triage/"]
 )
