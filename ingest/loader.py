@@ -213,25 +213,20 @@ class PostgresMessageLoader(MessageLoader):
             try:
                 self._end_copy()
             except psycopg.errors.UniqueViolation:
-                self._conflict()
-                return
-            self._raw.execute("RELEASE SAVEPOINT joe_message_batch")
-            self.inserted += pending
-            self.direct_batches += 1
+                # A message the corpus already has: undo the batch and stage it instead.
+                self._raw.execute("ROLLBACK TO SAVEPOINT joe_message_batch")
+                self._raw.execute("RELEASE SAVEPOINT joe_message_batch")
+                mode = None
+            else:
+                self._raw.execute("RELEASE SAVEPOINT joe_message_batch")
+                self.inserted += pending
+                self.direct_batches += 1
         elif mode == "stage":
             self._end_copy()
             self._insert_staged(pending)
-        elif self._batch:
+        if mode is None and self._batch:
             self._stage_rows(self._batch)
             self._insert_staged(pending)
-        self._mode, self._batch, self._pending = None, [], 0
-
-    def _conflict(self) -> None:
-        """The direct batch hit a message already stored: undo it and stage it instead."""
-        self._raw.execute("ROLLBACK TO SAVEPOINT joe_message_batch")
-        self._raw.execute("RELEASE SAVEPOINT joe_message_batch")
-        self._stage_rows(self._batch)
-        self._insert_staged(self._pending)
         self._mode, self._batch, self._pending = None, [], 0
 
     def _stage_table(self) -> None:
