@@ -258,18 +258,20 @@ class MessageQuerySet(models.QuerySet):
         then the messages themselves in one statement.
         """
         ids = self.order_by().values("pk")
-        for relation in Message._meta.get_fields(include_hidden=True):
-            if not (relation.auto_created and relation.is_relation and not relation.concrete):
-                continue
-            field = relation.field
-            pointing = relation.related_model._base_manager.filter(**{f"{field.name}__in": ids})
-            on_delete = field.remote_field.on_delete
-            if on_delete is models.CASCADE:
+        pointers = [
+            relation.field
+            for relation in Message._meta.get_fields(include_hidden=True)
+            if relation.auto_created and relation.is_relation and not relation.concrete
+        ]
+        handled = (models.CASCADE, models.SET_NULL, models.DO_NOTHING)
+        if any(field.remote_field.on_delete not in handled for field in pointers):
+            return self.delete()[0]  # PROTECT and the rest: let Django decide, before any change
+        for field in pointers:
+            pointing = field.model._base_manager.filter(**{f"{field.name}__in": ids})
+            if field.remote_field.on_delete is models.CASCADE:
                 pointing.delete()
-            elif on_delete is models.SET_NULL:
+            elif field.remote_field.on_delete is models.SET_NULL:
                 pointing.update(**{field.name: None})
-            elif on_delete is not models.DO_NOTHING:
-                return self.delete()[0]  # PROTECT and the rest: let Django decide
         sql, params = ids.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {Message._meta.db_table} WHERE id IN ({sql})", params)
