@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.parsers import signal_pb2
+from ingest.parsers import signal_backup, signal_pb2
 from ingest.parsers.records import (
     ConversationRecord,
     ExportError,
@@ -25,6 +25,7 @@ from ingest.parsers.records import (
     Record,
 )
 from ingest.parsers.signal_backup import _parameters, parse
+from ingest.parsers.signal_schema import READ_COLUMNS
 from tests.builders.checks import check_contract, conversations, identities, messages, skipped
 from tests.signal_writer import (
     DEFAULT_PASSPHRASE,
@@ -279,7 +280,74 @@ def test_sql_parameters():
         {"nullparameter": True},
     ):
         statement.parameters.add(**fields)
-    assert _parameters(statement) == ["x", 7, -1, -(2**63), 1.5, b"\x00\x01", None]
+    assert _parameters(statement.parameters) == ["x", 7, -1, -(2**63), 1.5, b"\x00\x01", None]
+
+
+# -- narrowing: only the columns the schema reader reads are stored ------------------------
+
+
+@pytest.mark.parametrize("schema", ["message", "sms_mms"])
+def test_narrowed_replay_reads_what_the_full_one_does(tmp_path, monkeypatch, schema):
+    msgs = CURATED + ([EDITED] if schema == "message" else [])
+    msgs += list(generate_messages(400, seed=5, schema=schema))
+    info = write_backup(tmp_path / "b.backup", schema=schema, messages=msgs)
+    narrowed = parse_all(info.path)
+    monkeypatch.setattr(signal_backup, "NARROW", False)
+    assert parse_all(info.path) == narrowed
+    assert len(messages(narrowed)) > 300
+
+
+def test_the_replayed_tables_hold_only_the_columns_read(tmp_path, monkeypatch):
+    seen: dict[str, list[str]] = {}
+    read_records = signal_backup.read_records
+
+    def spy(db, account):
+        for table in ("message", "attachment", "recipient", "thread", "mention", "groups"):
+            seen[table] = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        yield from read_records(db, account)
+
+    monkeypatch.setattr(signal_backup, "read_records", spy)
+    parse_all(write_backup(tmp_path / "b.backup", messages=CURATED).path)
+    assert seen["message"] == [
+        "_id", "date_sent", "date_received", "thread_id", "from_recipient_id", "type", "body",
+        "quote_id", "quote_author", "remote_deleted", "story_type", "parent_story_id",
+        "latest_revision_id", "original_message_id",
+    ]  # fmt: skip
+    assert seen["attachment"] == ["_id", "message_id", "content_type", "quote"]
+    assert "wallpaper" not in seen["recipient"] and "snippet" not in seen["thread"]
+    assert all(set(columns) <= READ_COLUMNS[table] for table, columns in seen.items())
+
+
+def test_statements_that_name_their_columns_are_narrowed_too(tmp_path):
+    """Signal writes "INSERT INTO t VALUES (...)" in table order; a statement naming its
+    columns (in any order, quoted or not, OR REPLACE) is mapped by name; one whose parameter
+    count does not match is skipped alone, and the rest of the backup still imports."""
+    create = (
+        "CREATE TABLE sms (_id INTEGER PRIMARY KEY, thread_id INTEGER, address TEXT, "
+        "date INTEGER, date_sent INTEGER, type INTEGER, body TEXT, junk BLOB, read INTEGER "
+        "DEFAULT 0)"
+    )
+    frames = [
+        "CREATE TABLE thread (_id INTEGER PRIMARY KEY, recipient_ids TEXT, snippet TEXT)",
+        create,
+        ("INSERT INTO thread VALUES (?, ?, ?)", [1, "+15550100002", "snip"]),
+        (
+            'INSERT OR REPLACE INTO "sms" (body, "junk", _id, thread_id, address, date_sent, '
+            "type) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ["named", "x" * 50, 1, 1, "+15550100002", T, 20],
+        ),
+        (
+            "INSERT INTO sms VALUES (?,?,?,?,?,?,?,?,?)",
+            [2, 1, "+15550100002", T + 9, T + 5, 20, "positional", "y", 1],
+        ),  # fmt: skip
+        ("INSERT INTO sms VALUES (?,?,?)", [3, 1, "+15550100002"]),  # wrong count: skipped
+        ("INSERT INTO sms (junk) VALUES (?)", ["only junk"]),  # nothing we read: a bare row
+    ]
+    records = parse_all(write_frames(tmp_path / "b.backup", map(statement_frame, frames)).path)
+    assert [(m.sent_at, m.text) for m in messages(records)] == [
+        (dt.datetime.fromtimestamp(T / 1000, dt.UTC), "named"),
+        (dt.datetime.fromtimestamp((T + 5) / 1000, dt.UTC), "positional"),
+    ]
 
 
 # -- the fixture and the shared samples -------------------------------------------------------

@@ -21,14 +21,14 @@ import re
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from ingest.parsers import signal_pb2
 from ingest.parsers.records import ExportError, Progress, ProgressCallback, Record
 from ingest.parsers.signal_crypto import FrameReader, normalize_passphrase
-from ingest.parsers.signal_schema import KEPT_TABLES, Account, read_records
+from ingest.parsers.signal_schema import KEPT_TABLES, READ_COLUMNS, Account, read_records
 
 __all__ = ["parse"]
 
@@ -38,11 +38,19 @@ LONG_TEXT_TYPE = "text/x-signal-plain"
 # Signal caps long messages far below this; a bigger "text" attachment is not worth holding.
 MAX_LONG_TEXT = 4 * 1024 * 1024
 PROGRESS_INTERVAL = 0.2  # seconds
+# Store only the columns signal_schema reads (False: every column, as the backup has them).
+NARROW = True
 
 NO_MESSAGES = "This Signal backup holds no message tables, so there is nothing to import."
 
 _CREATE_TABLE = re.compile(r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"'`\[]?(\w+)", re.I)
 _INSERT = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+[\"'`\[]?(\w+)", re.I)
+# The whole of a plain "INSERT [OR x] INTO t [(a, b)] VALUES (?, ?)", which is what Signal writes.
+_INSERT_PARTS = re.compile(
+    r"\s*(INSERT\s+(?:OR\s+\w+\s+)?INTO)\s+[\"'`\[]?\w+[\"'`\]]?\s*(?:\(([^()]*)\))?\s*"
+    r"VALUES\s*\(\s*(\?(?:\s*,\s*\?)*)\s*\)\s*;?\s*\Z",
+    re.I,
+)
 _UINT64_SIGN = 1 << 63
 _UINT64 = 1 << 64
 
@@ -81,7 +89,7 @@ def _replay(
     reader = FrameReader(stream, passphrase)
     total = reader.file_size
     account = Account()
-    replayer = _Replayer(db)
+    replayer = _Replayer(db, narrow=NARROW)
     last_report = time.monotonic()
     db.execute("BEGIN")
     for frame in reader:
@@ -112,34 +120,106 @@ def _replay(
 
 
 class _Replayer:
-    """Runs the backup's SQL for the tables we read, and skips the rest.
+    """Runs the backup's SQL for the tables and columns we read, and skips the rest.
 
     Skipping other tables (FTS indexes and their triggers, sessions, keys, jobs, receipts...) is
     what Signal's own importer would do with ``sqlite_`` and FTS tables, taken further: they are
-    never read here, and some (virtual tables, triggers) would fail or slow every insert.
+    never read here, and some (virtual tables, triggers) would fail or slow every insert. Within a
+    kept table only the columns ``signal_schema`` reads are stored: each table is created as the
+    backup says, then narrowed to those columns, and each ``INSERT`` is rewritten to name them, so
+    the parameters of the other columns are never turned into Python values at all.
     """
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, *, narrow: bool = True) -> None:
         self.db = db
+        self.narrow = narrow
         self.failures = 0
-        self._kept: dict[str, bool] = {}  # statement text -> replay it?
+        self._plans: dict[str, _Plan | None] = {}  # statement text -> how to replay it
+        self._columns: dict[str, tuple[str, ...]] = {}  # table -> the backup's column order
+        self._stored: dict[str, frozenset[str]] = {}  # table -> the columns we keep
         self._attachment_query: str | None = None
         db.execute("CREATE TABLE joe_long_text (message_id INTEGER PRIMARY KEY, body TEXT)")
 
     def execute(self, statement: signal_pb2.SqlStatement) -> None:
         sql = statement.statement
-        keep = self._kept.get(sql)
-        if keep is None:
-            keep = _is_kept(sql)
-            if len(self._kept) < 10_000:  # INSERT templates repeat; CREATEs don't
-                self._kept[sql] = keep
-        if not keep:
+        plan = self._plans.get(sql, _UNKNOWN)
+        if plan is _UNKNOWN:
+            plan = self._plan(sql)
+            if len(self._plans) < 10_000:  # INSERT templates repeat; CREATEs don't
+                self._plans[sql] = plan
+        if plan is None:
             return
         try:
-            self.db.execute(sql, _parameters(statement))
+            if plan.create:
+                self._create(sql, plan.table)
+                return
+            parameters = statement.parameters
+            if plan.indices is None:
+                values = _parameters(parameters)
+            elif len(parameters) == plan.expected:
+                values = _parameters(parameters, plan.indices)
+            else:
+                raise sqlite3.ProgrammingError(
+                    f"{len(parameters)} parameters for {plan.expected} columns"
+                )
+            self.db.execute(plan.sql, values)
         except sqlite3.Error as error:
             self.failures += 1
             log.debug("Signal backup: skipped %r: %s", sql[:80], error)
+
+    def _plan(self, sql: str) -> _Plan | None:
+        create = _CREATE_TABLE.match(sql)
+        if create:
+            table = create.group(1).lower()
+            return _Plan(table, sql, create=True) if table in KEPT_TABLES else None
+        insert = _INSERT.match(sql)
+        if insert is None or insert.group(1).lower() not in KEPT_TABLES:
+            return None
+        table = insert.group(1).lower()
+        parts = _INSERT_PARTS.match(sql)
+        stored = self._stored.get(table)
+        if parts is None or stored is None:
+            return _Plan(table, sql)  # replayed as written, every parameter bound
+        verb, listed, placeholders = parts.groups()
+        names = (
+            tuple(_unquote(name) for name in listed.split(","))
+            if listed is not None
+            else self._columns[table]
+        )
+        if len(names) != placeholders.count("?"):
+            return _Plan(table, sql)  # SQLite will say what is wrong with it
+        indices = tuple(i for i, name in enumerate(names) if name.lower() in stored)
+        if len(indices) == len(names) and listed is None:
+            return _Plan(table, sql)  # nothing left out: bind everything, as written
+        if not indices:
+            return _Plan(table, f'{verb} "{table}" DEFAULT VALUES', (), len(names))
+        columns = ", ".join(f'"{names[i]}"' for i in indices)
+        marks = ", ".join("?" * len(indices))
+        rewritten = f'{verb} "{table}" ({columns}) VALUES ({marks})'
+        return _Plan(table, rewritten, indices, len(names))
+
+    def _create(self, sql: str, table: str) -> None:
+        """Create ``table`` as the backup does; then narrow it to the columns we read."""
+        self.db.execute(sql)
+        info = self.db.execute(f'PRAGMA table_info("{table}")').fetchall()
+        self._columns[table] = tuple(row[1] for row in info)
+        wanted = READ_COLUMNS[table]
+        kept = [row for row in info if row[1].lower() in wanted]
+        if not self.narrow or not kept or len(kept) == len(info):
+            self._stored[table] = frozenset(row[1].lower() for row in info)
+            return
+        single_key = sum(1 for row in info if row[5]) == 1
+        definitions = []
+        for _cid, name, declared, _not_null, default, key in kept:
+            definition = f'"{name}" {declared}'.rstrip()
+            if key and single_key:
+                definition += " PRIMARY KEY"  # an INTEGER one stays the rowid, as in Signal
+            if default is not None:
+                definition += f" DEFAULT {default}"
+            definitions.append(definition)
+        self.db.execute(f'DROP TABLE "{table}"')
+        self.db.execute(f'CREATE TABLE "{table}" ({", ".join(definitions)})')
+        self._stored[table] = frozenset(row[1].lower() for row in kept)
 
     def attachment_query(self) -> str | None:
         """SQL for (content type, message id) of an attachment row, by the schema's names."""
@@ -158,15 +238,31 @@ class _Replayer:
         return self._attachment_query
 
 
-def _is_kept(sql: str) -> bool:
-    match = _CREATE_TABLE.match(sql) or _INSERT.match(sql)
-    return match is not None and match.group(1).lower() in KEPT_TABLES
+class _Plan(NamedTuple):
+    """How one statement text is replayed."""
+
+    table: str
+    sql: str  # what runs: the statement as written, or rewritten to name only kept columns
+    indices: tuple[int, ...] | None = None  # the parameters bound, in order; None: all of them
+    expected: int | None = None  # how many parameters the statement has, when indices is set
+    create: bool = False
 
 
-def _parameters(statement: signal_pb2.SqlStatement) -> list[object]:
-    """The statement's parameters as Python values (this runs millions of times: keep it lean)."""
+_UNKNOWN = _Plan("", "")  # not planned yet (None means "skip it")
+
+
+def _unquote(name: str) -> str:
+    return name.strip().strip("\"'`[]")
+
+
+def _parameters(
+    parameters: Sequence[signal_pb2.SqlStatement.SqlParameter],
+    indices: Iterable[int] | None = None,
+) -> list[object]:
+    """Those parameters as Python values (this runs millions of times: keep it lean)."""
     values: list[object] = []
-    for parameter in statement.parameters:
+    append = values.append
+    for parameter in parameters if indices is None else map(parameters.__getitem__, indices):
         fields = parameter.ListFields()  # the one field set, whichever it is
         value = fields[0][1] if fields else None
         kind = type(value)
@@ -176,7 +272,7 @@ def _parameters(statement: signal_pb2.SqlStatement) -> list[object]:
                 value -= _UINT64  # type: ignore[operator]
         elif kind is bool:  # only nullparameter is a bool
             value = None
-        values.append(value)
+        append(value)
     return values
 
 

@@ -31,10 +31,37 @@ from ingest.parsers.records import (
     SkippedRecord,
 )
 
-# The tables read below; the replay skips every other table.
-KEPT_TABLES = frozenset(
-    {"recipient", "thread", "groups", "sms", "mms", "message", "part", "attachment", "mention"}
+# The tables and columns read below, under every name they had; the replay skips every other
+# table and leaves out every other column (real message rows have about 50 columns, we read 19).
+# fmt: off
+_MESSAGE_COLUMNS = frozenset(
+    {
+        "_id", "thread_id", "date_sent", "date", "date_received", "type", "msg_box",
+        "from_recipient_id", "recipient_id", "address", "body", "quote_id", "quote_author",
+        "remote_deleted", "latest_revision_id", "original_message_id", "story_type", "is_story",
+        "parent_story_id",
+    }
 )
+_ATTACHMENT_COLUMNS = frozenset({"_id", "mid", "message_id", "ct", "content_type", "quote"})
+READ_COLUMNS: dict[str, frozenset[str]] = {
+    "recipient": frozenset(
+        {
+            "_id", "aci", "uuid", "e164", "phone", "group_id", "nickname_joined_name",
+            "system_joined_name", "system_display_name", "profile_joined_name",
+            "profile_given_name", "signal_profile_name", "profile_family_name", "username",
+        }
+    ),
+    "thread": frozenset({"_id", "recipient_id", "thread_recipient_id", "recipient_ids"}),
+    "groups": frozenset({"group_id", "title"}),
+    "sms": _MESSAGE_COLUMNS,
+    "mms": _MESSAGE_COLUMNS,
+    "message": _MESSAGE_COLUMNS,
+    "part": _ATTACHMENT_COLUMNS,
+    "attachment": _ATTACHMENT_COLUMNS,
+    "mention": frozenset({"message_id", "range_start", "range_length", "recipient_id"}),
+}
+# fmt: on
+KEPT_TABLES = frozenset(READ_COLUMNS)
 
 BASE_TYPE_MASK = 0x1F
 BASE_INBOX_TYPE = 20
