@@ -24,7 +24,8 @@ from ingest.parsers.records import (
     Progress,
     Record,
 )
-from ingest.parsers.signal_backup import _parameters, parse
+from ingest.parsers.signal_backup import parse
+from ingest.parsers.signal_replay import sql_parameters
 from ingest.parsers.signal_schema import READ_COLUMNS
 from tests.builders.checks import check_contract, conversations, identities, messages, skipped
 from tests.signal_writer import (
@@ -280,7 +281,7 @@ def test_sql_parameters():
         {"nullparameter": True},
     ):
         statement.parameters.add(**fields)
-    assert _parameters(statement.parameters) == ["x", 7, -1, -(2**63), 1.5, b"\x00\x01", None]
+    assert sql_parameters(statement.parameters) == ["x", 7, -1, -(2**63), 1.5, b"\x00\x01", None]
 
 
 # -- narrowing: only the columns the schema reader reads are stored ------------------------

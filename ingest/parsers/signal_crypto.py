@@ -137,11 +137,15 @@ class FrameReader:
         secret = normalize_passphrase(passphrase)
         self._stream = stream
         self.header = read_header(stream)
-        self._cipher_key, self._mac_key = derive_keys(secret, self.header.salt)
+        cipher_key, mac_key = derive_keys(secret, self.header.salt)
+        # Keyed once: each frame gets a new CTR mode and a copy of the keyed HMAC.
+        self._aes = algorithms.AES(cipher_key)
+        self._mac = hmac.new(mac_key, digestmod=hashlib.sha256)
         self._counter = struct.unpack(">I", self.header.iv[:4])[0]
         self.file_size = file_size if file_size is not None else _size_of(stream)
         self.position = self.header.size  # bytes consumed so far
         self.frame_number = 0  # 1 for the first encrypted frame
+        self.plaintext = b""  # the serialized frame just yielded, as decrypted
         # Length of the payload that follows the current frame; None when it has none. A zero
         # length still has an IV counter value and a MAC.
         self._pending_payload: int | None = None
@@ -167,7 +171,7 @@ class FrameReader:
     def _next_cipher(self) -> tuple[bytes, Cipher]:
         iv = frame_iv(self.header.iv, self._counter)
         self._counter += 1
-        return iv, Cipher(algorithms.AES(self._cipher_key), modes.CTR(iv))
+        return iv, Cipher(self._aes, modes.CTR(iv))
 
     def _read_exact(self, n: int) -> bytes:
         data = self._stream.read(n)
@@ -190,7 +194,7 @@ class FrameReader:
         self.position += 4
         _, cipher = self._next_cipher()
         decryptor = cipher.decryptor()
-        mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)
+        mac = self._mac.copy()
         if self.header.version >= 1:
             mac.update(raw_length)
             (length,) = struct.unpack(">I", decryptor.update(raw_length))
@@ -210,8 +214,9 @@ class FrameReader:
         if not hmac.compare_digest(mac.digest()[:MAC_SIZE], their_mac):
             raise self._fail()
         frame = signal_pb2.BackupFrame()
+        self.plaintext = decryptor.update(ciphertext)
         try:
-            frame.ParseFromString(decryptor.update(ciphertext))
+            frame.ParseFromString(self.plaintext)
         except DecodeError:
             raise ExportError(CORRUPTED.format(frame=self.frame_number)) from None
         return frame
@@ -223,7 +228,8 @@ class FrameReader:
         iv, cipher = self._next_cipher()
         if length + MAC_SIZE > self.file_size - self.position:
             raise ExportError(TRUNCATED.format(frame=self.frame_number))
-        mac = hmac.new(self._mac_key, iv, digestmod=hashlib.sha256)
+        mac = self._mac.copy()
+        mac.update(iv)
         decryptor = cipher.decryptor() if keep else None
         parts: list[bytes] = []
         left = length

@@ -1,0 +1,400 @@
+"""Replaying a Signal backup's SQL statements into a temporary SQLite database.
+
+``Replayer`` runs the statements for the tables and columns ``signal_schema`` reads and skips the
+rest. It runs either in the parsing process (``LocalReplay``) or, for big backups on a machine
+with a second core, in a child process fed the decrypted frames through a pipe
+(``ChildReplay``), so decrypting and replaying overlap: the replay then costs about as long as
+the decryption instead of adding to it. Run as ``python -m ingest.parsers.signal_replay DB``, this
+module is that child: it reads the frames on stdin, writes ``DB``, and prints how many statements
+failed. The passphrase never leaves the parent; the child only ever sees decrypted frames.
+
+Framing on the pipe: one byte of kind, a 4-byte big-endian length, then the body. ``S``: a
+serialized ``BackupFrame`` holding a statement; ``L``: a long message text (an 8-byte signed
+message id, then UTF-8); ``E``: the end (no body). A child that reaches end of input without
+``E`` (its parent died or gave up) exits with status 1 without committing, and a parent never
+reads a database whose child did not answer the end.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from ingest.parsers import signal_pb2
+from ingest.parsers.signal_schema import KEPT_TABLES, READ_COLUMNS
+
+log = logging.getLogger(__name__)
+
+LONG_TEXT_TYPE = "text/x-signal-plain"
+
+_CREATE_TABLE = re.compile(r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"'`\[]?(\w+)", re.I)
+_INSERT = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+[\"'`\[]?(\w+)", re.I)
+# The whole of a plain "INSERT [OR x] INTO t [(a, b)] VALUES (?, ?)", which is what Signal writes.
+_INSERT_PARTS = re.compile(
+    r"\s*(INSERT\s+(?:OR\s+\w+\s+)?INTO)\s+[\"'`\[]?\w+[\"'`\]]?\s*(?:\(([^()]*)\))?\s*"
+    r"VALUES\s*\(\s*(\?(?:\s*,\s*\?)*)\s*\)\s*;?\s*\Z",
+    re.I,
+)
+_UINT64_SIGN = 1 << 63
+_UINT64 = 1 << 64
+_LONG_TEXT_SQL = "INSERT OR REPLACE INTO joe_long_text (message_id, body) VALUES (?, ?)"
+_FLUSH_AT = 1 << 18  # bytes buffered for the child before they are written to its pipe
+_PIPE_SIZE = 1 << 20  # Linux allows this much by default (fs.pipe-max-size)
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+class Replayer:
+    """Runs the backup's SQL for the tables and columns we read, and skips the rest.
+
+    Skipping other tables (FTS indexes and their triggers, sessions, keys, jobs, receipts...) is
+    what Signal's own importer would do with ``sqlite_`` and FTS tables, taken further: they are
+    never read here, and some (virtual tables, triggers) would fail or slow every insert. Within a
+    kept table only the columns ``signal_schema`` reads are stored (``narrow``): each table is
+    created as the backup says, then narrowed to those columns, and each ``INSERT`` is rewritten
+    to name them, so the parameters of the other columns are never turned into Python values.
+    """
+
+    def __init__(self, db: sqlite3.Connection, *, narrow: bool = True) -> None:
+        self.db = db
+        self.narrow = narrow
+        self.failures = 0
+        self._plans: dict[str, _Plan | None] = {}  # statement text -> how to replay it
+        self._columns: dict[str, tuple[str, ...]] = {}  # table -> the backup's column order
+        self._stored: dict[str, frozenset[str]] = {}  # table -> the columns we keep
+        db.execute("CREATE TABLE joe_long_text (message_id INTEGER PRIMARY KEY, body TEXT)")
+
+    def execute(self, statement: signal_pb2.SqlStatement) -> None:
+        sql = statement.statement
+        plan = self._plans.get(sql, _UNKNOWN)
+        if plan is _UNKNOWN:
+            plan = self._plan(sql)
+            if len(self._plans) < 10_000:  # INSERT templates repeat; CREATEs don't
+                self._plans[sql] = plan
+        if plan is None:
+            return
+        try:
+            if plan.create:
+                self._create(sql, plan.table)
+                return
+            parameters = statement.parameters
+            if plan.indices is None:
+                values = sql_parameters(parameters)
+            elif len(parameters) == plan.expected:
+                values = sql_parameters(parameters, plan.indices)
+            else:
+                raise sqlite3.ProgrammingError(
+                    f"{len(parameters)} parameters for {plan.expected} columns"
+                )
+            self.db.execute(plan.sql, values)
+        except sqlite3.Error as error:
+            self.failures += 1
+            log.debug("Signal backup: skipped %r: %s", sql[:80], error)
+
+    def long_text(self, message_id: int, text: str) -> None:
+        self.db.execute(_LONG_TEXT_SQL, (message_id, text))
+
+    def _plan(self, sql: str) -> _Plan | None:
+        create = _CREATE_TABLE.match(sql)
+        if create:
+            table = create.group(1).lower()
+            return _Plan(table, sql, create=True) if table in KEPT_TABLES else None
+        insert = _INSERT.match(sql)
+        if insert is None or insert.group(1).lower() not in KEPT_TABLES:
+            return None
+        table = insert.group(1).lower()
+        parts = _INSERT_PARTS.match(sql)
+        stored = self._stored.get(table)
+        if parts is None or stored is None:
+            return _Plan(table, sql)  # replayed as written, every parameter bound
+        verb, listed, placeholders = parts.groups()
+        names = _names(listed) if listed is not None else self._columns[table]
+        if len(names) != placeholders.count("?"):
+            return _Plan(table, sql)  # SQLite will say what is wrong with it
+        indices = tuple(i for i, name in enumerate(names) if name.lower() in stored)
+        if len(indices) == len(names) and listed is None:
+            return _Plan(table, sql)  # nothing left out: bind everything, as written
+        if not indices:
+            return _Plan(table, f'{verb} "{table}" DEFAULT VALUES', (), len(names))
+        columns = ", ".join(f'"{names[i]}"' for i in indices)
+        marks = ", ".join("?" * len(indices))
+        rewritten = f'{verb} "{table}" ({columns}) VALUES ({marks})'
+        return _Plan(table, rewritten, indices, len(names))
+
+    def _create(self, sql: str, table: str) -> None:
+        """Create ``table`` as the backup does; then narrow it to the columns we read."""
+        self.db.execute(sql)
+        info = self.db.execute(f'PRAGMA table_info("{table}")').fetchall()
+        self._columns[table] = tuple(row[1] for row in info)
+        wanted = READ_COLUMNS[table]
+        kept = [row for row in info if row[1].lower() in wanted]
+        if not self.narrow or not kept or len(kept) == len(info):
+            self._stored[table] = frozenset(row[1].lower() for row in info)
+            return
+        single_key = sum(1 for row in info if row[5]) == 1
+        definitions = []
+        for _cid, name, declared, _not_null, default, key in kept:
+            definition = f'"{name}" {declared}'.rstrip()
+            if key and single_key:
+                definition += " PRIMARY KEY"  # an INTEGER one stays the rowid, as in Signal
+            if default is not None:
+                definition += f" DEFAULT {default}"
+            definitions.append(definition)
+        self.db.execute(f'DROP TABLE "{table}"')
+        self.db.execute(f'CREATE TABLE "{table}" ({", ".join(definitions)})')
+        self._stored[table] = frozenset(row[1].lower() for row in kept)
+
+
+class _Plan(NamedTuple):
+    """How one statement text is replayed."""
+
+    table: str
+    sql: str  # what runs: the statement as written, or rewritten to name only kept columns
+    indices: tuple[int, ...] | None = None  # the parameters bound, in order; None: all of them
+    expected: int | None = None  # how many parameters the statement has, when indices is set
+    create: bool = False
+
+
+_UNKNOWN = _Plan("", "")  # not planned yet (None means "skip it")
+
+
+class LongTextRows:
+    """Which attachment rows hold a long message's text, read off the statements inserting them.
+
+    Signal keeps a long message's full text as a ``text/x-signal-plain`` attachment whose payload
+    follows its row. The parent process decides from this whether to decrypt a payload, without
+    asking the database (which may be filling up in another process).
+    """
+
+    def __init__(self) -> None:
+        self._schema = sqlite3.connect(":memory:")  # only to learn each table's column order
+        self._columns: dict[str, tuple[str, ...]] = {}
+        self._plans: dict[str, tuple[int, int, int] | None] = {}
+        self._rows: dict[int, int] = {}  # attachment row id -> message id
+
+    def note(self, statement: signal_pb2.SqlStatement) -> None:
+        sql = statement.statement
+        plan = self._plans.get(sql, ())
+        if plan == ():
+            plan = self._plan(sql)
+            if len(self._plans) < 10_000:
+                self._plans[sql] = plan
+        if plan is None:
+            return
+        parameters = statement.parameters
+        if len(parameters) <= max(plan):
+            return
+        row_id, content_type, message_id = sql_parameters(parameters, plan)
+        if content_type == LONG_TEXT_TYPE and isinstance(row_id, int):
+            if isinstance(message_id, int):
+                self._rows[row_id] = message_id
+        else:
+            self._rows.pop(row_id, None)  # type: ignore[arg-type]
+
+    def message_of(self, attachment_row: int) -> int | None:
+        """The message whose long text the payload after this attachment frame is, if any."""
+        return self._rows.pop(attachment_row, None)
+
+    def _plan(self, sql: str) -> tuple[int, int, int] | None:
+        create = _CREATE_TABLE.match(sql)
+        if create and create.group(1).lower() in ("attachment", "part"):
+            table = create.group(1).lower()
+            try:
+                self._schema.execute(f'DROP TABLE IF EXISTS "{table}"')
+                self._schema.execute(sql)
+            except sqlite3.Error:
+                return None
+            info = self._schema.execute(f'PRAGMA table_info("{table}")').fetchall()
+            self._columns[table] = tuple(row[1].lower() for row in info)
+            return None
+        insert = _INSERT.match(sql)
+        parts = _INSERT_PARTS.match(sql) if insert else None
+        if parts is None or insert is None or insert.group(1).lower() not in self._columns:
+            return None
+        listed = parts.group(2)
+        names = _names(listed) if listed is not None else self._columns[insert.group(1).lower()]
+        names = tuple(name.lower() for name in names)
+        # "part" (mid, ct) became "attachment" (message_id, content_type) in database v215.
+        wanted = ("_id", "content_type" if "content_type" in names else "ct")
+        wanted += ("message_id" if "message_id" in names else "mid",)
+        if not set(wanted) <= set(names):
+            return None
+        return tuple(names.index(name) for name in wanted)  # type: ignore[return-value]
+
+
+class LocalReplay:
+    """Replays in this process, into a database at ``path``."""
+
+    def __init__(self, path: Path, *, narrow: bool) -> None:
+        self.db = _connect(path)
+        self.replayer = Replayer(self.db, narrow=narrow)
+        self.db.execute("BEGIN")
+
+    def statement(self, frame: signal_pb2.BackupFrame, _raw: bytes) -> None:
+        self.replayer.execute(frame.statement)
+
+    def long_text(self, message_id: int, text: str) -> None:
+        self.replayer.long_text(message_id, text)
+
+    def finish(self) -> int:
+        """Commit; return how many statements could not be replayed."""
+        self.db.execute("COMMIT")
+        self.db.close()
+        return self.replayer.failures
+
+    def abort(self) -> None:
+        self.db.close()
+
+
+class ChildReplay:
+    """Replays in a child process (this module run as a script), fed through its stdin."""
+
+    def __init__(self, path: Path, *, narrow: bool) -> None:
+        self._log_path = path.with_suffix(".log")
+        command = [sys.executable, "-m", __name__, str(path)] + ([] if narrow else ["--full"])
+        root = str(Path(__file__).resolve().parents[2])  # the folder holding "ingest"
+        path_entries = [root, *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path_entries)}
+        with open(self._log_path, "wb") as errors:
+            self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=env
+            )
+        self._buffer = bytearray()
+        _widen_pipe(self._process.stdin)
+
+    def statement(self, _frame: signal_pb2.BackupFrame, raw: bytes) -> None:
+        buffer = self._buffer
+        buffer += b"S"
+        buffer += len(raw).to_bytes(4, "big")
+        buffer += raw
+        if len(buffer) >= _FLUSH_AT:
+            self._flush()
+
+    def long_text(self, message_id: int, text: str) -> None:
+        body = message_id.to_bytes(8, "big", signed=True) + text.encode("utf-8", "surrogatepass")
+        self._buffer += b"L" + len(body).to_bytes(4, "big") + body
+        self._flush()
+
+    def finish(self) -> int:
+        self._buffer += b"E\0\0\0\0"
+        self._flush()
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.close()
+        output = self._process.stdout.read()
+        self._process.stdout.close()
+        if self._process.wait() != 0 or not output.strip().isdigit():
+            raise self._failed()
+        return int(output)
+
+    def abort(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
+
+    def _flush(self) -> None:
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(self._buffer)
+        except BrokenPipeError:
+            raise self._failed() from None
+        self._buffer.clear()
+
+    def _failed(self) -> RuntimeError:
+        self._process.wait()
+        tail = self._log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        log.error("Signal backup: the replay process failed: %s", "\n".join(tail))
+        return RuntimeError(
+            f"the Signal replay process stopped (exit status {self._process.returncode})"
+        )
+
+
+def sql_parameters(
+    parameters: Sequence[signal_pb2.SqlStatement.SqlParameter],
+    indices: Iterable[int] | None = None,
+) -> list[object]:
+    """Those parameters as Python values (this runs millions of times: keep it lean)."""
+    values: list[object] = []
+    append = values.append
+    for parameter in parameters if indices is None else map(parameters.__getitem__, indices):
+        fields = parameter.ListFields()  # the one field set, whichever it is
+        value = fields[0][1] if fields else None
+        kind = type(value)
+        if kind is int:
+            # Java wrote a signed long into a uint64 field: undo the two's complement.
+            if value >= _UINT64_SIGN:  # type: ignore[operator]
+                value -= _UINT64  # type: ignore[operator]
+        elif kind is bool:  # only nullparameter is a bool
+            value = None
+        append(value)
+    return values
+
+
+def _widen_pipe(stream: object) -> None:
+    """A bigger pipe means fewer wake-ups, which lets the scheduler keep the two processes on
+    two cores instead of handing one core back and forth (Linux only; harmless elsewhere)."""
+    try:
+        fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[attr-defined]
+    except (OSError, AttributeError):
+        pass
+
+
+def _names(listed: str) -> tuple[str, ...]:
+    return tuple(name.strip().strip("\"'`[]") for name in listed.split(","))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    # The copy is thrown away: durability would only slow the replay down.
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    return db
+
+
+def serve(path: Path, source: BinaryIO, out: BinaryIO, *, narrow: bool = True) -> int:
+    """The child's loop: replay what ``source`` carries into ``path``; 0 once committed."""
+    db = _connect(path)
+    replayer = Replayer(db, narrow=narrow)
+    db.execute("BEGIN")
+    read = source.read
+    frame_type = signal_pb2.BackupFrame
+    while True:
+        head = read(5)
+        if len(head) < 5:
+            return 1  # the parent went away before the end: nothing is committed
+        kind, size = head[0], int.from_bytes(head[1:], "big")
+        body = read(size) if size else b""
+        if len(body) < size:
+            return 1
+        if kind == 0x53:  # "S"
+            frame = frame_type()
+            frame.ParseFromString(body)
+            replayer.execute(frame.statement)
+        elif kind == 0x4C:  # "L"
+            message_id = int.from_bytes(body[:8], "big", signed=True)
+            replayer.long_text(message_id, body[8:].decode("utf-8", "surrogatepass"))
+        elif kind == 0x45:  # "E"
+            db.execute("COMMIT")
+            db.close()
+            out.write(str(replayer.failures).encode())
+            out.flush()
+            return 0
+        else:
+            raise ValueError(f"unknown frame kind {kind!r} on the replay pipe")
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    with open(0, "rb", buffering=1 << 20, closefd=False) as stdin:
+        sys.exit(
+            serve(Path(arguments[0]), stdin, sys.stdout.buffer, narrow="--full" not in arguments)
+        )
