@@ -17,6 +17,7 @@ reads a database whose child did not answer the end.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -342,10 +343,8 @@ def sql_parameters(
 def _widen_pipe(stream: object) -> None:
     """A bigger pipe means fewer wake-ups, which lets the scheduler keep the two processes on
     two cores instead of handing one core back and forth (Linux only; harmless elsewhere)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[attr-defined]
-    except (OSError, AttributeError):
-        pass
 
 
 def _names(listed: str) -> tuple[str, ...]:
