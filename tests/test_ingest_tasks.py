@@ -79,7 +79,16 @@ def test_signal_passphrase_is_never_stored_logged_or_sent(
     caplog.set_level(logging.DEBUG)
     # The replay runs in a child process, as it does for big backups: that process is fed
     # decrypted frames only, and its log and database go with the temporary folder.
+    children = []
+
+    class Recorded(signal_backup.ChildReplay):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            children.append(self)
+
     monkeypatch.setattr(signal_backup, "CHILD_REPLAY_MIN_BYTES", 0)
+    monkeypatch.setattr(signal_backup, "_cpus", lambda: 2)
+    monkeypatch.setattr(signal_backup, "ChildReplay", Recorded)
     published = []  # (task args, the whole message as text)
 
     def record(sender=None, body=None, headers=None, **kwargs):
@@ -101,6 +110,7 @@ def test_signal_passphrase_is_never_stored_logged_or_sent(
 
     export.refresh_from_db()
     assert export.status == JobStatus.SUCCEEDED, export.error
+    assert [child._process.returncode for child in children] == [0]
     secrets = (PASSPHRASE, SPACED_PASSPHRASE)
     [(args, message)] = published
     assert not any(s in message for s in secrets)

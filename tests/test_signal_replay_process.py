@@ -6,21 +6,26 @@ these tests force it on small ones. No Django needed: ``pytest -p no:django`` wo
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sqlite3
 import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
 from ingest.parsers import signal_backup, signal_pb2, signal_replay
 from ingest.parsers.records import ExportError
-from ingest.parsers.signal_replay import serve
+from ingest.parsers.signal_replay import LongTextRows, Replayer, serve
+from ingest.parsers.signal_schema import READ_COLUMNS
 from tests.builders.checks import check_contract, messages
 from tests.signal_writer import DEFAULT_PASSPHRASE, Msg, generate_messages, write_backup
 from tests.test_signal_backup import CURATED, EDITED, T, corrupted, flip
 
 LONG = "A long one. " * 400
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -34,6 +39,7 @@ def children(monkeypatch):
             made.append(self)
 
     monkeypatch.setattr(signal_backup, "CHILD_REPLAY_MIN_BYTES", 0)
+    monkeypatch.setattr(signal_backup, "_cpus", lambda: 2)  # even where only one is there
     monkeypatch.setattr(signal_backup, "ChildReplay", Recorded)
     return made
 
@@ -127,10 +133,187 @@ def test_the_child_commits_only_at_the_end_marker(tmp_path):
     statement.statement.statement = "CREATE TABLE thread (_id INTEGER PRIMARY KEY, snippet TEXT)"
     raw = statement.SerializeToString()
     stream = b"S" + len(raw).to_bytes(4, "big") + raw
-    out = io.BytesIO()
-    assert serve(tmp_path / "cut.sqlite", io.BytesIO(stream), out) == 1
-    assert out.getvalue() == b""
-    assert serve(tmp_path / "whole.sqlite", io.BytesIO(stream + b"E\0\0\0\0"), out) == 0
-    assert out.getvalue() == b"0"
-    tables = sqlite3.connect(tmp_path / "whole.sqlite").execute("SELECT name FROM sqlite_master")
-    assert {"thread", "joe_long_text"} <= {row[0] for row in tables}
+
+    def child(path, data):
+        command = [sys.executable, "-m", "ingest.parsers.signal_replay", str(path)]
+        return subprocess.run(command, input=data, capture_output=True, cwd=ROOT, check=False)
+
+    cut = child(tmp_path / "cut.sqlite", stream)
+    assert (cut.returncode, cut.stdout) == (1, b"")
+    whole = child(tmp_path / "whole.sqlite", stream + b"E\0\0\0\0")
+    assert (whole.returncode, whole.stdout) == (0, b"0")
+    with contextlib.closing(sqlite3.connect(tmp_path / "whole.sqlite")) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"thread", "joe_long_text"} <= tables
+    assert serve(tmp_path / "direct.sqlite", io.BytesIO(stream), io.BytesIO()) == 1
+
+
+# -- narrowing keeps what the full replay would keep --------------------------------------
+
+
+def replay_both(statements: list[tuple[str, list]]) -> tuple[sqlite3.Connection, ...]:
+    """Run the statements through a narrowing and a full Replayer; both databases back."""
+    databases = []
+    for narrow in (True, False):
+        db = sqlite3.connect(":memory:")
+        replayer = Replayer(db, narrow=narrow)
+        for sql, values in statements:
+            statement = signal_pb2.SqlStatement(statement=sql)
+            for value in values:
+                if value is None:
+                    statement.parameters.add(nullparameter=True)
+                elif isinstance(value, int):
+                    statement.parameters.add(integerParameter=value % 2**64)
+                else:
+                    statement.parameters.add(stringParamter=value)
+            replayer.execute(statement)
+        databases.append((db, replayer.failures))
+    return tuple(databases)
+
+
+def read_columns(db: sqlite3.Connection, table: str) -> list[tuple]:
+    have = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+    columns = ", ".join(c for c in have if c in READ_COLUMNS[table])
+    return db.execute(f"SELECT {columns} FROM {table} ORDER BY {columns}").fetchall()  # noqa: S608
+
+
+@pytest.mark.parametrize(
+    ("table", "statements", "rows", "narrowed"),
+    [
+        pytest.param(  # table_info hands the default back without its parentheses
+            "thread",
+            [
+                (
+                    "CREATE TABLE thread (_id INTEGER PRIMARY KEY, recipient_id INTEGER "
+                    "DEFAULT (abs(-5)), snippet TEXT)",
+                    [],
+                ),  # fmt: skip
+                ("INSERT INTO thread (_id, snippet) VALUES (?, ?)", [1, "hi"]),
+            ],
+            [(1, 5)],
+            True,
+            id="expression-default",
+        ),
+        pytest.param(
+            "mention",
+            [
+                (
+                    "CREATE TABLE mention (message_id INTEGER, range_start INTEGER, range_length "
+                    "INTEGER, recipient_id INTEGER, junk TEXT, PRIMARY KEY (message_id, "
+                    "range_start))",
+                    [],
+                ),  # fmt: skip
+                ("INSERT OR REPLACE INTO mention VALUES (?,?,?,?,?)", [7, 0, 1, 3, "a"]),
+                ("INSERT OR REPLACE INTO mention VALUES (?,?,?,?,?)", [7, 0, 1, 4, "b"]),
+            ],
+            [(7, 0, 1, 4)],
+            True,
+            id="composite-key-replace",
+        ),
+        pytest.param(
+            "thread",
+            [
+                (
+                    "CREATE TABLE thread (_id INTEGER PRIMARY KEY, recipient_id INTEGER, "
+                    "snippet TEXT UNIQUE)",
+                    [],
+                ),  # fmt: skip
+                ("INSERT OR IGNORE INTO thread VALUES (?, ?, ?)", [1, 10, "same"]),
+                ("INSERT OR IGNORE INTO thread VALUES (?, ?, ?)", [2, 20, "same"]),
+            ],
+            [(1, 10)],
+            False,
+            id="unique-on-a-column-left-out",
+        ),
+        pytest.param(
+            "sms",
+            [
+                (
+                    "CREATE TABLE sms (_id INTEGER PRIMARY KEY, body TEXT NOT NULL, junk TEXT)",
+                    [],
+                ),  # fmt: skip
+                ("INSERT INTO sms VALUES (?, ?, ?)", [1, None, "x"]),
+                ("INSERT INTO sms VALUES (?, ?, ?)", [2, "kept", "y"]),
+            ],
+            [(2, "kept")],
+            True,
+            id="not-null",
+        ),
+        pytest.param(
+            "thread",
+            [
+                ("INSERT INTO thread VALUES (?, ?, ?)", [1, 10, "before the table"]),
+                (
+                    "CREATE TABLE thread (_id INTEGER PRIMARY KEY, recipient_id INTEGER, "
+                    "snippet TEXT)",
+                    [],
+                ),  # fmt: skip
+                ("INSERT INTO thread VALUES (?, ?, ?)", [2, 20, "after"]),
+            ],
+            [(2, 20)],
+            True,
+            id="insert-before-create",
+        ),
+        pytest.param(
+            "thread",
+            [
+                (
+                    "CREATE TABLE IF NOT EXISTS thread (_id INTEGER PRIMARY KEY, recipient_id "
+                    "INTEGER, snippet TEXT)",
+                    [],
+                ),  # fmt: skip
+                (
+                    "CREATE TABLE IF NOT EXISTS thread (_id INTEGER PRIMARY KEY, recipient_id "
+                    "INTEGER, snippet TEXT)",
+                    [],
+                ),  # fmt: skip
+                ("INSERT INTO thread VALUES (?, ?, ?)", [1, 10, "x"]),
+            ],
+            [(1, 10)],
+            True,
+            id="created-twice",
+        ),
+        pytest.param(
+            "groups",
+            [
+                (
+                    "CREATE TABLE groups (group_id TEXT PRIMARY KEY, title TEXT, junk TEXT) "
+                    "WITHOUT ROWID",
+                    [],
+                ),  # fmt: skip
+                ("INSERT OR REPLACE INTO groups VALUES (?, ?, ?)", ["g", "Old", "x"]),
+                ("INSERT OR REPLACE INTO groups VALUES (?, ?, ?)", ["g", "New", "y"]),
+            ],
+            [("g", "New")],
+            False,
+            id="without-rowid",
+        ),
+    ],
+)
+def test_narrowing_keeps_what_the_full_replay_keeps(table, statements, rows, narrowed):
+    (narrow, narrow_failures), (full, full_failures) = replay_both(statements)
+    assert read_columns(narrow, table) == read_columns(full, table) == rows
+    assert narrow_failures == full_failures
+    columns = {row[1] for row in narrow.execute(f"PRAGMA table_info({table})")}
+    assert (columns <= READ_COLUMNS[table]) is narrowed
+
+
+def test_long_text_rows_wait_for_their_table():
+    rows = LongTextRows()
+    insert = "INSERT INTO part VALUES (?, ?, ?)"
+
+    def note(sql, values):
+        statement = signal_pb2.SqlStatement(statement=sql)
+        for value in values:
+            if isinstance(value, int):
+                statement.parameters.add(integerParameter=value)
+            else:
+                statement.parameters.add(stringParamter=value)
+        rows.note(statement, sql)
+
+    note(insert, [1, 10, "text/x-signal-plain"])  # no table yet: nothing known about it
+    note("CREATE TABLE part (_id INTEGER PRIMARY KEY, mid INTEGER, ct TEXT)", [])
+    note(insert, [2, 20, "text/x-signal-plain"])
+    note(insert, [3, 30, "image/jpeg"])
+    assert (rows.message_of(1), rows.message_of(2), rows.message_of(3)) == (None, 20, None)
+    assert rows.message_of(2) is None  # a payload follows its row once

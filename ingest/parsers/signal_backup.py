@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from ingest.parsers.records import ExportError, Progress, ProgressCallback, Record
 from ingest.parsers.signal_crypto import FrameReader, normalize_passphrase
-from ingest.parsers.signal_replay import ChildReplay, LocalReplay, LongTextRows
+from ingest.parsers.signal_replay import ChildReplay, LocalReplay, LongTextRows, is_kept
 from ingest.parsers.signal_schema import Account, read_records
 
 __all__ = ["parse"]
@@ -79,13 +79,22 @@ def _replay(
     total = reader.file_size
     account = Account()
     long_texts = LongTextRows()
+    kept: dict[str, bool] = {}  # statement text -> is it about a table we read?
     replay = _start_replay(copy, total)
     last_report = time.monotonic()
     try:
         for frame in reader:
             if frame.HasField("statement"):
-                long_texts.note(frame.statement)
-                replay.statement(frame, reader.plaintext)
+                statement = frame.statement
+                sql = statement.statement
+                keep = kept.get(sql)
+                if keep is None:
+                    keep = is_kept(sql)
+                    if len(kept) < 10_000:  # INSERT templates repeat; CREATEs don't
+                        kept[sql] = keep
+                if keep:  # other tables (sessions, keys...) never leave this process
+                    long_texts.note(statement, sql)
+                    replay.statement(frame, reader.plaintext)
             elif frame.HasField("attachment"):
                 attachment = frame.attachment
                 message_id = long_texts.message_of(attachment.rowId)
@@ -116,12 +125,19 @@ def _replay(
 
 def _start_replay(copy: Path, file_size: int) -> LocalReplay | ChildReplay:
     """Replay in a child process when the backup is big and a second core can run it."""
-    if file_size >= CHILD_REPLAY_MIN_BYTES and len(os.sched_getaffinity(0)) > 1:
+    if file_size >= CHILD_REPLAY_MIN_BYTES and _cpus() > 1:
         try:
             return ChildReplay(copy, narrow=NARROW)
         except OSError:
             log.warning("Signal backup: could not start a replay process", exc_info=True)
     return LocalReplay(copy, narrow=NARROW)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (all of them where the OS cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:

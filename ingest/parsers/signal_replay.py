@@ -44,6 +44,7 @@ _INSERT_PARTS = re.compile(
     r"VALUES\s*\(\s*(\?(?:\s*,\s*\?)*)\s*\)\s*;?\s*\Z",
     re.I,
 )
+_WITHOUT_ROWID = re.compile(r"\)\s*WITHOUT\s+ROWID\s*;?\s*\Z", re.I)
 _UINT64_SIGN = 1 << 63
 _UINT64 = 1 << 64
 _LONG_TEXT_SQL = "INSERT OR REPLACE INTO joe_long_text (message_id, body) VALUES (?, ?)"
@@ -78,7 +79,7 @@ class Replayer:
         if plan is _UNKNOWN:
             plan = self._plan(sql)
             if len(self._plans) < 10_000:  # INSERT templates repeat; CREATEs don't
-                self._plans[sql] = plan
+                self._plans[sql] = plan  # forgotten when its table is created (see _create)
         if plan is None:
             return
         try:
@@ -131,26 +132,78 @@ class Replayer:
 
     def _create(self, sql: str, table: str) -> None:
         """Create ``table`` as the backup does; then narrow it to the columns we read."""
+        if table in self._columns:
+            # A second CREATE: a no-op with IF NOT EXISTS, an error without, as in SQLite.
+            self.db.execute(sql)
+            return
         self.db.execute(sql)
         info = self.db.execute(f'PRAGMA table_info("{table}")').fetchall()
         self._columns[table] = tuple(row[1] for row in info)
-        wanted = READ_COLUMNS[table]
-        kept = [row for row in info if row[1].lower() in wanted]
-        if not self.narrow or not kept or len(kept) == len(info):
-            self._stored[table] = frozenset(row[1].lower() for row in info)
+        self._stored[table] = frozenset(row[1].lower() for row in info)
+        # Statements planned before the table existed bound every parameter: plan them again.
+        self._plans = {k: p for k, p in self._plans.items() if p is None or p.table != table}
+        if not self.narrow:
             return
-        single_key = sum(1 for row in info if row[5]) == 1
-        definitions = []
-        for _cid, name, declared, _not_null, default, key in kept:
-            definition = f'"{name}" {declared}'.rstrip()
-            if key and single_key:
-                definition += " PRIMARY KEY"  # an INTEGER one stays the rowid, as in Signal
-            if default is not None:
-                definition += f" DEFAULT {default}"
-            definitions.append(definition)
+        definition = _narrowed(self.db, table, sql, info)
+        if definition is None:
+            return
+        try:
+            self.db.execute(f'CREATE TABLE "joe_narrow_{table}" ({definition})')
+        except sqlite3.Error as error:  # something we did not foresee: keep the whole table
+            log.debug("Signal backup: %s stays whole: %s", table, error)
+            return
         self.db.execute(f'DROP TABLE "{table}"')
-        self.db.execute(f'CREATE TABLE "{table}" ({", ".join(definitions)})')
-        self._stored[table] = frozenset(row[1].lower() for row in kept)
+        self.db.execute(f'ALTER TABLE "joe_narrow_{table}" RENAME TO "{table}"')
+        self._stored[table] = frozenset(
+            row[1].lower() for row in info if row[1].lower() in READ_COLUMNS[table]
+        )
+
+
+def _narrowed(db: sqlite3.Connection, table: str, sql: str, info: list[tuple]) -> str | None:
+    """The column definitions of ``table`` narrowed to the columns we read, with the keys,
+    UNIQUE constraints, NOT NULLs and defaults that concern them; None when it should stay
+    whole (nothing to leave out, WITHOUT ROWID, or a key or UNIQUE constraint that involves a
+    column we leave out, which would change which rows an INSERT OR REPLACE/IGNORE keeps)."""
+    wanted = READ_COLUMNS[table]
+    kept = [row for row in info if row[1].lower() in wanted]
+    if not kept or len(kept) == len(info) or _WITHOUT_ROWID.search(sql):
+        return None
+    kept_names = {row[1] for row in kept}
+    key = [row[1] for row in sorted(info, key=lambda row: row[5]) if row[5]]
+    constraints = []
+    for _seq, index, unique, origin, _partial in db.execute(f'PRAGMA index_list("{table}")'):
+        if not unique or origin not in ("u", "pk"):
+            continue  # only constraints written in CREATE TABLE come with the table
+        columns = [row[2] for row in db.execute(f'PRAGMA index_info("{index}")')]
+        if None in columns or not set(columns) <= kept_names:
+            return None
+        if origin == "u":
+            constraints.append(f"UNIQUE ({', '.join(_quoted(c) for c in columns)})")
+    if not set(key) <= kept_names:
+        return None
+    definitions = []
+    for _cid, name, declared, not_null, default, _position in kept:
+        definition = f"{_quoted(name)} {declared}".rstrip()
+        if key == [name]:
+            definition += " PRIMARY KEY"  # an INTEGER one stays the rowid, as in Signal
+        if not_null:
+            definition += " NOT NULL"
+        if default is not None:
+            definition += f" DEFAULT ({default})"  # table_info gives the expression bare
+        definitions.append(definition)
+    if len(key) > 1:
+        constraints.append(f"PRIMARY KEY ({', '.join(_quoted(c) for c in key)})")
+    return ", ".join(definitions + constraints)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def is_kept(sql: str) -> bool:
+    """Whether a statement creates or fills one of the tables we read (the rest is skipped)."""
+    match = _CREATE_TABLE.match(sql) or _INSERT.match(sql)
+    return match is not None and match.group(1).lower() in KEPT_TABLES
 
 
 class _Plan(NamedTuple):
@@ -177,22 +230,23 @@ class LongTextRows:
     def __init__(self) -> None:
         self._schema = sqlite3.connect(":memory:")  # only to learn each table's column order
         self._columns: dict[str, tuple[str, ...]] = {}
-        self._plans: dict[str, tuple[int, int, int] | None] = {}
+        self._plans: dict[str, tuple[tuple[int, ...], int] | None] = {}
         self._rows: dict[int, int] = {}  # attachment row id -> message id
 
-    def note(self, statement: signal_pb2.SqlStatement) -> None:
-        sql = statement.statement
-        plan = self._plans.get(sql, ())
-        if plan == ():
+    def note(self, statement: signal_pb2.SqlStatement, sql: str) -> None:
+        """Look at one statement (``sql`` is its text); remember long-text attachment rows."""
+        plan = self._plans.get(sql, _LATER)
+        if plan is _LATER:
             plan = self._plan(sql)
-            if len(self._plans) < 10_000:
+            if plan is not _LATER and len(self._plans) < 10_000:
                 self._plans[sql] = plan
-        if plan is None:
+        if plan is None or plan is _LATER:
             return
+        indices, expected = plan
         parameters = statement.parameters
-        if len(parameters) <= max(plan):
-            return
-        row_id, content_type, message_id = sql_parameters(parameters, plan)
+        if len(parameters) != expected:
+            return  # the replay fails this statement too
+        row_id, content_type, message_id = sql_parameters(parameters, indices)
         if content_type == LONG_TEXT_TYPE and isinstance(row_id, int):
             if isinstance(message_id, int):
                 self._rows[row_id] = message_id
@@ -203,31 +257,44 @@ class LongTextRows:
         """The message whose long text the payload after this attachment frame is, if any."""
         return self._rows.pop(attachment_row, None)
 
-    def _plan(self, sql: str) -> tuple[int, int, int] | None:
+    def _plan(self, sql: str) -> tuple[tuple[int, ...], int] | None | object:
+        """(parameter indices of row id, content type, message id; parameter count), None
+        for a statement that is not about attachment rows, or _LATER for one about a table
+        not created yet (asked again once it is)."""
         create = _CREATE_TABLE.match(sql)
-        if create and create.group(1).lower() in ("attachment", "part"):
+        if create:
             table = create.group(1).lower()
-            try:
-                self._schema.execute(f'DROP TABLE IF EXISTS "{table}"')
-                self._schema.execute(sql)
-            except sqlite3.Error:
-                return None
-            info = self._schema.execute(f'PRAGMA table_info("{table}")').fetchall()
-            self._columns[table] = tuple(row[1].lower() for row in info)
+            if table in ("attachment", "part") and table not in self._columns:
+                try:
+                    self._schema.execute(sql)
+                except sqlite3.Error:
+                    return None
+                info = self._schema.execute(f'PRAGMA table_info("{table}")').fetchall()
+                self._columns[table] = tuple(row[1].lower() for row in info)
             return None
         insert = _INSERT.match(sql)
-        parts = _INSERT_PARTS.match(sql) if insert else None
-        if parts is None or insert is None or insert.group(1).lower() not in self._columns:
+        if insert is None or insert.group(1).lower() not in ("attachment", "part"):
             return None
+        table = insert.group(1).lower()
+        parts = _INSERT_PARTS.match(sql)
+        if parts is None:
+            return None
+        if table not in self._columns:
+            return _LATER
         listed = parts.group(2)
-        names = _names(listed) if listed is not None else self._columns[insert.group(1).lower()]
+        names = _names(listed) if listed is not None else self._columns[table]
         names = tuple(name.lower() for name in names)
+        if len(names) != parts.group(3).count("?"):
+            return None
         # "part" (mid, ct) became "attachment" (message_id, content_type) in database v215.
         wanted = ("_id", "content_type" if "content_type" in names else "ct")
         wanted += ("message_id" if "message_id" in names else "mid",)
         if not set(wanted) <= set(names):
             return None
-        return tuple(names.index(name) for name in wanted)  # type: ignore[return-value]
+        return tuple(names.index(name) for name in wanted), len(names)
+
+
+_LATER = object()
 
 
 class LocalReplay:
@@ -259,13 +326,20 @@ class ChildReplay:
 
     def __init__(self, path: Path, *, narrow: bool) -> None:
         self._log_path = path.with_suffix(".log")
+        if not sys.executable:
+            raise OSError("no Python interpreter to start")
         command = [sys.executable, "-m", __name__, str(path)] + ([] if narrow else ["--full"])
         root = str(Path(__file__).resolve().parents[2])  # the folder holding "ingest"
         path_entries = [root, *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path_entries)}
         with open(self._log_path, "wb") as errors:
             self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=env
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=env,
+                bufsize=0,  # the frames are buffered here; a pipe error surfaces in _flush
             )
         self._buffer = bytearray()
         _widen_pipe(self._process.stdin)
@@ -287,7 +361,10 @@ class ChildReplay:
         self._buffer += b"E\0\0\0\0"
         self._flush()
         assert self._process.stdin is not None and self._process.stdout is not None
-        self._process.stdin.close()
+        try:
+            self._process.stdin.close()
+        except BrokenPipeError:
+            raise self._failed() from None
         output = self._process.stdout.read()
         self._process.stdout.close()
         if self._process.wait() != 0 or not output.strip().isdigit():
@@ -300,14 +377,21 @@ class ChildReplay:
         self._process.wait()
         for stream in (self._process.stdin, self._process.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def _flush(self) -> None:
-        assert self._process.stdin is not None
+        stdin = self._process.stdin
+        assert stdin is not None
+        view = memoryview(self._buffer)
         try:
-            self._process.stdin.write(self._buffer)
+            done = 0
+            while done < len(view):  # one write() may take only part of it (a signal, say)
+                done += stdin.write(view[done:]) or 0
         except BrokenPipeError:
             raise self._failed() from None
+        finally:
+            view.release()
         self._buffer.clear()
 
     def _failed(self) -> RuntimeError:

@@ -31,8 +31,10 @@ from ingest.parsers.records import (
     SkippedRecord,
 )
 
-# The tables and columns read below, under every name they had; the replay skips every other
-# table and leaves out every other column (real message rows have about 50 columns, we read 19).
+# The tables and columns read below, under every name they had, and each table's row id (an
+# INSERT OR REPLACE is matched on it); the replay skips every other table and leaves out every
+# other column (real message rows have about 50 columns, we keep 19). The attachment's content
+# type is kept too, though only LongTextRows reads it, from the statements.
 # fmt: off
 _MESSAGE_COLUMNS = frozenset(
     {
@@ -52,13 +54,13 @@ READ_COLUMNS: dict[str, frozenset[str]] = {
         }
     ),
     "thread": frozenset({"_id", "recipient_id", "thread_recipient_id", "recipient_ids"}),
-    "groups": frozenset({"group_id", "title"}),
+    "groups": frozenset({"_id", "group_id", "title"}),
     "sms": _MESSAGE_COLUMNS,
     "mms": _MESSAGE_COLUMNS,
     "message": _MESSAGE_COLUMNS,
     "part": _ATTACHMENT_COLUMNS,
     "attachment": _ATTACHMENT_COLUMNS,
-    "mention": frozenset({"message_id", "range_start", "range_length", "recipient_id"}),
+    "mention": frozenset({"_id", "message_id", "range_start", "range_length", "recipient_id"}),
 }
 # fmt: on
 KEPT_TABLES = frozenset(READ_COLUMNS)
