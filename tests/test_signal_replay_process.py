@@ -171,6 +171,9 @@ def replay_both(statements: list[tuple[str, list]]) -> tuple[sqlite3.Connection,
     return tuple(databases)
 
 
+THREAD = "CREATE TABLE thread (_id INTEGER PRIMARY KEY, recipient_id INTEGER, snippet TEXT)"
+
+
 def read_columns(db: sqlite3.Connection, table: str) -> list[tuple]:
     have = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
     columns = ", ".join(c for c in have if c in READ_COLUMNS[table])
@@ -187,7 +190,7 @@ def read_columns(db: sqlite3.Connection, table: str) -> list[tuple]:
                     "CREATE TABLE thread (_id INTEGER PRIMARY KEY, recipient_id INTEGER "
                     "DEFAULT (abs(-5)), snippet TEXT)",
                     [],
-                ),  # fmt: skip
+                ),
                 ("INSERT INTO thread (_id, snippet) VALUES (?, ?)", [1, "hi"]),
             ],
             [(1, 5)],
@@ -202,7 +205,7 @@ def read_columns(db: sqlite3.Connection, table: str) -> list[tuple]:
                     "INTEGER, recipient_id INTEGER, junk TEXT, PRIMARY KEY (message_id, "
                     "range_start))",
                     [],
-                ),  # fmt: skip
+                ),
                 ("INSERT OR REPLACE INTO mention VALUES (?,?,?,?,?)", [7, 0, 1, 3, "a"]),
                 ("INSERT OR REPLACE INTO mention VALUES (?,?,?,?,?)", [7, 0, 1, 4, "b"]),
             ],
@@ -217,7 +220,7 @@ def read_columns(db: sqlite3.Connection, table: str) -> list[tuple]:
                     "CREATE TABLE thread (_id INTEGER PRIMARY KEY, recipient_id INTEGER, "
                     "snippet TEXT UNIQUE)",
                     [],
-                ),  # fmt: skip
+                ),
                 ("INSERT OR IGNORE INTO thread VALUES (?, ?, ?)", [1, 10, "same"]),
                 ("INSERT OR IGNORE INTO thread VALUES (?, ?, ?)", [2, 20, "same"]),
             ],
@@ -231,7 +234,7 @@ def read_columns(db: sqlite3.Connection, table: str) -> list[tuple]:
                 (
                     "CREATE TABLE sms (_id INTEGER PRIMARY KEY, body TEXT NOT NULL, junk TEXT)",
                     [],
-                ),  # fmt: skip
+                ),
                 ("INSERT INTO sms VALUES (?, ?, ?)", [1, None, "x"]),
                 ("INSERT INTO sms VALUES (?, ?, ?)", [2, "kept", "y"]),
             ],
@@ -243,11 +246,7 @@ def read_columns(db: sqlite3.Connection, table: str) -> list[tuple]:
             "thread",
             [
                 ("INSERT INTO thread VALUES (?, ?, ?)", [1, 10, "before the table"]),
-                (
-                    "CREATE TABLE thread (_id INTEGER PRIMARY KEY, recipient_id INTEGER, "
-                    "snippet TEXT)",
-                    [],
-                ),  # fmt: skip
+                (THREAD, []),
                 ("INSERT INTO thread VALUES (?, ?, ?)", [2, 20, "after"]),
             ],
             [(2, 20)],
@@ -257,16 +256,8 @@ def read_columns(db: sqlite3.Connection, table: str) -> list[tuple]:
         pytest.param(
             "thread",
             [
-                (
-                    "CREATE TABLE IF NOT EXISTS thread (_id INTEGER PRIMARY KEY, recipient_id "
-                    "INTEGER, snippet TEXT)",
-                    [],
-                ),  # fmt: skip
-                (
-                    "CREATE TABLE IF NOT EXISTS thread (_id INTEGER PRIMARY KEY, recipient_id "
-                    "INTEGER, snippet TEXT)",
-                    [],
-                ),  # fmt: skip
+                (THREAD.replace("TABLE", "TABLE IF NOT EXISTS"), []),
+                (THREAD.replace("TABLE", "TABLE IF NOT EXISTS"), []),
                 ("INSERT INTO thread VALUES (?, ?, ?)", [1, 10, "x"]),
             ],
             [(1, 10)],
@@ -280,7 +271,7 @@ def read_columns(db: sqlite3.Connection, table: str) -> list[tuple]:
                     "CREATE TABLE groups (group_id TEXT PRIMARY KEY, title TEXT, junk TEXT) "
                     "WITHOUT ROWID",
                     [],
-                ),  # fmt: skip
+                ),
                 ("INSERT OR REPLACE INTO groups VALUES (?, ?, ?)", ["g", "Old", "x"]),
                 ("INSERT OR REPLACE INTO groups VALUES (?, ?, ?)", ["g", "New", "y"]),
             ],
