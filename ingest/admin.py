@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.text import Truncator
 
 from ingest.models import Conversation, Export, Identity, Message, Speaker
 
@@ -31,9 +32,14 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["sent_at", "identity", "conversation", "text"]
+    list_display = ["sent_at", "identity", "conversation", "short_text"]
     list_filter = ["source_kind"]
     list_select_related = ["identity", "conversation"]
     raw_id_fields = ["conversation", "identity", "export"]
     search_fields = ["text"]
     date_hierarchy = "sent_at"
+
+    @admin.display(description="text", ordering="text")
+    def short_text(self, message: Message) -> str:
+        """The first 120 characters: a long message (Signal allows 64 KB) made rows pages tall."""
+        return Truncator(message.text).chars(120)

@@ -14,6 +14,10 @@ from ingest.parsers.records import ExportError
 from ingest.uploads import too_big_message
 
 NEEDS_PASSPHRASE = "This is a Signal backup: type the 30-digit passphrase Signal showed you."  # noqa: S105
+CHOOSE_AGAIN = "Nothing was imported: choose the file again and type its passphrase."
+# What the browser checks before sending the file (the server checks again): 30 digits, spaces
+# anywhere. An HTML pattern must match the whole value.
+PASSPHRASE_PATTERN = r"(\s*\d){30}\s*"  # noqa: S105 (a pattern, not a secret)
 
 
 def available_kinds() -> list[tuple[str, str]]:
@@ -52,7 +56,14 @@ class UploadForm(forms.Form):
         label="Backup passphrase",
         help_text="Signal only. The 30 digits from when backups were turned on. Used once, "
         "never stored.",
-        widget=forms.PasswordInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+        widget=forms.PasswordInput(
+            attrs={
+                "autocomplete": "off",
+                "inputmode": "numeric",
+                "pattern": PASSPHRASE_PATTERN,
+                "title": "The 30 digits Signal showed when backups were turned on.",
+            }
+        ),
     )
     owner_name = forms.CharField(
         required=False,
@@ -69,6 +80,7 @@ class UploadForm(forms.Form):
         self.fields["kind"].choices = [("", "Detect automatically"), *available_kinds()]
         self.fields["file"].widget.attrs["data-max-bytes"] = settings.JOE_MAX_UPLOAD_BYTES
         self.detect_error = ""
+        self.detected_kind = ""  # what the uploaded file turned out to be, once cleaned
 
     @property
     def max_bytes(self) -> int:
@@ -97,7 +109,7 @@ class UploadForm(forms.Form):
                 kind = detect_kind(Path(upload.temporary_file_path()))
             except ExportError as error:
                 self.detect_error = str(error)  # reported on the export's page, with the file
-        data["kind"] = kind
+        data["kind"] = self.detected_kind = kind
         if kind == SourceKind.SIGNAL:
             if not data.get("passphrase"):
                 self.add_error("passphrase", NEEDS_PASSPHRASE)
@@ -106,6 +118,8 @@ class UploadForm(forms.Form):
                     check_passphrase(data["passphrase"])
                 except forms.ValidationError as error:
                     self.add_error("passphrase", error)
+            if "passphrase" in self.errors:
+                self.add_error(None, CHOOSE_AGAIN)  # a browser never fills a file input back
         return data
 
 

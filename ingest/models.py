@@ -88,6 +88,24 @@ class Export(Job):
             .first()
         )
 
+    def later_overlaps(self) -> models.QuerySet[Export]:
+        """Later successful imports of the same kind that skipped messages as already imported.
+
+        Some of those may be this export's messages (a re-upload, a newer backup of the same
+        phone): each message belongs to the import that added it first, so deleting this export
+        removes them even though a later export also held them.
+        """
+        return (
+            Export.objects.filter(
+                kind=self.kind,
+                status=JobStatus.SUCCEEDED,
+                created_at__gt=self.created_at,
+                duplicates_count__gt=0,
+            )
+            .exclude(pk=self.pk)
+            .order_by("created_at")
+        )
+
     def skipped_items(self) -> list[tuple[str, int]]:
         """Skip reasons, most frequent first."""
         return sorted(self.skipped.items(), key=lambda item: (-item[1], item[0]))

@@ -26,6 +26,7 @@ from ingest.parsers.records import Progress
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.5  # seconds between writes to the row
+MB = 1024 * 1024
 
 
 class ImportCancelled(Exception):
@@ -44,7 +45,11 @@ class ImportProgress:
         if not self.total:
             return f"{self.messages:,} messages found"
         if self.unit == "bytes":
-            where = f"{self.done / 1e6:,.1f} of {self.total / 1e6:,.1f} MB read"
+            # MB of 1,048,576 bytes, as Django's filesizeformat shows the file's size elsewhere.
+            where = f"{self.done / MB:,.1f} of {self.total / MB:,.1f} MB read"
+            if not self.messages:
+                # A Signal backup's messages are counted once the whole file has been read.
+                return where
         else:
             where = f"{self.done:,} of {self.total:,} {self.unit} read"
         return f"{where} · {self.messages:,} messages found"

@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -82,8 +83,8 @@ def _accept_upload(request: HttpRequest, form: UploadForm) -> Export:
     if earlier is not None:
         messages.info(
             request,
-            f"This file was already imported on {earlier.created_at:%Y-%m-%d} "
-            f"({earlier.original_name}): importing it again adds no new messages.",
+            f"This file was already imported on {date_filter(earlier.created_at, 'j M Y')} "
+            f"({earlier.original_name}): importing it again adds only messages deleted since.",
         )
     else:
         messages.success(request, f"Uploaded {export.original_name}; importing it now.")
@@ -100,6 +101,7 @@ def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
     """The export's page; for htmx (polling, cancel) only its job partial."""
     context = {
         "export": export,
+        "later_overlaps": list(export.later_overlaps()[:5]) if export.status == "succeeded" else [],
         "earlier": export.earlier_import(),
         "retry_form": RetryForm(needs_passphrase=export.is_signal),
         **extra,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.forms import CHOOSE_AGAIN
+from ingest.models import Export
 from tests.conftest import log_in, screenshot
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import SPACED_PASSPHRASE, slack_export, use_tmp_upload_dir
@@ -80,7 +82,7 @@ def test_a_wrong_passphrase_shows_the_error_and_offers_a_retry(
 
 
 def test_a_dropped_file_over_the_limit_is_refused_before_uploading(new_page, staff, settings):
-    settings.JOE_MAX_UPLOAD_BYTES = 1000
+    settings.JOE_MAX_UPLOAD_BYTES = 1024
     page = new_page()
     log_in(page, "staff", "correct horse 3")
     page.goto("/ingest/")
@@ -94,3 +96,29 @@ def test_a_dropped_file_over_the_limit_is_refused_before_uploading(new_page, sta
     assert "more than the 1.0 KB limit" in page.locator("[data-file-info]").inner_text()
     assert page.locator("button[type=submit].primary").is_disabled()
     assert page.locator("input[name=passphrase]").is_visible()  # a .backup is a Signal backup
+
+
+def test_a_mistyped_passphrase_is_caught_before_the_upload_and_shown_after_it(
+    new_page, staff, tmp_path
+):
+    path = tmp_path / "phone.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/ingest/")
+    page.set_input_files("input[type=file]", str(path))
+    page.fill("input[name=passphrase]", "1234")
+
+    page.click("text=Upload and import")  # the browser refuses to send the file
+    assert page.eval_on_selector("input[name=passphrase]", "e => e.validity.patternMismatch")
+    assert not page.locator("[data-upload-progress]").is_visible()
+
+    # A browser that skips the check: the server refuses it, and the form it sends back keeps
+    # the Signal fields in view, with the error and a word on choosing the file again.
+    page.eval_on_selector("input[name=passphrase]", "e => e.removeAttribute('pattern')")
+    page.click("text=Upload and import")
+    page.get_by_text("The passphrase must be the 30 digits").wait_for()
+    assert page.locator("input[name=passphrase]").is_visible()
+    assert page.get_by_text(CHOOSE_AGAIN).is_visible()
+    screenshot(page, "ingest-passphrase-refused")
+    assert not Export.objects.exists()

@@ -6,11 +6,13 @@ import hashlib
 
 import pytest
 from django.urls import reverse
+from django.utils.text import Truncator
 
-from ingest import services, tasks
+from ingest import forms, services, tasks
 from ingest.models import Export, Message
 from ingest.parsers.detect import NOT_READABLE
 from ingest.parsers.signal_crypto import WRONG_KEY
+from ingest.progress import ImportProgress
 from joe_site.jobs import JobStatus
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import (
@@ -173,6 +175,22 @@ def test_malformed_passphrase_is_refused_before_upload_is_kept(staff_client, tmp
     assert not Export.objects.exists()
 
 
+def test_a_refused_passphrase_comes_back_with_the_signal_fields_shown(
+    staff_client, tmp_path, queued
+):
+    """The file input cannot be filled back: the form says so, and tells the page's script the
+    file was a Signal backup so the passphrase field (and its error) stay visible."""
+    path = tmp_path / "phone.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+
+    body = upload(staff_client, path, passphrase="1234", headers={"HX-Request": "true"})
+    body = body.content.decode()
+
+    assert 'data-detected-kind="signal"' in body
+    assert forms.CHOOSE_AGAIN in body
+    assert f'pattern="{forms.PASSPHRASE_PATTERN}"' in body  # the browser checks it first
+
+
 def test_too_big_upload_is_refused_with_a_clear_message(staff_client, slack_zip, settings, uploads):
     settings.JOE_MAX_UPLOAD_BYTES = 100
 
@@ -216,8 +234,37 @@ def test_same_file_uploaded_again_says_so(
 
     page = staff_client.get(response.url).content.decode()
     assert "This file was already imported on" in page
+    assert "slack.zip</a>.</p>" in page  # it has run: no forecast, the numbers say what it did
     second = Export.objects.order_by("-pk").first()
     assert (second.messages_count, second.duplicates_count) == (0, 2)
+
+
+def test_a_queued_import_says_what_it_waits_for(staff_client):
+    export = Export.objects.create(original_name="x.zip", kind="slack")
+
+    page = staff_client.get(export.get_absolute_url()).content.decode()
+
+    assert "Waiting for the worker" in page and 'data-testid="worker-hint"' in page
+    assert "Running it yourself" in page
+
+
+def test_deleting_warns_when_later_imports_skipped_its_messages(staff_client, tmp_path):
+    """Each message belongs to the import that added it first: deleting that one takes the
+    messages a later re-upload skipped as duplicates, so the confirmation says which."""
+    path = slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]})
+    first = import_path(path)
+    again = import_path(path)
+    assert (again.messages_count, again.duplicates_count) == (0, 2)
+
+    url = reverse("ingest:export_delete", args=[first.pk])
+    confirmation = staff_client.get(url).content.decode()
+    page = staff_client.get(first.get_absolute_url()).content.decode()
+    later = staff_client.get(reverse("ingest:export_delete", args=[again.pk])).content.decode()
+
+    assert 'data-testid="delete-overlap"' in confirmation
+    assert again.get_absolute_url() in confirmation
+    assert "Later imports skipped messages as already imported (s.zip)" in page  # hx-confirm
+    assert 'data-testid="delete-overlap"' not in later  # nothing came after it
 
 
 def test_export_page_polls_while_the_import_runs(staff_client):
@@ -313,3 +360,26 @@ def test_exports_list_shows_each_import(staff_client, tmp_path, django_assert_ma
         page = staff_client.get(EXPORTS).content.decode()
 
     assert page.count('data-testid="export-row"') == 3
+
+
+def test_the_admin_lists_long_messages_shortened(staff_client, tmp_path):
+    long = "word " * 2000
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", long), ("U2", "short")]}))
+
+    page = staff_client.get(reverse("admin:ingest_message_changelist")).content.decode()
+
+    stored = Message.objects.get(text__startswith="word").text
+    assert "short" in page and stored not in page
+    assert Truncator(stored).chars(120) in page
+
+
+@pytest.mark.parametrize(
+    ("done", "total", "unit", "messages", "note"),
+    [
+        (3 * 2**20, 26 * 2**20, "bytes", 0, "3.0 of 26.0 MB read"),  # MB as filesizeformat's
+        (3 * 2**20, 26 * 2**20, "bytes", 1234, "3.0 of 26.0 MB read · 1,234 messages found"),
+        (3, 10, "files", 0, "3 of 10 files read · 0 messages found"),
+    ],
+)
+def test_progress_notes(done, total, unit, messages, note):
+    assert ImportProgress(done, total, unit, messages).note == note

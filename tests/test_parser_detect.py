@@ -147,8 +147,7 @@ def test_other_databases_and_zips_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as error:
         detect_kind(archive)
     assert str(error.value) == (
-        "This file is not an export joe can read: holiday.zip holds no chat export that joe "
-        "recognises."
+        "This file is not an export joe can read: the zip holds no chat export that joe recognises."
     )
 
 

@@ -139,8 +139,10 @@ def detect_kind(path: str | Path) -> str:
             kind = _archive_kind(archive)
         if kind:
             return kind
+        # Not the file's name: an upload sits under a temporary one the user never chose.
+        what = "the folder" if p.is_dir() else "the zip"
         raise ExportError(
-            NOT_READABLE.format(why=f"{p.name} holds no chat export that joe recognises.")
+            NOT_READABLE.format(why=f"{what} holds no chat export that joe recognises.")
         )
     if not p.is_file():
         raise ExportError(f"The export {p.name} could not be found.")

@@ -1,11 +1,12 @@
 // The export upload form: drag and drop, a size check before sending, Signal-only fields shown
-// only for Signal, and an upload progress bar. htmx sends the form (an XHR whose upload progress
+// (and the passphrase required and checked) only for Signal, and an upload progress bar. htmx sends the form (an XHR whose upload progress
 // it reports as htmx:xhr:progress); without JavaScript it is a plain multipart form post.
 (function () {
   function formatBytes(n) {
     var units = ["bytes", "KB", "MB", "GB", "TB"];
     var i = 0;
-    while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+    // Units of 1024, as Django's filesizeformat (the export page) counts them.
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : n) + " " + units[i];
   }
 
@@ -16,6 +17,7 @@
     var zone = form.querySelector("[data-dropzone]");
     var info = form.querySelector("[data-file-info]");
     var kind = form.querySelector("select[name=kind]");
+    var passphrase = form.querySelector("input[name=passphrase]");
     var submit = form.querySelector("button[type=submit]");
     var progress = form.querySelector("[data-upload-progress]");
     var bar = progress.querySelector(".progress");
@@ -26,7 +28,8 @@
     function chosenKind() {
       if (kind.value) return kind.value;
       var file = input.files[0];
-      if (!file) return "";
+      // A form sent back with errors: the server says what the file it got was.
+      if (!file) return form.dataset.detectedKind || "";
       var name = file.name.toLowerCase();
       if (name.endsWith(".backup")) return "signal";
       return "";
@@ -44,6 +47,8 @@
       submit.disabled = tooBig;
       var isSignal = chosenKind() === "signal";
       form.querySelectorAll("[data-signal-only]").forEach(function (el) { el.hidden = !isSignal; });
+      // The browser then refuses a missing or mistyped passphrase before sending the file.
+      if (passphrase) passphrase.required = isSignal;
       var mayBeSlack = !isSignal && (!kind.value || kind.value === "slack");
       form.querySelectorAll("[data-slack-only]").forEach(function (el) { el.hidden = !mayBeSlack; });
     }
