@@ -75,7 +75,14 @@ class Export(Job):
 
     @property
     def can_retry(self) -> bool:
-        return self.status in (JobStatus.FAILED, JobStatus.CANCELLED) and self.has_file
+        if self.status not in (JobStatus.FAILED, JobStatus.CANCELLED) or not self.has_file:
+            return False
+        # A damaged, cut-off or foreign file fails the same way every time: the error says to
+        # upload it again instead.
+        from ingest.parsers.signal_crypto import CORRUPTED, NOT_A_BACKUP, TRUNCATED
+
+        damaged = tuple(message.split("{")[0] for message in (CORRUPTED, TRUNCATED, NOT_A_BACKUP))
+        return not self.error.startswith(damaged)
 
     def earlier_import(self) -> Export | None:
         """The first successful import of the same file (same sha256), if this is a re-upload."""

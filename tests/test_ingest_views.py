@@ -131,6 +131,23 @@ def test_a_wrong_passphrase_shows_on_the_export_page(
     assert corpus() == EMPTY
 
 
+def test_a_cut_off_backup_is_not_offered_a_retry(
+    staff_client, tmp_path, queued, django_capture_on_commit_callbacks
+):
+    path = tmp_path / "signal-2024.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(staff_client, path, passphrase=SPACED_PASSPHRASE)
+    run_queued(queued)
+
+    page = staff_client.get(response.url).content.decode()
+
+    assert "The backup file is incomplete" in page and "upload the whole file again" in page
+    assert "Try again" not in page  # the same file would stop at the same frame
+    assert corpus() == EMPTY
+
+
 def test_failed_signal_import_can_retry_with_the_right_passphrase(
     staff_client, tmp_path, queued, django_capture_on_commit_callbacks
 ):
