@@ -219,6 +219,9 @@ class Identity(models.Model):
     source_kind = models.CharField(max_length=20, choices=SourceKind.choices)
     external_id = models.CharField(max_length=255)
     display_name = models.CharField(max_length=255)
+    # Another name the source knows them by (Slack: the real name behind a display name such as
+    # "Bobby"), compared too when suggesting which speakers are the same friend.
+    full_name = models.CharField(max_length=255, blank=True)
     speaker = models.ForeignKey(
         Speaker, null=True, blank=True, on_delete=models.SET_NULL, related_name="identities"
     )

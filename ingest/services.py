@@ -256,6 +256,7 @@ class CorpusWriter:
             external_id=clean_id(external_id),
             defaults={
                 "display_name": clean_text(name)[:255] or external_id[:255],
+                "full_name": clean_text(str(record.extra.get("real_name") or ""))[:255],
                 "is_bot": record.is_bot,
                 "is_self": record.is_self,
             },

@@ -30,7 +30,8 @@ def normalise(name: str) -> str:
 
 def _names(speaker: Speaker) -> set[str]:
     names = {normalise(speaker.display_name)}
-    names.update(normalise(identity.display_name) for identity in speaker.identities.all())
+    for identity in speaker.identities.all():
+        names.update((normalise(identity.display_name), normalise(identity.full_name)))
     return {n for n in names if n}
 
 

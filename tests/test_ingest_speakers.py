@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from ingest.models import Identity, Speaker
 from ingest.speakers import merge_suggestions, normalise
+from tests.builders.slack import User
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import PASSPHRASE, import_path, slack_export, use_tmp_upload_dir
 
@@ -202,3 +203,25 @@ def test_two_people_on_the_same_app_are_not_suggested(slack_and_signal):
 
     assert ("Alice", "Alice Cooper") not in pairs
     assert ("Alice", "Alice L. (contacts)") in pairs
+
+
+def test_a_real_name_behind_a_nickname_is_compared_too(staff_client, tmp_path):
+    """Slack's "Bobby" is "Bob Brown" in users.json; on the phone he is plain "Bob"."""
+    people = [User("U7", "bobby", "Bobby", real_name="Bob Brown"), User("U8", "dee", "Dee")]
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U7", "hi")]}, users=people))
+    Speaker.create_named("Bob")
+    Identity.objects.create(
+        source_kind="signal", external_id="aci:b0b", display_name="Bob", speaker=speaker("Bob")
+    )
+    speakers = list(Speaker.objects.prefetch_related("identities"))
+
+    bobby = identity("Bobby", "slack")
+    suggestions = [
+        ({s.speaker.display_name, s.other.display_name}, s.reason)
+        for s in merge_suggestions(speakers)
+    ]
+
+    assert bobby.full_name == "Bob Brown"
+    page = staff_client.get(SPEAKERS).content.decode()
+    assert "Bobby <span class=\"muted\">(Bob Brown)</span>" in page
+    assert suggestions == [({"Bobby", "Bob"}, "same first name, “bob”")]

@@ -166,7 +166,9 @@ class _SlackExport:
             if is_bot and not self.include_bots:
                 continue
             self.announced.add(user_id)
-            extra = {"username": user.get("name", ""), "real_name": user.get("real_name", "")}
+            profile = user.get("profile") or {}
+            real_name = user.get("real_name") or profile.get("real_name") or ""
+            extra = {"username": user.get("name", ""), "real_name": real_name}
             yield IdentityRecord(user_id, name, is_bot=is_bot, extra=extra)
 
     def conversations(self) -> list[_Conversation]:
