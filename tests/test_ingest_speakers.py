@@ -223,5 +223,5 @@ def test_a_real_name_behind_a_nickname_is_compared_too(staff_client, tmp_path):
 
     assert bobby.full_name == "Bob Brown"
     page = staff_client.get(SPEAKERS).content.decode()
-    assert "Bobby <span class=\"muted\">(Bob Brown)</span>" in page
+    assert 'Bobby <span class="muted">(Bob Brown)</span>' in page
     assert suggestions == [({"Bobby", "Bob"}, "same first name, “bob”")]
