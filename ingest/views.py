@@ -101,7 +101,9 @@ def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
     """The export's page; for htmx (polling, cancel) only its job partial."""
     context = {
         "export": export,
-        "later_overlaps": list(export.later_overlaps()[:5]) if export.status == "succeeded" else [],
+        "later_overlaps": (
+            list(export.later_overlaps()[:5]) if export.status == JobStatus.SUCCEEDED else []
+        ),
         "earlier": export.earlier_import(),
         "retry_form": RetryForm(needs_passphrase=export.is_signal),
         **extra,

@@ -18,15 +18,21 @@ def uploads(settings, tmp_path):
     return use_tmp_upload_dir(settings, tmp_path / "server")
 
 
+def upload_page(new_page, path):
+    """The Exports page, as staff, with ``path`` chosen in its upload form."""
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/ingest/")
+    page.set_input_files("input[type=file]", str(path))
+    return page
+
+
 def test_staff_upload_a_slack_export_and_see_its_summary(
     new_page, staff, tmp_path, celery_worker_on_redis
 ):
     path = slack_export(tmp_path / "team.zip", {"general": [("U1", "hi"), ("U2", "hello <@U1>")]})
-    page = new_page()
-    log_in(page, "staff", "correct horse 3")
-    page.goto("/ingest/")
+    page = upload_page(new_page, path)
 
-    page.set_input_files("input[type=file]", str(path))
     assert page.locator("[data-file-info]").inner_text().startswith("team.zip · ")
     assert not page.locator("input[name=passphrase]").is_visible()  # Signal only
     page.click("text=Upload and import")
@@ -46,11 +52,8 @@ def test_a_signal_backup_asks_for_its_passphrase_and_imports(
 ):
     path = tmp_path / "signal-2024-05-01.backup"
     write_backup(path, messages=FIXTURE_MESSAGES)
-    page = new_page()
-    log_in(page, "staff", "correct horse 3")
-    page.goto("/ingest/")
+    page = upload_page(new_page, path)
 
-    page.set_input_files("input[type=file]", str(path))
     page.fill("input[name=passphrase]", SPACED_PASSPHRASE)
     page.fill("input[name=owner_name]", "Sam")
     screenshot(page, "ingest-upload-signal")
@@ -66,10 +69,7 @@ def test_a_wrong_passphrase_shows_the_error_and_offers_a_retry(
 ):
     path = tmp_path / "phone.backup"
     write_backup(path, messages=FIXTURE_MESSAGES)
-    page = new_page()
-    log_in(page, "staff", "correct horse 3")
-    page.goto("/ingest/")
-    page.set_input_files("input[type=file]", str(path))
+    page = upload_page(new_page, path)
     page.fill("input[name=passphrase]", "1" * 30)
     page.click("text=Upload and import")
 
@@ -103,10 +103,7 @@ def test_a_mistyped_passphrase_is_caught_before_the_upload_and_shown_after_it(
 ):
     path = tmp_path / "phone.backup"
     write_backup(path, messages=FIXTURE_MESSAGES)
-    page = new_page()
-    log_in(page, "staff", "correct horse 3")
-    page.goto("/ingest/")
-    page.set_input_files("input[type=file]", str(path))
+    page = upload_page(new_page, path)
     page.fill("input[name=passphrase]", "1234")
 
     page.click("text=Upload and import")  # the browser refuses to send the file
