@@ -145,11 +145,15 @@ def child(kind: str, path: Path, mode: str) -> dict:
                 "peak_rss_kb": peak_rss_kb(), "cpu": cpu, "pg_cpu": pg_cpu}  # fmt: skip
     if mode == "parse":
         start, cpu = time.perf_counter(), cpu_seconds()
-        found = sum(type(r) is MessageRecord for r in load_parser(kind)(path, **options))
+        found, first = 0, None
+        for record in load_parser(kind)(path, **options):
+            if first is None:  # Signal: the end of decrypt + replay; what follows is read-back
+                first = time.perf_counter() - start
+            found += type(record) is MessageRecord
         seconds = time.perf_counter() - start
         return {"messages": found, "seconds": seconds, "base_rss_kb": base_rss,
                 "peak_rss_kb": peak_rss_kb(), "cpu": cpu_seconds() - cpu,
-                "pg_cpu": None}  # fmt: skip
+                "pg_cpu": None, "first_record": first}  # fmt: skip
     if connection.vendor != "postgresql":
         sys.exit("DATABASE_URL must point at PostgreSQL for this benchmark.")
     if Message.objects.exists():
@@ -223,6 +227,11 @@ def main() -> None:
                     f"{r['cpu']:>6.1f}s "
                     + (f"{r['pg_cpu']:>6.1f}s" if r["pg_cpu"] is not None else f"{'-':>7}")
                     + f"  {label}"
+                    + (
+                        f" (first record after {r['first_record']:.1f} s)"
+                        if r.get("first_record") and kind == "signal"
+                        else ""
+                    )
                     + (
                         f" (file built in {built:.0f} s)" if label == "import" and built > 1 else ""
                     ),
