@@ -121,8 +121,8 @@ class Replayer:
         if parts is None or stored is None:
             return _Plan(table, sql)  # replayed as written, every parameter bound
         verb, listed, placeholders = parts.groups()
-        names = _names(listed) if listed is not None else self._columns[table]
-        if len(names) != placeholders.count("?"):
+        names = _bound_columns(listed, placeholders, self._columns[table])
+        if names is None:
             return _Plan(table, sql)  # SQLite will say what is wrong with it
         indices = tuple(i for i, name in enumerate(names) if name.lower() in stored)
         if len(indices) == len(names) and listed is None:
@@ -285,11 +285,10 @@ class LongTextRows:
             return None
         if table not in self._columns:
             return _LATER
-        listed = parts.group(2)
-        names = _names(listed) if listed is not None else self._columns[table]
-        names = tuple(name.lower() for name in names)
-        if len(names) != parts.group(3).count("?"):
+        names = _bound_columns(parts.group(2), parts.group(3), self._columns[table])
+        if names is None:
             return None
+        names = tuple(name.lower() for name in names)
         # "part" (mid, ct) became "attachment" (message_id, content_type) in database v215.
         wanted = ("_id", "content_type" if "content_type" in names else "ct")
         wanted += ("message_id" if "message_id" in names else "mid",)
@@ -436,8 +435,17 @@ def _widen_pipe(stream: object) -> None:
         fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[attr-defined]
 
 
-def _names(listed: str) -> tuple[str, ...]:
-    return tuple(name.strip().strip("\"'`[]") for name in listed.split(","))
+def _bound_columns(
+    listed: str | None, placeholders: str, columns: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """The column each placeholder of an INSERT fills: the ones it lists, else the table's in
+    order; None when there are not as many as placeholders."""
+    names = (
+        tuple(name.strip().strip("\"'`[]") for name in listed.split(","))
+        if listed is not None
+        else columns
+    )
+    return names if len(names) == placeholders.count("?") else None
 
 
 def _connect(path: Path) -> sqlite3.Connection:
