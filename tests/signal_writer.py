@@ -137,7 +137,7 @@ class _FrameWriter:
             if value is None:
                 parameter.nullparameter = True
             elif isinstance(value, bool | int):
-                parameter.integerParameter = int(value) & 0xFFFFFFFFFFFFFFFF  # Java's long bits
+                parameter.integerParameter = int(value)  # a Java long (on the wire: uint64 bits)
             elif isinstance(value, float):
                 parameter.doubleParameter = value
             elif isinstance(value, bytes):

@@ -268,20 +268,43 @@ def statement_frame(statement: str | tuple[str, list]) -> signal_pb2.BackupFrame
     return frame
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def test_sql_parameters():
-    """Each parameter kind, and Java's negative longs written as uint64 two's complement."""
-    statement = signal_pb2.SqlStatement(statement="INSERT INTO t VALUES (?,?,?,?,?,?,?)")
+    """Each parameter kind, and Java's negative longs, which Signal writes as uint64 bits."""
+    statement = signal_pb2.SqlStatement(statement="INSERT INTO t VALUES (?,?,?,?,?,?,?,?)")
     for fields in (
         {"stringParamter": "x"},
         {"integerParameter": 7},
-        {"integerParameter": 2**64 - 1},
-        {"integerParameter": 2**63},
+        {"integerParameter": 0},
         {"doubleParameter": 1.5},
         {"blobParameter": b"\x00\x01"},
+        {"blobParameter": b""},
+        {"stringParamter": ""},
         {"nullparameter": True},
     ):
         statement.parameters.add(**fields)
-    assert sql_parameters(statement.parameters) == ["x", 7, -1, -(2**63), 1.5, b"\x00\x01", None]
+    assert sql_parameters(statement.parameters) == ["x", 7, 0, 1.5, b"\x00\x01", b"", "", None]
+    assert sql_parameters(statement.parameters, [7, 0]) == [None, "x"]
+
+    # On the wire, as Signal's uint64 field carries them: -1, -2**63, 2**63 - 1.
+    wire = b""
+    for bits in (2**64 - 1, 2**63, 2**63 - 1):
+        parameter = b"\x10" + _varint(bits)  # field 2 (integerParameter), varint
+        wire += b"\x12" + _varint(len(parameter)) + parameter  # field 2 (parameters)
+    parsed = signal_pb2.SqlStatement.FromString(wire)
+    assert sql_parameters(parsed.parameters) == [-1, -(2**63), 2**63 - 1]
+    # ...and a negative number we write goes out as those same bits.
+    written = signal_pb2.SqlStatement()
+    written.parameters.add(integerParameter=-1)
+    assert written.SerializeToString() == b"\x12\x0b\x10" + b"\xff" * 9 + b"\x01"
 
 
 # -- narrowing: only the columns the schema reader reads are stored ------------------------

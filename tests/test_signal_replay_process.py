@@ -163,7 +163,7 @@ def replay_both(statements: list[tuple[str, list]]) -> tuple[sqlite3.Connection,
                 if value is None:
                     statement.parameters.add(nullparameter=True)
                 elif isinstance(value, int):
-                    statement.parameters.add(integerParameter=value % 2**64)
+                    statement.parameters.add(integerParameter=value)
                 else:
                     statement.parameters.add(stringParamter=value)
             replayer.execute(statement)

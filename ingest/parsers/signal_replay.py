@@ -49,8 +49,6 @@ _INSERT_PARTS = re.compile(
     re.I,
 )
 _WITHOUT_ROWID = re.compile(r"\)\s*WITHOUT\s+ROWID\s*;?\s*\Z", re.I)
-_UINT64_SIGN = 1 << 63
-_UINT64 = 1 << 64
 _LONG_TEXT_SQL = "INSERT OR REPLACE INTO joe_long_text (message_id, body) VALUES (?, ?)"
 _FLUSH_AT = 1 << 18  # bytes buffered for the child before they are written to its pipe
 _PIPE_SIZE = 1 << 20  # Linux allows this much by default (fs.pipe-max-size)
@@ -410,21 +408,20 @@ def sql_parameters(
     parameters: Sequence[signal_pb2.SqlStatement.SqlParameter],
     indices: Iterable[int] | None = None,
 ) -> list[object]:
-    """Those parameters as Python values (this runs millions of times: keep it lean)."""
-    values: list[object] = []
-    append = values.append
-    for parameter in parameters if indices is None else map(parameters.__getitem__, indices):
-        fields = parameter.ListFields()  # the one field set, whichever it is
-        value = fields[0][1] if fields else None
-        kind = type(value)
-        if kind is int:
-            # Java wrote a signed long into a uint64 field: undo the two's complement.
-            if value >= _UINT64_SIGN:  # type: ignore[operator]
-                value -= _UINT64  # type: ignore[operator]
-        elif kind is bool:  # only nullparameter is a bool
-            value = None
-        append(value)
-    return values
+    """Those parameters as Python values (this runs millions of times: keep it lean).
+
+    A parameter has one field set, whichever it is; ``ListFields`` gives it without asking
+    each field in turn. Negative longs need no fixing here (the .proto reads them as int64);
+    the null marker is the one boolean a parameter can hold.
+    """
+    selected = parameters if indices is None else map(parameters.__getitem__, indices)
+    return [
+        None if not fields or (value := fields[0][1]) is True or value is False else value
+        for fields in map(_list_fields, selected)
+    ]
+
+
+_list_fields = signal_pb2.SqlStatement.SqlParameter.ListFields
 
 
 def _widen_pipe(stream: object) -> None:
