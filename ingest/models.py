@@ -55,6 +55,11 @@ class Export(Job):
     skipped = models.JSONField(default=dict, blank=True)
     first_message_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # Deleting a big export runs on the worker (services.request_delete): asked for, then begun,
+    # or given up with a reason (the row stays, so the page can say so and offer it again).
+    delete_requested_at = models.DateTimeField(null=True, blank=True)
+    delete_started_at = models.DateTimeField(null=True, blank=True)
+    delete_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -74,7 +79,13 @@ class Export(Job):
         return bool(self.file) and self.file.storage.exists(self.file.name)
 
     @property
+    def is_deleting(self) -> bool:
+        return self.delete_requested_at is not None
+
+    @property
     def can_retry(self) -> bool:
+        if self.is_deleting:
+            return False
         if self.status not in (JobStatus.FAILED, JobStatus.CANCELLED) or not self.has_file:
             return False
         # A damaged, cut-off or foreign file fails the same way every time: the error says to

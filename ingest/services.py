@@ -49,6 +49,13 @@ SIGNAL_KEY_GONE = (
 FILE_GONE = "The uploaded file is no longer on the server, so there is nothing to import."
 NOT_SUPPORTED_YET = "joe cannot read {label} files yet."
 STILL_RUNNING = "This export is still being imported: cancel the import first."
+DELETE_FAILED = (
+    "Deleting this export stopped because of a problem in joe itself; nothing was deleted. The "
+    "worker's log has the details."
+)
+# Up to this many messages an export is deleted while the page waits (well under a second);
+# a bigger one, or one that would wait for another import to finish, is deleted on the worker.
+INLINE_DELETE_MAX_MESSAGES = 100_000
 # All imports and deletions take this lock (PostgreSQL): the COPY loader relies on being the only
 # writer of messages, and an export is never deleted halfway through someone's import.
 _IMPORT_LOCK = 0x6A6F65  # "joe"
@@ -177,10 +184,17 @@ def _parser(kind: str) -> Callable[..., Iterable[Record]]:
         raise ExportError(NOT_SUPPORTED_YET.format(label=label)) from None
 
 
-def _lock_imports() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+def _lock_imports(*, wait: bool = True) -> bool:
+    """Take the import lock until the transaction ends; without ``wait``, only if it is free
+    (returns whether it was taken)."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        if wait:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_IMPORT_LOCK])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_IMPORT_LOCK])
+        return cursor.fetchone()[0]
 
 
 class CorpusWriter:
@@ -323,36 +337,65 @@ def _speaker_named(name: str) -> Speaker:
 # -- deleting --------------------------------------------------------------------------------
 
 
+def request_delete(*, export_id: int) -> int | None:
+    """Delete an export now if that is quick, else hand it to the worker.
+
+    Returns how many messages went, or None when the deletion was queued: the export is then
+    marked (``delete_requested_at``) until ``tasks.delete_export`` has removed it, or has
+    recorded why it could not (``delete_error``). Asking again while it is queued queues it
+    again, which is harmless: the task does nothing for an export that is gone.
+    """
+    with transaction.atomic():
+        export = Export.objects.select_for_update().get(pk=export_id)
+        if export.status == JobStatus.RUNNING:
+            raise ImportInProgress(STILL_RUNNING)
+        small = export.messages_count <= INLINE_DELETE_MAX_MESSAGES and not export.is_deleting
+        if small and _lock_imports(wait=False):
+            return _delete(export)
+        Export.objects.filter(pk=export.pk).update(
+            delete_requested_at=timezone.now(), delete_started_at=None, delete_error=""
+        )
+        from ingest import tasks  # the tasks module imports this one
+
+        transaction.on_commit(lambda: tasks.delete_export.delay(export.pk))
+    return None
+
+
 def delete_export(*, export_id: int) -> int:
     """Delete an export and exactly its messages, then the conversations, identities and
-    speakers that only those messages held up. Returns how many messages went."""
+    speakers that only those messages held up. Returns how many messages went.
+
+    Waits for a running import of another export to finish (they share a lock)."""
     with transaction.atomic():
         _lock_imports()
         export = Export.objects.select_for_update().get(pk=export_id)
         if export.status == JobStatus.RUNNING:
             raise ImportInProgress(STILL_RUNNING)
-        messages = Message.objects.filter(export=export)
-        # order_by(): with the model's ordering DISTINCT would return a row per message.
-        identity_ids = set(messages.order_by().values_list("identity_id", flat=True).distinct())
-        conversation_ids = set(
-            messages.order_by().values_list("conversation_id", flat=True).distinct()
-        )
-        deleted = messages.delete_in_sql()
-        Conversation.objects.filter(pk__in=conversation_ids).filter(
-            ~Exists(Message.objects.filter(conversation=OuterRef("pk")))
-        ).delete()
-        # One pass to find the orphans: right after the DELETE each of these lookups still walks
-        # the deleted rows' index entries (1.3 s for a 1M-message export).
-        orphans = list(
-            Identity.objects.filter(pk__in=identity_ids)
-            .filter(~Exists(Message.objects.filter(identity=OuterRef("pk"))))
-            .values_list("pk", "speaker_id")
-        )
-        Identity.objects.filter(pk__in=[pk for pk, _ in orphans]).delete()
-        speaker_ids = {speaker for _, speaker in orphans if speaker is not None}
-        unreferenced_speakers().filter(pk__in=speaker_ids).delete()
-        storage, name = export.file.storage, export.file.name
-        export.delete()
-        if name:
-            transaction.on_commit(lambda: storage.delete(name))
+        return _delete(export)
+
+
+def _delete(export: Export) -> int:
+    """The deletion itself, inside the caller's transaction, which holds the import lock."""
+    messages = Message.objects.filter(export=export)
+    # order_by(): with the model's ordering DISTINCT would return a row per message.
+    identity_ids = set(messages.order_by().values_list("identity_id", flat=True).distinct())
+    conversation_ids = set(messages.order_by().values_list("conversation_id", flat=True).distinct())
+    deleted = messages.delete_in_sql()
+    Conversation.objects.filter(pk__in=conversation_ids).filter(
+        ~Exists(Message.objects.filter(conversation=OuterRef("pk")))
+    ).delete()
+    # One pass to find the orphans: right after the DELETE each of these lookups still walks
+    # the deleted rows' index entries (1.3 s for a 1M-message export).
+    orphans = list(
+        Identity.objects.filter(pk__in=identity_ids)
+        .filter(~Exists(Message.objects.filter(identity=OuterRef("pk"))))
+        .values_list("pk", "speaker_id")
+    )
+    Identity.objects.filter(pk__in=[pk for pk, _ in orphans]).delete()
+    speaker_ids = {speaker for _, speaker in orphans if speaker is not None}
+    unreferenced_speakers().filter(pk__in=speaker_ids).delete()
+    storage, name = export.file.storage, export.file.name
+    export.delete()
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
     return deleted

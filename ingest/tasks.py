@@ -1,10 +1,12 @@
-"""The worker's import task: load the row, fetch the passphrase from the cache, call the service."""
+"""The worker's tasks: an import (load the row, fetch the passphrase from the cache, call the
+service) and the deletion of a big export."""
 
 from __future__ import annotations
 
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
 from ingest import passphrases, services
 from ingest.models import Export
@@ -38,3 +40,37 @@ def import_export(export_id: int, passphrase_key: str | None = None) -> None:
         passphrase = None
         if passphrase_key:
             passphrases.discard(passphrase_key)
+
+
+@shared_task(
+    name="ingest.tasks.delete_export",
+    # As for imports: a worker killed mid-deletion leaves the message with the broker and the
+    # next worker deletes from the start (the deletion is one transaction, which never committed).
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def delete_export(export_id: int) -> None:
+    """A deletion that ``services.request_delete`` handed over (a big export, or one that had
+    to wait for another import). Its state is on the export's row, for its page."""
+    marked = Export.objects.filter(pk=export_id, delete_requested_at__isnull=False)
+    if not marked.update(delete_started_at=timezone.now()):
+        logger.info("Export %s is gone or no longer to be deleted; skipping", export_id)
+        return
+    try:
+        deleted = services.delete_export(export_id=export_id)
+    except Export.DoesNotExist:
+        logger.info("Export %s was deleted meanwhile", export_id)
+    except services.ImportInProgress as error:
+        _give_up(export_id, str(error))
+    except Exception:
+        logger.exception("Deleting export %s failed", export_id)
+        _give_up(export_id, services.DELETE_FAILED)
+        raise
+    else:
+        logger.info("Deleted export %s and its %d messages", export_id, deleted)
+
+
+def _give_up(export_id: int, reason: str) -> None:
+    Export.objects.filter(pk=export_id).update(
+        delete_requested_at=None, delete_started_at=None, delete_error=reason
+    )

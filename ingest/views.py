@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
@@ -93,7 +93,13 @@ def _accept_upload(request: HttpRequest, form: UploadForm) -> Export:
 
 @staff_required
 def export(request: HttpRequest, pk: int) -> HttpResponse:
-    export = get_object_or_404(Export.objects.select_related("uploaded_by"), pk=pk)
+    export = Export.objects.select_related("uploaded_by").filter(pk=pk).first()
+    if export is None and request.htmx:
+        # The page was following its deletion on the worker, which has now finished.
+        messages.success(request, "The export was deleted, with its messages.")
+        return HttpResponseClientRedirect(reverse("ingest:exports"))
+    if export is None:
+        raise Http404("No such export.")
     return _export_page(request, overlay_live_progress(export))
 
 
@@ -106,6 +112,7 @@ def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
         ),
         "earlier": export.earlier_import(),
         "retry_form": RetryForm(needs_passphrase=export.is_signal),
+        "inline_delete_max": services.INLINE_DELETE_MAX_MESSAGES,
         **extra,
     }
     template = "ingest/export.html#job" if request.htmx else "ingest/export.html"
@@ -119,14 +126,27 @@ def export_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return _export_page(request, export, confirm_delete=True)
     try:
-        deleted = services.delete_export(export_id=export.pk)
+        deleted = services.request_delete(export_id=export.pk)
     except services.ImportInProgress as error:
         messages.error(request, str(error))
         return redirect(export)
-    messages.success(request, f"Deleted {export.original_name} and its {deleted:,} messages.")
+    if deleted is None:  # on the worker: its page follows the deletion
+        messages.info(
+            request,
+            f"Deleting {export.original_name} and its {_messages(export.messages_count)} on "
+            "the worker; this page shows when it is done.",
+        )
+        if request.htmx:
+            return HttpResponseClientRedirect(export.get_absolute_url())
+        return redirect(export)
+    messages.success(request, f"Deleted {export.original_name} and its {_messages(deleted)}.")
     if request.htmx:
         return HttpResponseClientRedirect(reverse("ingest:exports"))
     return redirect("ingest:exports")
+
+
+def _messages(count: int) -> str:
+    return f"{count:,} message{'' if count == 1 else 's'}"
 
 
 @staff_required

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ingest import services
 from ingest.forms import CHOOSE_AGAIN
-from ingest.models import Export
+from ingest.models import Export, Message
 from tests.conftest import log_in, screenshot
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import SPACED_PASSPHRASE, slack_export, use_tmp_upload_dir
@@ -45,6 +46,26 @@ def test_staff_upload_a_slack_export_and_see_its_summary(
 
     page.click("text=Check who is who")
     assert page.locator("[data-testid=speaker-name]").all_inner_texts() == ["Alice", "Bob"]
+
+
+def test_a_big_export_is_deleted_on_the_worker_while_its_page_follows(
+    new_page, staff, tmp_path, celery_worker_on_redis, monkeypatch
+):
+    monkeypatch.setattr(services, "INLINE_DELETE_MAX_MESSAGES", 1)  # two count as big here
+    path = slack_export(tmp_path / "team.zip", {"general": [("U1", "hi"), ("U2", "hello")]})
+    page = upload_page(new_page, path)
+    page.click("text=Upload and import")
+    page.locator("[data-testid=export-status]", has_text="Succeeded").wait_for()
+
+    page.once("dialog", lambda dialog: dialog.accept())  # "Delete team.zip and its 2 messages?"
+    page.click("text=Delete export…")
+
+    # Handed to the worker: the export's page says so, follows it, then goes to the list.
+    page.locator("text=Deleting team.zip and its 2 messages on the worker").wait_for()
+    page.wait_for_url("**/ingest/")
+    page.locator("text=The export was deleted, with its messages.").wait_for()
+    assert page.locator("[data-testid=export-row]").count() == 0
+    assert not Export.objects.exists() and not Message.objects.exists()
 
 
 def test_a_signal_backup_asks_for_its_passphrase_and_imports(

@@ -30,6 +30,7 @@ from tests.test_ingest_support import (
     PASSPHRASE,
     SPACED_PASSPHRASE,
     corpus,
+    import_path,
     slack_export,
     stored_export,
     use_tmp_upload_dir,
@@ -229,3 +230,37 @@ def test_a_worker_killed_mid_import_leaves_nothing_and_the_retry_imports_all(tmp
     export.refresh_from_db()
     assert export.status == JobStatus.SUCCEEDED, export.error
     assert export.messages_count == Message.objects.count() == 60_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deletion_that_would_wait_for_an_import_runs_on_the_worker(
+    staff_client, tmp_path, celery_worker_on_redis
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("the import lock is PostgreSQL's")
+    import psycopg
+
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+    url = reverse("ingest:export", args=[export.pk])
+    db = connection.settings_dict
+    # Another import holds the lock: here, a second connection taking it as an import would.
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+        dbname=db["NAME"], autocommit=True,
+    ) as other:  # fmt: skip
+        other.execute("SELECT pg_advisory_lock(%s)", [services._IMPORT_LOCK])
+
+        response = staff_client.post(reverse("ingest:export_delete", args=[export.pk]))
+
+        assert response.url == url  # not deleted while the page waited: handed to the worker
+        assert wait_for(lambda: Export.objects.get(pk=export.pk).delete_started_at is not None)
+        page = staff_client.get(url).content.decode()
+        assert "(started at" in page and "it waits for that one first" in page
+        assert Message.objects.count() == 1
+        other.execute("SELECT pg_advisory_unlock(%s)", [services._IMPORT_LOCK])
+
+    assert wait_for(lambda: not Export.objects.filter(pk=export.pk).exists())
+    assert corpus() == EMPTY
+    assert staff_client.get(url, headers={"HX-Request": "true"})["HX-Redirect"] == reverse(
+        "ingest:exports"
+    )

@@ -6,6 +6,8 @@ import hashlib
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
 from django.utils.text import Truncator
 
 from ingest import forms, services, tasks
@@ -349,6 +351,92 @@ def test_htmx_delete_redirects_to_the_list(staff_client, tmp_path):
     )
 
     assert response["HX-Redirect"] == EXPORTS
+
+
+@pytest.fixture
+def deletions(monkeypatch):
+    """The deletions the pages hand to the worker, as export ids, instead of a worker."""
+    calls = []
+    monkeypatch.setattr(tasks.delete_export, "delay", calls.append)
+    monkeypatch.setattr(services, "INLINE_DELETE_MAX_MESSAGES", 1)
+    return calls
+
+
+def test_a_big_export_is_deleted_on_the_worker_while_its_page_follows(
+    staff_client, tmp_path, deletions, django_capture_on_commit_callbacks
+):
+    export = import_path(
+        slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]})
+    )
+    url = reverse("ingest:export", args=[export.pk])
+    confirmation = staff_client.get(reverse("ingest:export_delete", args=[export.pk]))
+    assert "the worker does it" in confirmation.content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("ingest:export_delete", args=[export.pk]))
+
+    assert response.url == url and deletions == [export.pk]
+    page = staff_client.get(url).content.decode()
+    assert "Deleting s.zip and its 2 messages on the worker" in page
+    assert 'data-testid="deleting"' in page and 'data-testid="worker-hint"' in page
+    assert 'hx-trigger="every 1s"' in page  # the page follows it
+    assert "Delete export" not in page and Message.objects.count() == 2
+    rows = staff_client.get(EXPORTS).content.decode()
+    assert 'data-testid="row-deleting"' in rows
+
+    tasks.delete_export(export.pk)  # what the worker runs
+
+    assert corpus() == EMPTY and not Export.objects.exists()
+    poll = staff_client.get(url, headers={"HX-Request": "true"})
+    assert poll["HX-Redirect"] == EXPORTS
+    assert (
+        "The export was deleted, with its messages." in staff_client.get(EXPORTS).content.decode()
+    )
+    assert staff_client.get(url).status_code == 404  # without htmx: the usual page for a gone one
+
+
+def test_a_deletion_on_the_worker_says_when_it_started(staff_client, tmp_path):
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+    started = timezone.now()
+    Export.objects.filter(pk=export.pk).update(
+        delete_requested_at=started, delete_started_at=started
+    )
+
+    page = staff_client.get(reverse("ingest:export", args=[export.pk])).content.decode()
+
+    assert f"(started at {timezone.localtime(started):%H:%M:%S})" in page
+    assert 'data-testid="worker-hint"' not in page
+
+
+def test_a_failed_deletion_shows_why_and_can_be_asked_again(staff_client, tmp_path, monkeypatch):
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+    Export.objects.filter(pk=export.pk).update(delete_requested_at=timezone.now())
+
+    def broken(export):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(services, "_delete", broken)
+    with pytest.raises(RuntimeError):
+        tasks.delete_export(export.pk)
+
+    page = staff_client.get(reverse("ingest:export", args=[export.pk])).content.decode()
+    assert escape(services.DELETE_FAILED) in page and "disk on fire" not in page
+    assert "Delete export" in page and 'data-testid="deleting"' not in page
+    assert Message.objects.count() == 1
+
+    monkeypatch.undo()
+    response = staff_client.post(reverse("ingest:export_delete", args=[export.pk]), follow=True)
+    assert "Deleted s.zip and its 1 message." in response.content.decode()
+    assert not Export.objects.exists()
+
+
+def test_the_deletion_task_leaves_an_export_no_longer_marked(tmp_path):
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+
+    tasks.delete_export(export.pk)  # nobody asked (or it was dealt with already)
+    tasks.delete_export(export.pk + 1000)  # gone
+
+    assert Export.objects.filter(pk=export.pk, delete_started_at=None).exists()
 
 
 def test_a_running_import_is_not_deleted(staff_client):
