@@ -342,22 +342,24 @@ def request_delete(*, export_id: int) -> int | None:
 
     Returns how many messages went, or None when the deletion was queued: the export is then
     marked (``delete_requested_at``) until ``tasks.delete_export`` has removed it, or has
-    recorded why it could not (``delete_error``). Asking again while it is queued queues it
-    again, which is harmless: the task does nothing for an export that is gone.
+    recorded why it could not (``delete_error``). Asking again before a worker has begun queues
+    it again (the first message may have been lost with its broker), which is harmless: the
+    task does nothing for an export that is gone.
     """
+    from ingest import tasks  # the tasks module imports this one
+
     with transaction.atomic():
         export = Export.objects.select_for_update().get(pk=export_id)
         if export.status == JobStatus.RUNNING:
             raise ImportInProgress(STILL_RUNNING)
-        small = export.messages_count <= INLINE_DELETE_MAX_MESSAGES and not export.is_deleting
-        if small and _lock_imports(wait=False):
-            return _delete(export)
-        Export.objects.filter(pk=export.pk).update(
-            delete_requested_at=timezone.now(), delete_started_at=None, delete_error=""
-        )
-        from ingest import tasks  # the tasks module imports this one
-
-        transaction.on_commit(lambda: tasks.delete_export.delay(export.pk))
+        if not export.is_deleting:
+            if export.messages_count <= INLINE_DELETE_MAX_MESSAGES and _lock_imports(wait=False):
+                return _delete(export)
+            Export.objects.filter(pk=export.pk).update(
+                delete_requested_at=timezone.now(), delete_started_at=None, delete_error=""
+            )
+        if export.delete_started_at is None:
+            transaction.on_commit(lambda: tasks.delete_export.delay(export.pk))
     return None
 
 

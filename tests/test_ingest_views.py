@@ -395,6 +395,24 @@ def test_a_big_export_is_deleted_on_the_worker_while_its_page_follows(
     assert staff_client.get(url).status_code == 404  # without htmx: the usual page for a gone one
 
 
+def test_asking_again_requeues_a_deletion_no_worker_has_begun(
+    staff_client, tmp_path, deletions, django_capture_on_commit_callbacks
+):
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "a"), ("U2", "b")]}))
+    delete = reverse("ingest:export_delete", args=[export.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(delete)
+        staff_client.post(delete)  # the first one may have been lost with its broker
+    assert deletions == [export.pk, export.pk]
+
+    Export.objects.filter(pk=export.pk).update(delete_started_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(delete)  # a worker is on it
+    assert deletions == [export.pk, export.pk]
+    export.refresh_from_db()
+    assert export.delete_started_at is not None and Message.objects.count() == 2
+
+
 def test_a_deletion_on_the_worker_says_when_it_started(staff_client, tmp_path):
     export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
     started = timezone.now()
