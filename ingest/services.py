@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
@@ -49,10 +50,18 @@ SIGNAL_KEY_GONE = (
 FILE_GONE = "The uploaded file is no longer on the server, so there is nothing to import."
 NOT_SUPPORTED_YET = "joe cannot read {label} files yet."
 STILL_RUNNING = "This export is still being imported: cancel the import first."
+STILL_QUEUED = "This export is waiting to be imported: cancel the import first."
+BEING_DELETED = "This export is being deleted."
 DELETE_FAILED = (
-    "Deleting this export stopped because of a problem in joe itself; nothing was deleted. The "
-    "worker's log has the details."
+    "A problem in joe itself stopped it, and nothing was deleted; the worker's log has the details."
 )
+# SQLite has one writer at a time, and a running import is it until it ends.
+WAIT_FOR_IMPORT = (
+    "Another import is running, and with SQLite as the database nothing else can write until it "
+    "ends: delete this export once that import has finished."
+)
+# How long a deleted export's page still says so (instead of "not found") to someone on it.
+DELETED_NOTICE_SECONDS = 3600
 # Up to this many messages an export is deleted while the page waits (well under a second);
 # a bigger one, or one that would wait for another import to finish, is deleted on the worker.
 INLINE_DELETE_MAX_MESSAGES = 100_000
@@ -102,6 +111,7 @@ def queue_import(*, export: Export, passphrase: str | None = None) -> None:
     Export.objects.filter(pk=export.pk).update(
         status=JobStatus.QUEUED,
         error="",
+        delete_error="",
         cancel_requested=False,
         progress_done=0,
         progress_total=0,
@@ -348,19 +358,47 @@ def request_delete(*, export_id: int) -> int | None:
     """
     from ingest import tasks  # the tasks module imports this one
 
+    if connection.vendor == "sqlite":
+        running = Export.objects.filter(status=JobStatus.RUNNING).exclude(pk=export_id)
+        if running.exists():
+            raise ImportInProgress(WAIT_FOR_IMPORT)  # before anything writes (it would fail)
     with transaction.atomic():
         export = Export.objects.select_for_update().get(pk=export_id)
-        if export.status == JobStatus.RUNNING:
-            raise ImportInProgress(STILL_RUNNING)
+        _refuse_active(export)
         if not export.is_deleting:
             if export.messages_count <= INLINE_DELETE_MAX_MESSAGES and _lock_imports(wait=False):
                 return _delete(export)
             Export.objects.filter(pk=export.pk).update(
                 delete_requested_at=timezone.now(), delete_started_at=None, delete_error=""
             )
-        if export.delete_started_at is None:
-            transaction.on_commit(lambda: tasks.delete_export.delay(export.pk))
+        transaction.on_commit(lambda: tasks.delete_export.delay(export.pk))
     return None
+
+
+def count_messages(count: int) -> str:
+    """'1 message', '12,345 messages'."""
+    return f"{count:,} message{'' if count == 1 else 's'}"
+
+
+def cancel_delete(*, export_id: int) -> bool:
+    """Withdraw a deletion no worker has begun; returns whether it was withdrawn."""
+    return bool(
+        Export.objects.filter(
+            pk=export_id, delete_requested_at__isnull=False, delete_started_at=None
+        ).update(delete_requested_at=None)
+    )
+
+
+def recently_deleted(export_id: int) -> str | None:
+    """What the page of an export deleted in the last hour should say instead of "not found"."""
+    return cache.get(f"ingest:deleted:{export_id}")
+
+
+def _refuse_active(export: Export) -> None:
+    if export.status == JobStatus.RUNNING:
+        raise ImportInProgress(STILL_RUNNING)
+    if export.status == JobStatus.QUEUED:
+        raise ImportInProgress(STILL_QUEUED)
 
 
 def delete_export(*, export_id: int) -> int:
@@ -371,8 +409,7 @@ def delete_export(*, export_id: int) -> int:
     with transaction.atomic():
         _lock_imports()
         export = Export.objects.select_for_update().get(pk=export_id)
-        if export.status == JobStatus.RUNNING:
-            raise ImportInProgress(STILL_RUNNING)
+        _refuse_active(export)
         return _delete(export)
 
 
@@ -397,7 +434,11 @@ def _delete(export: Export) -> int:
     speaker_ids = {speaker for _, speaker in orphans if speaker is not None}
     unreferenced_speakers().filter(pk__in=speaker_ids).delete()
     storage, name = export.file.storage, export.file.name
+    notice = f"Deleted {export.original_name} and its {count_messages(deleted)}."
+    key, export_id = f"ingest:deleted:{export.pk}", export.pk
     export.delete()
+    transaction.on_commit(lambda: cache.set(key, notice, DELETED_NOTICE_SECONDS))
     if name:
         transaction.on_commit(lambda: storage.delete(name))
+    log.info("Deleted export %s and its %d messages", export_id, deleted)
     return deleted

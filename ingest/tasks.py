@@ -25,8 +25,11 @@ logger = logging.getLogger(__name__)
 def import_export(export_id: int, passphrase_key: str | None = None) -> None:
     """``passphrase_key`` names the encrypted passphrase in the cache (see passphrases.py)."""
     export = Export.objects.filter(pk=export_id).first()
-    if export is None or not export.is_active:
-        logger.info("Export %s was deleted, cancelled or already imported; skipping", export_id)
+    if export is None or not export.is_active or export.is_deleting:
+        logger.info(
+            "Export %s was deleted, cancelled, already imported or is being deleted; skipping",
+            export_id,
+        )
         return
     passphrase = passphrases.read(passphrase_key) if passphrase_key else None
     try:
@@ -52,12 +55,12 @@ def import_export(export_id: int, passphrase_key: str | None = None) -> None:
 def delete_export(export_id: int) -> None:
     """A deletion that ``services.request_delete`` handed over (a big export, or one that had
     to wait for another import). Its state is on the export's row, for its page."""
-    marked = Export.objects.filter(pk=export_id, delete_requested_at__isnull=False)
-    if not marked.update(delete_started_at=timezone.now()):
-        logger.info("Export %s is gone or no longer to be deleted; skipping", export_id)
-        return
     try:
-        deleted = services.delete_export(export_id=export_id)
+        marked = Export.objects.filter(pk=export_id, delete_requested_at__isnull=False)
+        if not marked.update(delete_started_at=timezone.now()):
+            logger.info("Export %s is gone or no longer to be deleted; skipping", export_id)
+            return
+        services.delete_export(export_id=export_id)
     except Export.DoesNotExist:
         logger.info("Export %s was deleted meanwhile", export_id)
     except services.ImportInProgress as error:
@@ -66,8 +69,6 @@ def delete_export(export_id: int) -> None:
         logger.exception("Deleting export %s failed", export_id)
         _give_up(export_id, services.DELETE_FAILED)
         raise
-    else:
-        logger.info("Deleted export %s and its %d messages", export_id, deleted)
 
 
 def _give_up(export_id: int, reason: str) -> None:

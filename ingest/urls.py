@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.exports, name="exports"),
     path("<int:pk>/", views.export, name="export"),
     path("<int:pk>/delete/", views.export_delete, name="export_delete"),
+    path("<int:pk>/keep/", views.export_keep, name="export_keep"),
     path("<int:pk>/cancel/", views.export_cancel, name="export_cancel"),
     path("<int:pk>/retry/", views.export_retry, name="export_retry"),
     path("speakers/", views.speakers, name="speakers"),

@@ -94,13 +94,21 @@ def _accept_upload(request: HttpRequest, form: UploadForm) -> Export:
 @staff_required
 def export(request: HttpRequest, pk: int) -> HttpResponse:
     export = Export.objects.select_related("uploaded_by").filter(pk=pk).first()
-    if export is None and request.htmx:
-        # The page was following its deletion on the worker, which has now finished.
-        messages.success(request, "The export was deleted, with its messages.")
-        return HttpResponseClientRedirect(reverse("ingest:exports"))
     if export is None:
-        raise Http404("No such export.")
+        return _gone(request, pk)
     return _export_page(request, overlay_live_progress(export))
+
+
+def _gone(request: HttpRequest, pk: int) -> HttpResponse:
+    """An export that is no more: if it was deleted lately (its page may have been following
+    the deletion on the worker), the list says so; else "not found"."""
+    notice = services.recently_deleted(pk)
+    if notice is None:
+        raise Http404("No such export.")
+    messages.success(request, notice)
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("ingest:exports"))
+    return redirect("ingest:exports")
 
 
 def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
@@ -122,31 +130,46 @@ def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
 @staff_required
 def export_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """GET asks for confirmation (naming the message count); POST deletes."""
-    export = get_object_or_404(Export, pk=pk)
+    export = Export.objects.filter(pk=pk).first()
+    if export is None:
+        return _gone(request, pk)  # a second click on "Delete", say
     if request.method != "POST":
-        return _export_page(request, export, confirm_delete=True)
+        return _export_page(request, export, confirm_delete=not export.is_deleting)
     try:
         deleted = services.request_delete(export_id=export.pk)
     except services.ImportInProgress as error:
         messages.error(request, str(error))
         return redirect(export)
+    except Export.DoesNotExist:
+        return _gone(request, pk)
     if deleted is None:  # on the worker: its page follows the deletion
+        count = services.count_messages(export.messages_count)
         messages.info(
             request,
-            f"Deleting {export.original_name} and its {_messages(export.messages_count)} on "
-            "the worker; this page shows when it is done.",
+            f"Deleting {export.original_name} and its {count} on the worker; this page shows "
+            "when it is done.",
         )
         if request.htmx:
             return HttpResponseClientRedirect(export.get_absolute_url())
         return redirect(export)
-    messages.success(request, f"Deleted {export.original_name} and its {_messages(deleted)}.")
+    messages.success(
+        request, f"Deleted {export.original_name} and its {services.count_messages(deleted)}."
+    )
     if request.htmx:
         return HttpResponseClientRedirect(reverse("ingest:exports"))
     return redirect("ingest:exports")
 
 
-def _messages(count: int) -> str:
-    return f"{count:,} message{'' if count == 1 else 's'}"
+@staff_required
+@require_POST
+def export_keep(request: HttpRequest, pk: int) -> HttpResponse:
+    """Withdraw a deletion that no worker has begun."""
+    export = get_object_or_404(Export, pk=pk)
+    if services.cancel_delete(export_id=export.pk):
+        messages.success(request, f"{export.original_name} stays: its deletion was withdrawn.")
+    else:
+        messages.error(request, "A worker has already begun deleting it; it can't be stopped now.")
+    return redirect(export)
 
 
 @staff_required
@@ -169,6 +192,9 @@ def export_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def export_retry(request: HttpRequest, pk: int) -> HttpResponse:
     export = get_object_or_404(Export, pk=pk)
+    if export.is_deleting:
+        messages.error(request, services.BEING_DELETED)
+        return redirect(export)
     if not export.can_retry:
         messages.error(request, "Only a failed or cancelled import whose file is kept can retry.")
         return redirect(export)

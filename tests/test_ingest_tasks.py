@@ -16,6 +16,7 @@ from django.apps import apps
 from django.core.cache import cache
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from ingest import passphrases, services, tasks
 from ingest.models import Export, Message
@@ -161,11 +162,34 @@ def test_running_the_task_twice_imports_once(tmp_path):
 @pytest.mark.django_db
 def test_a_deleted_export_is_skipped(tmp_path):
     export = stored_export(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
-    services.delete_export(export_id=export.pk)
+    Export.objects.filter(pk=export.pk).delete()  # after its task was queued
 
     tasks.import_export(export.pk)
 
     assert corpus() == EMPTY
+
+
+@pytest.mark.django_db
+def test_an_export_being_deleted_is_not_imported(tmp_path):
+    export = stored_export(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+    Export.objects.filter(pk=export.pk).update(delete_requested_at=timezone.now())
+
+    tasks.import_export(export.pk)
+
+    assert corpus() == EMPTY and Export.objects.get(pk=export.pk).status == JobStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_importing_again_clears_an_old_deletion_error(tmp_path):
+    export = stored_export(
+        slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}),
+        status=JobStatus.FAILED,
+        delete_error=services.DELETE_FAILED,
+    )
+
+    services.queue_import(export=export)
+
+    assert Export.objects.get(pk=export.pk).delete_error == ""
 
 
 @pytest.mark.django_db(transaction=True)
@@ -255,7 +279,7 @@ def test_a_deletion_that_would_wait_for_an_import_runs_on_the_worker(
         assert response.url == url  # not deleted while the page waited: handed to the worker
         assert wait_for(lambda: Export.objects.get(pk=export.pk).delete_started_at is not None)
         page = staff_client.get(url).content.decode()
-        assert "(started at" in page and "it waits for that one first" in page
+        assert "(it began" in page and "it waits for that one first" in page
         assert Message.objects.count() == 1
         other.execute("SELECT pg_advisory_unlock(%s)", [services._IMPORT_LOCK])
 

@@ -384,15 +384,78 @@ def test_a_big_export_is_deleted_on_the_worker_while_its_page_follows(
     rows = staff_client.get(EXPORTS).content.decode()
     assert 'data-testid="row-deleting"' in rows
 
-    tasks.delete_export(export.pk)  # what the worker runs
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.delete_export(export.pk)  # what the worker runs
 
     assert corpus() == EMPTY and not Export.objects.exists()
     poll = staff_client.get(url, headers={"HX-Request": "true"})
     assert poll["HX-Redirect"] == EXPORTS
-    assert (
-        "The export was deleted, with its messages." in staff_client.get(EXPORTS).content.decode()
+    assert "Deleted s.zip and its 2 messages." in staff_client.get(EXPORTS).content.decode()
+    # Without JavaScript the page reloads itself and lands on the list, saying so too.
+    response = staff_client.get(url, follow=True)
+    assert response.redirect_chain == [(EXPORTS, 302)]
+    assert "Deleted s.zip and its 2 messages." in response.content.decode()
+    missing = reverse("ingest:export", args=[export.pk + 1000])
+    assert staff_client.get(missing).status_code == 404  # never was: "not found" as usual
+
+
+def test_a_deletion_no_worker_has_begun_can_be_withdrawn(staff_client, tmp_path, deletions):
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "a"), ("U2", "b")]}))
+    staff_client.post(reverse("ingest:export_delete", args=[export.pk]))
+    keep = reverse("ingest:export_keep", args=[export.pk])
+
+    response = staff_client.post(keep, follow=True)
+
+    assert "s.zip stays: its deletion was withdrawn." in response.content.decode()
+    assert "Delete export" in response.content.decode()
+    export.refresh_from_db()
+    assert not export.is_deleting
+    tasks.delete_export(export.pk)  # the queued task, when a worker gets to it
+    assert Message.objects.count() == 2
+
+    Export.objects.filter(pk=export.pk).update(
+        delete_requested_at=timezone.now(), delete_started_at=timezone.now()
     )
-    assert staff_client.get(url).status_code == 404  # without htmx: the usual page for a gone one
+    response = staff_client.post(keep, follow=True)
+    assert "already begun deleting it" in response.content.decode()
+    assert Export.objects.get(pk=export.pk).is_deleting
+
+
+def test_a_second_click_on_delete_lands_on_the_list(
+    staff_client, tmp_path, django_capture_on_commit_callbacks
+):
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+    delete = reverse("ingest:export_delete", args=[export.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(delete)
+
+    response = staff_client.post(delete, follow=True)
+
+    assert response.redirect_chain == [(EXPORTS, 302)]
+    assert "Deleted s.zip and its 1 message." in response.content.decode()
+
+
+def test_a_queued_import_is_not_deleted(staff_client):
+    export = Export.objects.create(original_name="x.zip")  # queued
+
+    response = staff_client.post(reverse("ingest:export_delete", args=[export.pk]), follow=True)
+
+    assert services.STILL_QUEUED in response.content.decode()
+    assert Export.objects.exists()
+
+
+def test_on_sqlite_deleting_while_another_import_runs_says_to_wait(staff_client, tmp_path):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL hands such a deletion to the worker (tests/test_ingest_tasks.py)")
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+    Export.objects.create(original_name="other.zip", status=JobStatus.RUNNING)
+
+    response = staff_client.post(reverse("ingest:export_delete", args=[export.pk]), follow=True)
+
+    assert escape(services.WAIT_FOR_IMPORT) in response.content.decode()
+    assert Message.objects.count() == 1
 
 
 def test_asking_again_requeues_a_deletion_no_worker_has_begun(
@@ -405,12 +468,15 @@ def test_asking_again_requeues_a_deletion_no_worker_has_begun(
         staff_client.post(delete)  # the first one may have been lost with its broker
     assert deletions == [export.pk, export.pk]
 
-    Export.objects.filter(pk=export.pk).update(delete_started_at=timezone.now())
+    began = timezone.now()
+    Export.objects.filter(pk=export.pk).update(delete_started_at=began)
+    page = staff_client.get(reverse("ingest:export", args=[export.pk])).content.decode()
+    assert "Ask the worker again" in page and "Keep it after all" not in page
     with django_capture_on_commit_callbacks(execute=True):
-        staff_client.post(delete)  # a worker is on it
-    assert deletions == [export.pk, export.pk]
+        staff_client.post(delete)  # a worker began, and may have been killed since
+    assert deletions == [export.pk, export.pk, export.pk]
     export.refresh_from_db()
-    assert export.delete_started_at is not None and Message.objects.count() == 2
+    assert export.delete_started_at == began and Message.objects.count() == 2
 
 
 def test_a_deletion_on_the_worker_says_when_it_started(staff_client, tmp_path):
@@ -422,7 +488,7 @@ def test_a_deletion_on_the_worker_says_when_it_started(staff_client, tmp_path):
 
     page = staff_client.get(reverse("ingest:export", args=[export.pk])).content.decode()
 
-    assert f"(started at {timezone.localtime(started):%H:%M:%S})" in page
+    assert f"(it began {timezone.localtime(started):%-d %b, %H:%M:%S})" in page
     assert 'data-testid="worker-hint"' not in page
 
 
@@ -438,7 +504,9 @@ def test_a_failed_deletion_shows_why_and_can_be_asked_again(staff_client, tmp_pa
         tasks.delete_export(export.pk)
 
     page = staff_client.get(reverse("ingest:export", args=[export.pk])).content.decode()
+    assert "The export could not be deleted." in page
     assert escape(services.DELETE_FAILED) in page and "disk on fire" not in page
+    assert 'data-testid="row-delete-failed"' in staff_client.get(EXPORTS).content.decode()
     assert "Delete export" in page and 'data-testid="deleting"' not in page
     assert Message.objects.count() == 1
 
