@@ -47,8 +47,10 @@ def import_export(export_id: int, passphrase_key: str | None = None) -> None:
 
 @shared_task(
     name="ingest.tasks.delete_export",
-    # As for imports: a worker killed mid-deletion leaves the message with the broker and the
-    # next worker deletes from the start (the deletion is one transaction, which never committed).
+    # As for imports: a worker killed mid-deletion leaves the message with the broker (Redis
+    # hands it out again after its visibility timeout) and a later run starts from the beginning,
+    # as the deletion is one transaction that never committed. The export's page also offers to
+    # ask again, for a broker that lost the message.
     acks_late=True,
     reject_on_worker_lost=True,
 )
