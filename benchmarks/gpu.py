@@ -80,7 +80,9 @@ def base_model(folder: Path, tokenizer_dir: Path, small: bool, positions: int) -
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     shape = (
-        dict(n_layer=2, n_embd=64, n_head=2) if small else dict(n_layer=12, n_embd=768, n_head=12)
+        {"n_layer": 2, "n_embd": 64, "n_head": 2}
+        if small
+        else {"n_layer": 12, "n_embd": 768, "n_head": 12}
     )
     config = GPT2Config(
         vocab_size=len(tokenizer),
@@ -129,19 +131,19 @@ class Setup:
 def config(args: argparse.Namespace, steps: int, **overrides):
     from trainer.ml.loop import TrainConfig
 
-    values = dict(
-        max_steps=steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup_steps=2,
-        schedule="cosine",
-        weight_decay=0.0,
-        window_len=args.window_len,
-        eval_every=0,
-        checkpoint_every_s=1e9,
-        progress_every_s=0,
-        device=args.device,
-    )
+    values = {
+        "max_steps": steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "warmup_steps": 2,
+        "schedule": "cosine",
+        "weight_decay": 0.0,
+        "window_len": args.window_len,
+        "eval_every": 0,
+        "checkpoint_every_s": 1e9,
+        "progress_every_s": 0,
+        "device": args.device,
+    }
     values.update(overrides)
     return TrainConfig(**values)
 
