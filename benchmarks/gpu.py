@@ -8,8 +8,9 @@ that has torch and transformers (and no database). It does, on the card that ``c
    real tokenizer and the chat format's special tokens, in float32 master weights as the trainer
    loads it. Data: the first ``--conversations`` conversations of chitchat-dataset (real chats,
    MIT), six friends, cut into full windows as ``benchmarks/train.py`` does.
-2. Training throughput: our loop (``trainer.ml.loop.train``, bf16 autocast, chunked output layer
-   and loss; then with full logits) against Hugging Face's ``Trainer`` (``bf16=True``), same model,
+2. Training throughput: our loop (``trainer.ml.loop.train``, bf16 autocast, as configured by
+   default, which on a big card means full logits, see ``use_chunked_loss``; then with
+   ``chunked_loss=False``) against Hugging Face's ``Trainer`` (``bf16=True``), same model,
    windows, batch, optimizer family, schedule and clipping. Median step time after warm-up steps;
    peak GPU memory (``torch.cuda.max_memory_allocated``) of each.
 3. Resume: one run of ``--resume-steps`` steps straight through, and one stopped (as a cancel or a
@@ -163,10 +164,14 @@ def peak_memory_mb() -> float | None:
 
 
 def run_ours(setup: Setup, chunked: bool) -> dict:
-    from trainer.ml.loop import train
+    import torch
+
+    from trainer.ml.loop import train, use_chunked_loss
 
     args = setup.args
     model, tok = setup.model()
+    cfg = config(args, args.warmup + args.steps, chunked_loss=chunked)
+    used_chunks = use_chunked_loss(cfg, model, torch.device(args.device))
     memory_reset()
     stamps: dict[int, float] = {}
 
@@ -176,7 +181,7 @@ def run_ours(setup: Setup, chunked: bool) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         train(
-            config(args, args.warmup + args.steps, chunked_loss=chunked),
+            cfg,
             model,
             tok,
             setup.dataset,
@@ -184,7 +189,11 @@ def run_ours(setup: Setup, chunked: bool) -> dict:
             on_progress=on_progress,
         )
     steps = range(args.warmup, args.warmup + args.steps)
-    return {"step_seconds": [stamps[i + 1] - stamps[i] for i in steps], "peak_mb": peak_memory_mb()}
+    return {
+        "step_seconds": [stamps[i + 1] - stamps[i] for i in steps],
+        "peak_mb": peak_memory_mb(),
+        "chunked": used_chunks,
+    }
 
 
 def run_hf(setup: Setup) -> dict:
@@ -416,6 +425,8 @@ def main() -> None:
                 "tokens_per_s": per_step / statistics.median(steps),
                 "peak_mb": max((r["peak_mb"] or 0) for r in results) or None,
             }
+            if "chunked" in results[0]:
+                training[name]["chunked_loss"] = results[0]["chunked"]
         hf = training["hf"]
         for name in ("ours", "ours-full"):
             training[name]["vs_hf_tokens_per_s"] = (

@@ -278,3 +278,27 @@ def test_loop_same_losses_with_or_without_chunked_loss(
         runs.append(train(cfg, model, tok, dataset, tmp_path / f"run-{chunked}"))
     assert runs[0].train_losses == pytest.approx(runs[1].train_losses, rel=1e-4)
     assert runs[0].final_val_loss == pytest.approx(runs[1].final_val_loss, rel=1e-4)
+
+
+def test_chunked_loss_where_it_pays_off(tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    """Chunks on the CPU; on a GPU only when the full logits would crowd the card's memory."""
+    from types import SimpleNamespace
+
+    from trainer.ml.loop import use_chunked_loss
+
+    model, _ = fresh(tiny, tmp_path)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    cfg = config(batch_size=16, window_len=512)
+    full_logits = 3 * 4 * 16 * 512 * vocab  # bytes: float32 logits, their grad, the loss's copy
+    card = SimpleNamespace(total_memory=0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: card)
+    cuda = torch.device("cuda")
+
+    assert use_chunked_loss(cfg, model, torch.device("cpu"))
+    assert not use_chunked_loss(config(chunked_loss=False), model, torch.device("cpu"))
+    card.total_memory = 140 * 2**30  # an H200: room to spare, the faster full logits
+    assert not use_chunked_loss(cfg, model, cuda)
+    card.total_memory = 3 * full_logits  # a small card: they would take a third of it
+    assert use_chunked_loss(cfg, model, cuda)
+    model.config.final_logit_softcapping = 30.0  # not lm_head(hidden): never chunked
+    assert not use_chunked_loss(cfg, model, torch.device("cpu"))

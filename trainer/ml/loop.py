@@ -71,7 +71,8 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     num_threads: int | None = None  # CPU threads for torch; None leaves the process default
     # Compute the output layer and loss in chunks of tokens (lm_loss.py): same result, a fraction
-    # of the memory. Falls back to full logits for models whose logits are not lm_head(hidden).
+    # of the memory. Falls back to full logits for models whose logits are not lm_head(hidden),
+    # and on a GPU with room for them (see use_chunked_loss). False: always full logits.
     chunked_loss: bool = True
 
     def total_steps(self, n_windows: int) -> int:
@@ -184,6 +185,30 @@ def pick_device(name: str) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+# On a CUDA card the full logits take this share of its memory at most, counting their gradient
+# and the loss's float32 copies (about 3x the float32 logits, as measured on an H200), before the
+# loop computes them in chunks instead.
+FULL_LOGITS_MAX_SHARE = 0.25
+
+
+def use_chunked_loss(config: TrainConfig, model: PreTrainedModel, device: torch.device) -> bool:
+    """Whether this run computes its output layer and loss in chunks.
+
+    On the CPU chunks are faster as well as smaller (benchmarks/RESULTS.md, "Training"). On a GPU
+    one big logits product is faster (GPT-2 small on an H200, batch 16 x 512: 136k tokens/s
+    against 105k chunked), so chunks are used only where the full logits would take much of the
+    card's memory: small cards, big vocabularies, big batches.
+    """
+    if not config.chunked_loss or not supports_chunked_loss(model):
+        return False
+    if device.type != "cuda":
+        return True
+    vocab = model.get_output_embeddings().weight.shape[0]
+    full_logits = 3 * 4 * config.batch_size * config.window_len * vocab  # bytes
+    card = torch.cuda.get_device_properties(device).total_memory
+    return full_logits > FULL_LOGITS_MAX_SHARE * card
 
 
 def autocast_for(device: torch.device) -> Callable[[], contextlib.AbstractContextManager[Any]]:
@@ -396,7 +421,7 @@ def train(
             min_ratio=config.min_lr_ratio,
         ),
     )
-    chunked = config.chunked_loss and supports_chunked_loss(model)
+    chunked = use_chunked_loss(config, model, device)
     order = WindowOrder(len(dataset.train), config.seed)
     fingerprint = dataset.fingerprint()
     micro_bs = config.batch_size
