@@ -232,6 +232,40 @@ def test_system_lines_are_skipped(tmp_path: Path) -> None:
         assert [i.external_id for i in identities(records)] == ["Ann"]
 
 
+@pytest.mark.parametrize("platform", ["ios", "android"])
+def test_notices_in_the_chat_s_name_without_their_mark_are_skipped(
+    tmp_path: Path, platform: str
+) -> None:
+    """Some iOS exports lose the mark on the notices the chat "sends" itself."""
+    when = utc(2024, 1, 1, 9)
+    group = [
+        (when, "Hiking Club", "Messages and calls are end-to-end encrypted. No one outside..."),
+        (when, "Hiking Club", "Ann created group “Hiking Club”"),
+        (when, "Hiking Club", "Ann changed this group’s icon"),
+        (when, "Hiking Club", "Ben joined using this group’s invite link"),
+        (when, "Ann", "Messages and calls are end-to-end encrypted, says the app"),  # a person
+        (when, "Ben", "hello"),
+    ]
+    path = build_whatsapp(tmp_path / "WhatsApp Chat - Hiking Club.txt", group, platform=platform)
+    records = parse(path)
+    assert skipped(records) == {"system": 4}
+    assert [i.external_id for i in identities(records)] == ["Ann", "Ben"]
+
+    one_to_one = [
+        (when, "Ann", "Messages and calls are end-to-end encrypted. No one outside..."),
+        (when, "Ann", "Your security code with Ann changed. Tap to learn more."),
+        (when, "Ann", "Missed voice call"),
+        (when, "Ann", "I created group chats for both teams"),  # her words, not a notice
+        (when, "Ann", "I changed the subject, sorry"),
+    ]
+    records = parse(build_whatsapp(tmp_path / "WhatsApp Chat - Ann.txt", one_to_one))
+    assert skipped(records) == {"system": 3}
+    assert [m.text for m in messages(records)] == [
+        "I created group chats for both teams",
+        "I changed the subject, sorry",
+    ]
+
+
 def test_names_lose_marks_and_the_non_contact_tilde(tmp_path: Path) -> None:
     when = utc(2024, 1, 1, 9)
     lines = [(when, f"~{NNBSP}Carol", "hi"), (when, f"{LRM}+1 (555) 000-0003", "yo")]

@@ -74,6 +74,22 @@ _DELETED = {
     "você apagou esta mensagem",
     "dit bericht is verwijderd",
 }
+# iOS writes its notices as if the chat itself sent them ("Hiking Club: Messages and calls are
+# ..."), marked with a left-to-right mark that some exports lose. Without the mark, a line whose
+# sender is the chat's own name and whose text is one of these notices is still a notice. Only
+# whole, unmistakable sentences: in a one-to-one chat that name is the other person's.
+_NOTICE = re.compile(
+    r"(?:Messages and calls are end-to-end encrypted\b"
+    r"|Messages to this (?:group|chat) are now secured with end-to-end encryption\b"
+    r"|.+ created group [\"“]"
+    r"|.+ changed (?:the subject (?:from .+ )?to [\"“]|this group[’']s icon|the group description)"
+    r"|.+ (?:joined using this group[’']s invite link|deleted this group[’']s icon)$"
+    r"|Your security code with .+ changed\b"
+    r"|Disappearing messages were turned (?:on|off)\b|.+ turned (?:on|off) disappearing messages"
+    r"|This (?:chat|group) is with a business account\b"
+    r"|Missed (?:group )?(?:voice|video) call$)",
+    re.IGNORECASE,
+)
 # Android appends this to an edited message; the text before it is the final text.
 _EDITED = re.compile(
     r"\s*<(this message was edited|se editó este mensaje\.?|"
@@ -219,7 +235,7 @@ class _Reader:
                     if previous[order] and key < previous[order]:  # type: ignore[operator]
                         backwards[order] += 1
                     previous[order] = key
-                sender, _, _ = _interpret(message)
+                sender, _, _ = _interpret(message, self.title)
                 if sender is not None:
                     layout.senders.setdefault(sender)
                 twelve_hour |= message.stamp[2] is not None
@@ -270,10 +286,13 @@ def _classify(body: str) -> str | None:
     return None
 
 
-def _interpret(message: _Message) -> tuple[str | None, str | None, str]:
-    """(sender, skip reason, text) of one message; sender is None for a system line."""
+def _interpret(message: _Message, title: str) -> tuple[str | None, str | None, str]:
+    """(sender, skip reason, text) of one message; sender is None for a system line.
+    ``title`` is the chat's name, which iOS gives as the sender of its notices."""
     sender, first = _split(message.rest)
     if sender is None:
+        return None, "system", ""
+    if sender == title and not message.continuation and _NOTICE.match(_clean(first)):
         return None, "system", ""
     body = _EDITED.sub("", "\n".join([first, *message.continuation]).rstrip())
     reason = _classify(body if message.continuation else first)
@@ -310,7 +329,7 @@ def parse(
             state.done += 1
             if progress and state.done % 1000 == 0:
                 progress(state)
-            sender, reason, text = _interpret(message)
+            sender, reason, text = _interpret(message, reader.title)
             if sender is None or reason:
                 yield SkippedRecord(reason or "system")
                 continue
