@@ -120,6 +120,28 @@ def make_requests(n: int, messages: list[str], seed: int = 0) -> list[tuple[str,
     return requests
 
 
+def generate_one(gen, request: tuple[str, str], params, *, seed: int) -> int:  # noqa: ANN001
+    """The baseline: one request through a plain ``model.generate`` with the same sampling
+    settings, stopping at <|eom|>; returns how many tokens it generated."""
+    import torch
+
+    ids = torch.tensor([gen.encode(gen.chat_format.prompt(*request))], device=gen.model.device)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        out = gen.model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=True,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=gen.eom_id,
+            pad_token_id=gen.pad_id,
+        )
+    return out.shape[1] - ids.shape[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--snippets", type=int, default=1000)
@@ -166,7 +188,6 @@ def main() -> None:
             gen = Generator.load(gen_folder, device="cpu")
         print(f"model loaded in {c_load.wall:.1f} s", flush=True)
         requests = make_requests(args.snippets, messages)
-        model = gen.model
         baseline = Clock()
         baseline_tokens: list[int] = []
         n_batches = -(-args.snippets // args.batch_size)
@@ -177,21 +198,8 @@ def main() -> None:
                 i = len(baseline_tokens)
                 if i >= args.baseline_samples:
                     return
-                ids = torch.tensor([gen.encode(gen.chat_format.prompt(*requests[i]))])
-                torch.manual_seed(i)
-                with baseline, torch.inference_mode():
-                    out = model.generate(
-                        ids,
-                        attention_mask=torch.ones_like(ids),
-                        do_sample=True,
-                        temperature=params.temperature,
-                        top_p=params.top_p,
-                        top_k=params.top_k,
-                        max_new_tokens=params.max_new_tokens,
-                        eos_token_id=gen.eom_id,
-                        pad_token_id=gen.pad_id,
-                    )
-                baseline_tokens.append(out.shape[1] - ids.shape[1])
+                with baseline:
+                    baseline_tokens.append(generate_one(gen, requests[i], params, seed=i))
 
         def progress(done: int, total: int) -> None:
             run_baseline(per_batch)

@@ -197,58 +197,20 @@ def run_ours(setup: Setup, chunked: bool) -> dict:
 
 
 def run_hf(setup: Setup) -> dict:
-    import torch
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from benchmarks.train import hf_train
 
-    from trainer.ml.data import collate
-
-    args, ds = setup.args, setup.dataset
+    args = setup.args
     model, _ = setup.model()
     memory_reset()
-    stamps: dict[int, float] = {}
-    on_gpu = args.device.startswith("cuda")
-
-    class Stamp(TrainerCallback):
-        def on_step_end(self, _args, state, control, **kwargs):  # noqa: ANN001, ANN003
-            if on_gpu:
-                torch.cuda.synchronize()
-            stamps[state.global_step] = time.perf_counter()
-
-    class Windows(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return len(ds.train)
-
-        def __getitem__(self, i: int) -> list[int]:
-            return ds.train[i]
-
-    with tempfile.TemporaryDirectory() as out:
-        targs = TrainingArguments(
-            output_dir=out,
-            max_steps=args.warmup + args.steps,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.lr,
-            warmup_steps=2,
-            lr_scheduler_type="cosine",
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            bf16=on_gpu,
-            use_cpu=not on_gpu,
-            save_strategy="no",
-            eval_strategy="no",
-            logging_steps=10**9,
-            report_to="none",
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            remove_unused_columns=False,
-            seed=0,
-        )
-        Trainer(
-            model=model,
-            args=targs,
-            train_dataset=Windows(),
-            data_collator=lambda windows: collate(windows, ds.pad_id),
-            callbacks=[Stamp()],
-        ).train()
+    stamps = hf_train(
+        model,
+        setup.dataset,
+        steps=args.warmup + args.steps,
+        batch_size=args.batch_size,
+        grad_accum=1,
+        lr=args.lr,
+        device=args.device,
+    )
     steps = range(args.warmup, args.warmup + args.steps)
     return {"step_seconds": [stamps[i + 1] - stamps[i] for i in steps], "peak_mb": peak_memory_mb()}
 
@@ -306,6 +268,7 @@ def generation(args: argparse.Namespace, checkpoint: Path, messages: list) -> di
 
     import torch
 
+    from benchmarks.generate import generate_one
     from generations.sampling import Generator, SamplingParams
 
     gen = Generator.load(checkpoint, device=args.device)
@@ -337,21 +300,7 @@ def generation(args: argparse.Namespace, checkpoint: Path, messages: list) -> di
     sync()
     start = time.perf_counter()
     for i in range(args.baseline_samples):
-        ids = torch.tensor([gen.encode(gen.chat_format.prompt(*requests[i]))], device=model.device)
-        torch.manual_seed(i)
-        with torch.inference_mode():
-            out = model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=True,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                top_k=params.top_k,
-                max_new_tokens=params.max_new_tokens,
-                eos_token_id=gen.eom_id,
-                pad_token_id=gen.pad_id,
-            )
-        baseline_tokens.append(out.shape[1] - ids.shape[1])
+        baseline_tokens.append(generate_one(gen, requests[i], params, seed=i))
     sync()
     baseline = time.perf_counter() - start
     ours_tokens = sum(m.n_tokens for m in msgs)

@@ -144,39 +144,52 @@ def run_ours(args: argparse.Namespace, chunked: bool) -> dict:
     }
 
 
-def run_hf(args: argparse.Namespace) -> dict:
+def hf_train(
+    model,  # noqa: ANN001
+    dataset,  # noqa: ANN001
+    *,
+    steps: int,
+    batch_size: int,
+    grad_accum: int,
+    lr: float,
+    device: str = "cpu",
+) -> dict[int, float]:
+    """Train ``model`` on ``dataset``'s windows with Hugging Face's ``Trainer``, set up as our
+    loop is (schedule, clipping, no weight decay; bf16 on a GPU); the time each step ended."""
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from trainer.ml.data import collate
 
-    model, tok, ds = prepare(args)
-    loaded_rss = rss_mb()
     stamps: dict[int, float] = {}
+    on_gpu = device.startswith("cuda")
 
     class Stamp(TrainerCallback):
         def on_step_end(self, _args, state, control, **kwargs):  # noqa: ANN001, ANN003
+            if on_gpu:
+                torch.cuda.synchronize()
             stamps[state.global_step] = time.perf_counter()
 
     class Windows(torch.utils.data.Dataset):
         def __len__(self) -> int:
-            return len(ds.train)
+            return len(dataset.train)
 
         def __getitem__(self, i: int) -> list[int]:
-            return ds.train[i]
+            return dataset.train[i]
 
     with tempfile.TemporaryDirectory() as out:
         targs = TrainingArguments(
             output_dir=out,
-            max_steps=args.warmup + args.steps,
-            per_device_train_batch_size=args.batch_size,
-            gradient_accumulation_steps=args.grad_accum,
-            learning_rate=args.lr,
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=grad_accum,
+            learning_rate=lr,
             warmup_steps=2,
             lr_scheduler_type="cosine",
             weight_decay=0.0,
             max_grad_norm=1.0,
-            use_cpu=True,
+            bf16=on_gpu,
+            use_cpu=not on_gpu,
             save_strategy="no",
             eval_strategy="no",
             logging_steps=10**9,
@@ -186,14 +199,27 @@ def run_hf(args: argparse.Namespace) -> dict:
             remove_unused_columns=False,
             seed=0,
         )
-        trainer = Trainer(
+        Trainer(
             model=model,
             args=targs,
             train_dataset=Windows(),
-            data_collator=lambda windows: collate(windows, ds.pad_id),
+            data_collator=lambda windows: collate(windows, dataset.pad_id),
             callbacks=[Stamp()],
-        )
-        trainer.train()
+        ).train()
+    return stamps
+
+
+def run_hf(args: argparse.Namespace) -> dict:
+    model, _tok, ds = prepare(args)
+    loaded_rss = rss_mb()
+    stamps = hf_train(
+        model,
+        ds,
+        steps=args.warmup + args.steps,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        lr=args.lr,
+    )
     first, last = args.warmup, args.warmup + args.steps
     return {
         "step_seconds": [stamps[i + 1] - stamps[i] for i in range(first, last)],
