@@ -24,7 +24,6 @@ from accounts.decorators import staff_required
 from generations import cards, ranking, selectors, share_card, votes
 from generations.models import CurationError, ShareLink, Snippet
 
-CARD_CACHE_SECONDS = 600
 
 
 class GalleryForm(forms.Form):
@@ -199,9 +198,15 @@ def share_image(request: HttpRequest, token: str) -> HttpResponse:
     if png is None:
         png = share_card.render_card(bubbles=bubbles, label=label)
         cache.set(key, png, 24 * 3600)
-    response = HttpResponse(png, content_type="image/png")
-    response["Cache-Control"] = f"public, max-age={CARD_CACHE_SECONDS}"
-    response["ETag"] = f'"{digest}"'
+    etag = f'"{digest}"'
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponse(status=304)  # the link still lives: the copy they hold is good
+    else:
+        response = HttpResponse(png, content_type="image/png")
+    # Asked again every time (cheap, with the ETag): a revoked, opted-out or vetoed link's card
+    # must stop showing at once, from browsers and from shared caches alike.
+    response["Cache-Control"] = "private, no-cache"
+    response["ETag"] = etag
     return response
 
 

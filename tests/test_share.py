@@ -90,7 +90,7 @@ def test_link_preview_bots_get_200(client, link, agent):
 def test_card_is_a_1200_by_630_png(client, link):
     response = client.get(f"/share/{link.token}/card.png")
     assert response["Content-Type"] == "image/png"
-    assert "public" in response["Cache-Control"]
+    assert response["Cache-Control"] == "private, no-cache"  # asked again every time
     image = Image.open(io.BytesIO(response.content))
     assert image.format == "PNG"
     assert image.size == (1200, 630)
@@ -104,10 +104,17 @@ def test_card_of_a_very_long_snippet_still_fits(client, member):
 
 
 def test_revoked_link_is_gone_page_and_image(member_client, client, link):
+    card = client.get(f"/share/{link.token}/card.png")
+    again = client.get(f"/share/{link.token}/card.png", headers={"If-None-Match": card["ETag"]})
+    assert again.status_code == 304 and not again.content  # a browser's copy is still good
+
     response = member_client.post(f"/share-links/{link.pk}/revoke/")
     assert response.status_code == 302
     assert client.get(f"/share/{link.token}/").status_code == 404
     assert client.get(f"/share/{link.token}/card.png").status_code == 404
+    # ...and a browser that kept the card, asking whether it still holds, is told it is gone.
+    stale = client.get(f"/share/{link.token}/card.png", headers={"If-None-Match": card["ETag"]})
+    assert stale.status_code == 404
 
 
 def test_unknown_token_is_404(client):
