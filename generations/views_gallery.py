@@ -25,7 +25,6 @@ from generations import cards, ranking, selectors, share_card, votes
 from generations.models import CurationError, ShareLink, Snippet
 
 
-
 class GalleryForm(forms.Form):
     sort = forms.ChoiceField(choices=[(s, s) for s in ranking.SORTS], required=False)
     speaker = forms.SlugField(required=False)

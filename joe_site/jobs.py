@@ -18,6 +18,7 @@ class JobStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+NEVER_STARTED = "Cancelled before it started."
 
 
 class Job(models.Model):
@@ -77,10 +78,13 @@ class Job(models.Model):
     def request_cancel(self) -> None:
         """Ask the worker to stop at its next step; a job still queued is cancelled at once."""
         type(self).objects.filter(pk=self.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELLED, finished_at=timezone.now(), cancel_requested=True
+            status=JobStatus.CANCELLED,
+            finished_at=timezone.now(),
+            cancel_requested=True,
+            progress_note=NEVER_STARTED,  # not "Waiting for a worker" any more
         )
         type(self).objects.filter(pk=self.pk).update(cancel_requested=True)
-        self.refresh_from_db(fields=["status", "cancel_requested", "finished_at"])
+        self.refresh_from_db(fields=["status", "cancel_requested", "finished_at", "progress_note"])
 
     def cancel_was_requested(self) -> bool:
         return type(self).objects.filter(pk=self.pk, cancel_requested=True).exists()

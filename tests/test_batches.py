@@ -309,6 +309,7 @@ def test_cancel_button_cancels_a_queued_batch(staff_client, run):
     batch.refresh_from_db()
     assert response.url == batch.get_absolute_url()
     assert batch.status == JobStatus.CANCELLED
+    assert batch.progress_note == "Cancelled before it started."  # not "Waiting for…" any more
 
 
 def test_batch_page_shows_leaks_to_staff(staff_client, run, fake):

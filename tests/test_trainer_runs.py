@@ -272,8 +272,10 @@ def test_cancel_stops_the_run_and_keeps_its_checkpoint(models_dir, monkeypatch):
 def test_cancelling_a_queued_run_means_it_never_starts(staff_client, models_dir):
     make_corpus()
     run = tiny_run()
-    response = staff_client.post(f"/trainer/{run.pk}/cancel/")
-    assert response.status_code == 302
+    response = staff_client.post(f"/trainer/{run.pk}/cancel/", follow=True)
+    page = response.content.decode()
+    assert "Cancelled before it started." in page  # the toast and the run's note
+    assert "Waiting for a GPU worker" not in page and "keeps its last checkpoint" not in page
     run = services.execute_run(run.pk)
     assert run.status == JobStatus.CANCELLED and run.started_at is None
     assert not run.run_dir.exists()

@@ -11,7 +11,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from accounts.decorators import staff_required
-from joe_site.jobs import ACTIVE_STATUSES
+from joe_site.jobs import ACTIVE_STATUSES, JobStatus
 from trainer import services
 from trainer.forms import StartRunForm
 from trainer.loss_plot import loss_plot_svg
@@ -56,7 +56,10 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     training_run = get_object_or_404(TrainingRun, pk=pk)
     if training_run.in_progress:
         services.cancel_run(training_run)
-        note = "Cancelling: the run stops after its current step and keeps its last checkpoint."
+        if training_run.status == JobStatus.CANCELLED:  # still queued, or its worker was gone
+            note = training_run.progress_note
+        else:
+            note = "Cancelling: the run stops after its current step and keeps its last checkpoint."
     else:
         note = "That run has already ended."
     return _after_action(request, training_run, note, "info")
