@@ -26,4 +26,5 @@ urlpatterns = [
     path("me/speakers/<int:pk>/delete/", views_profile.delete_messages, name="delete_messages"),
     path("claims/", views_profile.claims, name="claims"),
     path("claims/<int:pk>/decide/", views_profile.decide_claim, name="decide_claim"),
+    path("speakers/<int:pk>/unlink/", views_profile.unlink, name="unlink_speaker"),
 ]

@@ -24,7 +24,14 @@ class ClaimForm(forms.Form):
 
 class LinkForm(forms.Form):
     member = forms.ModelChoiceField(queryset=get_user_model().objects.order_by("username"))
-    speaker = forms.ModelChoiceField(queryset=Speaker.objects.all())
+    # Only speakers nobody holds: a linked speaker's consent settings are its member's, and
+    # moving it takes an explicit unlink first (below), never a silent re-link.
+    speaker = forms.ModelChoiceField(
+        queryset=Speaker.objects.filter(member__isnull=True).order_by("display_name"),
+        error_messages={
+            "invalid_choice": "That speaker is linked to a member already: unlink it first."
+        },
+    )
 
 
 def _own_speaker(request: HttpRequest, pk: int) -> Speaker:
@@ -109,6 +116,23 @@ def claims(request: HttpRequest) -> HttpResponse:
         "unlinked_count": Speaker.objects.filter(Q(member__isnull=True)).count(),
     }
     return render(request, "accounts/claims.html", context)
+
+
+@staff_required
+@require_POST
+def unlink(request: HttpRequest, pk: int) -> HttpResponse:
+    """Free a speaker from its member (a wrong link, say); its opt-out and vetoes stay."""
+    speaker = get_object_or_404(
+        Speaker.objects.select_related("member"), pk=pk, member__isnull=False
+    )
+    member = speaker.member
+    Speaker.objects.filter(pk=speaker.pk).update(member=None)
+    messages.success(
+        request,
+        f"Unlinked {speaker} from {member}: they no longer hold its settings. Its opt-out and "
+        "vetoes stay as they are.",
+    )
+    return redirect("claims")
 
 
 @staff_required

@@ -59,6 +59,39 @@ def test_staff_links_member_directly(staff_client, member):
     assert bob.member == member
 
 
+def test_staff_cannot_silently_take_a_speaker_from_its_member(
+    staff_client, staff, member, other_member
+):
+    bob = make_corpus()["Bob"]
+    staff_client.post("/accounts/claims/", {"member": member.pk, "speaker": bob.pk})
+
+    page = staff_client.post(
+        "/accounts/claims/", {"member": other_member.pk, "speaker": bob.pk}
+    ).content.decode()
+
+    assert "That speaker is linked to a member already: unlink it first." in page
+    bob.refresh_from_db()
+    assert bob.member == member
+    speaker_choices = page.split('name="speaker"')[1].split("</select>")[0]
+    assert ">Bob<" not in speaker_choices and ">Alice<" in speaker_choices  # only free ones
+
+    response = staff_client.post(f"/accounts/speakers/{bob.pk}/unlink/", follow=True)
+    assert "Unlinked Bob from alice" in response.content.decode()
+    bob.refresh_from_db()
+    assert bob.member is None
+    staff_client.post("/accounts/claims/", {"member": other_member.pk, "speaker": bob.pk})
+    bob.refresh_from_db()
+    assert bob.member == other_member
+
+
+def test_members_cannot_unlink(member_client, member):
+    bob = make_corpus()["Bob"]
+    Speaker.objects.filter(pk=bob.pk).update(member=member)
+    assert member_client.post(f"/accounts/speakers/{bob.pk}/unlink/").status_code == 403
+    bob.refresh_from_db()
+    assert bob.member == member
+
+
 def test_training_corpus_leaves_out_opted_out_speakers_and_bots(member_client, member):
     speakers = make_corpus()
     assert {m.speaker_slug for m in corpus_messages()} == {"alice", "bob"}
