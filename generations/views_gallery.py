@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from accounts.decorators import staff_required
-from generations import cards, ranking, selectors, share_card, votes
+from generations import cards, consent, ranking, selectors, share_card, votes
 from generations.models import CurationError, ShareLink, Snippet
 
 
@@ -117,6 +117,7 @@ def snippet(request: HttpRequest, pk: int) -> HttpResponse:
         "is_visible": is_visible,
         "share_links": _share_links(request, found),
         "next_url": request.get_full_path(),
+        "can_veto": found.vetoed_by_id is None and consent.can_veto(request.user, found),
     }
     return render(request, "generations/snippet.html", context)
 

@@ -70,3 +70,19 @@ def test_veto_hides_the_snippet_from_the_gallery_and_share_page(
     member_client.post(f"/s/{alice_snippet.pk}/veto/")
     assert Client().get(f"/share/{link.token}/").status_code == 404
     assert f"/s/{alice_snippet.pk}/" not in member_client.get("/gallery/").content.decode()
+
+
+def test_the_snippet_page_offers_the_veto_to_the_friend_whose_voice_it_is(
+    member_client, other_member, alice_snippet
+):
+    from django.test import Client
+
+    page = member_client.get(alice_snippet.get_absolute_url()).content.decode()
+    assert 'data-testid="veto"' in page and f'action="/s/{alice_snippet.pk}/veto/"' in page
+
+    other = Client()
+    other.force_login(other_member)  # not their voice: no veto offered
+    assert 'data-testid="veto"' not in other.get(alice_snippet.get_absolute_url()).content.decode()
+
+    response = member_client.post(f"/s/{alice_snippet.pk}/veto/", follow=True)
+    assert "Vetoed: nobody will see this fake again" in response.content.decode()
