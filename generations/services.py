@@ -268,6 +268,7 @@ class _Candidate:
     pairs: list[tuple[str, str]]
     seed: int
     kind: str
+    opening: str = ""  # the batch's prompt, which the first line starts with (not the model's)
 
 
 class _BatchRunner:
@@ -335,7 +336,11 @@ class _BatchRunner:
         """Filter one candidate and store it if it passes (leaks are stored hidden)."""
         self.stats["generated"] += 1
         texts = [text for _, text in candidate.pairs]
-        long_enough = [t for t in texts if len(t.strip()) >= MIN_MESSAGE_CHARS]
+        # What the model wrote: a first line that is only the prompt said nothing of its own.
+        own = list(texts)
+        if candidate.opening and own and own[0].startswith(candidate.opening):
+            own[0] = own[0][len(candidate.opening) :]
+        long_enough = [t for t in own if len(t.strip()) >= MIN_MESSAGE_CHARS]
         minimum_lines = 2 if candidate.kind == Snippet.Kind.CONVERSATION else 1
         if len(long_enough) < minimum_lines or len(long_enough) < len(texts):
             self.stats["too_short"] += 1
@@ -420,7 +425,9 @@ class _BatchRunner:
                     if self.kept[result.speaker] >= self.batch.per_speaker[result.speaker]:
                         self.stats["spare"] += 1  # topping up the chunk; quota already full
                         continue
-                    candidate = _Candidate([(result.speaker, result.text)], result.seed, "message")
+                    candidate = _Candidate(
+                        [(result.speaker, result.text)], result.seed, "message", result.opening
+                    )
                     if self.keep(candidate):
                         self.kept[result.speaker] += 1
                 self.report(f"Messages: {sum(self.kept.values())} kept")
@@ -455,7 +462,10 @@ class _BatchRunner:
                 opening=conversation_opening(self.batch.prompt, allowed, seed),
                 seed=seed,
             )
-            if self.keep(_Candidate(list(conversation.lines), seed, "conversation")):
+            candidate = _Candidate(
+                list(conversation.lines), seed, "conversation", self.batch.prompt
+            )
+            if self.keep(candidate):
                 self.kept_conversations += 1
             self.report(f"Conversations: {self.kept_conversations} kept")
         return True

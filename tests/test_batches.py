@@ -137,6 +137,23 @@ def test_empty_and_one_letter_messages_are_dropped(run, fake):
     assert batch.stats["generated"] == 3
 
 
+def test_a_message_that_is_only_the_prompt_is_dropped(run, fake):
+    """The prompt is the batch's words, not the model's: nothing added is too short."""
+    fake.messages = ["pho tonight", "pho tonight!", "pho tonight at 8 then"]
+    fake.conversations = [
+        [("ann", "pho tonight"), ("bo", "yes")],
+        [("ann", "pho tonight at 7?"), ("bo", "sure")],
+    ]
+
+    batch = execute_batch(
+        new_batch(run, per_speaker={"bo": 1}, conversations=1, prompt="pho tonight").pk
+    )
+
+    texts = sorted(batch.snippets.values_list("text", flat=True))
+    assert texts == ["pho tonight at 7?\nsure", "pho tonight at 8 then"]
+    assert batch.stats["too_short"] == 3  # two messages, one conversation
+
+
 def test_a_quota_that_cannot_be_filled_gives_up_with_a_note(run, fake):
     fake.messages = [""] * 100
 
