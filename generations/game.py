@@ -44,9 +44,10 @@ def _real_messages() -> QuerySet[Message]:
 
 
 def _fake_snippets() -> QuerySet[Snippet]:
+    # Not those a batch prompt started: every one of them opens with the same words, a giveaway.
     return (
         Snippet.objects.visible()
-        .filter(kind=Snippet.Kind.MESSAGE, speaker__in=players())
+        .filter(kind=Snippet.Kind.MESSAGE, speaker__in=players(), prompt="")
         .annotate(chars=Length("text"))
         .filter(chars__gte=MIN_CHARS, chars__lte=MAX_CHARS)
     )
@@ -70,15 +71,30 @@ def new_round(rng: random.Random | None = None) -> Round:
         )
     real = _random_row(_real_messages().select_related("identity__speaker"), rng)
     fake = _random_row(_fake_snippets().select_related("speaker"), rng)
-    if real is None or fake is None:
-        missing = "generated snippets" if fake is None else "real messages"
+    if fake is None:
         raise GameUnavailable(
-            f"There are no {missing} of the friends who opted in yet, so the game would be "
-            "too easy. Come back after the next batch."
+            "There are no generated messages in the voices of the friends who opted in yet "
+            "(batches started without a prompt), so there would be nothing to spot. Come back "
+            "after the next batch."
+        )
+    if real is None:
+        raise GameUnavailable(
+            f"The friends who opted in have no real messages the game can use ({MIN_CHARS} to "
+            f"{MAX_CHARS} characters), so every round would be a fake. It needs at least one "
+            "friend whose real messages are in."
         )
     if rng.random() < 0.5:
         return Round("fake", fake.pk, fake.speaker, fake.text)
     return Round("real", real.pk, real.identity.speaker, real.text)
+
+
+def same_round(kind: str, pk: int) -> Round | None:
+    """The round a member was dealt and has not answered, if it can still be played."""
+    if kind == "fake":
+        fake = _fake_snippets().select_related("speaker").filter(pk=pk).first()
+        return Round("fake", fake.pk, fake.speaker, fake.text) if fake else None
+    real = _real_messages().select_related("identity__speaker").filter(pk=pk).first()
+    return Round("real", real.pk, real.identity.speaker, real.text) if real else None
 
 
 def record_guess(*, user, kind: str, pk: int, guessed_fake: bool) -> GameGuess:

@@ -23,8 +23,11 @@ def _context(request: HttpRequest, **extra) -> dict:
 
 
 def play(request: HttpRequest) -> HttpResponse:
+    # A reload shows the round dealt before until it is answered: no skipping the hard ones.
+    pending = request.session.get(SESSION_KEY)
+    current = game.same_round(pending["kind"], pending["pk"]) if pending else None
     try:
-        current = game.new_round()
+        current = current or game.new_round()
     except game.GameUnavailable as exc:
         request.session.pop(SESSION_KEY, None)
         return render(request, "generations/game.html", _context(request, unavailable=str(exc)))

@@ -107,3 +107,33 @@ def test_game_escapes_text(member_client):
     for _ in range(10):
         page = member_client.get("/game/").content.decode()
         assert "<script>alert" not in page and "<img src=x" not in page
+
+
+def test_a_reload_deals_the_same_round_until_it_is_answered(member_client):
+    make_friend("Alice", opted_in=True, n=20)
+    first = member_client.get("/game/").content.decode()
+    dealt = dict(member_client.session["game_round"])
+    for _ in range(5):
+        again = member_client.get("/game/").content.decode()
+        assert member_client.session["game_round"] == dealt
+    shown = [html.split('class="bubble"')[1].split("</div>")[0] for html in (first, again)]
+    assert shown[0] == shown[1]
+
+    member_client.post("/game/guess/", {"guess": "fake"})
+    assert GameGuess.objects.count() == 1
+    member_client.get("/game/")  # answered: the next one is dealt afresh
+    assert "game_round" in member_client.session
+
+
+def test_fakes_a_prompt_started_are_left_out_and_missing_sides_are_explained(member_client):
+    alice = make_friend("Alice", opted_in=True)
+    Snippet.objects.filter(speaker=alice).update(prompt="pho again")  # all open the same way
+    with pytest.raises(game.GameUnavailable, match="no generated messages"):
+        game.new_round()
+
+    Snippet.objects.filter(speaker=alice).update(prompt="")
+    Message.objects.all().delete()  # e.g. Alice deleted her messages
+    with pytest.raises(game.GameUnavailable, match="no real messages the game can use"):
+        game.new_round()
+    page = member_client.get("/game/").content.decode()
+    assert "Come back after the next batch" not in page  # a batch would not help here
