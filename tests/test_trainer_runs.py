@@ -413,8 +413,8 @@ def test_run_page_shows_progress_plot_data_and_report(staff_client):
     assert "1235" in page and "celery@gpu1 on NVIDIA H100" in page
     assert "Resumed from step 20" in page
     assert "<svg" in page and "<polyline" in page
-    assert "Alice &lt;3" in page and "340" in page and "2 emails redacted" in page
-    assert "1 messages left out (too long skipped)" in page
+    assert "Alice &lt;3" in page and "340" in page and "2 email addresses redacted" in page
+    assert "1 message left out (too long skipped)" in page
     assert "<td>12.3</td>" in page and "&lt;b&gt;Alice&lt;/b&gt;" in page
     assert "<strong>75%</strong>" in page and "chance: 50%" in page
     assert "<strong>1</strong> of 10 snippets" in page
@@ -543,3 +543,19 @@ def test_loss_plot_draws_both_curves_and_nothing_without_data():
     assert svg.count("<circle") == 4  # NaN and missing losses are not drawn
     assert "Validation: 6.5000 at step 50" in svg
     assert nice_ticks(0, 10) == [0, 5, 10] and nice_ticks(0, 60) == [0, 20, 40, 60]
+
+
+def test_data_notes_count_in_words():
+    run = TrainingRun(
+        dataset_summary={
+            "redactions": {"emails": 1, "phones": 2, "urls": 1},
+            "dropped": {"too_long": 1, "empty": 3},
+        }
+    )
+    assert run.data_notes()[:5] == [
+        "1 email address redacted",
+        "2 phone numbers redacted",
+        "1 link redacted",
+        "1 message left out (too long)",
+        "3 messages left out (empty)",
+    ]

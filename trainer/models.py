@@ -12,6 +12,14 @@ from django.urls import reverse
 
 from joe_site.jobs import ACTIVE_STATUSES, Job, JobStatus
 
+# The redaction kinds trainer/ml/data.py counts, as the run page says them: one, several.
+_REDACTED = {
+    "emails": ("email address", "email addresses"),
+    "phones": ("phone number", "phone numbers"),
+    "urls": ("link", "links"),
+    "words": ("word", "words"),
+}
+
 
 class TrainingRun(Job):
     name = models.CharField(max_length=100)
@@ -110,10 +118,11 @@ class TrainingRun(Job):
         """What the data preparation replaced or left out, as short phrases."""
         summary = self.dataset_summary
         notes = [
-            f"{count} {kind} redacted" for kind, count in summary.get("redactions", {}).items()
+            f"{count} {_REDACTED.get(kind, (kind, kind))[count != 1]} redacted"
+            for kind, count in summary.get("redactions", {}).items()
         ]
         notes += [
-            f"{count} messages left out ({kind.replace('_', ' ')})"
+            f"{count} message{'' if count == 1 else 's'} left out ({kind.replace('_', ' ')})"
             for kind, count in summary.get("dropped", {}).items()
             if count
         ]
