@@ -161,6 +161,13 @@ def test_staff_start_a_run_from_the_form(
 
 
 @pytest.mark.django_db
+def test_warm_up_must_end_before_the_run(staff_client, queued):
+    response = staff_client.post("/trainer/", FORM | {"max_steps": 40, "warmup_steps": 500})
+    assert "Warm-up must end before the run does (under 40 steps)" in response.content.decode()
+    assert not TrainingRun.objects.exists() and queued == []
+
+
+@pytest.mark.django_db
 def test_other_base_model_must_be_named(staff_client, queued):
     response = staff_client.post("/trainer/", FORM | {"base_model": "other"})
     assert "Type a Hugging Face model id or a folder path." in response.content.decode()

@@ -86,6 +86,13 @@ class StartRunForm(forms.Form):
         data = super().clean()
         if data.get("base_model") == OTHER and not data.get("base_model_other", "").strip():
             self.add_error("base_model_other", "Type a Hugging Face model id or a folder path.")
+        warmup, steps = data.get("warmup_steps"), data.get("max_steps")
+        if warmup is not None and steps is not None and warmup >= steps:
+            self.add_error(
+                "warmup_steps",
+                f"Warm-up must end before the run does (under {steps:,} steps): the learning "
+                "rate would never reach the one you chose.",
+            )
         return data
 
     def chosen_base_model(self) -> str:
