@@ -12,16 +12,16 @@ from django.utils import timezone
 
 from accounts.models import SpeakerClaim
 from ingest.models import Identity, Message, Speaker
+from joe_site.jobs import JobStatus
 from trainer.models import TrainingRun
 
 
 def mark_runs_trained_on(speaker: Speaker, reason: str) -> int:
-    """Flag every run whose data included the speaker; returns how many were flagged."""
-    runs = [
-        run
-        for run in TrainingRun.objects.only("pk", "speaker_ids")
-        if speaker.pk in run.speaker_ids
-    ]
+    """Flag every run whose data included the speaker and that is, or may become, a model
+    generations use (finished or still training: a cancelled or failed run never can);
+    returns how many were flagged."""
+    usable = TrainingRun.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.RUNNING))
+    runs = [run for run in usable.only("pk", "speaker_ids") if speaker.pk in run.speaker_ids]
     TrainingRun.objects.filter(pk__in=[run.pk for run in runs]).update(needs_retrain=reason[:300])
     return len(runs)
 

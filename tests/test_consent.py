@@ -8,6 +8,7 @@ import pytest
 
 from accounts.models import SpeakerClaim
 from ingest.models import Conversation, Identity, Message, Speaker
+from joe_site.jobs import JobStatus
 from trainer.corpus import chat_format, corpus_messages
 from trainer.models import TrainingRun
 
@@ -98,12 +99,17 @@ def test_training_corpus_leaves_out_opted_out_speakers_and_bots(member_client, m
     assert "beep" not in {m.text for m in corpus_messages()}
     alice = speakers["Alice"]
     Speaker.objects.filter(pk=alice.pk).update(member=member)
-    run = TrainingRun.objects.create(name="r1", speaker_ids=[alice.pk, speakers["Bob"].pk])
+    both = [alice.pk, speakers["Bob"].pk]
+    run = TrainingRun.objects.create(name="r1", speaker_ids=both, status=JobStatus.SUCCEEDED)
+    cancelled = TrainingRun.objects.create(
+        name="r2", speaker_ids=both, status=JobStatus.CANCELLED
+    )  # can never be a model in use: nothing to retrain
     member_client.post(f"/accounts/me/speakers/{alice.pk}/opt-out/", {"opted_out": "1"})
     assert {m.speaker_slug for m in corpus_messages()} == {"bob"}
     assert set(chat_format().speakers) == {"bob"}
     run.refresh_from_db()
-    assert "Alice opted out" in run.needs_retrain
+    cancelled.refresh_from_db()
+    assert "Alice opted out" in run.needs_retrain and cancelled.needs_retrain == ""
     member_client.post(f"/accounts/me/speakers/{alice.pk}/opt-out/", {"opted_out": "0"})
     assert {m.speaker_slug for m in corpus_messages()} == {"alice", "bob"}
 
