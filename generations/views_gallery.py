@@ -46,10 +46,13 @@ def _toast(response: HttpResponse, message: str, level: str = "success") -> Http
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
     form = GalleryForm(request.GET)
-    params = form.cleaned_data if form.is_valid() else {}
+    form.is_valid()
+    params = form.cleaned_data  # the fields that are valid: a bad page number keeps the sort
     sort = params.get("sort") or ranking.DEFAULT_SORT
     page = params.get("page") or 1
-    seed = params.get("seed") or secrets.randbelow(2**31)
+    seed = params.get("seed")
+    if seed is None:
+        seed = secrets.randbelow(2**31)
     speakers = selectors.speakers_by_slug()
     speaker = speakers.get(params.get("speaker") or "")
     if speaker is not None and speaker.opted_out:

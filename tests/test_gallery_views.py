@@ -79,6 +79,11 @@ def test_bad_gallery_parameters_fall_back(member_client, ann):
     make_snippet((ann, "still here"))
     response = member_client.get("/gallery/?sort=sideways&page=-3&speaker=nobody")
     assert response.status_code == 200 and "still here" in response.content.decode()
+    # One bad value falls back alone: the rest of the query still counts.
+    response = member_client.get("/gallery/?sort=top&page=abc")
+    assert response.context["sort"] == "top" and response.context["page"] == 1
+    response = member_client.get("/gallery/?sort=random&seed=0")
+    assert "seed=0" in response.context["query"]  # 0 is a seed like any other
 
 
 def test_filter_by_speaker(member_client, ann, bo):
