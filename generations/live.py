@@ -146,14 +146,14 @@ def start_live(
             run=run,
             speaker=speaker,
             conversation=speaker is None,
+            speaker_ids=[voice.pk for voice in voices],
             opening=opening.strip(),
             temperature=temperature,
             max_new_tokens=LIVE_MAX_NEW_TOKENS,
             seed=secrets.randbits(63),
             progress_note="Waiting for the generation worker",
         )
-        speaker_ids = [voice.pk for voice in voices]
-        transaction.on_commit(lambda: live_generate.delay(generation.pk, speaker_ids))
+        transaction.on_commit(lambda: live_generate.delay(generation.pk))
     return generation
 
 
@@ -271,9 +271,11 @@ class _Stream:
             generation.mark_succeeded()
 
 
-def execute_live(live_id: int, *, speaker_ids: list[int]) -> LiveGeneration:
-    """Generate a queued live request, streaming it onto its row. Raises GenerationError."""
+def execute_live(live_id: int, *, speaker_ids: list[int] | None = None) -> LiveGeneration:
+    """Generate a queued live request, streaming it onto its row. Raises GenerationError.
+    ``speaker_ids``: for a request queued before the row kept its friends (older releases)."""
     generation = LiveGeneration.objects.select_related("run", "speaker").get(pk=live_id)
+    speaker_ids = generation.speaker_ids or speaker_ids or []
     if generation.status != JobStatus.QUEUED:
         return generation  # given up on, cancelled or done already
     generation.mark_running()

@@ -367,6 +367,8 @@ class LiveGeneration(Job):
     run = models.ForeignKey(TrainingRun, null=True, on_delete=models.SET_NULL)
     speaker = models.ForeignKey(Speaker, null=True, blank=True, on_delete=models.CASCADE)
     conversation = models.BooleanField(default=False)
+    # The friends a conversation is between (their speaker ids), as the member picked them.
+    speaker_ids = models.JSONField(default=list, blank=True)
     opening = models.CharField(max_length=300, blank=True)
     temperature = models.FloatField(default=0.9)
     top_p = models.FloatField(default=0.95)

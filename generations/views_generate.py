@@ -135,6 +135,7 @@ def live_generation(request: HttpRequest, pk: int) -> HttpResponse:
     initial = {
         "mode": "conversation" if generation.conversation else "speaker",
         "speaker": generation.speaker_id,
+        "speakers": generation.speaker_ids if generation.conversation else [],
         "opening": generation.opening,
         "temperature": generation.temperature,
     }

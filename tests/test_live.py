@@ -119,13 +119,18 @@ def test_htmx_generate_swaps_in_the_stream_without_leaving_the_page(member_clien
 def test_a_conversation_only_has_the_friends_picked(member_client, run, friends, worker_up):
     ask(member_client, speakers=[friends["ann"], friends["cy"]], opening="so")
     generation = LiveGeneration.objects.get()
+    assert generation.speaker_ids == [friends["ann"].pk, friends["cy"].pk]  # kept on the row
 
-    live.execute_live(generation.pk, speaker_ids=[friends["ann"].pk, friends["cy"].pk])
+    live.execute_live(generation.pk)  # what the worker runs: the friends come from the row
 
     generation.refresh_from_db()
     assert generation.conversation and generation.status == JobStatus.SUCCEEDED
     assert {line["speaker"] for line in generation.lines} <= {"ann", "cy"}
     assert generation.lines[0]["text"].startswith("so")
+    # Its page offers the same conversation again: the friends picked are still ticked.
+    page = member_client.get(reverse("generations:live_generation", args=[generation.pk]))
+    form = page.context["form"]
+    assert [int(pk) for pk in form["speakers"].value()] == generation.speaker_ids
 
 
 @pytest.mark.django_db
