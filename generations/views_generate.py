@@ -52,11 +52,13 @@ def batches(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Batch queued for the generation worker.")
             return redirect(batch)
-    context = {
-        "form": form,
-        "batches": GenerationBatch.objects.select_related("run", "created_by")[:RECENT],
-        "has_model": form.fields["run"].queryset.exists(),
-    }
+    batches = list(GenerationBatch.objects.select_related("run", "created_by")[:RECENT])
+    moving = any(b.is_active for b in batches)
+    context = {"form": form, "batches": batches, "any_in_progress": moving}
+    if request.htmx and request.method == "GET":  # the table polling itself
+        partial = render(request, "generations/batches.html#batches_table", context)
+        return partial if moving else HttpResponseStopPolling(partial.content)
+    context["has_model"] = form.fields["run"].queryset.exists()
     return render(request, "generations/batches.html", context)
 
 

@@ -348,3 +348,17 @@ def test_generate_command_runs_a_batch_in_the_terminal(run, capsys):
     assert batch.status == JobStatus.SUCCEEDED and batch.base_seed == 7
     assert batch.snippets.count() == 4
     assert "Done: kept 4 of 4 generated" in capsys.readouterr().out
+
+
+def test_the_batches_table_follows_running_batches_then_stops(staff_client, run):
+    batch = new_batch(run)
+    page = staff_client.get(reverse("generations:batches")).content.decode()
+    assert 'id="batches-table"' in page and 'hx-trigger="every 3s"' in page
+
+    poll = staff_client.get(reverse("generations:batches"), headers={"HX-Request": "true"})
+    assert poll.status_code == 200 and f"#{batch.pk}</a>" in poll.content.decode()
+
+    execute_batch(batch.pk)
+    poll = staff_client.get(reverse("generations:batches"), headers={"HX-Request": "true"})
+    assert poll.status_code == 286  # htmx stops polling: nothing moves any more
+    assert "Succeeded" in poll.content.decode() and "every 3s" not in poll.content.decode()
