@@ -17,6 +17,8 @@ def test_staff_invites_a_friend_who_signs_up(new_page, staff):
     admin.click("text=Create invite link")
     link = admin.locator("[data-testid=invite-link]").first.input_value()
     assert "/accounts/signup/" in link
+    admin.click("button[data-copy]")
+    admin.locator(".toast", has_text="Link copied.").wait_for()
     screenshot(admin, "invites")
 
     friend = new_page(viewport={"width": 390, "height": 844})  # a phone, another device

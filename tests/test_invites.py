@@ -26,6 +26,12 @@ def test_staff_creates_invite(staff_client):
     assert invite.get_absolute_url().encode() in response.content
 
 
+def test_an_invite_says_who_it_is_for(staff_client):
+    response = staff_client.post("/accounts/invites/", {"note": "  "})
+    assert "Say who it is for" in response.content.decode()
+    assert not Invite.objects.exists()
+
+
 def test_friend_signs_up_once_with_an_invite(client, staff):
     invite = Invite.objects.create(created_by=staff, note="Carol")
     response = signup(client, invite)

@@ -22,5 +22,20 @@
   document.addEventListener("click", function (event) {
     var input = event.target.closest("input.copy");
     if (input) { input.select(); }
+    // A "Copy" button copies the link in the input just before it.
+    var button = event.target.closest("button[data-copy]");
+    if (!button) { return; }
+    var field = button.previousElementSibling;
+    while (field && !(field.matches && field.matches("input.copy"))) { field = field.previousElementSibling; }
+    if (!field) { return; }
+    var done = function () {
+      document.dispatchEvent(new CustomEvent("toast", {detail: {level: "success", message: "Link copied."}}));
+    };
+    field.select();
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy") && done(); });
+    } else if (document.execCommand("copy")) {
+      done();
+    }
   });
 })();
