@@ -62,6 +62,7 @@ def test_a_big_export_is_deleted_on_the_worker_while_its_page_follows(
 
     # Handed to the worker: the export's page says so, follows it, then goes to the list.
     page.locator("text=Deleting team.zip and its 2 messages on the worker").wait_for()
+    screenshot(page, "export-deleting")
     page.wait_for_url("**/ingest/")
     page.locator("text=Deleted team.zip and its 2 messages.").wait_for()
     assert page.locator("[data-testid=export-row]").count() == 0
