@@ -83,18 +83,24 @@ def new_round(rng: random.Random | None = None) -> Round:
             f"{MAX_CHARS} characters), so every round would be a fake. It needs at least one "
             "friend whose real messages are in."
         )
-    if rng.random() < 0.5:
-        return Round("fake", fake.pk, fake.speaker, fake.text)
-    return Round("real", real.pk, real.identity.speaker, real.text)
+    return _fake_round(fake) if rng.random() < 0.5 else _real_round(real)
 
 
 def same_round(kind: str, pk: int) -> Round | None:
     """The round a member was dealt and has not answered, if it can still be played."""
     if kind == "fake":
         fake = _fake_snippets().select_related("speaker").filter(pk=pk).first()
-        return Round("fake", fake.pk, fake.speaker, fake.text) if fake else None
+        return _fake_round(fake) if fake else None
     real = _real_messages().select_related("identity__speaker").filter(pk=pk).first()
-    return Round("real", real.pk, real.identity.speaker, real.text) if real else None
+    return _real_round(real) if real else None
+
+
+def _fake_round(snippet: Snippet) -> Round:
+    return Round("fake", snippet.pk, snippet.speaker, snippet.text)
+
+
+def _real_round(message: Message) -> Round:
+    return Round("real", message.pk, message.identity.speaker, message.text)
 
 
 def record_guess(*, user, kind: str, pk: int, guessed_fake: bool) -> GameGuess:
