@@ -18,9 +18,9 @@ from trainer.models import TrainingRun
 
 def mark_runs_trained_on(speaker: Speaker, reason: str) -> int:
     """Flag every run whose data included the speaker and that is, or may become, a model
-    generations use (finished or still training: a cancelled or failed run never can);
-    returns how many were flagged."""
-    usable = TrainingRun.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.RUNNING))
+    generations use (all but cancelled and failed ones: a queued run may be one waiting to resume
+    from a checkpoint trained on them); returns how many were flagged."""
+    usable = TrainingRun.objects.exclude(status__in=(JobStatus.CANCELLED, JobStatus.FAILED))
     runs = [run for run in usable.only("pk", "speaker_ids") if speaker.pk in run.speaker_ids]
     TrainingRun.objects.filter(pk__in=[run.pk for run in runs]).update(needs_retrain=reason[:300])
     return len(runs)
@@ -57,17 +57,32 @@ def message_count(speaker: Speaker) -> int:
     return Message.objects.filter(identity__speaker=speaker).count()
 
 
+ALREADY_LINKED = "That speaker is linked to a member already: unlink it first."
+
+
+class AlreadyLinked(Exception):
+    """The speaker belongs to a member: it moves only after an explicit unlink."""
+
+
+@transaction.atomic
+def link_speaker(
+    *, speaker: Speaker, member, staff_user, claim: SpeakerClaim | None = None
+) -> None:
+    """Give a free speaker to a member (a direct link, or an approved claim); the other claims
+    waiting for it are turned down: one speaker, one member. Raises AlreadyLinked."""
+    if not Speaker.objects.filter(pk=speaker.pk, member__isnull=True).update(member=member):
+        raise AlreadyLinked(ALREADY_LINKED)  # checked and written at once: two staff can't race
+    SpeakerClaim.objects.filter(speaker_id=speaker.pk, status=SpeakerClaim.Status.PENDING).exclude(
+        pk=claim.pk if claim else None
+    ).update(status=SpeakerClaim.Status.REJECTED, decided_by=staff_user, decided_at=timezone.now())
+
+
 @transaction.atomic
 def decide_claim(*, claim: SpeakerClaim, approve: bool, staff_user) -> None:
+    """Raises AlreadyLinked (and decides nothing) for a claim on a speaker someone holds."""
+    if approve:
+        link_speaker(speaker=claim.speaker, member=claim.member, staff_user=staff_user, claim=claim)
     claim.status = SpeakerClaim.Status.APPROVED if approve else SpeakerClaim.Status.REJECTED
     claim.decided_by = staff_user
     claim.decided_at = timezone.now()
     claim.save(update_fields=["status", "decided_by", "decided_at"])
-    if approve:
-        Speaker.objects.filter(pk=claim.speaker_id).update(member=claim.member)
-        # Anyone else waiting for the same speaker loses: one speaker, one member.
-        SpeakerClaim.objects.filter(
-            speaker_id=claim.speaker_id, status=SpeakerClaim.Status.PENDING
-        ).exclude(pk=claim.pk).update(
-            status=SpeakerClaim.Status.REJECTED, decided_by=staff_user, decided_at=timezone.now()
-        )

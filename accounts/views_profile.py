@@ -103,10 +103,14 @@ def delete_messages(request: HttpRequest, pk: int) -> HttpResponse:
 def claims(request: HttpRequest) -> HttpResponse:
     link_form = LinkForm(request.POST or None)
     if request.method == "POST" and link_form.is_valid():
-        speaker = link_form.cleaned_data["speaker"]
-        Speaker.objects.filter(pk=speaker.pk).update(member=link_form.cleaned_data["member"])
-        messages.success(request, f"Linked {speaker} to {link_form.cleaned_data['member']}.")
-        return redirect("claims")
+        speaker, member = link_form.cleaned_data["speaker"], link_form.cleaned_data["member"]
+        try:
+            consent.link_speaker(speaker=speaker, member=member, staff_user=request.user)
+        except consent.AlreadyLinked as error:
+            link_form.add_error("speaker", str(error))
+        else:
+            messages.success(request, f"Linked {speaker} to {member}.")
+            return redirect("claims")
     context = {
         "pending": SpeakerClaim.objects.filter(status=SpeakerClaim.Status.PENDING).select_related(
             "member", "speaker"
@@ -140,6 +144,10 @@ def unlink(request: HttpRequest, pk: int) -> HttpResponse:
 def decide_claim(request: HttpRequest, pk: int) -> HttpResponse:
     claim_obj = get_object_or_404(SpeakerClaim, pk=pk, status=SpeakerClaim.Status.PENDING)
     approve = request.POST.get("decision") == "approve"
-    consent.decide_claim(claim=claim_obj, approve=approve, staff_user=request.user)
+    try:
+        consent.decide_claim(claim=claim_obj, approve=approve, staff_user=request.user)
+    except consent.AlreadyLinked:
+        messages.error(request, f"{claim_obj.speaker} is linked already: unlink it first.")
+        return redirect("claims")
     messages.success(request, "Claim approved." if approve else "Claim rejected.")
     return redirect("claims")

@@ -38,8 +38,10 @@ def play(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def guess(request: HttpRequest) -> HttpResponse:
+    if request.POST.get("guess") not in {"real", "fake"}:
+        return redirect("generations:game")  # the round stays dealt: no skipping it this way
     pending = request.session.pop(SESSION_KEY, None)
-    if pending is None or request.POST.get("guess") not in {"real", "fake"}:
+    if pending is None:
         return redirect("generations:game")  # a reload or a second click: just play on
     try:
         result = game.record_guess(

@@ -85,6 +85,30 @@ def test_staff_cannot_silently_take_a_speaker_from_its_member(
     assert bob.member == other_member
 
 
+def test_approving_a_claim_never_moves_a_linked_speaker(
+    member_client, member, other_member, staff_client
+):
+    bob = make_corpus()["Bob"]
+    member_client.post("/accounts/me/claim/", {"speaker": bob.pk})  # alice asks for Bob
+    waiting = SpeakerClaim.objects.get()
+    staff_client.post("/accounts/claims/", {"member": other_member.pk, "speaker": bob.pk})
+
+    bob.refresh_from_db()
+    waiting.refresh_from_db()
+    assert bob.member == other_member  # the direct link turned the other claim down
+    assert waiting.status == SpeakerClaim.Status.REJECTED
+
+    waiting.status = SpeakerClaim.Status.PENDING  # say a stale page approves it anyway
+    waiting.save()
+    response = staff_client.post(
+        f"/accounts/claims/{waiting.pk}/decide/", {"decision": "approve"}, follow=True
+    )
+    assert "Bob is linked already: unlink it first." in response.content.decode()
+    bob.refresh_from_db()
+    waiting.refresh_from_db()
+    assert bob.member == other_member and waiting.status == SpeakerClaim.Status.PENDING
+
+
 def test_members_cannot_unlink(member_client, member):
     bob = make_corpus()["Bob"]
     Speaker.objects.filter(pk=bob.pk).update(member=member)
@@ -104,12 +128,17 @@ def test_training_corpus_leaves_out_opted_out_speakers_and_bots(member_client, m
     cancelled = TrainingRun.objects.create(
         name="r2", speaker_ids=both, status=JobStatus.CANCELLED
     )  # can never be a model in use: nothing to retrain
+    resuming = TrainingRun.objects.create(
+        name="r3", speaker_ids=both, status=JobStatus.QUEUED
+    )  # re-queued after its worker died: its checkpoint learned from Alice
     member_client.post(f"/accounts/me/speakers/{alice.pk}/opt-out/", {"opted_out": "1"})
     assert {m.speaker_slug for m in corpus_messages()} == {"bob"}
     assert set(chat_format().speakers) == {"bob"}
     run.refresh_from_db()
     cancelled.refresh_from_db()
+    resuming.refresh_from_db()
     assert "Alice opted out" in run.needs_retrain and cancelled.needs_retrain == ""
+    assert "Alice opted out" in resuming.needs_retrain
     member_client.post(f"/accounts/me/speakers/{alice.pk}/opt-out/", {"opted_out": "0"})
     assert {m.speaker_slug for m in corpus_messages()} == {"alice", "bob"}
 

@@ -119,8 +119,11 @@ def test_a_reload_deals_the_same_round_until_it_is_answered(member_client):
     shown = [html.split('class="bubble"')[1].split("</div>")[0] for html in (first, again)]
     assert shown[0] == shown[1]
 
+    member_client.post("/game/guess/", {"guess": "skip"})  # not an answer: the round stays
+    assert member_client.session["game_round"] == dealt and not GameGuess.objects.exists()
+
     member_client.post("/game/guess/", {"guess": "fake"})
-    assert GameGuess.objects.count() == 1
+    assert GameGuess.objects.count() == 1 and "game_round" not in member_client.session
     member_client.get("/game/")  # answered: the next one is dealt afresh
     assert "game_round" in member_client.session
 
