@@ -269,6 +269,7 @@ class _Candidate:
     seed: int
     kind: str
     opening: str = ""  # the batch's prompt, which the first line starts with (not the model's)
+    completion: str | None = None  # what the model added to the first line, where it is known
 
 
 class _BatchRunner:
@@ -338,7 +339,9 @@ class _BatchRunner:
         texts = [text for _, text in candidate.pairs]
         # What the model wrote: a first line that is only the prompt said nothing of its own.
         own = list(texts)
-        if candidate.opening and own and own[0].startswith(candidate.opening):
+        if candidate.completion is not None:
+            own[0] = candidate.completion
+        elif candidate.opening and own and own[0].startswith(candidate.opening):
             own[0] = own[0][len(candidate.opening) :]
         long_enough = [t for t in own if len(t.strip()) >= MIN_MESSAGE_CHARS]
         minimum_lines = 2 if candidate.kind == Snippet.Kind.CONVERSATION else 1
@@ -426,7 +429,10 @@ class _BatchRunner:
                         self.stats["spare"] += 1  # topping up the chunk; quota already full
                         continue
                     candidate = _Candidate(
-                        [(result.speaker, result.text)], result.seed, "message", result.opening
+                        [(result.speaker, result.text)],
+                        result.seed,
+                        "message",
+                        completion=result.completion,
                     )
                     if self.keep(candidate):
                         self.kept[result.speaker] += 1

@@ -13,7 +13,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotModified,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -196,15 +202,15 @@ def share_image(request: HttpRequest, token: str) -> HttpResponse:
     bubbles = link.snippet.bubbles(speakers)
     label = _parody_label(link.snippet.voice_names(speakers))
     digest = hashlib.sha256(repr((bubbles, label)).encode()).hexdigest()[:24]
-    key = f"share-card:{link.snippet_id}:{digest}"
-    png = cache.get(key)
-    if png is None:
-        png = share_card.render_card(bubbles=bubbles, label=label)
-        cache.set(key, png, 24 * 3600)
     etag = f'"{digest}"'
     if etag in request.headers.get("If-None-Match", ""):
-        response = HttpResponse(status=304)  # the link still lives: the copy they hold is good
+        response = HttpResponseNotModified()  # the link still lives: the copy they hold is good
     else:
+        key = f"share-card:{link.snippet_id}:{digest}"
+        png = cache.get(key)
+        if png is None:
+            png = share_card.render_card(bubbles=bubbles, label=label)
+            cache.set(key, png, 24 * 3600)
         response = HttpResponse(png, content_type="image/png")
     # Asked again every time (cheap, with the ETag): a revoked, opted-out or vetoed link's card
     # must stop showing at once, from browsers and from shared caches alike.

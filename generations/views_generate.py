@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.decorators import staff_required
@@ -15,6 +16,7 @@ from generations.forms import BatchForm, LiveForm
 from generations.models import GenerationBatch, LiveGeneration
 from generations.services import GenerationError, start_batch
 from ingest.models import Speaker
+from joe_site.jobs import NEVER_STARTED, JobStatus
 from trainer.models import TrainingRun
 
 RECENT = 20
@@ -30,7 +32,14 @@ def _partial(request: HttpRequest, template: str, context: dict, *, done: bool) 
 
 # ------------------------------------------------------------------------------ batches (staff)
 @staff_required
+@vary_on_headers("HX-Request")
 def batches(request: HttpRequest) -> HttpResponse:
+    if request.htmx and request.method == "GET":  # the table polling itself
+        recent = list(GenerationBatch.objects.select_related("run", "created_by")[:RECENT])
+        moving = any(b.is_active for b in recent)
+        context = {"batches": recent, "any_in_progress": moving}
+        partial = render(request, "generations/batches.html#batches_table", context)
+        return partial if moving else HttpResponseStopPolling(partial.content)
     form = BatchForm(request.POST or None, speakers=BatchForm.speakers_for(request.POST))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -52,13 +61,13 @@ def batches(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Batch queued for the generation worker.")
             return redirect(batch)
-    batches = list(GenerationBatch.objects.select_related("run", "created_by")[:RECENT])
-    moving = any(b.is_active for b in batches)
-    context = {"form": form, "batches": batches, "any_in_progress": moving}
-    if request.htmx and request.method == "GET":  # the table polling itself
-        partial = render(request, "generations/batches.html#batches_table", context)
-        return partial if moving else HttpResponseStopPolling(partial.content)
-    context["has_model"] = form.fields["run"].queryset.exists()
+    recent = list(GenerationBatch.objects.select_related("run", "created_by")[:RECENT])
+    context = {
+        "form": form,
+        "batches": recent,
+        "any_in_progress": any(b.is_active for b in recent),
+        "has_model": form.fields["run"].queryset.exists(),
+    }
     return render(request, "generations/batches.html", context)
 
 
@@ -81,7 +90,10 @@ def cancel_batch(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         context = {"batch": batch, "snippets": batch.snippets.select_related("speaker")[:50]}
         return render(request, "generations/batch.html#progress", context)
-    messages.success(request, "Asked the worker to stop; what it kept stays.")
+    if batch.status == JobStatus.CANCELLED and batch.progress_note == NEVER_STARTED:
+        messages.success(request, "Cancelled: the batch had not started.")
+    else:
+        messages.success(request, "Asked the worker to stop; what it kept stays.")
     return redirect(batch)
 
 

@@ -19,6 +19,8 @@ class JobStatus(models.TextChoices):
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 NEVER_STARTED = "Cancelled before it started."
+# A job put back in the queue after its worker was lost (a run resuming from its checkpoint).
+CANCELLED_WAITING = "Cancelled while it waited to go on; what it had done stays."
 
 
 class Job(models.Model):
@@ -77,12 +79,14 @@ class Job(models.Model):
 
     def request_cancel(self) -> None:
         """Ask the worker to stop at its next step; a job still queued is cancelled at once."""
-        type(self).objects.filter(pk=self.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELLED,
-            finished_at=timezone.now(),
-            cancel_requested=True,
-            progress_note=NEVER_STARTED,  # not "Waiting for a worker" any more
-        )
+        queued = type(self).objects.filter(pk=self.pk, status=JobStatus.QUEUED)
+        for began, note in ((False, NEVER_STARTED), (True, CANCELLED_WAITING)):
+            queued.filter(started_at__isnull=not began).update(
+                status=JobStatus.CANCELLED,
+                finished_at=timezone.now(),
+                cancel_requested=True,
+                progress_note=note,  # not "Waiting for a worker" any more
+            )
         type(self).objects.filter(pk=self.pk).update(cancel_requested=True)
         self.refresh_from_db(fields=["status", "cancel_requested", "finished_at", "progress_note"])
 

@@ -327,6 +327,8 @@ def test_cancel_button_cancels_a_queued_batch(staff_client, run):
     assert response.url == batch.get_absolute_url()
     assert batch.status == JobStatus.CANCELLED
     assert batch.progress_note == "Cancelled before it started."  # not "Waiting for…" any more
+    page = staff_client.get(batch.get_absolute_url()).content.decode()
+    assert "Cancelled: the batch had not started." in page
 
 
 def test_batch_page_shows_leaks_to_staff(staff_client, run, fake):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from ingest.models import Conversation, Identity, Message, Speaker
 from joe_site.jobs import JobStatus
@@ -286,6 +287,19 @@ def test_cancelling_a_queued_run_means_it_never_starts(staff_client, models_dir)
     run = services.execute_run(run.pk)
     assert run.status == JobStatus.CANCELLED and run.started_at is None
     assert not run.run_dir.exists()
+
+
+@pytest.mark.django_db
+def test_cancelling_a_run_queued_to_resume_keeps_what_it_did(staff_client):
+    run = tiny_run()
+    TrainingRun.objects.filter(pk=run.pk).update(started_at=timezone.now(), progress_done=4)
+
+    page = staff_client.post(f"/trainer/{run.pk}/cancel/", follow=True).content.decode()
+
+    run.refresh_from_db()
+    assert run.status == JobStatus.CANCELLED and run.progress_done == 4
+    assert run.progress_note == "Cancelled while it waited to go on; what it had done stays."
+    assert "Cancelled before it started." not in page
 
 
 @pytest.mark.slow

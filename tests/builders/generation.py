@@ -134,7 +134,7 @@ class FakeGenerator:
                     speaker=slug,
                     opening=opening,
                     text=text,
-                    completion=text,
+                    completion=text[len(opening) :] if text.startswith(opening) else text,
                     seed=seeds[i],
                     params=params,
                     n_tokens=3,
