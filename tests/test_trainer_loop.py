@@ -290,15 +290,18 @@ def test_chunked_loss_where_it_pays_off(tiny: Path, tmp_path: Path, monkeypatch)
     vocab = model.get_output_embeddings().weight.shape[0]
     cfg = config(batch_size=16, window_len=512)
     full_logits = 3 * 4 * 16 * 512 * vocab  # bytes: float32 logits, their grad, the loss's copy
-    card = SimpleNamespace(total_memory=0)
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: card)
+    moments = 2 * 4 * sum(p.numel() for p in model.parameters())  # what AdamW will add
+    card = SimpleNamespace(free=0)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (card.free, 140 * 2**30))
     cuda = torch.device("cuda")
 
     assert use_chunked_loss(cfg, model, torch.device("cpu"))
     assert not use_chunked_loss(config(chunked_loss=False), model, torch.device("cpu"))
-    card.total_memory = 140 * 2**30  # an H200: room to spare, the faster full logits
+    card.free = 130 * 2**30  # an H200 with the model on it: room to spare, full logits
     assert not use_chunked_loss(cfg, model, cuda)
-    card.total_memory = 3 * full_logits  # a small card: they would take a third of it
+    card.free = moments + 3 * full_logits  # a small card: they would take a third of what's left
     assert use_chunked_loss(cfg, model, cuda)
+    card.free = moments + 5 * full_logits  # a fifth: within the quarter, full logits
+    assert not use_chunked_loss(cfg, model, cuda)
     model.config.final_logit_softcapping = 30.0  # not lm_head(hidden): never chunked
     assert not use_chunked_loss(cfg, model, torch.device("cpu"))

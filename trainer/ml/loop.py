@@ -187,9 +187,10 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-# On a CUDA card the full logits take this share of its memory at most, counting their gradient
-# and the loss's float32 copies (about 3x the float32 logits, as measured on an H200), before the
-# loop computes them in chunks instead.
+# On a CUDA card the full logits take this share of the memory left free at most (after the
+# model, and the optimizer's two float32 moments it will add), counting their gradient and the
+# loss's float32 copies (about 3x the float32 logits, as measured on an H200), before the loop
+# computes them in chunks instead.
 FULL_LOGITS_MAX_SHARE = 0.25
 
 
@@ -199,7 +200,7 @@ def use_chunked_loss(config: TrainConfig, model: PreTrainedModel, device: torch.
     On the CPU chunks are faster as well as smaller (benchmarks/RESULTS.md, "Training"). On a GPU
     one big logits product is faster (GPT-2 small on an H200, batch 16 x 512: 136k tokens/s
     against 105k chunked), so chunks are used only where the full logits would take much of the
-    card's memory: small cards, big vocabularies, big batches.
+    card's free memory: small cards, big models or vocabularies, big batches.
     """
     if not config.chunked_loss or not supports_chunked_loss(model):
         return False
@@ -207,8 +208,9 @@ def use_chunked_loss(config: TrainConfig, model: PreTrainedModel, device: torch.
         return True
     vocab = model.get_output_embeddings().weight.shape[0]
     full_logits = 3 * 4 * config.batch_size * config.window_len * vocab  # bytes
-    card = torch.cuda.get_device_properties(device).total_memory
-    return full_logits > FULL_LOGITS_MAX_SHARE * card
+    free, _total = torch.cuda.mem_get_info(device)  # the model is on the card already
+    moments = 2 * 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return full_logits > FULL_LOGITS_MAX_SHARE * max(0, free - moments)
 
 
 def autocast_for(device: torch.device) -> Callable[[], contextlib.AbstractContextManager[Any]]:
