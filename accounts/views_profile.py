@@ -28,9 +28,7 @@ class LinkForm(forms.Form):
     # moving it takes an explicit unlink first (below), never a silent re-link.
     speaker = forms.ModelChoiceField(
         queryset=Speaker.objects.filter(member__isnull=True).order_by("display_name"),
-        error_messages={
-            "invalid_choice": "That speaker is linked to a member already: unlink it first."
-        },
+        error_messages={"invalid_choice": consent.ALREADY_LINKED},
     )
 
 

@@ -35,11 +35,9 @@ def _partial(request: HttpRequest, template: str, context: dict, *, done: bool) 
 @vary_on_headers("HX-Request")
 def batches(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.method == "GET":  # the table polling itself
-        recent = list(GenerationBatch.objects.select_related("run", "created_by")[:RECENT])
-        moving = any(b.is_active for b in recent)
-        context = {"batches": recent, "any_in_progress": moving}
+        context = _recent_batches()
         partial = render(request, "generations/batches.html#batches_table", context)
-        return partial if moving else HttpResponseStopPolling(partial.content)
+        return partial if context["any_in_progress"] else HttpResponseStopPolling(partial.content)
     form = BatchForm(request.POST or None, speakers=BatchForm.speakers_for(request.POST))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -61,14 +59,18 @@ def batches(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Batch queued for the generation worker.")
             return redirect(batch)
-    recent = list(GenerationBatch.objects.select_related("run", "created_by")[:RECENT])
     context = {
         "form": form,
-        "batches": recent,
-        "any_in_progress": any(b.is_active for b in recent),
         "has_model": form.fields["run"].queryset.exists(),
+        **_recent_batches(),
     }
     return render(request, "generations/batches.html", context)
+
+
+def _recent_batches() -> dict:
+    """The recent-batches table's rows, and whether any of them still moves (it polls then)."""
+    recent = list(GenerationBatch.objects.select_related("run", "created_by")[:RECENT])
+    return {"batches": recent, "any_in_progress": any(b.is_active for b in recent)}
 
 
 @staff_required
