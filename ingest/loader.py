@@ -6,57 +6,27 @@ inserted, and hold at most one batch in memory.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
 import psycopg
 from django.db import connection
 from psycopg.copy import QueuedLibpqWriter
 
 from ingest.models import Message
+from ingest.rows import (  # noqa: F401 (MessageRow, clean_id and clean_text are used from here)
+    BINARY_HEADER,
+    BINARY_TRAILER,
+    COLUMN_TYPES,
+    COLUMNS,
+    MAX_ID_LENGTH,
+    MessageRow,
+    RowPacker,
+    clean_id,
+    clean_text,
+)
 
 BATCH_SIZE = 50_000  # rows; a direct batch is kept in memory until it is stored
-MAX_ID_LENGTH = 255  # Message.external_id and reply_to_external_id are varchar(255)
-
-
-class MessageRow(NamedTuple):
-    conversation_id: int
-    identity_id: int
-    export_id: int
-    source_kind: str
-    external_id: str
-    sent_at: dt.datetime
-    text: str
-    reply_to_external_id: str
-
-
-COLUMNS = ",".join(MessageRow._fields)
-# COPY's binary format: psycopg packs each row in C and the server parses no text (ints and
-# timestamps cost a quarter of what the text format costs on both ends).
-COLUMN_TYPES = ["int8", "int8", "int8", "varchar", "varchar", "timestamptz", "text", "varchar"]
-
-
-def clean_text(text: str) -> str:
-    """Text PostgreSQL accepts: no NUL characters, no lone UTF-16 surrogates (broken JSON)."""
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def clean_id(external_id: str) -> str:
-    """An id that fits its column; an over-long one keeps a prefix and a hash of the whole."""
-    external_id = clean_text(external_id)
-    if len(external_id) <= MAX_ID_LENGTH:
-        return external_id
-    digest = hashlib.sha256(external_id.encode()).hexdigest()
-    return f"{external_id[: MAX_ID_LENGTH - 65]}#{digest}"
 
 
 class MessageLoader:
@@ -151,8 +121,12 @@ class PostgresMessageLoader(MessageLoader):
     OPEN_AFTER = 2_000
     MAX_SAVEPOINTS = 48
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, packed: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # packed: rows arrive as binary COPY bytes (add_packed, from the Slack worker
+        # processes); the few that arrive as rows are packed here, so a COPY never mixes both.
+        self.packed = packed
+        self._packer = RowPacker() if packed else None
         self._cursor = connection.cursor()
         # psycopg's own cursor: Django's debug cursor would keep every statement in memory.
         self._raw = self._cursor.cursor
@@ -167,6 +141,10 @@ class PostgresMessageLoader(MessageLoader):
         self.staged_batches = 0
 
     def add(self, row: MessageRow) -> None:
+        if self._packer is not None:
+            self._packer.pack(row)
+            self.add_packed(*self._packer.take())
+            return
         self.seen += 1
         self._pending += 1
         mode = self._mode
@@ -179,6 +157,23 @@ class PostgresMessageLoader(MessageLoader):
                 # the data and says so then: flush() handles it.
                 self._write_row(row)
             elif len(self._batch) >= self.OPEN_AFTER:
+                self._open()
+        if self._pending >= self.batch_size:
+            self.flush()
+
+    def add_packed(self, data: bytes, rows: int) -> None:
+        """``rows`` rows already encoded for the COPY (``ingest.rows.RowPacker``)."""
+        assert self.packed, "a loader made with packed=True takes packed rows"
+        self.seen += rows
+        self._pending += rows
+        mode = self._mode
+        if mode == "stage":
+            self._write_row(data)
+        else:
+            self._batch.append(data)  # type: ignore[arg-type]
+            if mode == "direct":
+                self._write_row(data)
+            elif self._pending >= self.OPEN_AFTER:  # the batch holds all pending rows
                 self._open()
         if self._pending >= self.batch_size:
             self.flush()
@@ -196,15 +191,26 @@ class PostgresMessageLoader(MessageLoader):
         )
         copy = self._copy_context.__enter__()
         copy.set_types(COLUMN_TYPES)
-        self._write_row = copy.write_row
+        if self.packed:
+            copy.write(BINARY_HEADER)
+            self._write_row = copy.write
+        else:
+            self._write_row = copy.write_row
         for row in self._batch:
-            copy.write_row(row)
+            self._write_row(row)
         if self._mode == "stage":
             self._batch = []
 
     def _end_copy(self) -> None:
-        context, self._copy_context, self._write_row = self._copy_context, None, None
+        context, write, self._copy_context, self._write_row = (
+            self._copy_context,
+            self._write_row,
+            None,
+            None,
+        )
         if context is not None:
+            if self.packed:
+                write(BINARY_TRAILER)  # psycopg adds it only after write_row
             context.__exit__(None, None, None)
 
     def flush(self) -> None:
@@ -245,8 +251,14 @@ class PostgresMessageLoader(MessageLoader):
             f"COPY joe_message_stage ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(COLUMN_TYPES)
-            for row in rows:
-                copy.write_row(row)
+            if self.packed:
+                copy.write(BINARY_HEADER)
+                for data in rows:
+                    copy.write(data)  # type: ignore[arg-type]
+                copy.write(BINARY_TRAILER)
+            else:
+                for row in rows:
+                    copy.write_row(row)
 
     def _insert_staged(self, pending: int) -> None:
         self._raw.execute(
@@ -278,8 +290,13 @@ class PostgresMessageLoader(MessageLoader):
 
 
 def message_loader(
-    *, export_id: int, source_kind: str, batch_size: int | None = None
+    *, export_id: int, source_kind: str, batch_size: int | None = None, packed: bool = False
 ) -> MessageLoader:
-    """The fastest loader the database offers."""
-    cls = PostgresMessageLoader if connection.vendor == "postgresql" else OrmMessageLoader
-    return cls(export_id=export_id, source_kind=source_kind, batch_size=batch_size)
+    """The fastest loader the database offers (``packed``: one that takes binary COPY bytes,
+    PostgreSQL only)."""
+    if connection.vendor == "postgresql":
+        return PostgresMessageLoader(
+            export_id=export_id, source_kind=source_kind, batch_size=batch_size, packed=packed
+        )
+    assert not packed, "packed rows need PostgreSQL"
+    return OrmMessageLoader(export_id=export_id, source_kind=source_kind, batch_size=batch_size)

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from ingest import slack_import
 from ingest.loader import MessageLoader, MessageRow, clean_id, clean_text, message_loader
 from ingest.models import (
     Conversation,
@@ -159,8 +160,16 @@ def import_export(
                 if Message.objects.filter(export_id=export.pk).exists():
                     return export  # another delivery of the same task already imported it
                 writer = CorpusWriter(export=export, kind=kind, owner_name=owner_name)
-                records = parser(source, progress=reporter.parser_progress, **options)
-                writer.write(records, reporter)
+                split = (
+                    slack_import.plan(source, include_bots=include_bots)
+                    if kind == SourceKind.SLACK
+                    else None
+                )
+                if split is not None:  # a big Slack export, with cores to spare
+                    slack_import.write(split, writer, reporter)
+                else:
+                    records = parser(source, progress=reporter.parser_progress, **options)
+                    writer.write(records, reporter)
                 reporter.stop()
                 writer.save_summary(note=reporter.snapshot().note)
     except ExportError as error:
@@ -228,49 +237,64 @@ class CorpusWriter:
         self.loader: MessageLoader | None = None
 
     def write(self, records: Iterable[Record], reporter: ProgressReporter) -> None:
-        export_id, kind = self.export.pk, self.kind
-        identity_ids, conversation_ids = self.identity_ids, self.conversation_ids
-        with _fewer_collections(), message_loader(export_id=export_id, source_kind=kind) as loader:
+        with (
+            fewer_collections(),
+            message_loader(export_id=self.export.pk, source_kind=self.kind) as loader,
+        ):
             self.loader = loader
-            add = loader.add
-            for record in records:
-                if type(record) is MessageRecord:
-                    identity_id = identity_ids.get(record.identity_id) or self._identity(
-                        record.identity_id
-                    )
-                    conversation_id = conversation_ids.get(
-                        record.conversation_id
-                    ) or self._conversation(record.conversation_id)
-                    sent_at = record.sent_at
-                    if self.first_at is None or sent_at < self.first_at:
-                        self.first_at = sent_at
-                    if self.last_at is None or sent_at > self.last_at:
-                        self.last_at = sent_at
-                    add(
-                        MessageRow(
-                            conversation_id,
-                            identity_id,
-                            export_id,
-                            kind,
-                            clean_id(record.external_id),
-                            sent_at,
-                            clean_text(record.text),
-                            clean_id(record.reply_to) if record.reply_to else "",
-                        )
-                    )
-                    if not loader.seen % 5000:
-                        reporter.messages = loader.seen
-                        reporter.report()
-                elif type(record) is SkippedRecord:
-                    self.skipped[record.reason] += 1
-                elif type(record) is IdentityRecord:
-                    self.identity_records[record.external_id] = record
-                elif type(record) is ConversationRecord:
-                    self.conversation_records[record.external_id] = record
+            self.take(records, reporter)
             reporter.messages = loader.seen
+
+    def take(self, records: Iterable[Record], reporter: ProgressReporter) -> None:
+        """Records into rows for the open loader (``self.loader``)."""
+        export_id, kind, loader = self.export.pk, self.kind, self.loader
+        assert loader is not None
+        identity_ids, conversation_ids = self.identity_ids, self.conversation_ids
+        add = loader.add
+        for record in records:
+            if type(record) is MessageRecord:
+                identity_id = identity_ids.get(record.identity_id) or self._identity(
+                    record.identity_id
+                )
+                conversation_id = conversation_ids.get(
+                    record.conversation_id
+                ) or self._conversation(record.conversation_id)
+                sent_at = record.sent_at
+                if self.first_at is None or sent_at < self.first_at:
+                    self.first_at = sent_at
+                if self.last_at is None or sent_at > self.last_at:
+                    self.last_at = sent_at
+                add(
+                    MessageRow(
+                        conversation_id,
+                        identity_id,
+                        export_id,
+                        kind,
+                        clean_id(record.external_id),
+                        sent_at,
+                        clean_text(record.text),
+                        clean_id(record.reply_to) if record.reply_to else "",
+                    )
+                )
+                if not loader.seen % 5000:
+                    reporter.messages = loader.seen
+                    reporter.report()
+            elif type(record) is SkippedRecord:
+                self.skipped[record.reason] += 1
+            elif type(record) is IdentityRecord:
+                self.identity_records[record.external_id] = record
+            elif type(record) is ConversationRecord:
+                self.conversation_records[record.external_id] = record
+        reporter.messages = loader.seen
 
     def _identity(self, external_id: str) -> int:
         self.loader.pause()  # type: ignore[union-attr]
+        pk = self.create_identity(external_id)
+        self.identity_ids[external_id] = pk
+        return pk
+
+    def create_identity(self, external_id: str, *, pk: int | None = None) -> int:
+        """The identity's row (made now if it has none, with ``pk`` if given); its pk."""
         record = self.identity_records.get(external_id) or IdentityRecord(external_id, external_id)
         name = (
             self.owner_name if record.is_self and self.owner_name else ""
@@ -283,24 +307,30 @@ class CorpusWriter:
                 "full_name": clean_text(str(record.extra.get("real_name") or ""))[:255],
                 "is_bot": record.is_bot,
                 "is_self": record.is_self,
+                **({"pk": pk} if pk is not None else {}),
             },
         )
         if created and not identity.is_bot:
             identity.assign_to(_speaker_named(identity.display_name))
-        self.identity_ids[external_id] = identity.pk
         return identity.pk
 
     def _conversation(self, external_id: str) -> int:
         self.loader.pause()  # type: ignore[union-attr]
+        pk = self.create_conversation(external_id)
+        self.conversation_ids[external_id] = pk
+        return pk
+
+    def create_conversation(self, external_id: str, *, pk: int | None = None) -> int:
+        """The conversation's row (made now if it has none, with ``pk`` if given); its pk."""
         record = self.conversation_records.get(external_id) or ConversationRecord(
             external_id, external_id
         )
+        defaults = {"title": clean_text(record.title)[:255], "is_group": record.is_group}
         conversation, _ = Conversation.objects.get_or_create(
             source_kind=self.kind,
             external_id=clean_id(external_id),
-            defaults={"title": clean_text(record.title)[:255], "is_group": record.is_group},
+            defaults={**defaults, **({"pk": pk} if pk is not None else {})},
         )
-        self.conversation_ids[external_id] = conversation.pk
         return conversation.pk
 
     def save_summary(self, *, note: str) -> None:
@@ -322,7 +352,7 @@ class CorpusWriter:
 
 
 @contextmanager
-def _fewer_collections() -> Iterator[None]:
+def fewer_collections() -> Iterator[None]:
     """Run the cyclic garbage collector less often while rows stream through.
 
     An import allocates millions of short-lived objects and holds a batch of rows; with the

@@ -178,6 +178,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 JOE_MAX_UPLOAD_BYTES = env_int("JOE_MAX_UPLOAD_BYTES", 4 * 1024**3)
+# A big Slack import on PostgreSQL is parsed by this many worker processes ("auto": one per core
+# but one, at most 4; 0: none), when its day files hold at least this many bytes uncompressed.
+JOE_INGEST_WORKERS = env_str("JOE_INGEST_WORKERS", "auto")
+JOE_INGEST_PARALLEL_MIN_BYTES = env_int("JOE_INGEST_PARALLEL_MIN_BYTES", 16 * 1024**2)
 
 # Redis when configured; otherwise a file-based broker and cache that need no server.
 REDIS_URL = env_str("REDIS_URL")

@@ -325,6 +325,29 @@ class _SlackExport:
         return (new_identity, record) if new_identity is not None else record
 
 
+def layout(
+    archive: Archive, include_bots: bool
+) -> tuple[_SlackExport, list[IdentityRecord], list[_Conversation], dict[str, list[str]]]:
+    """What an export holds before any message is read: its people (those users.json lists,
+    bots only with ``include_bots``), its conversations in reading order, and each
+    conversation folder's day files."""
+    export = _SlackExport(archive, include_bots)
+    identities = list(export.identities())
+    conversations = export.conversations()
+    days = export.day_files()
+    if not days:
+        raise ExportError(
+            f"{archive.name} contains no messages: its conversation folders are missing."
+        )
+    known = {c.folder for c in conversations}
+    # Folders with no entry in the metadata files are still conversations.
+    conversations += [_Conversation(f, f, "#" + f, True) for f in sorted(days) if f not in known]
+    return export, identities, conversations, days
+
+
+EMPTY_DAYS = "{name} contains no messages: every day file is empty."
+
+
 def parse(
     path: str,
     *,
@@ -339,19 +362,7 @@ def parse(
     ``limits``: zip-bomb limits (see ``archive.Limits``). Unknown options are ignored.
     """
     with open_archive(path, limits) as archive:
-        export = _SlackExport(archive, include_bots)
-        identities = list(export.identities())
-        conversations = export.conversations()
-        days = export.day_files()
-        if not days:
-            raise ExportError(
-                f"{archive.name} contains no messages: its conversation folders are missing."
-            )
-        known = {c.folder for c in conversations}
-        # Folders with no entry in the metadata files are still conversations.
-        conversations += [
-            _Conversation(f, f, "#" + f, True) for f in sorted(days) if f not in known
-        ]
+        export, identities, conversations, days = layout(archive, include_bots)
         yield from identities
         state = Progress(done=0, total=sum(len(v) for v in days.values()), unit="files")
         seen_any = False
@@ -369,4 +380,4 @@ def parse(
                 if progress:
                     progress(state)
         if not seen_any:
-            raise ExportError(f"{archive.name} contains no messages: every day file is empty.")
+            raise ExportError(EMPTY_DAYS.format(name=archive.name))

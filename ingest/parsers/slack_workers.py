@@ -1,0 +1,179 @@
+"""One share of a big Slack export, parsed in a worker process into binary COPY bytes.
+
+A big import on a machine with cores to spare splits the export's day files among a few of
+these processes (``ingest.slack_import`` starts them and reads what they write). Each one opens
+the export itself, reads the same users and channels, and parses its share of day files with the
+same code as a plain parse (``slack.layout`` and ``_SlackExport.messages``), so a message comes
+out the same either way. The importing process reserved database ids for every person and
+conversation beforehand; a worker turns each message whose sender has one into the row the
+loader would have built and packs it for the COPY (``ingest.rows.RowPacker``), so the importer
+only forwards bytes. A message from someone users.json does not list (a bot, a deleted account)
+goes back as a record, for the importer to handle as in a plain parse.
+
+No Django and no database here. The protocol, on stdout, is frames of one type byte, a 4-byte
+big-endian length and that many bytes:
+
+- ``D``: packed rows: a 4-byte row count, then the rows' COPY bytes (no header or trailer).
+- ``R``: a pickled list of records the importer handles itself (IdentityRecord, MessageRecord).
+- ``P``: one more day file done.
+- ``S``: the share's summary, pickled (see ``_Summary``), once, at the end.
+- ``E``: bad input: the parser's sentence in UTF-8; the worker then stops.
+
+The job comes pickled on stdin (``Job``); only the importing process writes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ingest.rows import RowPacker, clean_id, clean_text
+
+from . import slack
+from .archive import Limits, open_archive
+from .records import ExportError, IdentityRecord, MessageRecord, SkippedRecord
+
+ROWS_PER_FRAME = 4_000
+RECORDS_PER_FRAME = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Day files ``start:stop`` (in sorted order) of one conversation folder."""
+
+    folder: str
+    start: int
+    stop: int
+
+
+@dataclass(slots=True)
+class Job:
+    path: str
+    include_bots: bool
+    limits: Limits | None
+    export_id: int
+    kind: str
+    identity_ids: dict[str, int]  # external id -> the id its Identity row has or will have
+    conversation_ids: dict[str, int]
+    units: list[Unit]
+
+
+@dataclass(slots=True)
+class Summary:
+    records: int = 0  # messages and skipped ones: none at all in every share is an error
+    skipped: Counter[str] = field(default_factory=Counter)
+    first_at: Any = None
+    last_at: Any = None
+    # External ids that packed rows name. Only those get a row (the importer adds the ones its
+    # records name): as in a plain parse, skipped messages create no person or conversation.
+    identities: set[str] = field(default_factory=set)
+    conversations: set[str] = field(default_factory=set)
+
+
+def frame(kind: bytes, body: bytes) -> bytes:
+    return kind + len(body).to_bytes(4, "big") + body
+
+
+def run(job: Job, send: Callable[[bytes], None]) -> Summary:
+    """Parse the job's share and send its frames (all but ``S`` and ``E``)."""
+    summary = Summary()
+    packer = RowPacker()
+    pack = packer.pack
+    identity_ids, export_id, kind = job.identity_ids, job.export_id, job.kind
+    used_identities = summary.identities
+    records: list[IdentityRecord | MessageRecord] = []
+    skipped = summary.skipped
+    first_at = last_at = None
+    count = 0
+
+    def send_rows() -> None:
+        data, rows = packer.take()
+        send(frame(b"D", rows.to_bytes(4, "big") + data))
+
+    with open_archive(job.path, job.limits) as archive:
+        export, _identities, conversations, days = slack.layout(archive, job.include_bots)
+        by_folder = {c.folder: c for c in conversations}
+        events_of = ""
+        edits: dict[str, dict[str, Any]] = {}
+        deleted: set[str] = set()
+        for unit in job.units:
+            conv = by_folder[unit.folder]
+            members = sorted(days[unit.folder])
+            if events_of != unit.folder:  # edits may sit in any of the conversation's days
+                edits, deleted = export.events(members)
+                events_of = unit.folder
+            conversation_id = job.conversation_ids[conv.external_id]
+            named = False  # whether a packed row names this conversation yet
+            for member in members[unit.start : unit.stop]:
+                for record in export.messages(conv, member, edits, deleted):
+                    count += 1
+                    if type(record) is MessageRecord:
+                        identity_id = identity_ids.get(record.identity_id)
+                        if identity_id is None:
+                            records.append(record)
+                            continue
+                        used_identities.add(record.identity_id)
+                        sent_at = record.sent_at
+                        if first_at is None or sent_at < first_at:
+                            first_at = sent_at
+                        if last_at is None or sent_at > last_at:
+                            last_at = sent_at
+                        reply_to = record.reply_to
+                        pack(
+                            (
+                                conversation_id,
+                                identity_id,
+                                export_id,
+                                kind,
+                                clean_id(record.external_id),
+                                sent_at,
+                                clean_text(record.text),
+                                clean_id(reply_to) if reply_to else "",
+                            )
+                        )
+                        if not named:
+                            summary.conversations.add(conv.external_id)
+                            named = True
+                        if packer.rows >= ROWS_PER_FRAME:
+                            send_rows()
+                    elif type(record) is SkippedRecord:
+                        skipped[record.reason] += 1
+                    else:  # a sender users.json does not list, before their first message
+                        records.append(record)
+                    if len(records) >= RECORDS_PER_FRAME:
+                        send(frame(b"R", pickle.dumps(records, pickle.HIGHEST_PROTOCOL)))
+                        records = []
+                send(frame(b"P", b""))
+    if packer.rows:
+        send_rows()
+    if records:
+        send(frame(b"R", pickle.dumps(records, pickle.HIGHEST_PROTOCOL)))
+    summary.records, summary.first_at, summary.last_at = count, first_at, last_at
+    return summary
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    job: Job = pickle.load(stdin)  # noqa: S301 (written by the importing process only)
+    try:
+        summary = run(job, stdout.write)
+    except ExportError as error:
+        stdout.write(frame(b"E", str(error).encode("utf-8", "replace")))
+        stdout.flush()
+        return 0
+    stdout.write(frame(b"S", pickle.dumps(summary, pickle.HIGHEST_PROTOCOL)))
+    stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    # Through the module's own name, so that what it pickles names ingest.parsers.slack_workers
+    # classes, not __main__ ones.
+    from ingest.parsers import slack_workers
+
+    with contextlib.suppress(BrokenPipeError):  # the importer stopped reading: it gave up
+        sys.exit(slack_workers.serve(sys.stdin.buffer, sys.stdout.buffer))
