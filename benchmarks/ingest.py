@@ -182,10 +182,22 @@ def child(kind: str, path: Path, mode: str) -> dict:
             "delete_seconds": delete_seconds}  # fmt: skip
 
 
-def run_child(kind: str, path: Path, mode: str) -> dict:
+def run_child(kind: str, path: Path, mode: str, workers: str = "0") -> dict:
     args = [sys.executable, __file__, "--child", kind, str(path), "--mode", mode]
-    out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    env = {**os.environ, "JOE_INGEST_WORKERS": workers}
+    out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def _workers_label(setting: str) -> str:
+    if setting == "0":
+        return ""
+    if setting == "auto":
+        from ingest.parsers.slack_workers import auto_workers
+
+        cores = len(os.sched_getaffinity(0))
+        return f", {auto_workers(cores)} worker processes (auto, {cores} cores)"
+    return f", {setting} worker process" + ("es" if setting != "1" else "")
 
 
 def main() -> None:
@@ -194,6 +206,12 @@ def main() -> None:
     parser.add_argument("--signal", type=int, default=200_000, help="messages (0: skip)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/joe-ingest-bench"))
     parser.add_argument("--parser-baseline", action="store_true", help="also time parsing alone")
+    parser.add_argument(
+        "--workers",
+        default="0,auto",
+        help="Slack: import once per JOE_INGEST_WORKERS value in this comma-separated list "
+        "(0, the first, is the baseline: parsing in the importing process)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="import", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -210,15 +228,21 @@ def main() -> None:
             start = time.perf_counter()
             path = build_files(kind, n, args.workdir)
             built = time.perf_counter() - start
-            runs = [("import", "import")]
+            workers = args.workers.split(",") if kind == "slack" else ["0"]
+            runs = [("import" + _workers_label(w), "import", w) for w in workers]
             if args.parser_baseline:
-                runs.append(("parser only", "parse"))
-                runs.append(("database only (rows built beforehand)", "load"))
+                runs.append(("parser only", "parse", "0"))
+                runs.append(("database only (rows built beforehand)", "load", "0"))
                 if kind == "signal":
-                    runs.append(("decryption only", "decrypt"))
-            messages = 0
-            for label, mode in runs:
-                r = run_child(kind, path, mode)
+                    runs.append(("decryption only", "decrypt", "0"))
+            messages, baseline = 0, None
+            for label, mode, setting in runs:
+                r = run_child(kind, path, mode, setting)
+                ratio = ""
+                if mode == "import":
+                    baseline = baseline or r["seconds"]
+                    if r["seconds"] != baseline:
+                        ratio = f", {baseline / r['seconds']:.2f}x the first"
                 messages = r["messages"] or messages  # decryption: the same file's messages
                 print(
                     f"{kind:<8} {messages:>10,} {path.stat().st_size / 1e6:>7.1f} "
@@ -226,14 +250,16 @@ def main() -> None:
                     f"{r['base_rss_kb'] / 1024:>7.0f}MB {r['peak_rss_kb'] / 1024:>7.0f}MB "
                     f"{r['cpu']:>6.1f}s "
                     + (f"{r['pg_cpu']:>6.1f}s" if r["pg_cpu"] is not None else f"{'-':>7}")
-                    + f"  {label}"
+                    + f"  {label}{ratio}"
                     + (
                         f" (first record after {r['first_record']:.1f} s)"
                         if r.get("first_record") and kind == "signal"
                         else ""
                     )
                     + (
-                        f" (file built in {built:.0f} s)" if label == "import" and built > 1 else ""
+                        f" (file built in {built:.0f} s)"
+                        if mode == "import" and not ratio and built > 1
+                        else ""
                     ),
                     flush=True,
                 )

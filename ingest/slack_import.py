@@ -41,7 +41,7 @@ from ingest.parsers.records import (
     IdentityRecord,
     Progress,
 )
-from ingest.parsers.slack_workers import Job, Summary, Unit
+from ingest.parsers.slack_workers import Job, Summary, Unit, auto_workers
 from ingest.rows import clean_id
 
 if TYPE_CHECKING:
@@ -71,13 +71,11 @@ def cpu_count() -> int:
 
 
 def worker_count() -> int:
-    """JOE_INGEST_WORKERS: a number, or "auto": one per core but one, at most four (on two
-    cores, one: the importing process and the database backend take little CPU then)."""
+    """JOE_INGEST_WORKERS: a number, or "auto" (``auto_workers`` of this machine's cores)."""
     value = str(settings.JOE_INGEST_WORKERS).strip().lower()
     if value != "auto":
         return max(0, int(value))
-    cores = cpu_count()
-    return 0 if cores < 2 else min(4, cores - 1)
+    return auto_workers(cpu_count())
 
 
 def plan(path: str | Path, *, include_bots: bool) -> Plan | None:

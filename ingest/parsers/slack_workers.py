@@ -75,6 +75,13 @@ class Summary:
     conversations: set[str] = field(default_factory=set)
 
 
+def auto_workers(cores: int) -> int:
+    """How many worker processes "auto" means: one per core but one, at most four. On two
+    cores that is one: the importing process then only forwards bytes, and the worker and the
+    database backend share the two cores."""
+    return 0 if cores < 2 else min(4, cores - 1)
+
+
 def frame(kind: bytes, body: bytes) -> bytes:
     return kind + len(body).to_bytes(4, "big") + body
 
