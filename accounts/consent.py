@@ -78,6 +78,21 @@ def link_speaker(
 
 
 @transaction.atomic
+def unlink_speaker(*, speaker: Speaker, staff_user):
+    """Free a speaker from its member; returns that member, or None if it had none. Their
+    approved claim on it says it was unlinked, by whom and when (so their page stops showing
+    it as approved); the speaker's opt-out and vetoes stay."""
+    member = Speaker.objects.select_for_update().get(pk=speaker.pk).member
+    if member is None:
+        return None
+    Speaker.objects.filter(pk=speaker.pk).update(member=None)
+    SpeakerClaim.objects.filter(
+        speaker_id=speaker.pk, member=member, status=SpeakerClaim.Status.APPROVED
+    ).update(status=SpeakerClaim.Status.UNLINKED, decided_by=staff_user, decided_at=timezone.now())
+    return member
+
+
+@transaction.atomic
 def decide_claim(*, claim: SpeakerClaim, approve: bool, staff_user) -> None:
     """Raises AlreadyLinked (and decides nothing) for a claim on a speaker someone holds."""
     if approve:

@@ -70,6 +70,7 @@ class SpeakerClaim(models.Model):
         PENDING = "pending", "Waiting for staff"
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
+        UNLINKED = "unlinked", "Approved, then unlinked by staff"
 
     member = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="speaker_claims"

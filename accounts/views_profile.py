@@ -124,11 +124,11 @@ def claims(request: HttpRequest) -> HttpResponse:
 @require_POST
 def unlink(request: HttpRequest, pk: int) -> HttpResponse:
     """Free a speaker from its member (a wrong link, say); its opt-out and vetoes stay."""
-    speaker = get_object_or_404(
-        Speaker.objects.select_related("member"), pk=pk, member__isnull=False
-    )
-    member = speaker.member
-    Speaker.objects.filter(pk=speaker.pk).update(member=None)
+    speaker = get_object_or_404(Speaker, pk=pk, member__isnull=False)
+    member = consent.unlink_speaker(speaker=speaker, staff_user=request.user)
+    if member is None:  # another staff member unlinked it a moment ago
+        messages.info(request, f"{speaker} is not linked to anyone.")
+        return redirect("claims")
     messages.success(
         request,
         f"Unlinked {speaker} from {member}: they no longer hold its settings. Its opt-out and "

@@ -109,6 +109,25 @@ def test_approving_a_claim_never_moves_a_linked_speaker(
     assert bob.member == other_member and waiting.status == SpeakerClaim.Status.PENDING
 
 
+def test_an_unlink_shows_on_the_members_page_and_says_who(
+    member_client, member, staff_client, staff
+):
+    bob = make_corpus()["Bob"]
+    member_client.post("/accounts/me/claim/", {"speaker": bob.pk})
+    claim = SpeakerClaim.objects.get()
+    staff_client.post(f"/accounts/claims/{claim.pk}/decide/", {"decision": "approve"})
+    assert "Bob: Approved<" in member_client.get("/accounts/me/").content.decode()
+
+    staff_client.post(f"/accounts/speakers/{bob.pk}/unlink/")
+
+    claim.refresh_from_db()
+    assert (claim.status, claim.decided_by) == (SpeakerClaim.Status.UNLINKED, staff)
+    page = member_client.get("/accounts/me/").content.decode()
+    assert "Bob: Approved, then unlinked by staff<" in page
+    response = staff_client.post(f"/accounts/speakers/{bob.pk}/unlink/")
+    assert response.status_code == 404  # nothing left to unlink
+
+
 def test_members_cannot_unlink(member_client, member):
     bob = make_corpus()["Bob"]
     Speaker.objects.filter(pk=bob.pk).update(member=member)
