@@ -172,6 +172,29 @@ def test_cancel_keeps_last_checkpoint(tiny: Path, dataset: ChatDataset, tmp_path
     assert json.loads((result.checkpoint / "training.json").read_text())["status"] == "running"
 
 
+def test_a_cancelled_runs_history_ends_where_it_stopped(
+    tiny: Path, dataset: ChatDataset, tmp_path: Path
+) -> None:
+    steps: list[int] = []
+    model, tok = fresh(tiny, tmp_path)
+    result = train(
+        config(eval_every=4),
+        model,
+        tok,
+        dataset,
+        tmp_path / "run",
+        on_progress=lambda p: steps.append(p.step),
+        should_stop=lambda: bool(steps) and steps[-1] >= 3,
+    )
+    # Evaluations at steps 0 (the base model) only; the cancel at step 3 adds the training loss
+    # of steps 1-3 without waiting for a validation loss, so the loss plot is not one point.
+    assert [h["step"] for h in result.history] == [0, 3]
+    last = result.history[-1]
+    assert last["val_loss"] is None
+    assert last["train_loss"] == pytest.approx(sum(result.train_losses) / 3)
+    assert result.final_val_loss == result.history[0]["val_loss"] is not None
+
+
 def test_cancel_before_any_checkpoint(tiny: Path, dataset: ChatDataset, tmp_path: Path) -> None:
     model, tok = fresh(tiny, tmp_path)
     result = train(config(), model, tok, dataset, tmp_path / "run", should_stop=lambda: True)

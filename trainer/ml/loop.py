@@ -487,7 +487,7 @@ def train(
         nonlocal window_tokens, window_time, window_losses, last_report
         if on_progress is None:
             return
-        latest_val = next((h["val_loss"] for h in reversed(state.history)), None)
+        latest_val = last_val_loss(state.history)
         remaining = total_steps - state.step
         on_progress(
             Progress(
@@ -583,7 +583,14 @@ def train(
     if status == "completed" and (resumed_from is None or resumed_from < total_steps):
         state.elapsed_s = time.monotonic() - run_start
         ckpt = save_checkpoint(out_dir, model, tokenizer, dataset, snapshot(), info("completed"))
-    final_val = state.history[-1]["val_loss"] if state.history else None
+    if status == "cancelled":
+        since = state.history[-1]["step"] if state.history else 0
+        recent = state.train_losses[since:]
+        if recent:  # the training loss since the last evaluation, so the plot shows the run's end
+            state.history.append(
+                {"step": state.step, "train_loss": sum(recent) / len(recent), "val_loss": None}
+            )
+    final_val = last_val_loss(state.history)
     report("done" if status == "completed" else "cancelled")
     return TrainResult(
         status=status,
@@ -615,3 +622,8 @@ def _check_resumable(
     changed = sorted(k for k in now if now[k] != then.get(k))
     if changed or saved["total_steps"] != total_steps:
         raise ValueError(f"the checkpoint was trained with different settings: {changed}")
+
+
+def last_val_loss(history: list[dict[str, Any]]) -> float | None:
+    """The latest evaluation's validation loss (a cancel's last point has none)."""
+    return next((h["val_loss"] for h in reversed(history) if h.get("val_loss") is not None), None)
