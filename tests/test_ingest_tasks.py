@@ -218,9 +218,27 @@ def test_a_cancel_request_reaches_the_running_import():
         reporter.report()
 
 
+def children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_import_leaves_nothing_and_the_retry_imports_all(tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["one process", "two parsing processes"])
+def test_a_worker_killed_mid_import_leaves_nothing_and_the_retry_imports_all(tmp_path, workers):
+    if workers != "0" and connection.vendor != "postgresql":
+        pytest.skip("parsing processes: PostgreSQL only")
     people, stream = synthetic_stream(60_000, channels=4)
     export = stored_export(build_slack(tmp_path / "big.zip", users=people, stream=stream))
     db = connection.settings_dict
@@ -230,6 +248,8 @@ def test_a_worker_killed_mid_import_leaves_nothing_and_the_retry_imports_all(tmp
         "DATABASE_URL": f"postgres://{db['USER']}@{host}:{port}/{db['NAME']}",
         "DJANGO_SETTINGS_MODULE": "joe_site.settings",
         "JOE_DATA_DIR": str(tmp_path),  # its uploads folder is this test's
+        "JOE_INGEST_WORKERS": workers,
+        "JOE_INGEST_PARALLEL_MIN_BYTES": "0",
     }
     code = (
         "import django; django.setup();"
@@ -239,12 +259,16 @@ def test_a_worker_killed_mid_import_leaves_nothing_and_the_retry_imports_all(tmp
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
     try:
         assert wait_for(lambda: Export.objects.get(pk=export.pk).progress_done > 0, 120)
+        parsers = children_of(worker.pid)
         worker.send_signal(signal.SIGKILL)
         worker.wait(30)
     finally:
         if worker.poll() is None:
             worker.kill()
 
+    assert len(parsers) == int(workers)
+    # Parsing processes whose importer died stop at their next write (a broken pipe).
+    assert wait_for(lambda: not any(alive(pid) for pid in parsers), 30)
     export.refresh_from_db()
     assert export.status == JobStatus.RUNNING  # what the broker redelivers
     assert corpus() == EMPTY
