@@ -210,7 +210,11 @@ class PostgresMessageLoader(MessageLoader):
         )
         if context is not None:
             if self.packed:
-                write(BINARY_TRAILER)  # psycopg adds it only after write_row
+                try:
+                    write(BINARY_TRAILER)  # psycopg adds it only after write_row
+                except BaseException as error:  # end the COPY, so the rollback can run
+                    context.__exit__(type(error), error, error.__traceback__)
+                    raise
             context.__exit__(None, None, None)
 
     def flush(self) -> None:

@@ -71,18 +71,24 @@ def cpu_count() -> int:
 
 
 def worker_count() -> int:
-    """JOE_INGEST_WORKERS: a number, or "auto" (``auto_workers`` of this machine's cores)."""
-    value = str(settings.JOE_INGEST_WORKERS).strip().lower()
+    """JOE_INGEST_WORKERS: a number, or "auto" (``auto_workers`` of this machine's cores; also
+    what an empty or unreadable value means)."""
+    value = str(settings.JOE_INGEST_WORKERS).strip().lower() or "auto"
     if value != "auto":
-        return max(0, int(value))
+        try:
+            return max(0, int(value))
+        except ValueError:
+            log.warning("JOE_INGEST_WORKERS=%r is not a number or 'auto': using 'auto'", value)
     return auto_workers(cpu_count())
 
 
 def plan(path: str | Path, *, include_bots: bool) -> Plan | None:
     """How to split this export among worker processes, or None to parse it in this one (too
     small to be worth the processes' start, no cores to spare, or not PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return None
     workers = worker_count()
-    if workers < 1 or connection.vendor != "postgresql":
+    if workers < 1:
         return None
     with open_archive(path) as archive:
         _export, identities, conversations, days = slack.layout(archive, include_bots)
@@ -93,13 +99,13 @@ def plan(path: str | Path, *, include_bots: bool) -> Plan | None:
     # equal size: a conversation is split between two workers at most at a cut, so few of
     # them have their edit events read twice.
     units: list[tuple[Unit, int]] = []
-    for conv in conversations:
+    for index, conv in enumerate(conversations):
         members = sorted(days.get(conv.folder, ()))
         start = size = 0
         for i, member in enumerate(members):
             size += sizes[member]
             if size >= UNIT_BYTES or i == len(members) - 1:
-                units.append((Unit(conv.folder, start, i + 1), size))
+                units.append((Unit(index, start, i + 1), size))
                 start, size = i + 1, 0
     total = sum(size for _unit, size in units)
     workers = min(workers, len(units))
@@ -117,7 +123,7 @@ def plan(path: str | Path, *, include_bots: bool) -> Plan | None:
             ConversationRecord(c.external_id, c.title, c.is_group) for c in conversations
         ],
         shares=[s for s in shares if s],
-        files=len(sizes),
+        files=sum(unit.stop - unit.start for unit, _size in units),
     )
 
 
@@ -132,25 +138,32 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
     conversation_ids, new_conversations = _ids(
         Conversation, kind, [r.external_id for r in plan.conversations]
     )
-    named: set[str] = set()  # conversations that the records of unlisted senders name
-    # Senders users.json does not list: their first announcement in reading order, and the
-    # ones that get a new row (at the end, named after that announcement).
-    announced: dict[str, tuple[int, IdentityRecord]] = {}
-    new_unlisted: set[str] = set()
-
-    def unlisted(external_id: str) -> int:
-        loader.pause()
-        ids, new = _ids(Identity, kind, [external_id])
-        new_unlisted.update(new)
-        return ids[external_id]
-
     writer.identity_records.update({r.external_id: r for r in plan.identities})
     writer.conversation_records.update({r.external_id: r for r in plan.conversations})
     # Records of unlisted senders go through the writer, which must not create a second row
     # for a conversation whose id the workers use: it gets these ids and keeps only the used.
     writer.conversation_ids.update(conversation_ids)
-    summaries: list[Summary] = []
+    # One pk per stored (cleaned) external id: ids that clean alike share a row, as they do in
+    # a plain import; the new ones get their rows at the end.
+    pk_of = {clean_id(e): pk for e, pk in identity_ids.items()}
+    new_rows = {clean_id(e) for e in new_identities}
+    named: set[str] = set()  # conversations that the records of unlisted senders name
+    # Senders users.json does not list: their first announcement in reading order (each worker
+    # announces a sender at its own first message of theirs; the lowest worker's comes first).
+    announced: dict[str, tuple[int, IdentityRecord]] = {}
+    summaries: dict[int, Summary] = {}
+    errors: dict[int, str] = {}
     position = Progress(0, plan.files, "files")
+
+    def unlisted(external_id: str) -> int:
+        cleaned = clean_id(external_id)
+        if cleaned not in pk_of:
+            loader.pause()
+            ids, new = _ids(Identity, kind, [external_id])
+            pk_of[cleaned] = ids[external_id]
+            new_rows.update(clean_id(e) for e in new)
+        return pk_of[cleaned]
+
     with (
         fewer_collections(),
         message_loader(export_id=export_id, source_kind=kind, packed=True) as loader,
@@ -172,7 +185,20 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
         add_packed = loader.add_packed
         reported = 0
         for worker, kind_byte, body in _frames(jobs, reporter):
-            if kind_byte == b"D":
+            if kind_byte in (b"S", b"E"):
+                if kind_byte == b"S":
+                    summaries[worker] = pickle.loads(body)  # noqa: S301 (our own workers)
+                else:
+                    errors[worker] = body.decode("utf-8", "replace")
+                if errors:
+                    # The first bad file in reading order, as a plain parse would report it:
+                    # once every share before the failed one has ended without an error.
+                    first = min(errors)
+                    if all(w in summaries or w in errors for w in range(first)):
+                        raise ExportError(errors[first])
+            elif errors:
+                continue  # the import is lost; only the earlier shares' ends matter now
+            elif kind_byte == b"D":
                 add_packed(memoryview(body)[4:], int.from_bytes(body[:4], "big"))
                 if loader.seen - reported >= 5000:
                     reported = loader.seen
@@ -186,9 +212,6 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
                 messages = []
                 for record in records:
                     if type(record) is IdentityRecord:
-                        # Each worker announces a sender at its first message; the first
-                        # worker's announcement is the first in reading order, as a plain
-                        # parse would have it.
                         if worker < announced.get(record.external_id, (len(jobs), None))[0]:
                             announced[record.external_id] = (worker, record)
                         continue
@@ -197,29 +220,33 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
                     if record.identity_id not in writer.identity_ids:
                         writer.identity_ids[record.identity_id] = unlisted(record.identity_id)
                 writer.take(messages, reporter)
-            elif kind_byte == b"S":
-                summaries.append(pickle.loads(body))  # noqa: S301
-            elif kind_byte == b"E":
-                raise ExportError(body.decode("utf-8", "replace"))
         reporter.messages = loader.seen
-    if not any(s.records for s in summaries):
+    if not any(s.records for s in summaries.values()):
         raise ExportError(slack.EMPTY_DAYS.format(name=Path(plan.path).name))
-    for s in summaries:
+    # People in the order of their first message (the shares are in reading order), as a
+    # plain import creates them: the first of two alike names names their shared speaker.
+    senders: dict[str, None] = {}
+    for worker in sorted(summaries):
+        s = summaries[worker]
         writer.skipped.update(s.skipped)
         for at in (s.first_at, s.last_at):
             if at is not None:
                 writer.first_at = at if writer.first_at is None else min(writer.first_at, at)
                 writer.last_at = at if writer.last_at is None else max(writer.last_at, at)
-    for external_id in sorted(set().union(*(s.identities for s in summaries))):
-        if external_id in new_identities:
-            writer.create_identity(external_id, pk=identity_ids[external_id])
-        writer.identity_ids[external_id] = identity_ids[external_id]
-    for external_id, (_worker, record) in sorted(announced.items()):
-        if external_id in new_unlisted:
-            writer.identity_records[external_id] = record
-    for external_id in sorted(new_unlisted):
-        writer.create_identity(external_id, pk=writer.identity_ids[external_id])
-    named.update(*(s.conversations for s in summaries))
+        senders.update(s.senders)
+        named.update(s.conversations)
+    for external_id, (_worker, record) in announced.items():
+        writer.identity_records[external_id] = record
+    for external_id in senders:
+        pk = (
+            identity_ids[external_id]
+            if external_id in identity_ids
+            else pk_of[clean_id(external_id)]
+        )
+        if clean_id(external_id) in new_rows:
+            writer.create_identity(external_id, pk=pk)  # the first of ids alike makes the row
+            new_rows.discard(clean_id(external_id))
+        writer.identity_ids[external_id] = pk
     for external_id in sorted(named):
         if external_id in new_conversations:
             writer.create_conversation(external_id, pk=conversation_ids[external_id])
@@ -250,12 +277,13 @@ def _ids(
     return {e: pks[cleaned[e]] for e in external_ids}, new
 
 
-_END = object()
+_END = b"end"  # a reader's last item: its worker's output ended (not a frame type)
 
 
 def _frames(jobs: list[Job], reporter: ProgressReporter) -> Iterator[tuple[int, bytes, bytes]]:
     """Every frame the workers write, as they come (worker, type, body); the workers are
-    stopped however this ends.
+    stopped however this ends. A worker whose output ends without its summary or error frame
+    died: that fails the import at once, with its stderr in the log.
 
     One thread per worker reads its pipe into a bounded queue (so a fast worker waits instead
     of filling memory); waiting on the queue wakes twice a second to let a cancel through."""
@@ -268,6 +296,7 @@ def _frames(jobs: list[Job], reporter: ProgressReporter) -> Iterator[tuple[int, 
         for thread in readers:
             thread.start()
         running = len(readers)
+        ended: set[int] = set()  # workers that sent their last frame (S or E)
         try:
             while running:
                 try:
@@ -275,9 +304,13 @@ def _frames(jobs: list[Job], reporter: ProgressReporter) -> Iterator[tuple[int, 
                 except queue.Empty:
                     reporter.report()
                     continue
-                if item is _END:
+                if item[1] is _END:
                     running -= 1
+                    if item[0] not in ended:
+                        raise _failure(*processes[item[0]])
                     continue
+                if item[1] in (b"S", b"E"):
+                    ended.add(item[0])
                 yield item
         finally:
             # Stopped early (bad input, a cancel, an error here): stop the workers and drain
@@ -286,29 +319,35 @@ def _frames(jobs: list[Job], reporter: ProgressReporter) -> Iterator[tuple[int, 
                 if process.poll() is None:
                     process.kill()
             while running:
-                if frames.get() is _END:
+                if frames.get()[1] is _END:
                     running -= 1
             for thread in readers:
                 thread.join()
         for process, errors in processes:
             if process.wait() != 0:
-                errors.seek(0)
-                tail = errors.read().decode("utf-8", "replace").strip().splitlines()[-5:]
-                log.error("Slack import: a worker process failed: %s", "\n".join(tail))
-                raise RuntimeError(
-                    f"a Slack worker process stopped (exit status {process.returncode})"
-                )
+                raise _failure(process, errors)
+
+
+def _failure(process: subprocess.Popen, errors: IO[bytes]) -> RuntimeError:
+    process.wait()
+    errors.seek(0)
+    tail = errors.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+    log.error("Slack import: a worker process failed: %s", "\n".join(tail))
+    return RuntimeError(f"a Slack worker process stopped (exit status {process.returncode})")
 
 
 def _read(worker: int, stream: IO[bytes], frames: queue.Queue) -> None:
     try:
-        while len(header := stream.read(5)) == 5:  # a cut-off frame: the worker died
+        while len(header := stream.read(5)) == 5:
             length = int.from_bytes(header[1:], "big")
-            frames.put((worker, header[:1], stream.read(length) if length else b""))
+            body = stream.read(length) if length else b""
+            if len(body) != length:
+                break  # cut short: the worker died while writing it
+            frames.put((worker, header[:1], body))
     except (OSError, ValueError):  # the pipe was closed under us: the import is over
         pass
     finally:
-        frames.put(_END)
+        frames.put((worker, _END, b""))
 
 
 @contextmanager

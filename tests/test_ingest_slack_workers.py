@@ -273,10 +273,9 @@ def test_the_plan_gives_every_day_file_to_one_worker_in_reading_order(tmp_path, 
 
     assert plan is not None and len(plan.shares) == 3
     units = [unit for share in plan.shares for unit in share]
-    covered = [(u.folder, i) for u in units for i in range(u.start, u.stop)]
+    covered = [(u.conversation, i) for u in units for i in range(u.start, u.stop)]
     assert len(covered) == len(set(covered)) == plan.files
-    folders = [u.folder for u in units]
-    assert folders == sorted(folders, key=folders.index)  # each conversation's units together
+    assert covered == sorted(covered)  # in reading order, each conversation's units together
     assert all(isinstance(u, Unit) for u in units)
 
 

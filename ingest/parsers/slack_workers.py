@@ -44,9 +44,10 @@ RECORDS_PER_FRAME = 1_000
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """Day files ``start:stop`` (in sorted order) of one conversation folder."""
+    """Day files ``start:stop`` (in sorted order) of one conversation: the one at
+    ``conversation`` in ``slack.layout``'s list (two conversations may share a folder name)."""
 
-    folder: str
+    conversation: int
     start: int
     stop: int
 
@@ -69,9 +70,11 @@ class Summary:
     skipped: Counter[str] = field(default_factory=Counter)
     first_at: Any = None
     last_at: Any = None
-    # External ids that packed rows name. Only those get a row (the importer adds the ones its
-    # records name): as in a plain parse, skipped messages create no person or conversation.
-    identities: set[str] = field(default_factory=set)
+    # Every sender of a message (listed or not), in the order of their first message: people
+    # are created in that order, as a plain import creates them (speaker names and slugs).
+    senders: dict[str, None] = field(default_factory=dict)
+    # Conversations that packed rows name. Only those get a row (the importer adds the ones its
+    # records name): as in a plain parse, skipped messages create no conversation.
     conversations: set[str] = field(default_factory=set)
 
 
@@ -86,13 +89,17 @@ def frame(kind: bytes, body: bytes) -> bytes:
     return kind + len(body).to_bytes(4, "big") + body
 
 
-def run(job: Job, send: Callable[[bytes], None]) -> Summary:
-    """Parse the job's share and send its frames (all but ``S`` and ``E``)."""
+def run(
+    job: Job, send: Callable[[bytes], None], flush: Callable[[], None] = lambda: None
+) -> Summary:
+    """Parse the job's share and send its frames (all but ``S`` and ``E``), in reading order:
+    rows and records go out in the order they were read, so that when two copies of a message
+    meet in the database the first one read is kept, as in a plain import."""
     summary = Summary()
     packer = RowPacker()
     pack = packer.pack
     identity_ids, export_id, kind = job.identity_ids, job.export_id, job.kind
-    used_identities = summary.identities
+    senders = summary.senders
     records: list[IdentityRecord | MessageRecord] = []
     skipped = summary.skipped
     first_at = last_at = None
@@ -102,34 +109,45 @@ def run(job: Job, send: Callable[[bytes], None]) -> Summary:
         data, rows = packer.take()
         send(frame(b"D", rows.to_bytes(4, "big") + data))
 
+    def send_records() -> None:
+        send(frame(b"R", pickle.dumps(records, pickle.HIGHEST_PROTOCOL)))
+        records.clear()
+
     with open_archive(job.path, job.limits) as archive:
         export, _identities, conversations, days = slack.layout(archive, job.include_bots)
-        by_folder = {c.folder: c for c in conversations}
-        events_of = ""
+        events_of = -1
         edits: dict[str, dict[str, Any]] = {}
         deleted: set[str] = set()
         for unit in job.units:
-            conv = by_folder[unit.folder]
-            members = sorted(days[unit.folder])
-            if events_of != unit.folder:  # edits may sit in any of the conversation's days
+            conv = conversations[unit.conversation]
+            members = sorted(days[conv.folder])
+            if events_of != unit.conversation:  # edits may sit in any of its days
                 edits, deleted = export.events(members)
-                events_of = unit.folder
+                events_of = unit.conversation
             conversation_id = job.conversation_ids[conv.external_id]
             named = False  # whether a packed row names this conversation yet
             for member in members[unit.start : unit.stop]:
                 for record in export.messages(conv, member, edits, deleted):
                     count += 1
                     if type(record) is MessageRecord:
-                        identity_id = identity_ids.get(record.identity_id)
-                        if identity_id is None:
+                        sender = record.identity_id
+                        if sender not in senders:
+                            senders[sender] = None
+                        identity_id = identity_ids.get(sender)
+                        if identity_id is None:  # the importer handles it
+                            if packer.rows:
+                                send_rows()
                             records.append(record)
+                            if len(records) >= RECORDS_PER_FRAME:
+                                send_records()
                             continue
-                        used_identities.add(record.identity_id)
                         sent_at = record.sent_at
                         if first_at is None or sent_at < first_at:
                             first_at = sent_at
                         if last_at is None or sent_at > last_at:
                             last_at = sent_at
+                        if records:
+                            send_records()
                         reply_to = record.reply_to
                         pack(
                             (
@@ -152,14 +170,12 @@ def run(job: Job, send: Callable[[bytes], None]) -> Summary:
                         skipped[record.reason] += 1
                     else:  # a sender users.json does not list, before their first message
                         records.append(record)
-                    if len(records) >= RECORDS_PER_FRAME:
-                        send(frame(b"R", pickle.dumps(records, pickle.HIGHEST_PROTOCOL)))
-                        records = []
                 send(frame(b"P", b""))
+                flush()  # progress shows as files are read, not when a frame fills up
     if packer.rows:
         send_rows()
     if records:
-        send(frame(b"R", pickle.dumps(records, pickle.HIGHEST_PROTOCOL)))
+        send_records()
     summary.records, summary.first_at, summary.last_at = count, first_at, last_at
     return summary
 
@@ -167,7 +183,7 @@ def run(job: Job, send: Callable[[bytes], None]) -> Summary:
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     job: Job = pickle.load(stdin)  # noqa: S301 (written by the importing process only)
     try:
-        summary = run(job, stdout.write)
+        summary = run(job, stdout.write, stdout.flush)
     except ExportError as error:
         stdout.write(frame(b"E", str(error).encode("utf-8", "replace")))
         stdout.flush()
