@@ -320,9 +320,8 @@ class MessageQuerySet(models.QuerySet):
 class Message(models.Model):
     # No database-level foreign keys here: the importer bulk-loads millions of rows and resolves
     # these ids itself, in the same transaction, and per-row constraint triggers doubled the
-    # import's time (1M messages: 19 s more). Django still cascades deletes. The single-column
-    # indexes are left out too: the (conversation, sent_at) and (identity, sent_at) indexes
-    # below serve the same lookups.
+    # import's time (1M messages: 19 s more). Django still cascades deletes. The conversation's
+    # single-column index is left out too: (conversation, sent_at) below serves its lookups.
     conversation = models.ForeignKey(
         Conversation,
         on_delete=models.CASCADE,
@@ -344,9 +343,14 @@ class Message(models.Model):
         on_delete=models.CASCADE,
         related_name="messages",
         db_constraint=False,
+        # Indexed by migration 0005: BRIN on PostgreSQL (an import's rows are appended
+        # together; a B-tree cost a big import ~10% of its database time), B-tree elsewhere.
+        db_index=False,
     )
     source_kind = models.CharField(max_length=20, choices=SourceKind.choices)
     # The dedup key: unique within a source, stable across re-exports of the same history.
+    # On PostgreSQL its column collates "C" (migration 0005): byte order, the cheapest to keep
+    # an index in, and the same equality.
     external_id = models.CharField(max_length=255)
     sent_at = models.DateTimeField()
     text = models.TextField()
@@ -363,7 +367,10 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["conversation", "sent_at"]),
-            models.Index(fields=["identity", "sent_at"]),
+            # Lookups by person need no order: (identity, sent_at) took an import's rows in
+            # time order per conversation, scattered per person, and cost a big import 1.2-1.4x
+            # its database time (benchmarks/ingest_indexes.py); identity alone is appended to.
+            models.Index(fields=["identity"], name="ingest_message_identity"),
         ]
 
     def __str__(self) -> str:

@@ -161,3 +161,25 @@ def test_an_error_after_a_fallback_still_rolls_the_whole_import_back(make_row, m
         raise RuntimeError("the parser found a bad file")
 
     assert Message.objects.count() == 1  # only the earlier export's message
+
+
+def test_the_message_table_is_indexed_for_big_imports():
+    """Migration 0005: what a big import keeps up to date is what the site reads by."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the BRIN index and the C collation are PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'ingest_message'")
+        definitions = sorted(row[0].split(" USING ", 1)[1] for row in cursor.fetchall())
+        cursor.execute(
+            "SELECT collation_name FROM information_schema.columns"
+            " WHERE table_name = 'ingest_message' AND column_name = 'external_id'"
+        )
+        collation = cursor.fetchone()[0]
+    assert definitions == [
+        "brin (export_id) WITH (autosummarize='on')",
+        "btree (conversation_id, sent_at)",
+        "btree (id)",
+        "btree (identity_id)",
+        "btree (source_kind, external_id)",
+    ]
+    assert collation == "C"
