@@ -110,8 +110,10 @@ def parse_ts(ts: Any) -> dt.datetime:
     seconds, _, fraction = str(ts).partition(".")
     if not seconds.isdigit() or (fraction and not fraction.isdigit()):
         raise ValueError(f"bad ts {ts!r}")
+    if len(fraction) != 6:  # Slack writes six digits; anything else is padded or cut to six
+        fraction = fraction[:6].ljust(6, "0")
     try:
-        return _EPOCH + _timedelta(0, int(seconds), int(fraction[:6].ljust(6, "0")))
+        return _EPOCH + _timedelta(0, 0, int(seconds + fraction))  # one int() instead of two
     except OverflowError:
         raise ValueError(f"bad ts {ts!r}") from None
 
