@@ -83,13 +83,14 @@ class OrmMessageLoader(MessageLoader):
 
     def add(self, row: MessageRow) -> None:
         self.seen += 1
-        self.rows.setdefault(row.external_id, row)
+        self.rows.setdefault(row[4], row)  # by external_id (rows may be plain tuples)
         if len(self.rows) >= self.batch_size:
             self.flush()
 
     def flush(self) -> None:
         if self.rows:
-            objs = [Message(**row._asdict()) for row in self.rows.values()]
+            fields = MessageRow._fields
+            objs = [Message(**dict(zip(fields, row, strict=True))) for row in self.rows.values()]
             self.rows = {}
             Message.objects.bulk_create(objs, batch_size=1000, ignore_conflicts=True)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import psycopg
 from psycopg import adapt, pq
@@ -16,6 +16,9 @@ from psycopg import adapt, pq
 # psycopg's own row encoder (C in psycopg[binary]); the module is internal, but the function is
 # the one ``Copy.write_row`` calls, so bytes made here are exactly what write_row would send.
 from psycopg._copy_base import format_row_binary
+
+if TYPE_CHECKING:
+    from ingest.parsers.records import MessageRecord
 
 MAX_ID_LENGTH = 255  # Message.external_id and reply_to_external_id are varchar(255)
 
@@ -60,6 +63,25 @@ def clean_id(external_id: str) -> str:
         return external_id
     digest = hashlib.sha256(external_id.encode()).hexdigest()
     return f"{external_id[: MAX_ID_LENGTH - 65]}#{digest}"
+
+
+def message_row(
+    conversation_id: int, identity_id: int, export_id: int, kind: str, record: MessageRecord
+) -> tuple:
+    """The row a parser's message becomes once its ids are known, in MessageRow's order (the
+    one place that says so: the importing process and the Slack worker processes both build
+    rows here). A plain tuple: a named one costs a million-message import half a second."""
+    reply_to = record.reply_to
+    return (
+        conversation_id,
+        identity_id,
+        export_id,
+        kind,
+        clean_id(record.external_id),
+        record.sent_at,
+        clean_text(record.text),
+        clean_id(reply_to) if reply_to else "",
+    )
 
 
 class RowPacker:

@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from ingest import slack_import
-from ingest.loader import MessageLoader, MessageRow, clean_id, clean_text, message_loader
+from ingest.loader import MessageLoader, clean_id, clean_text, message_loader
 from ingest.models import (
     Conversation,
     Export,
@@ -36,6 +36,7 @@ from ingest.parsers.records import (
     SkippedRecord,
 )
 from ingest.progress import ImportCancelled, ImportProgress, ProgressReporter
+from ingest.rows import message_row
 from joe_site.jobs import JobStatus
 
 log = logging.getLogger(__name__)
@@ -264,18 +265,7 @@ class CorpusWriter:
                     self.first_at = sent_at
                 if self.last_at is None or sent_at > self.last_at:
                     self.last_at = sent_at
-                add(
-                    MessageRow(
-                        conversation_id,
-                        identity_id,
-                        export_id,
-                        kind,
-                        clean_id(record.external_id),
-                        sent_at,
-                        clean_text(record.text),
-                        clean_id(record.reply_to) if record.reply_to else "",
-                    )
-                )
+                add(message_row(conversation_id, identity_id, export_id, kind, record))
                 if not loader.seen % 5000:
                     reporter.messages = loader.seen
                     reporter.report()

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ingest.rows import RowPacker, clean_id, clean_text
+from ingest.rows import RowPacker, message_row
 
 from . import slack
 from .archive import Limits, open_archive
@@ -148,19 +148,7 @@ def run(
                             last_at = sent_at
                         if records:
                             send_records()
-                        reply_to = record.reply_to
-                        pack(
-                            (
-                                conversation_id,
-                                identity_id,
-                                export_id,
-                                kind,
-                                clean_id(record.external_id),
-                                sent_at,
-                                clean_text(record.text),
-                                clean_id(reply_to) if reply_to else "",
-                            )
-                        )
+                        pack(message_row(conversation_id, identity_id, export_id, kind, record))
                         if not named:
                             summary.conversations.add(conv.external_id)
                             named = True
