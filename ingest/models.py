@@ -345,12 +345,15 @@ class Message(models.Model):
         db_constraint=False,
         # Indexed by migration 0005: BRIN on PostgreSQL (an import's rows are appended
         # together; a B-tree cost a big import ~10% of its database time), B-tree elsewhere.
+        # Django does not know that index: a later migration that makes SQLite rebuild this
+        # table (most AlterFields) must create ingest_message_export again.
         db_index=False,
     )
     source_kind = models.CharField(max_length=20, choices=SourceKind.choices)
     # The dedup key: unique within a source, stable across re-exports of the same history.
     # On PostgreSQL its column collates "C" (migration 0005): byte order, the cheapest to keep
-    # an index in, and the same equality.
+    # an index in, and the same equality. Django does not know it: a later AlterField of this
+    # field must set COLLATE "C" again (SQLite has no collation of that name for db_collation).
     external_id = models.CharField(max_length=255)
     sent_at = models.DateTimeField()
     text = models.TextField()

@@ -11,6 +11,11 @@ conversations that already exist keep theirs, and the others get ids reserved fr
 tables' sequences. Their rows are written at the end, and only for those a message names (as a
 plain import creates a person or conversation at its first message); ``Message`` has no
 database-level foreign keys, so its rows can come first within the transaction.
+
+One difference remains: when the same message (one ts in one conversation) sits in two day
+files that different workers read, the copy kept is the one whose worker gets to it first; a
+plain import keeps the first in reading order. (Within a worker, reading order is kept.) Such
+copies are rare and, from Slack, identical.
 """
 
 from __future__ import annotations
@@ -164,6 +169,19 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
             new_rows.update(clean_id(e) for e in new)
         return pk_of[cleaned]
 
+    def take_records(worker: int, records: list) -> None:
+        messages = []
+        for record in records:
+            if type(record) is IdentityRecord:
+                if worker < announced.get(record.external_id, (len(plan.shares), None))[0]:
+                    announced[record.external_id] = (worker, record)
+                continue
+            messages.append(record)
+            named.add(record.conversation_id)
+            if record.identity_id not in writer.identity_ids:
+                writer.identity_ids[record.identity_id] = unlisted(record.identity_id)
+        writer.take(messages, reporter)
+
     with (
         fewer_collections(),
         message_loader(export_id=export_id, source_kind=kind, packed=True) as loader,
@@ -197,9 +215,14 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
                     if all(w in summaries or w in errors for w in range(first)):
                         raise ExportError(errors[first])
             elif errors:
-                continue  # the import is lost; only the earlier shares' ends matter now
-            elif kind_byte == b"D":
-                add_packed(memoryview(body)[4:], int.from_bytes(body[:4], "big"))
+                # The import is lost; only the earlier shares' ends matter now (a cancel too).
+                reporter.report()
+            elif kind_byte == b"M":
+                for segment in pickle.loads(body):  # noqa: S301 (our own workers)
+                    if type(segment) is tuple:
+                        add_packed(*segment)
+                    else:
+                        take_records(worker, segment)
                 if loader.seen - reported >= 5000:
                     reported = loader.seen
                     reporter.messages = loader.seen
@@ -207,19 +230,6 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
             elif kind_byte == b"P":
                 position.done += 1
                 reporter.parser_progress(position)
-            elif kind_byte == b"R":
-                records = pickle.loads(body)  # noqa: S301 (our own workers)
-                messages = []
-                for record in records:
-                    if type(record) is IdentityRecord:
-                        if worker < announced.get(record.external_id, (len(jobs), None))[0]:
-                            announced[record.external_id] = (worker, record)
-                        continue
-                    messages.append(record)
-                    named.add(record.conversation_id)
-                    if record.identity_id not in writer.identity_ids:
-                        writer.identity_ids[record.identity_id] = unlisted(record.identity_id)
-                writer.take(messages, reporter)
         reporter.messages = loader.seen
     if not any(s.records for s in summaries.values()):
         raise ExportError(slack.EMPTY_DAYS.format(name=Path(plan.path).name))

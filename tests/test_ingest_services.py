@@ -486,3 +486,12 @@ def test_conversations_keep_their_kind(tmp_path):
 
     conversation = Conversation.objects.get()
     assert (conversation.title, conversation.is_group) == ("Alice, Bob", False)
+
+
+def test_messages_are_found_by_export_and_by_person_through_indexes():
+    """Migration 0005 indexes export_id outside Django's knowledge (BRIN on PostgreSQL): a later
+    migration that rebuilds the table on SQLite would drop it silently."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "ingest_message")
+    indexed = {tuple(c["columns"]) for c in constraints.values() if c["index"]}
+    assert {("export_id",), ("identity_id",), ("conversation_id", "sent_at")} <= indexed

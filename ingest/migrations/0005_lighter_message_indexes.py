@@ -10,6 +10,14 @@
   they fill): an import appends its rows together, so a range summary finds them, and a B-tree
   cost a big import about 10% of its database time. Elsewhere it stays a B-tree. The model
   declares no index on the field (db_index=False), so that Django leaves this one alone.
+  BRIN ranges only widen: once deleted exports' pages are reused by later imports, finding an
+  export reads more pages (deletions, the import's first check); `REINDEX INDEX CONCURRENTLY
+  ingest_message_export` narrows them again.
+
+Upgrading a big site: on PostgreSQL this runs in one transaction that holds ingest_message's
+exclusive lock from the first index change to the end (the unique index is rebuilt, two are
+built): reads and imports of messages wait for it, about as long as building three indexes
+over the table (seconds per million messages). Run it between imports.
 """
 
 import django.db.models.deletion

@@ -13,8 +13,10 @@ goes back as a record, for the importer to handle as in a plain parse.
 No Django and no database here. The protocol, on stdout, is frames of one type byte, a 4-byte
 big-endian length and that many bytes:
 
-- ``D``: packed rows: a 4-byte row count, then the rows' COPY bytes (no header or trailer).
-- ``R``: a pickled list of records the importer handles itself (IdentityRecord, MessageRecord).
+- ``M``: what was read, in reading order: a pickled list of segments, each either packed rows
+  (their COPY bytes, without header or trailer, and how many) or a list of records the importer
+  handles itself (IdentityRecord, MessageRecord). Order matters: when two copies of a message
+  meet in the database, the one that arrives first is kept, as in a plain parse.
 - ``P``: one more day file done.
 - ``S``: the share's summary, pickled (see ``_Summary``), once, at the end.
 - ``E``: bad input: the parser's sentence in UTF-8; the worker then stops.
@@ -38,8 +40,7 @@ from . import slack
 from .archive import Limits, open_archive
 from .records import ExportError, IdentityRecord, MessageRecord, SkippedRecord
 
-ROWS_PER_FRAME = 4_000
-RECORDS_PER_FRAME = 1_000
+ITEMS_PER_FRAME = 4_000  # messages (packed rows or records) in one M frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +106,27 @@ def run(
     first_at = last_at = None
     count = 0
 
-    def send_rows() -> None:
-        data, rows = packer.take()
-        send(frame(b"D", rows.to_bytes(4, "big") + data))
+    # What is read goes out in batches of segments, in reading order: packed rows (bytes, count)
+    # and lists of records, one after the other as the senders alternate.
+    segments: list[tuple[bytes, int] | list[IdentityRecord | MessageRecord]] = []
+    pending = 0  # messages and records in the batch so far
 
-    def send_records() -> None:
-        send(frame(b"R", pickle.dumps(records, pickle.HIGHEST_PROTOCOL)))
-        records.clear()
+    def cut() -> None:
+        """Close the open segment (rows or records)."""
+        nonlocal records
+        if packer.rows:
+            segments.append(packer.take())
+        if records:
+            segments.append(records)
+            records = []
+
+    def send_batch() -> None:
+        nonlocal pending
+        cut()
+        if segments:
+            send(frame(b"M", pickle.dumps(segments, pickle.HIGHEST_PROTOCOL)))
+            segments.clear()
+        pending = 0
 
     with open_archive(job.path, job.limits) as archive:
         export, _identities, conversations, days = slack.layout(archive, job.include_bots)
@@ -136,10 +151,11 @@ def run(
                         identity_id = identity_ids.get(sender)
                         if identity_id is None:  # the importer handles it
                             if packer.rows:
-                                send_rows()
+                                cut()
                             records.append(record)
-                            if len(records) >= RECORDS_PER_FRAME:
-                                send_records()
+                            pending += 1
+                            if pending >= ITEMS_PER_FRAME:
+                                send_batch()
                             continue
                         sent_at = record.sent_at
                         if first_at is None or sent_at < first_at:
@@ -147,23 +163,23 @@ def run(
                         if last_at is None or sent_at > last_at:
                             last_at = sent_at
                         if records:
-                            send_records()
+                            cut()
                         pack(message_row(conversation_id, identity_id, export_id, kind, record))
                         if not named:
                             summary.conversations.add(conv.external_id)
                             named = True
-                        if packer.rows >= ROWS_PER_FRAME:
-                            send_rows()
+                        pending += 1
+                        if pending >= ITEMS_PER_FRAME:
+                            send_batch()
                     elif type(record) is SkippedRecord:
                         skipped[record.reason] += 1
                     else:  # a sender users.json does not list, before their first message
+                        if packer.rows:
+                            cut()
                         records.append(record)
                 send(frame(b"P", b""))
                 flush()  # progress shows as files are read, not when a frame fills up
-    if packer.rows:
-        send_rows()
-    if records:
-        send_records()
+    send_batch()
     summary.records, summary.first_at, summary.last_at = count, first_at, last_at
     return summary
 
