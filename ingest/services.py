@@ -244,7 +244,6 @@ class CorpusWriter:
         ):
             self.loader = loader
             self.take(records, reporter)
-            reporter.messages = loader.seen
 
     def take(self, records: Iterable[Record], reporter: ProgressReporter) -> None:
         """Records into rows for the open loader (``self.loader``)."""

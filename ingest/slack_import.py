@@ -248,15 +248,11 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
     for external_id, (_worker, record) in announced.items():
         writer.identity_records[external_id] = record
     for external_id in senders:
-        pk = (
-            identity_ids[external_id]
-            if external_id in identity_ids
-            else pk_of[clean_id(external_id)]
-        )
-        if clean_id(external_id) in new_rows:
-            writer.create_identity(external_id, pk=pk)  # the first of ids alike makes the row
-            new_rows.discard(clean_id(external_id))
-        writer.identity_ids[external_id] = pk
+        cleaned = clean_id(external_id)
+        if cleaned in new_rows:  # the first of ids alike makes the row
+            writer.create_identity(external_id, pk=pk_of[cleaned])
+            new_rows.discard(cleaned)
+        writer.identity_ids[external_id] = pk_of[cleaned]
     for external_id in sorted(named):
         if external_id in new_conversations:
             writer.create_conversation(external_id, pk=conversation_ids[external_id])
