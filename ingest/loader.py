@@ -14,16 +14,13 @@ from django.db import connection
 from psycopg.copy import QueuedLibpqWriter
 
 from ingest.models import Message
-from ingest.rows import (  # noqa: F401 (MessageRow, clean_id and clean_text are used from here)
+from ingest.rows import (
     BINARY_HEADER,
     BINARY_TRAILER,
     COLUMN_TYPES,
     COLUMNS,
-    MAX_ID_LENGTH,
     MessageRow,
     RowPacker,
-    clean_id,
-    clean_text,
 )
 
 BATCH_SIZE = 50_000  # rows; a direct batch is kept in memory until it is stored

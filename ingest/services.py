@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from ingest import slack_import
-from ingest.loader import MessageLoader, clean_id, clean_text, message_loader
+from ingest.loader import MessageLoader, message_loader
 from ingest.models import (
     Conversation,
     Export,
@@ -36,7 +36,7 @@ from ingest.parsers.records import (
     SkippedRecord,
 )
 from ingest.progress import ImportCancelled, ImportProgress, ProgressReporter
-from ingest.rows import message_row
+from ingest.rows import clean_id, clean_text, message_row
 from joe_site.jobs import JobStatus
 
 log = logging.getLogger(__name__)
