@@ -96,10 +96,12 @@ def plan(path: str | Path, *, include_bots: bool) -> Plan | None:
     if workers < 1:
         return None
     with open_archive(path) as archive:
+        # The size first (the zip's directory alone): a small export is parsed as usual, without
+        # reading its users and channels twice.
+        sizes = {m: archive.size(m) for m in slack.day_files(archive)}
+        if sum(sizes.values()) < settings.JOE_INGEST_PARALLEL_MIN_BYTES:
+            return None
         _export, identities, conversations, days = slack.layout(archive, include_bots)
-        sizes = {m: archive.size(m) for members in days.values() for m in members}
-    if sum(sizes.values()) < settings.JOE_INGEST_PARALLEL_MIN_BYTES:
-        return None
     # Units of about UNIT_BYTES in reading order, then cut into contiguous shares of about
     # equal size: a conversation is split between two workers at most at a cut, so few of
     # them have their edit events read twice.

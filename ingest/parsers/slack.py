@@ -347,6 +347,12 @@ def layout(
     return export, identities, conversations, days
 
 
+def day_files(archive: Archive) -> list[str]:
+    """The export's day files (members), found as ``layout`` finds them, without reading any."""
+    export = _SlackExport(archive, include_bots=False)
+    return [m for members in export.day_files().values() for m in members]
+
+
 EMPTY_DAYS = "{name} contains no messages: every day file is empty."
 
 
