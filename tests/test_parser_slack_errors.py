@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import zipfile
 from pathlib import Path
@@ -129,14 +130,26 @@ def test_odd_messages_are_skipped_not_fatal(tmp_path: Path) -> None:
                     "not a message",
                     msg("U1", "no ts"),
                     msg("U1", "bad ts", "yesterday"),
+                    msg("U1", "no seconds", ".000200"),
+                    msg("U1", "a sign", "-1704067200.000300"),
+                    msg("U1", "a letter in the fraction", "1704067200.0004x"),
+                    {**msg("U1", "a list for a subtype", "1704067200.000500"), "subtype": ["x"]},
                     msg("U1", "fine", "1704067200.000100"),
+                    {**msg("U1", "a number for a ts", "0"), "ts": 1704067201.5},
+                    msg("U1", "a short fraction", "1704067202.25"),
                 ]  # fmt: skip
             )
         },
     )
     records = parse(export)
-    assert [m.text for m in messages(records)] == ["fine"]
-    assert skipped(records) == {"invalid": 3}
+    found = messages(records)
+    assert [(m.text, m.sent_at) for m in found] == [
+        ("fine", dt.datetime(2024, 1, 1, 0, 0, 0, 100, tzinfo=dt.UTC)),
+        ("a number for a ts", dt.datetime(2024, 1, 1, 0, 0, 1, 500000, tzinfo=dt.UTC)),
+        ("a short fraction", dt.datetime(2024, 1, 1, 0, 0, 2, 250000, tzinfo=dt.UTC)),
+    ]
+    assert [m.external_id for m in found][1] == "general:1704067201.5"
+    assert skipped(records) == {"invalid": 7}
 
 
 def test_zip_bomb_member_is_refused(tmp_path: Path) -> None:

@@ -76,29 +76,49 @@ def display_name(user: dict[str, Any]) -> str:
     ).strip()
 
 
-def render_text(text: str, users: dict[str, _User], channels: dict[str, str]) -> str:
-    """Slack's mrkdwn markup to plain text: mentions to names, links to their labels."""
+def render_text(
+    text: str, users: dict[str, _User], channels: dict[str, str], memo: dict[str, str] | None = None
+) -> str:
+    """Slack's mrkdwn markup to plain text: mentions to names, links to their labels.
+
+    ``memo`` remembers what each markup target became (the same people and channels come up
+    over and over); it must be dropped when ``users`` or ``channels`` change."""
     if "<" not in text and "&" not in text:
         return text  # most messages: no markup at all
-
-    def replace(match: re.Match[str]) -> str:
-        target, _, label = match.group(1).partition("|")
-        if target.startswith("@"):
-            user = users.get(target[1:])
-            return "@" + (user.name if user else label.lstrip("@") or target[1:])
-        if target.startswith("#"):
-            return "#" + (label or channels.get(target[1:], target[1:]))
-        if target.startswith("!"):
-            command = target[1:].split("^", 1)[0]
-            if command in _SPECIAL:
-                return _SPECIAL[command]
-            return label or ("@" + command if command else "")  # subteam, date: the fallback
-        return label or target.removeprefix("mailto:")
-
     if "<" in text:
+        known = memo if memo is not None else {}
+
+        def replace(match: re.Match[str]) -> str:
+            inner = match[1]
+            rendered = known.get(inner)
+            if rendered is None:
+                rendered = _render_markup(inner, users, channels)
+                if len(known) < _MEMO_SIZE:
+                    known[inner] = rendered
+            return rendered
+
         text = _MARKUP.sub(replace, text)
     # Slack escapes only these three; &amp; last so "&amp;lt;" stays "&lt;".
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+_MEMO_SIZE = 100_000  # markup targets remembered per export (links rarely repeat)
+
+
+def _render_markup(inner: str, users: dict[str, _User], channels: dict[str, str]) -> str:
+    """What one ``<...>`` markup (its inside) shows as."""
+    target, _, label = inner.partition("|")
+    if target.startswith("@"):
+        user = users.get(target[1:])
+        return "@" + (user.name if user else label.lstrip("@") or target[1:])
+    if target.startswith("#"):
+        return "#" + (label or channels.get(target[1:], target[1:]))
+    if target.startswith("!"):
+        command = target[1:].split("^", 1)[0]
+        if command in _SPECIAL:
+            return _SPECIAL[command]
+        return label or ("@" + command if command else "")  # subteam, date: the fallback
+    return label or target.removeprefix("mailto:")
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -107,13 +127,16 @@ _timedelta = dt.timedelta
 
 def parse_ts(ts: Any) -> dt.datetime:
     """Slack's "1452845865.000008" to an aware UTC datetime, without float rounding."""
-    seconds, _, fraction = str(ts).partition(".")
-    if not seconds.isdigit() or (fraction and not fraction.isdigit()):
-        raise ValueError(f"bad ts {ts!r}")
+    seconds, _, fraction = (ts if type(ts) is str else str(ts)).partition(".")
     if len(fraction) != 6:  # Slack writes six digits; anything else is padded or cut to six
+        if fraction and not fraction.isdigit():
+            raise ValueError(f"bad ts {ts!r}")
         fraction = fraction[:6].ljust(6, "0")
+    digits = seconds + fraction
+    if not seconds or not digits.isdigit():
+        raise ValueError(f"bad ts {ts!r}")
     try:
-        return _EPOCH + _timedelta(0, 0, int(seconds + fraction))  # one int() instead of two
+        return _EPOCH + _timedelta(0, 0, int(digits))  # one int() instead of two
     except OverflowError:
         raise ValueError(f"bad ts {ts!r}") from None
 
@@ -129,6 +152,7 @@ class _SlackExport:
         self.users: dict[str, _User] = {}
         self.channel_names: dict[str, str] = {}
         self.announced: set[str] = set()
+        self.rendered: dict[str, str] = {}  # render_text's memo: users and channels are read first
 
     def _find_root(self) -> str:
         # Someone who unzips and re-zips the export often adds one folder level on top.
@@ -218,7 +242,7 @@ class _SlackExport:
         )
         return user_id, IdentityRecord(user_id, str(name), is_bot=is_bot)
 
-    def _day(self, member: str, data: bytes | None = None) -> list[Any]:
+    def day(self, member: str, data: bytes | None = None) -> list[Any]:
         day = parse_json_bytes(
             data if data is not None else self.archive.read_bytes(member), member
         )
@@ -239,7 +263,7 @@ class _SlackExport:
             data = self.archive.read_bytes(member)
             if not any(marker in data for marker in _EVENT_MARKERS):
                 continue
-            for msg in self._day(member, data):
+            for msg in self.day(member, data):
                 if isinstance(msg, dict) and msg.get("subtype") == "message_changed":
                     new = msg.get("message")
                     if isinstance(new, dict) and new.get("ts"):
@@ -255,35 +279,41 @@ class _SlackExport:
         edits: dict[str, dict[str, Any]],
         deleted: set[str],
     ) -> Iterator[Record]:
-        message = self._message
-        for msg in self._day(member):
+        message = self.message
+        for msg in self.day(member):
             record = message(conv, msg, edits, deleted)
             if type(record) is tuple:  # a sender seen for the first time, then the message
                 yield from record
             else:
                 yield record
 
-    def _message(
+    def message(
         self,
         conv: _Conversation,
         msg: Any,
         edits: dict[str, dict[str, Any]],
         deleted: set[str],
     ) -> Record | tuple[IdentityRecord, MessageRecord]:
+        # This runs once per message of the export: the checks are ordered for the common
+        # case (a person's message, no subtype, no markup) and kept inline.
         if type(msg) is not dict:
-            return SkippedRecord("invalid")
+            return _INVALID
         get = msg.get
-        ts = str(get("ts", ""))
+        ts = get("ts", "")
+        if type(ts) is not str:
+            ts = str(ts)
         subtype = get("subtype")
+        if subtype is not None and type(subtype) is not str:
+            return _INVALID
         if subtype in _DELETED_SUBTYPES or ts in deleted:
-            return SkippedRecord("deleted")
+            return _DELETED
         if ts in edits:
             msg = {**msg, **edits[ts], "subtype": subtype}
             get = msg.get
         if (subtype not in _SPOKEN and subtype not in _BOT_SUBTYPES) or get("hidden"):
-            return SkippedRecord("system")
+            return _SYSTEM
         user_field = get("user")
-        user = self.users.get(str(user_field))
+        user = self.users.get(user_field if type(user_field) is str else str(user_field))
         is_bot = (
             subtype in _BOT_SUBTYPES
             or (user is not None and user.is_bot)
@@ -291,13 +321,13 @@ class _SlackExport:
             or (not user_field and bool(get("bot_id")))
         )
         if is_bot and not self.include_bots:
-            return SkippedRecord("bot")
+            return _BOT
         if not user_field and not get("bot_id"):
-            return SkippedRecord("system")
+            return _SYSTEM
         try:
             sent_at = parse_ts(ts)
         except ValueError:
-            return SkippedRecord("invalid")
+            return _INVALID
         raw = get("text") or ""
         if type(raw) is not str:
             raw = str(raw)
@@ -309,22 +339,37 @@ class _SlackExport:
             # Integrations (GitHub, CI...) put their whole message in attachments.
             parts = [a.get("text") or a.get("fallback") for a in get("attachments") or ()]
             raw = "\n".join(p for p in parts if isinstance(p, str) and p)
-        text = render_text(raw, self.users, self.channel_names).strip()
+        if "<" in raw or "&" in raw:
+            raw = render_text(raw, self.users, self.channel_names, self.rendered)
+        text = raw.strip()
         if not text:
             has_media = get("files") or get("file") or get("attachments")
-            return SkippedRecord("media-only" if has_media or subtype == "file_share" else "empty")
-        sender, new_identity = self._sender(msg, is_bot)
+            return _MEDIA_ONLY if has_media or subtype == "file_share" else _EMPTY
+        if not is_bot and type(user_field) is str and user_field in self.announced:
+            sender, new_identity = user_field, None  # what _sender says, without the call
+        else:
+            sender, new_identity = self._sender(msg, is_bot)
         thread = get("thread_ts")
-        thread = str(thread) if thread else ""
+        if thread and type(thread) is not str:
+            thread = str(thread)
+        conversation_id = conv.external_id
         record = MessageRecord(
-            external_id=f"{conv.external_id}:{ts}",
-            conversation_id=conv.external_id,
-            identity_id=sender,
-            sent_at=sent_at,
-            text=text,
-            reply_to=f"{conv.external_id}:{thread}" if thread and thread != ts else None,
+            f"{conversation_id}:{ts}",
+            conversation_id,
+            sender,
+            sent_at,
+            text,
+            f"{conversation_id}:{thread}" if thread and thread != ts else None,
         )
         return (new_identity, record) if new_identity is not None else record
+
+
+_INVALID = SkippedRecord("invalid")
+_DELETED = SkippedRecord("deleted")
+_SYSTEM = SkippedRecord("system")
+_BOT = SkippedRecord("bot")
+_MEDIA_ONLY = SkippedRecord("media-only")
+_EMPTY = SkippedRecord("empty")
 
 
 def layout(

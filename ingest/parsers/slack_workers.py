@@ -27,6 +27,7 @@ The job comes pickled on stdin (``Job``); only the importing process writes it.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import pickle
 import sys
 from collections import Counter
@@ -38,7 +39,7 @@ from ingest.rows import RowPacker, message_row
 
 from . import slack
 from .archive import Limits, open_archive
-from .records import ExportError, IdentityRecord, MessageRecord, SkippedRecord
+from .records import ExportError, IdentityRecord, MessageRecord
 
 ITEMS_PER_FRAME = 4_000  # messages (packed rows or records) in one M frame
 
@@ -79,6 +80,10 @@ class Summary:
     conversations: set[str] = field(default_factory=set)
 
 
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 def auto_workers(cores: int) -> int:
     """How many worker processes "auto" means: one per core but one, at most four. On two
     cores that is one: the importing process then only forwards bytes, and the worker and the
@@ -103,7 +108,7 @@ def run(
     senders = summary.senders
     records: list[IdentityRecord | MessageRecord] = []
     skipped = summary.skipped
-    first_at = last_at = None
+    first_at, last_at = _LATEST, _EARLIEST  # of the packed rows (no None checks per row)
     count = 0
 
     # What is read goes out in batches of segments, in reading order: packed rows (bytes, count)
@@ -130,6 +135,7 @@ def run(
 
     with open_archive(job.path, job.limits) as archive:
         export, _identities, conversations, days = slack.layout(archive, job.include_bots)
+        message = export.message
         events_of = -1
         edits: dict[str, dict[str, Any]] = {}
         deleted: set[str] = set()
@@ -142,9 +148,18 @@ def run(
             conversation_id = job.conversation_ids[conv.external_id]
             named = False  # whether a packed row names this conversation yet
             for member in members[unit.start : unit.stop]:
-                for record in export.messages(conv, member, edits, deleted):
+                # What export.messages does, without its generator: this runs per message.
+                for msg in export.day(member):
+                    record = message(conv, msg, edits, deleted)
                     count += 1
-                    if type(record) is MessageRecord:
+                    kind_of = type(record)
+                    if kind_of is tuple:  # a sender users.json does not list, then the message
+                        identity, record = record
+                        if packer.rows:
+                            cut()
+                        records.append(identity)
+                        kind_of = MessageRecord
+                    if kind_of is MessageRecord:
                         sender = record.identity_id
                         if sender not in senders:
                             senders[sender] = None
@@ -158,9 +173,9 @@ def run(
                                 send_batch()
                             continue
                         sent_at = record.sent_at
-                        if first_at is None or sent_at < first_at:
+                        if sent_at < first_at:
                             first_at = sent_at
-                        if last_at is None or sent_at > last_at:
+                        if sent_at > last_at:
                             last_at = sent_at
                         if records:
                             cut()
@@ -171,16 +186,14 @@ def run(
                         pending += 1
                         if pending >= ITEMS_PER_FRAME:
                             send_batch()
-                    elif type(record) is SkippedRecord:
+                    else:
                         skipped[record.reason] += 1
-                    else:  # a sender users.json does not list, before their first message
-                        if packer.rows:
-                            cut()
-                        records.append(record)
                 send(frame(b"P", b""))
                 flush()  # progress shows as files are read, not when a frame fills up
     send_batch()
-    summary.records, summary.first_at, summary.last_at = count, first_at, last_at
+    summary.records = count
+    if first_at is not _LATEST:  # at least one packed row
+        summary.first_at, summary.last_at = first_at, last_at
     return summary
 
 
