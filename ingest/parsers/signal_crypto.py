@@ -138,8 +138,10 @@ class FrameReader:
         self._stream = stream
         self.header = read_header(stream)
         cipher_key, mac_key = derive_keys(secret, self.header.salt)
-        # Keyed once: each frame gets a new CTR mode and a copy of the keyed HMAC.
-        self._aes = algorithms.AES(cipher_key)
+        # Keyed once: one AES-CTR context for the whole backup, given each frame's IV with
+        # reset_nonce (a new Cipher per frame cost several times what decrypting the frame
+        # does), and a copy of the keyed HMAC per frame.
+        self._decryptor = Cipher(algorithms.AES(cipher_key), modes.CTR(self.header.iv)).decryptor()
         self._mac = hmac.new(mac_key, digestmod=hashlib.sha256)
         self._counter = struct.unpack(">I", self.header.iv[:4])[0]
         self.file_size = file_size if file_size is not None else _size_of(stream)
@@ -168,10 +170,10 @@ class FrameReader:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _next_cipher(self) -> tuple[bytes, Cipher]:
+    def _next_iv(self) -> bytes:
         iv = frame_iv(self.header.iv, self._counter)
         self._counter += 1
-        return iv, Cipher(self._aes, modes.CTR(iv))
+        return iv
 
     def _read_exact(self, n: int) -> bytes:
         data = self._stream.read(n)
@@ -192,8 +194,8 @@ class FrameReader:
         if len(raw_length) < 4:
             raise ExportError(TRUNCATED.format(frame=self.frame_number))
         self.position += 4
-        _, cipher = self._next_cipher()
-        decryptor = cipher.decryptor()
+        decryptor = self._decryptor
+        decryptor.reset_nonce(self._next_iv())
         mac = self._mac.copy()
         if self.header.version >= 1:
             mac.update(raw_length)
@@ -225,12 +227,15 @@ class FrameReader:
         length, self._pending_payload = self._pending_payload, None
         if length is None:
             raise RuntimeError("read_payload() called for a frame without a payload")
-        iv, cipher = self._next_cipher()
+        iv = self._next_iv()
         if length + MAC_SIZE > self.file_size - self.position:
             raise ExportError(TRUNCATED.format(frame=self.frame_number))
         mac = self._mac.copy()
         mac.update(iv)
-        decryptor = cipher.decryptor() if keep else None
+        decryptor = None
+        if keep:
+            decryptor = self._decryptor
+            decryptor.reset_nonce(iv)
         parts: list[bytes] = []
         left = length
         while left:
