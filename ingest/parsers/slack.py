@@ -150,6 +150,7 @@ class _SlackExport:
         self.users_file = "users.json"
         self.prefix = self._find_root()
         self.users: dict[str, _User] = {}
+        self.people: set[str] = set()  # the users that are not bots
         self.channel_names: dict[str, str] = {}
         self.announced: set[str] = set()
         self.rendered: dict[str, str] = {}  # render_text's memo: users and channels are read first
@@ -189,6 +190,10 @@ class _SlackExport:
             is_bot = bool(user.get("is_bot")) or user_id == _SLACKBOT
             name = display_name(user)
             self.users[user_id] = _User(name, is_bot)
+            if is_bot:
+                self.people.discard(user_id)  # users.json may list an id twice
+            else:
+                self.people.add(user_id)
             if is_bot and not self.include_bots:
                 continue
             self.announced.add(user_id)
@@ -313,17 +318,20 @@ class _SlackExport:
         if (subtype not in _SPOKEN and subtype not in _BOT_SUBTYPES) or get("hidden"):
             return _SYSTEM
         user_field = get("user")
-        user = self.users.get(user_field if type(user_field) is str else str(user_field))
-        is_bot = (
-            subtype in _BOT_SUBTYPES
-            or (user is not None and user.is_bot)
-            or user_field == _SLACKBOT
-            or (not user_field and bool(get("bot_id")))
-        )
-        if is_bot and not self.include_bots:
-            return _BOT
-        if not user_field and not get("bot_id"):
-            return _SYSTEM
+        if subtype is None and type(user_field) is str and user_field in self.people:
+            is_bot = False  # a listed person's plain message: what the checks below would say
+        else:
+            user = self.users.get(user_field if type(user_field) is str else str(user_field))
+            is_bot = (
+                subtype in _BOT_SUBTYPES
+                or (user is not None and user.is_bot)
+                or user_field == _SLACKBOT
+                or (not user_field and bool(get("bot_id")))
+            )
+            if is_bot and not self.include_bots:
+                return _BOT
+            if not user_field and not get("bot_id"):
+                return _SYSTEM
         try:
             sent_at = parse_ts(ts)
         except ValueError:
