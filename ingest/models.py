@@ -60,6 +60,11 @@ class Export(Job):
     delete_requested_at = models.DateTimeField(null=True, blank=True)
     delete_started_at = models.DateTimeField(null=True, blank=True)
     delete_error = models.TextField(blank=True)
+    # The worker running the import (Celery's node name) and when it last wrote its progress:
+    # a worker that starts again under that name requeues the import it was killed in, and a
+    # cancel of an import whose worker went silent takes effect at once (services.cancel_import).
+    worker_host = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -17,6 +17,7 @@ from django.utils.crypto import salted_hmac
 
 TTL_SECONDS = 3600  # long enough for a busy queue; a retry asks for the passphrase again
 _PREFIX = "ingest:passphrase:"
+_BY_EXPORT = "ingest:passphrase-key-of-export:"
 
 
 def _fernet() -> Fernet:
@@ -24,11 +25,25 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
-def stash(passphrase: str) -> str:
-    """Keep the passphrase for a while; return the one-time key to pass to the task."""
+def stash(passphrase: str, *, export_id: int | None = None) -> str:
+    """Keep the passphrase for a while; return the one-time key to pass to the task.
+
+    With ``export_id`` the key can also be found from the export (``key_for``), for as long
+    as the passphrase is kept: a worker that restarts after being killed mid-import queues the
+    import again with it."""
     key = secrets.token_urlsafe(24)
     token = _fernet().encrypt(passphrase.encode())
     cache.set(_PREFIX + key, token, timeout=TTL_SECONDS)
+    if export_id is not None:
+        cache.set(_BY_EXPORT + str(export_id), key, timeout=TTL_SECONDS)
+    return key
+
+
+def key_for(export_id: int) -> str | None:
+    """The key of the passphrase last stashed for this export, while it is still kept."""
+    key = cache.get(_BY_EXPORT + str(export_id))
+    if key is None or cache.get(_PREFIX + key) is None:
+        return None
     return key
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import DatabaseError, connection
+from django.utils import timezone
 
 from ingest.models import Export
 from ingest.parsers.records import Progress
@@ -119,6 +120,7 @@ class ProgressReporter:
                 progress_done=snapshot.done,
                 progress_total=snapshot.total,
                 progress_note=snapshot.note[:200],
+                heartbeat_at=timezone.now(),  # the worker is alive (services.cancel_import)
             )
             if Export.objects.filter(pk=self.export_id, cancel_requested=True).exists():
                 self.cancelled.set()

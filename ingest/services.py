@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.cache import cache
@@ -52,6 +54,11 @@ SIGNAL_KEY_GONE = (
 FILE_GONE = "The uploaded file is no longer on the server, so there is nothing to import."
 NOT_SUPPORTED_YET = "joe cannot read {label} files yet."
 STILL_RUNNING = "This export is still being imported: cancel the import first."
+# A running import whose worker has not written its progress for this long has lost it (the
+# progress is written twice a second while an import runs).
+HEARTBEAT_STALE = timedelta(minutes=5)
+WORKER_SILENT = "Cancelled: its worker had stopped reporting. Nothing of it was kept."
+INTERRUPTED = "The worker stopped during the import; starting again from the beginning."
 STILL_QUEUED = "This export is waiting to be imported: cancel the import first."
 BEING_DELETED = "This export is being deleted."
 DELETE_FAILED = (
@@ -105,11 +112,19 @@ def create_export(
     return export
 
 
-def queue_import(*, export: Export, passphrase: str | None = None) -> None:
-    """Queue (or re-queue) the import on the worker; the passphrase travels only via the cache."""
+def queue_import(
+    *, export: Export, passphrase: str | None = None, passphrase_key: str | None = None
+) -> None:
+    """Queue (or re-queue) the import on the worker; the passphrase travels only via the cache.
+
+    The task gets an id of its own, kept on the row: an earlier task for the same export still
+    in the queue (one cancelled while it waited, then retried) finds another id there and does
+    nothing, so the latest attempt, with the latest passphrase, is the one that runs.
+    ``passphrase_key``: a passphrase already stashed (``passphrases.key_for``)."""
     from ingest import passphrases, tasks  # tasks import this module
 
-    key = passphrases.stash(passphrase) if passphrase else None
+    key = passphrases.stash(passphrase, export_id=export.pk) if passphrase else passphrase_key
+    task_id = uuid.uuid4().hex
     Export.objects.filter(pk=export.pk).update(
         status=JobStatus.QUEUED,
         error="",
@@ -120,8 +135,59 @@ def queue_import(*, export: Export, passphrase: str | None = None) -> None:
         progress_note="",
         started_at=None,
         finished_at=None,
+        celery_task_id=task_id,
+        worker_host="",
+        heartbeat_at=None,
     )
-    transaction.on_commit(lambda: tasks.import_export.delay(export.pk, key))
+    transaction.on_commit(
+        lambda: tasks.import_export.apply_async((export.pk, key), task_id=task_id)
+    )
+
+
+def cancel_import(export: Export) -> None:
+    """Ask the worker to stop the import; one whose worker went silent is cancelled at once.
+
+    A worker killed mid-import (out of memory, a restart that outlived its grace period) leaves
+    the export running, and the broker hands the task out again only after its visibility
+    timeout: without this, such an import could be neither cancelled nor deleted for a day.
+    Nothing of it was kept either way (its transaction never committed)."""
+    export.request_cancel()
+    if export.status != JobStatus.RUNNING:
+        return
+    heartbeat = Export.objects.filter(pk=export.pk).values_list("heartbeat_at", flat=True).first()
+    if heartbeat is None or timezone.now() - heartbeat > HEARTBEAT_STALE:
+        Export.objects.filter(pk=export.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.CANCELLED,
+            finished_at=timezone.now(),
+            progress_note=WORKER_SILENT,
+        )
+        export.refresh_from_db()
+
+
+def requeue_interrupted_imports(*, worker_host: str) -> list[int]:
+    """Queue again the imports a killed worker of this name left running (called when a worker
+    starts: under the same name, it cannot still be running them). Each starts from scratch;
+    a Signal backup's passphrase is found again while the cache keeps it (an hour), else the
+    import fails saying to retry with it."""
+    from ingest import passphrases
+
+    with transaction.atomic():
+        lost = list(
+            Export.objects.select_for_update()
+            .filter(status=JobStatus.RUNNING, worker_host=worker_host, cancel_requested=False)
+            .order_by("pk")
+        )
+        for export in lost:
+            queue_import(export=export, passphrase_key=passphrases.key_for(export.pk))
+            Export.objects.filter(pk=export.pk).update(progress_note=INTERRUPTED)
+        # Someone asked to cancel while the worker was down: that is done now.
+        cancelled = Export.objects.filter(
+            status=JobStatus.RUNNING, worker_host=worker_host, cancel_requested=True
+        )
+        cancelled.update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now(), progress_note=WORKER_SILENT
+        )
+    return [export.pk for export in lost]
 
 
 # -- importing -------------------------------------------------------------------------------
@@ -144,6 +210,7 @@ def import_export(
     """
     export = Export.objects.get(pk=export_id)
     export.mark_running()
+    Export.objects.filter(pk=export_id).update(heartbeat_at=timezone.now())
     try:
         with ProgressReporter(export, callback=progress) as reporter:
             source = Path(path) if path is not None else _upload_path(export)

@@ -4,8 +4,10 @@ service) and the deletion of a big export."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.signals import worker_ready
 from django.utils import timezone
 
 from ingest import passphrases, services
@@ -16,23 +18,34 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     name="ingest.tasks.import_export",
-    # Acknowledge only when done: a worker killed mid-import leaves the message with the broker,
-    # the next worker gets it, and the import starts again from scratch (its transaction never
-    # committed, so nothing was half-imported).
+    bind=True,
+    # Acknowledge only when done: a worker killed mid-import leaves the message with the broker
+    # and the import starts again from scratch (its transaction never committed, so nothing was
+    # half-imported). A worker that starts again under the same name does that at once
+    # (``requeue_interrupted_imports``, below); otherwise the broker redelivers the message after
+    # its visibility timeout.
     acks_late=True,
     reject_on_worker_lost=True,
 )
-def import_export(export_id: int, passphrase_key: str | None = None) -> None:
+def import_export(self: Task, export_id: int, passphrase_key: str | None = None) -> None:
     """``passphrase_key`` names the encrypted passphrase in the cache (see passphrases.py)."""
-    export = Export.objects.filter(pk=export_id).first()
-    if export is None or not export.is_active or export.is_deleting:
-        logger.info(
-            "Export %s was deleted, cancelled, already imported or is being deleted; skipping",
-            export_id,
-        )
-        return
-    passphrase = passphrases.read(passphrase_key) if passphrase_key else None
     try:
+        export = Export.objects.filter(pk=export_id).first()
+        if export is None or not export.is_active or export.is_deleting:
+            logger.info(
+                "Export %s was deleted, cancelled, already imported or is being deleted; skipping",
+                export_id,
+            )
+            return
+        task_id = self.request.id
+        if export.celery_task_id and task_id and task_id != export.celery_task_id:
+            # Queued again since (a retry, or a restarted worker requeued it): that task runs.
+            logger.info("Export %s was queued again since task %s; skipping", export_id, task_id)
+            return
+        Export.objects.filter(pk=export_id).update(
+            worker_host=self.request.hostname or "", heartbeat_at=timezone.now()
+        )
+        passphrase = passphrases.read(passphrase_key) if passphrase_key else None
         services.import_export(
             export_id=export.pk,
             passphrase=passphrase,
@@ -43,6 +56,22 @@ def import_export(export_id: int, passphrase_key: str | None = None) -> None:
         passphrase = None
         if passphrase_key:
             passphrases.discard(passphrase_key)
+
+
+@worker_ready.connect
+def requeue_imports_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
+    """A worker that starts under a name that still has imports running was killed during
+    them: queue those again now rather than wait out the broker's visibility timeout."""
+    queues = getattr(getattr(sender, "app", None), "amqp", None)
+    consuming = queues.queues.consume_from if queues is not None else None
+    if consuming and "default" not in consuming:
+        return  # a GPU-only worker never imports
+    hostname = getattr(sender, "hostname", "")
+    if not hostname:
+        return
+    for export_id in services.requeue_interrupted_imports(worker_host=hostname):
+        logger.warning("Export %s was being imported when %s stopped; importing it again",
+                       export_id, hostname)  # fmt: skip
 
 
 @shared_task(

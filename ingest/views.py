@@ -180,7 +180,7 @@ def export_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         # The running import holds SQLite's only write lock: ask through the cache instead.
         request_cancel_via_cache(export.pk)
     else:
-        export.request_cancel()
+        services.cancel_import(export)
     if request.htmx:
         return _export_page(request, overlay_live_progress(export))
     messages.info(request, "Cancelling the import: nothing of it will be kept.")

@@ -39,7 +39,9 @@ def uploads(settings, tmp_path):
 def queued(monkeypatch):
     """The tasks the pages queue, as (export id, passphrase key), instead of a worker."""
     calls = []
-    monkeypatch.setattr(tasks.import_export, "delay", lambda *args: calls.append(args))
+    monkeypatch.setattr(
+        tasks.import_export, "apply_async", lambda args, **options: calls.append(tuple(args))
+    )
     return calls
 
 
