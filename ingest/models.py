@@ -263,9 +263,19 @@ class Identity(models.Model):
         self.save(update_fields=["speaker"])
 
     def split_off(self) -> Speaker:
-        """Give this identity a speaker of its own, named after it."""
+        """Give this identity a speaker of its own, named after it.
+
+        An opt-out comes along: these messages were part of a voice whose owner said no, and
+        splitting must not make them trainable again. The member link and a game opt-in stay
+        behind (the identity may be someone else's, merged by mistake): the new speaker's
+        owner claims it and decides for themselves."""
         with transaction.atomic():
+            previous = self.speaker
             speaker = Speaker.create_named(self.display_name)
+            if previous is not None and previous.opted_out:
+                speaker.opted_out = True
+                speaker.opted_out_at = previous.opted_out_at or timezone.now()
+                speaker.save(update_fields=["opted_out", "opted_out_at"])
             self.assign_to(speaker)
         return speaker
 

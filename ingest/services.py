@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import uuid
 from collections import Counter
@@ -303,6 +304,20 @@ class CorpusWriter:
         self.first_at = None
         self.last_at = None
         self.loader: MessageLoader | None = None
+        # The export's people by name (lower case), for namesakes(): built as records come in.
+        self._by_name: dict[str, list[str]] = {}
+        self._indexed = 0
+
+    def namesakes(self, external_id: str, name: str) -> list[str]:
+        """The other people of this export called ``name`` (any case), as their rows store
+        their ids: on one app, two people of one name are two people."""
+        by_name = self._by_name
+        new = itertools.islice(self.identity_records.items(), self._indexed, None)
+        for other, record in new:
+            by_name.setdefault(record.display_name.strip().lower(), []).append(other)
+        self._indexed = len(self.identity_records)
+        key = name.strip().lower()
+        return [clean_id(e) for e in by_name.get(key, ()) if e != external_id]
 
     def write(self, records: Iterable[Record], reporter: ProgressReporter) -> None:
         with (
@@ -367,7 +382,8 @@ class CorpusWriter:
             },
         )
         if created and not identity.is_bot:
-            identity.assign_to(_speaker_named(identity.display_name))
+            namesakes = self.namesakes(external_id, record.display_name)
+            identity.assign_to(_speaker_for(identity, namesakes))
         return identity.pk
 
     def _conversation(self, external_id: str) -> int:
@@ -424,10 +440,35 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
-def _speaker_named(name: str) -> Speaker:
-    """The speaker already called ``name`` (any case): the same friend on another app; else new."""
-    existing = Speaker.objects.filter(display_name__iexact=name.strip()).order_by("pk").first()
-    return existing or Speaker.create_named(name)
+def _speaker_for(identity: Identity, namesakes: list[str]) -> Speaker:
+    """The speaker already called the identity's name (any case): the same friend on another
+    app, or in another export of this one. Not the speaker of a namesake in this same export
+    (external ids): two Slack users of one workspace may both show as "Sam". Such a second Sam
+    gets a speaker of their own, named by their full name where the app gives a different one
+    ("Sam Park")."""
+    taken = Identity.objects.filter(
+        source_kind=identity.source_kind, external_id__in=namesakes, speaker__isnull=False
+    ).values("speaker_id")
+    name = identity.display_name.strip()
+    existing = (
+        Speaker.objects.filter(display_name__iexact=name)
+        .exclude(pk__in=taken)
+        .order_by("pk")
+        .first()
+    )
+    if existing is not None:
+        return existing
+    full_name = identity.full_name.strip()
+    name_taken = namesakes and Speaker.objects.filter(display_name__iexact=name).exists()
+    if name_taken and full_name and full_name.lower() != name.lower():
+        existing = (
+            Speaker.objects.filter(display_name__iexact=full_name)
+            .exclude(pk__in=taken)
+            .order_by("pk")
+            .first()
+        )
+        return existing or Speaker.create_named(full_name)
+    return Speaker.create_named(name)
 
 
 # -- deleting --------------------------------------------------------------------------------

@@ -279,16 +279,29 @@ def identity_assign(request: HttpRequest, pk: int) -> HttpResponse:
     form = SpeakerChoiceForm(request.POST)
     if not form.is_valid():
         return _speakers_changed(request, _form_error(form), "error")
-    identity.assign_to(form.cleaned_data["speaker"])
-    return _speakers_changed(request, f"{identity} now speaks as {identity.speaker}.")
+    previous = identity.speaker
+    target = form.cleaned_data["speaker"]
+    identity.assign_to(target)
+    message = f"{identity} now speaks as {target}."
+    if previous is not None and previous.opted_out and target and not target.opted_out:
+        # Staff may be correcting a mistake; say what it means for the opt-out.
+        message += (
+            f" {previous} opted out of training; these messages now train as {target}'s."
+            f" Exclude the identity if they are still {previous}'s."
+        )
+    return _speakers_changed(request, message)
 
 
 @staff_required
 @require_POST
 def identity_split(request: HttpRequest, pk: int) -> HttpResponse:
     identity = get_object_or_404(Identity, pk=pk)
+    previous = identity.speaker
     speaker = identity.split_off()
-    return _speakers_changed(request, f"{identity} is now a speaker of their own, {speaker}.")
+    message = f"{identity} is now a speaker of their own, {speaker}."
+    if speaker.opted_out:
+        message += f" It stays opted out of training, as {previous} is."
+    return _speakers_changed(request, message)
 
 
 @staff_required

@@ -119,10 +119,11 @@ def test_speakers_are_named_after_the_first_person_to_write(
     settings,
     workers,  # noqa: F811
 ):
-    """U1 "bob" and U2 "Bob" share one speaker (names match case-insensitively), named after
-    the identity created first. A plain import creates identities at their first message (U2
-    here); the workers' path creates them in sorted external-id order (U1), so the speaker's
-    name differs. Slugs ("bob" / "bob-2" for names that slugify alike) depend on the same order."""
+    """U1 "bob" and U2 "Bob" are two people of one workspace whose names match
+    case-insensitively: the first to write (U2) gets the speaker "Bob", the other one of their
+    own, named by their full name. A plain import creates identities at their first message;
+    the workers' path must create them in the same order, or the names and slugs ("bob" /
+    "bob-2" for names that slugify alike) would swap."""
     users = [User("U1", "bob1", "bob"), User("U2", "bob2", "Bob"), *PEOPLE[2:]]
     path = slack_export(
         tmp_path / "order.zip",
@@ -132,7 +133,7 @@ def test_speakers_are_named_after_the_first_person_to_write(
 
     plain, split, _export = plain_then_split(settings, workers, path)
 
-    assert plain["speakers"] == [("Bob", "bob")]
+    assert plain["speakers"] == [("Bob", "bob"), ("bob1", "bob1")]
     assert split == plain
 
 
