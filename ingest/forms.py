@@ -8,7 +8,7 @@ from pathlib import Path
 from django import forms
 from django.conf import settings
 
-from ingest.models import SourceKind, Speaker
+from ingest.models import Export, SourceKind, Speaker
 from ingest.parsers.detect import PARSERS, detect_kind
 from ingest.parsers.records import ExportError
 from ingest.uploads import too_big_message
@@ -124,23 +124,44 @@ class UploadForm(forms.Form):
 
 
 class RetryForm(forms.Form):
+    """Import a failed or cancelled export's file again, as the same kind or another one (a
+    file read as the wrong kind fails the same way every time)."""
+
+    kind = forms.ChoiceField(required=False, label="Read it as")
     passphrase = forms.CharField(
         required=False,
         label="Backup passphrase",
         widget=forms.PasswordInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
     )
 
-    def __init__(self, *args, needs_passphrase: bool = False, **kwargs) -> None:
+    def __init__(self, *args, export: Export, **kwargs) -> None:
+        kwargs.setdefault("initial", {"kind": export.kind})
         super().__init__(*args, **kwargs)
-        self.needs_passphrase = needs_passphrase
+        self.export = export
+        self.fields["kind"].choices = [("", "Detect automatically"), *available_kinds()]
+        self.needs_passphrase = export.is_signal
 
-    def clean_passphrase(self) -> str:
-        passphrase = self.cleaned_data.get("passphrase", "")
+    def clean(self) -> dict:
+        data = super().clean()
+        kind = data.get("kind") or ""
+        if not kind and self.export.has_file:
+            try:
+                kind = detect_kind(Path(self.export.file.path))
+            except ExportError:
+                kind = ""  # the import says why, on the page
+        data["kind"] = kind
+        self.needs_passphrase = kind == SourceKind.SIGNAL
+        passphrase = data.get("passphrase", "")
         if not self.needs_passphrase:
-            return ""
-        if not passphrase:
-            raise forms.ValidationError(NEEDS_PASSPHRASE)
-        return check_passphrase(passphrase)
+            data["passphrase"] = ""
+        elif not passphrase:
+            self.add_error("passphrase", NEEDS_PASSPHRASE)
+        else:
+            try:
+                data["passphrase"] = check_passphrase(passphrase)
+            except forms.ValidationError as error:
+                self.add_error("passphrase", error)
+        return data
 
 
 class RenameSpeakerForm(forms.Form):

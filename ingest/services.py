@@ -242,7 +242,10 @@ def import_export(
                 reporter.stop()
                 writer.save_summary(note=reporter.snapshot().note)
     except ExportError as error:
-        export.mark_failed(str(error))
+        export.mark_failed(_as_uploaded(str(error), export, path))
+        export.refresh_from_db()
+        if not export.can_retry and not export.keep_file:
+            export.delete_file()  # damaged or foreign: no retry will ever read it
     except ImportCancelled:
         export.mark_cancelled()
     except Exception:
@@ -254,6 +257,18 @@ def import_export(
             export.delete_file()
     export.refresh_from_db()
     return export
+
+
+def _as_uploaded(message: str, export: Export, path: str | Path | None) -> str:
+    """A parser's sentence names the file it read: for an upload, that is the storage's name
+    for it ("slack_82wnvjd.zip" when a "slack.zip" was there before), which the person who
+    uploaded it never chose. Name the file they uploaded instead."""
+    if path is not None or not export.file.name:
+        return message
+    stored = Path(export.file.name).name
+    if stored and stored != export.original_name:
+        message = message.replace(stored, export.original_name)
+    return message
 
 
 def _upload_path(export: Export) -> Path:

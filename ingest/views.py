@@ -119,7 +119,7 @@ def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
             list(export.later_overlaps()[:5]) if export.status == JobStatus.SUCCEEDED else []
         ),
         "earlier": export.earlier_import(),
-        "retry_form": RetryForm(needs_passphrase=export.is_signal),
+        "retry_form": RetryForm(export=export),
         "inline_delete_max": services.INLINE_DELETE_MAX_MESSAGES,
         **extra,
     }
@@ -198,9 +198,11 @@ def export_retry(request: HttpRequest, pk: int) -> HttpResponse:
     if not export.can_retry:
         messages.error(request, "Only a failed or cancelled import whose file is kept can retry.")
         return redirect(export)
-    form = RetryForm(request.POST, needs_passphrase=export.is_signal)
+    form = RetryForm(request.POST, export=export)
     if not form.is_valid():
         return _export_page(request, export, retry_form=form)
+    if form.cleaned_data["kind"] != export.kind:
+        Export.objects.filter(pk=export.pk).update(kind=form.cleaned_data["kind"])
     services.queue_import(export=export, passphrase=form.cleaned_data["passphrase"] or None)
     messages.success(request, "Importing again.")
     return redirect(export)

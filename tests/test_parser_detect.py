@@ -151,6 +151,22 @@ def test_other_databases_and_zips_are_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_zip_cut_short_is_called_incomplete_not_foreign(tmp_path: Path) -> None:
+    whole = build_slack(
+        tmp_path / "slack.zip", users={"U1": "Alice"}, channels={"c": [("U1", "hi")]}
+    )
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(whole.read_bytes()[:600])  # a download that stopped early
+
+    with pytest.raises(ExportError) as error:
+        detect_kind(cut)
+
+    assert str(error.value) == (
+        "This zip file is incomplete: its download or upload was cut short. Download the export "
+        "again and upload the whole file."
+    )
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as error:
         detect_kind(tmp_path / "gone.zip")

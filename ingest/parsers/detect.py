@@ -31,6 +31,11 @@ PARSERS: dict[str, str] = {
 NOT_READABLE = "This file is not an export joe can read: {why}"
 _HEAD = 64 * 1024
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_ZIP_MAGIC = b"PK\x03\x04"
+INCOMPLETE_ZIP = (
+    "This zip file is incomplete: its download or upload was cut short. Download the export "
+    "again and upload the whole file."
+)
 # A WhatsApp line starts with a date and a time, optionally in brackets (iOS) and after LRM marks.
 _WHATSAPP_LINE = re.compile("^" + WHATSAPP_LINE_START, re.M)
 _SIGEXPORT_MD_LINE = re.compile(r"^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] [^:\n]+: ", re.M)
@@ -150,6 +155,8 @@ def detect_kind(path: str | Path) -> str:
         head = stream.read(_HEAD)
     if is_signal_backup(head):
         return "signal"
+    if head.startswith(_ZIP_MAGIC):  # a zip whose end, the directory, is missing
+        raise ExportError(INCOMPLETE_ZIP)
     if head.startswith(_SQLITE_MAGIC):
         if _is_imessage_db(p):
             return "imessage"

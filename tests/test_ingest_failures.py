@@ -1,0 +1,111 @@
+"""What a failed import says and keeps: the uploaded file's own name, and no file that no retry
+will ever read."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import pytest
+from django.urls import reverse
+
+from ingest import services, tasks
+from ingest.models import Export
+from joe_site.jobs import JobStatus
+from tests.signal_writer import FIXTURE_MESSAGES, write_backup
+from tests.test_ingest_support import (
+    PASSPHRASE,
+    slack_export,
+    stored_export,
+    use_tmp_upload_dir,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def uploads(settings, tmp_path):
+    return use_tmp_upload_dir(settings, tmp_path)
+
+
+def test_an_error_names_the_uploaded_file_not_its_name_in_storage(tmp_path):
+    path = tmp_path / "slack.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("channels.json", "[]")  # no users.json
+    stored_export(path)  # an earlier upload of a file of the same name
+    export = stored_export(path, kind="slack")
+    assert export.file.name.rsplit("/", 1)[-1] != "slack.zip"  # the storage renamed it
+
+    export = services.import_export(export_id=export.pk)
+
+    assert export.status == JobStatus.FAILED
+    assert export.error.startswith("slack.zip is not a Slack export: it has no users.json.")
+    assert export.has_file  # a retry can read it (with another kind, say)
+
+
+def test_a_damaged_backup_is_not_kept_for_a_retry_that_cannot_help(tmp_path):
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    path.write_bytes(path.read_bytes()[:-100])  # cut short
+    export = stored_export(path, kind="signal")
+    stored = export.file.path
+
+    export = services.import_export(export_id=export.pk, passphrase=PASSPHRASE)
+
+    assert export.status == JobStatus.FAILED
+    assert export.error.startswith("The backup file is incomplete")
+    assert not export.can_retry and not export.has_file
+    assert not Export.objects.get(pk=export.pk).file
+    assert not os.path.exists(stored)
+
+
+def test_a_wrong_passphrase_keeps_the_file_for_the_retry(tmp_path):
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    export = stored_export(path, kind="signal")
+
+    export = services.import_export(export_id=export.pk, passphrase="9" * 30)
+
+    assert export.status == JobStatus.FAILED and export.can_retry and export.has_file
+
+
+def test_a_damaged_backup_the_admin_asked_to_keep_is_kept(tmp_path):
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    path.write_bytes(path.read_bytes()[:-100])
+    export = stored_export(path, kind="signal", keep_file=True)
+
+    export = services.import_export(export_id=export.pk, passphrase=PASSPHRASE)
+
+    assert export.status == JobStatus.FAILED and export.has_file
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The tasks the pages queue, as (export id, passphrase key), instead of a worker."""
+    calls = []
+    monkeypatch.setattr(
+        tasks.import_export, "apply_async", lambda args, **options: calls.append(tuple(args))
+    )
+    return calls
+
+
+def test_a_file_read_as_the_wrong_kind_can_be_retried_as_another(
+    tmp_path, staff_client, queued, django_capture_on_commit_callbacks
+):
+    path = slack_export(tmp_path / "slack.zip", {"general": [("U1", "hi")]})
+    export = services.import_export(export_id=stored_export(path, kind="whatsapp").pk)
+    assert export.status == JobStatus.FAILED and export.can_retry
+    url = reverse("ingest:export_retry", args=[export.pk])
+    page = staff_client.get(export.get_absolute_url()).content.decode()
+    assert 'name="kind"' in page and "Read it as" in page
+
+    refused = staff_client.post(url, {"kind": "signal"})  # a Signal backup needs its passphrase
+    assert refused.status_code == 200 and queued == []
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(url, {"kind": ""})  # detect automatically
+
+    export.refresh_from_db()
+    assert (export.kind, export.status, queued) == ("slack", JobStatus.QUEUED, [(export.pk, None)])
+    export = services.import_export(export_id=export.pk)
+    assert export.status == JobStatus.SUCCEEDED and export.messages_count == 1
