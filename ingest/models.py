@@ -136,9 +136,10 @@ class Export(Job):
     def summary_lines(self) -> list[str]:
         """The import's result in words, as the export page and `manage.py ingest` print it."""
         lines = [
-            f"{self.messages_count:,} new messages in {self.conversations_count:,} conversations "
-            f"from {self.identities_count:,} people",
-            f"{self.duplicates_count:,} duplicates already imported",
+            f"{_count(self.messages_count, 'new message')} in "
+            f"{_count(self.conversations_count, 'conversation')} from "
+            f"{_count(self.identities_count, 'person', 'people')}",
+            f"{_count(self.duplicates_count, 'duplicate')} already imported",
         ]
         if self.first_message_at and self.last_message_at:
             lines.append(
@@ -152,6 +153,11 @@ class Export(Job):
         if self.file:
             self.file.delete(save=False)
             type(self).objects.filter(pk=self.pk).update(file="")
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    """ "1 conversation", "2 conversations", "1,000 people"."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 class Speaker(models.Model):

@@ -256,7 +256,15 @@ def speaker_rename(request: HttpRequest, pk: int) -> HttpResponse:
         return _speakers_changed(request, _form_error(form), "error")
     old = speaker.display_name
     speaker.rename(form.cleaned_data["display_name"])
-    return _speakers_changed(request, f"Renamed {old} to {speaker.display_name}.")
+    message = f"Renamed {old} to {speaker.display_name}."
+    namesake = Speaker.objects.filter(display_name__iexact=speaker.display_name).exclude(pk=pk)
+    if namesake.exists():
+        # Allowed (two friends may share a name), but the two look alike in every list.
+        message += (
+            f" Another speaker is also called {speaker.display_name}: merge them if they are"
+            " the same friend, or give one a name that tells them apart."
+        )
+    return _speakers_changed(request, message)
 
 
 @staff_required

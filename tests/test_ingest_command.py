@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from ingest.models import Export, Message
-from ingest.parsers.signal_crypto import WRONG_KEY
+from ingest.parsers.signal_crypto import NOT_30_DIGITS, WRONG_KEY
 from joe_site.jobs import JobStatus
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import EMPTY, PASSPHRASE, corpus, slack_export
@@ -34,7 +34,7 @@ def test_command_imports_a_slack_folder_in_place(tmp_path):
     output = ingest(str(folder))
 
     assert "Importing slack (Slack export)" in output
-    assert "2 new messages in 1 conversations from 2 people" in output
+    assert "2 new messages in 1 conversation from 2 people" in output
     assert "0 duplicates already imported" in output
     assert folder.is_dir()  # read in place, never deleted
     export = Export.objects.get()
@@ -53,6 +53,19 @@ def test_command_imports_a_signal_backup_with_a_passphrase_file(tmp_path):
     assert PASSPHRASE not in output
 
 
+def test_command_refuses_a_mistyped_passphrase_before_making_an_export(tmp_path):
+    backup = tmp_path / "signal.backup"
+    write_backup(backup, messages=FIXTURE_MESSAGES)
+    secret = tmp_path / "passphrase.txt"
+    secret.write_text("12345\n")
+
+    with pytest.raises(CommandError) as error:
+        ingest(str(backup), "--passphrase-file", str(secret))
+
+    assert str(error.value) == NOT_30_DIGITS
+    assert not Export.objects.exists()
+
+
 def test_command_says_when_a_file_was_imported_before(tmp_path):
     path = slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]})
     ingest(str(path))
@@ -60,7 +73,7 @@ def test_command_says_when_a_file_was_imported_before(tmp_path):
     output = ingest(str(path))
 
     assert "This file was already imported on" in output
-    assert "0 new messages" in output and "1 duplicates already imported" in output
+    assert "0 new messages" in output and "1 duplicate already imported" in output
 
 
 def test_command_reports_bad_input_and_fails(tmp_path):

@@ -1,9 +1,27 @@
 // joe's small progressive enhancements; every page works without them.
 (function () {
+  // Toasts that say something went wrong stay until dismissed (there may be a lot to read);
+  // the others fade after a few seconds, unless the pointer or focus is on them.
   function fadeToasts(root) {
-    root.querySelectorAll(".toast:not(.fading)").forEach(function (toast) {
-      setTimeout(function () { toast.classList.add("fading"); }, 4000);
-      setTimeout(function () { toast.remove(); }, 4500);
+    root.querySelectorAll(".toast:not([data-handled])").forEach(function (toast) {
+      toast.setAttribute("data-handled", "");
+      if (toast.classList.contains("toast-error")) {
+        toast.setAttribute("role", "alert");
+        var close = document.createElement("button");
+        close.type = "button";
+        close.className = "toast-close";
+        close.setAttribute("aria-label", "Dismiss");
+        close.textContent = "\u00d7";
+        close.addEventListener("click", function () { toast.remove(); });
+        toast.appendChild(close);
+        return;
+      }
+      var fade = function () {
+        if (toast.matches(":hover, :focus-within")) { setTimeout(fade, 2000); return; }
+        toast.classList.add("fading");
+        setTimeout(function () { toast.remove(); }, 500);
+      };
+      setTimeout(fade, 6000);
     });
   }
   document.addEventListener("DOMContentLoaded", function () { fadeToasts(document); });

@@ -89,8 +89,17 @@
         : "Uploaded; checking the file…";
     });
     form.addEventListener("htmx:afterRequest", function (event) {
-      if (!event.detail.successful) {
-        submit.disabled = false;
+      if (event.detail.successful) return;
+      submit.disabled = false;
+      var xhr = event.detail.xhr;
+      var status = xhr ? xhr.status : 0;
+      if (status === 403 || status === 401) {
+        note.textContent = "The upload was refused: your session may have ended. Reload the page, log in again and upload the file again.";
+      } else if (status === 413) {
+        note.textContent = "The file is bigger than the web server in front of joe accepts (its own upload limit, e.g. nginx's client_max_body_size); ask whoever runs the site to raise it.";
+      } else if (status >= 500) {
+        note.textContent = "The server failed while taking the upload (error " + status + "); its log says why. Try again, or ask whoever runs the site.";
+      } else {
         note.textContent = "The upload failed. Check your connection and try again.";
       }
     });

@@ -20,6 +20,7 @@ from ingest.forms import available_kinds
 from ingest.models import Export, SourceKind
 from ingest.parsers.detect import detect_kind
 from ingest.parsers.records import ExportError
+from ingest.parsers.signal_crypto import normalize_passphrase
 from ingest.progress import ImportProgress
 from joe_site.jobs import JobStatus
 
@@ -57,6 +58,11 @@ class Command(BaseCommand):
         except ExportError as error:
             raise CommandError(str(error)) from None
         passphrase = self._passphrase(options["passphrase_file"]) if kind == "signal" else None
+        if passphrase is not None:
+            try:  # a mistyped passphrase fails here, before the export gets a row
+                normalize_passphrase(passphrase)
+            except ExportError as error:
+                raise CommandError(str(error)) from None
         export = Export.objects.create(
             original_name=path.name,
             kind=kind,
@@ -91,6 +97,9 @@ class Command(BaseCommand):
             except KeyboardInterrupt:
                 export.mark_cancelled()
                 raise CommandError("Stopped; nothing was imported.") from None
+            if export.status == JobStatus.SUCCEEDED and bar.total:
+                bar.update(bar.total - bar.n)  # the last report may come before the end
+                bar.set_postfix(messages=f"{export.messages_count:,}")
         if export.status != JobStatus.SUCCEEDED:
             raise CommandError(export.error or "The import did not finish.")
         for line in export.summary_lines():

@@ -1,0 +1,121 @@
+"""In a real browser: the ingest pages for someone on a keyboard or with a screen reader, and
+what a failed upload says."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+
+from ingest.models import Export, Speaker
+from joe_site.jobs import JobStatus
+from tests.conftest import log_in
+from tests.test_ingest_support import import_path, slack_export, use_tmp_upload_dir
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def uploads(settings, tmp_path):
+    return use_tmp_upload_dir(settings, tmp_path / "server")
+
+
+def test_every_aria_describedby_names_an_element_of_the_upload_form(staff_client):
+    page = staff_client.get(reverse("ingest:exports")).content.decode()
+
+    described = re.findall(r'aria-describedby="([^"]+)"', page)
+    assert len(described) >= 4  # the file, kind, passphrase and owner fields
+    ids = set(re.findall(r'\bid="([^"]+)"', page))
+    for names in described:
+        assert set(names.split()) <= ids, names
+
+
+def test_renaming_to_a_name_another_speaker_has_says_so(staff_client, tmp_path):
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    bob = Speaker.objects.get(display_name="Bob")
+
+    response = staff_client.post(
+        reverse("ingest:speaker_rename", args=[bob.pk]),
+        {"display_name": "alice"},
+        headers={"HX-Request": "true"},
+    )
+
+    message = json.loads(response["HX-Trigger"])["toast"]["message"]
+    assert message == (
+        "Renamed Bob to alice. Another speaker is also called alice: merge them if they are the "
+        "same friend, or give one a name that tells them apart."
+    )
+
+
+@pytest.mark.browser
+def test_focus_stays_on_cancel_while_the_running_import_refreshes(new_page, staff, tmp_path):
+    export = Export.objects.create(
+        original_name="big.zip", kind="slack", status=JobStatus.RUNNING, progress_total=10
+    )
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(export.get_absolute_url())
+    page.get_by_role("button", name="Cancel import").focus()
+    swaps = page.evaluate(
+        """() => new Promise(resolve => {
+            let n = 0;
+            document.body.addEventListener("htmx:afterSwap", () => { if (++n === 2) resolve(n); });
+        })"""
+    )
+
+    assert swaps == 2  # the part holding the button was replaced twice meanwhile
+    assert page.evaluate("document.activeElement.textContent") == "Cancel import"
+
+
+@pytest.mark.browser
+def test_an_error_toast_stays_until_dismissed(new_page, staff, tmp_path):
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(reverse("ingest:speakers"))
+    page.fill("#rename-name-" + str(Speaker.objects.get(display_name="Bob").pk), " ")
+    page.evaluate(
+        """() => document.dispatchEvent(new CustomEvent("toast", {detail: {level: "error",
+            message: "Pick two different speakers to merge."}}))"""
+    )
+    toast = page.locator(".toast-error", has_text="Pick two different speakers to merge.")
+    toast.wait_for()
+    assert toast.get_attribute("role") == "alert"
+
+    page.wait_for_timeout(7_000)  # an information toast is gone by now
+
+    assert toast.is_visible()
+    page.get_by_role("button", name="Dismiss").click()
+    assert toast.count() == 0
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (403, "your session may have ended"),
+        (413, "bigger than the web server in front of joe accepts"),
+        (502, "The server failed while taking the upload (error 502)"),
+    ],
+)
+def test_a_failed_upload_says_why(new_page, staff, tmp_path, status, says):
+    path = slack_export(tmp_path / "team.zip", {"general": [("U1", "hi")]})
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(reverse("ingest:exports"))
+    page.route(
+        "**/ingest/",
+        lambda route: (
+            route.fulfill(status=status, body="no")
+            if route.request.method == "POST"
+            else route.continue_()
+        ),
+    )
+    page.set_input_files("input[type=file]", str(path))
+
+    page.click("text=Upload and import")
+
+    page.locator("[data-upload] >> text=" + says).wait_for()
+    assert not Export.objects.exists()
