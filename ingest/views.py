@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
@@ -35,6 +36,8 @@ from joe_site.jobs import JobStatus
 
 # -- exports ---------------------------------------------------------------------------------
 
+EXPORTS_PER_PAGE = 50
+
 
 @csrf_exempt  # CSRF is checked by _exports, after the upload handler is in place
 @sensitive_post_parameters("passphrase")
@@ -59,7 +62,16 @@ def _exports(request: HttpRequest) -> HttpResponse:
             return redirect(export)
         if request.htmx:
             return render(request, "ingest/exports.html#upload_form", {"form": form})
-    context = {"form": form, "exports": Export.objects.select_related("uploaded_by")[:200]}
+    newest_first = Export.objects.select_related("uploaded_by").order_by("-created_at", "-pk")
+    page = Paginator(newest_first, EXPORTS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        # While an import or deletion on this page runs, the list follows it.
+        "any_active": any(e.is_active or e.is_deleting for e in page.object_list),
+    }
+    if request.htmx and request.GET.get("list"):
+        return render(request, "ingest/exports.html#export_list", context)
     return render(request, "ingest/exports.html", context)
 
 

@@ -119,3 +119,33 @@ def test_a_failed_upload_says_why(new_page, staff, tmp_path, status, says):
 
     page.locator("[data-upload] >> text=" + says).wait_for()
     assert not Export.objects.exists()
+
+
+def test_the_exports_list_pages_through_every_export(staff_client, monkeypatch):
+    from ingest import views
+
+    monkeypatch.setattr(views, "EXPORTS_PER_PAGE", 2)
+    for n in range(5):
+        Export.objects.create(original_name=f"e{n}.zip", status=JobStatus.SUCCEEDED)
+    url = reverse("ingest:exports")
+
+    first = staff_client.get(url).content.decode()
+    last = staff_client.get(url, {"page": 3}).content.decode()
+
+    assert "e4.zip" in first and "e3.zip" in first and "e2.zip" not in first
+    assert "1–2 of 5" in first and 'rel="next"' in first and 'rel="prev"' not in first
+    assert "e0.zip" in last and "5–5 of 5" in last and 'rel="next"' not in last
+    assert "hx-trigger" not in first.split('id="export-list"', 1)[1].split(">")[0]  # nothing runs
+
+
+def test_the_exports_list_follows_a_running_import(staff_client):
+    export = Export.objects.create(original_name="big.zip", status=JobStatus.RUNNING)
+    url = reverse("ingest:exports")
+    page = staff_client.get(url).content.decode()
+    assert 'hx-trigger="every 2s"' in page.split('id="export-list"', 1)[1].split(">")[0]
+
+    Export.objects.filter(pk=export.pk).update(status=JobStatus.SUCCEEDED)
+    part = staff_client.get(url, {"list": 1}, headers={"HX-Request": "true"}).content.decode()
+
+    assert part.lstrip().startswith('<section class="card" id="export-list"')
+    assert "Succeeded" in part and "every 2s" not in part  # done: it stops polling
