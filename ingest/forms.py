@@ -69,7 +69,9 @@ class UploadForm(forms.Form):
         required=False,
         max_length=100,
         label="Whose phone is it?",
-        help_text="Signal only. Their messages get this name, so they match them on other apps.",
+        help_text="Signal only. Their messages get this name, so they match them on other apps "
+        "(the first time a backup of this phone is imported; after that, rename them on the "
+        "Speakers page).",
     )
     keep_file = forms.BooleanField(required=False, label="Keep the file after importing")
     include_bots = forms.BooleanField(required=False, label="Import bots' messages too (Slack)")

@@ -145,6 +145,15 @@ def queue_import(
     )
 
 
+def worker_silent(export: Export) -> bool:
+    """Whether a running import's worker has written no progress for HEARTBEAT_STALE: it was
+    most likely killed (on SQLite progress goes through the cache, so this never says so)."""
+    if export.status != JobStatus.RUNNING or connection.vendor == "sqlite":
+        return False
+    heartbeat = export.heartbeat_at
+    return heartbeat is None or timezone.now() - heartbeat > HEARTBEAT_STALE
+
+
 def cancel_import(export: Export) -> None:
     """Ask the worker to stop the import; one whose worker went silent is cancelled at once.
 
@@ -153,10 +162,8 @@ def cancel_import(export: Export) -> None:
     timeout: without this, such an import could be neither cancelled nor deleted for a day.
     Nothing of it was kept either way (its transaction never committed)."""
     export.request_cancel()
-    if export.status != JobStatus.RUNNING:
-        return
-    heartbeat = Export.objects.filter(pk=export.pk).values_list("heartbeat_at", flat=True).first()
-    if heartbeat is None or timezone.now() - heartbeat > HEARTBEAT_STALE:
+    export.refresh_from_db(fields=["heartbeat_at"])
+    if worker_silent(export):
         Export.objects.filter(pk=export.pk, status=JobStatus.RUNNING).update(
             status=JobStatus.CANCELLED,
             finished_at=timezone.now(),

@@ -133,6 +133,7 @@ def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
         "earlier": export.earlier_import(),
         "retry_form": RetryForm(export=export),
         "inline_delete_max": services.INLINE_DELETE_MAX_MESSAGES,
+        "worker_silent": services.worker_silent(export),
         **extra,
     }
     template = "ingest/export.html#job" if request.htmx else "ingest/export.html"

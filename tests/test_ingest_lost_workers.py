@@ -259,3 +259,21 @@ def test_a_worker_killed_mid_import_imports_it_again_when_it_restarts(tmp_path, 
         except subprocess.TimeoutExpired:
             worker.kill()
         _drop_unacked(redis_url, first_task)
+
+
+@pytest.mark.django_db
+def test_the_page_of_an_import_whose_worker_went_silent_says_so(staff_client, tmp_path):
+    if connection.vendor == "sqlite":
+        pytest.skip("on SQLite a running import's progress goes through the cache")
+    export = stored_export(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+    Export.objects.filter(pk=export.pk).update(
+        status=JobStatus.RUNNING, worker_host="default@box", heartbeat_at=timezone.now()
+    )
+    assert 'data-testid="worker-silent"' not in staff_client.get(export.get_absolute_url()).text
+
+    Export.objects.filter(pk=export.pk).update(
+        heartbeat_at=timezone.now() - services.HEARTBEAT_STALE - timedelta(minutes=1)
+    )
+    page = staff_client.get(export.get_absolute_url()).text
+
+    assert 'data-testid="worker-silent"' in page and "most likely stopped" in page
