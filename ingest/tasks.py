@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from ingest import passphrases, services
 from ingest.models import Export
+from joe_site.jobs import restarted_worker
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +63,7 @@ def import_export(self: Task, export_id: int, passphrase_key: str | None = None)
 def requeue_imports_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
     """A worker that starts under a name that still has imports running was killed during
     them: queue those again now rather than wait out the broker's visibility timeout."""
-    queues = getattr(getattr(sender, "app", None), "amqp", None)
-    consuming = queues.queues.consume_from if queues is not None else None
-    if consuming and "default" not in consuming:
-        return  # a GPU-only worker never imports
-    hostname = getattr(sender, "hostname", "")
+    hostname = restarted_worker(sender, "default")  # a GPU-only worker never imports
     if not hostname:
         return
     for export_id in services.requeue_interrupted_imports(worker_host=hostname):

@@ -5,6 +5,8 @@ Pages read a job's state from its row, never from a Celery result backend.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 
@@ -92,3 +94,14 @@ class Job(models.Model):
 
     def cancel_was_requested(self) -> bool:
         return type(self).objects.filter(pk=self.pk, cancel_requested=True).exists()
+
+
+def restarted_worker(sender: Any, queue: str) -> str:
+    """For Celery's ``worker_ready``: the name of the worker that just started, if it consumes
+    ``queue`` ("" otherwise). Jobs still marked running under that name lost their worker: the
+    same name cannot be running them any more."""
+    queues = getattr(getattr(sender, "app", None), "amqp", None)
+    consuming = queues.queues.consume_from if queues is not None else None
+    if consuming and queue not in consuming:
+        return ""
+    return getattr(sender, "hostname", "") or ""

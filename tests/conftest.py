@@ -61,6 +61,18 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def queued(monkeypatch):
+    """The import tasks the pages queue, as (export id, passphrase key), instead of a worker."""
+    from ingest import tasks
+
+    calls = []
+    monkeypatch.setattr(
+        tasks.import_export, "apply_async", lambda args, **options: calls.append(tuple(args))
+    )
+    return calls
+
+
+@pytest.fixture
 def celery_worker_on_redis(redis_url, settings):
     """A real Celery worker thread consuming both queues from Redis, as in production."""
     from celery.contrib.testing.worker import start_worker

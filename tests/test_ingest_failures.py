@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from ingest import services, tasks
+from ingest import services
 from ingest.models import Export
 from joe_site.jobs import JobStatus
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
@@ -78,16 +78,6 @@ def test_a_damaged_backup_the_admin_asked_to_keep_is_kept(tmp_path):
     export = services.import_export(export_id=export.pk, passphrase=PASSPHRASE)
 
     assert export.status == JobStatus.FAILED and export.has_file
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """The tasks the pages queue, as (export id, passphrase key), instead of a worker."""
-    calls = []
-    monkeypatch.setattr(
-        tasks.import_export, "apply_async", lambda args, **options: calls.append(tuple(args))
-    )
-    return calls
 
 
 def test_a_file_read_as_the_wrong_kind_can_be_retried_as_another(

@@ -9,7 +9,6 @@ retry must not run the import with the old attempt's passphrase.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from tests.test_ingest_support import (
     slack_export,
     stored_export,
     use_tmp_upload_dir,
+    worker_env,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,13 @@ def wait_for(predicate, timeout=60.0, every=0.1):
             return True
         time.sleep(every)
     return False
+
+
+def signal_export(tmp_path: Path, **fields) -> Export:
+    path = tmp_path / "signal.backup"
+    if not path.exists():
+        write_backup(path, messages=FIXTURE_MESSAGES)
+    return stored_export(path, kind="signal", **fields)
 
 
 def queued_task(export: Export, captured) -> tuple[str, tuple]:
@@ -74,9 +81,7 @@ def queued_task(export: Export, captured) -> tuple[str, tuple]:
 def test_a_task_queued_before_a_cancel_and_retry_does_not_run_the_old_attempt(
     tmp_path, django_capture_on_commit_callbacks
 ):
-    path = tmp_path / "signal.backup"
-    write_backup(path, messages=FIXTURE_MESSAGES)
-    export = stored_export(path, kind="signal")
+    export = signal_export(tmp_path)
     with django_capture_on_commit_callbacks() as first:
         services.queue_import(export=export, passphrase=WRONG_PASSPHRASE)
     old_id, old_args = queued_task(export, first)
@@ -146,9 +151,7 @@ def test_cancelling_an_import_whose_worker_reports_only_asks_it(tmp_path):
 def test_a_restarted_worker_requeues_only_its_own_interrupted_imports(
     tmp_path, django_capture_on_commit_callbacks
 ):
-    path = tmp_path / "signal.backup"
-    write_backup(path, messages=FIXTURE_MESSAGES)
-    mine = stored_export(path, kind="signal")
+    mine = signal_export(tmp_path)
     with django_capture_on_commit_callbacks():
         services.queue_import(export=mine, passphrase=PASSPHRASE)
     mine.refresh_from_db()
@@ -156,8 +159,8 @@ def test_a_restarted_worker_requeues_only_its_own_interrupted_imports(
     key = passphrases.key_for(mine.pk)
     running = {"status": JobStatus.RUNNING, "heartbeat_at": timezone.now()}
     Export.objects.filter(pk=mine.pk).update(worker_host="default@box", **running)
-    theirs = stored_export(path, kind="signal", worker_host="default@other", **running)
-    cancelled = stored_export(path, kind="signal", worker_host="default@box", **running)
+    theirs = signal_export(tmp_path, worker_host="default@other", **running)
+    cancelled = signal_export(tmp_path, worker_host="default@box", **running)
     cancelled.request_cancel()
 
     with django_capture_on_commit_callbacks() as sent:
@@ -180,11 +183,8 @@ def test_a_restarted_worker_requeues_only_its_own_interrupted_imports(
 def test_a_requeued_signal_import_without_its_passphrase_says_to_retry(
     tmp_path, django_capture_on_commit_callbacks
 ):
-    path = tmp_path / "signal.backup"
-    write_backup(path, messages=FIXTURE_MESSAGES)
-    export = stored_export(
-        path, kind="signal", status=JobStatus.RUNNING, worker_host="default@box"
-    )  # its passphrase expired from the cache meanwhile
+    # Its passphrase expired from the cache meanwhile.
+    export = signal_export(tmp_path, status=JobStatus.RUNNING, worker_host="default@box")
 
     with django_capture_on_commit_callbacks() as sent:
         services.requeue_interrupted_imports(worker_host="default@box")
@@ -216,16 +216,7 @@ def test_a_worker_killed_mid_import_imports_it_again_when_it_restarts(tmp_path, 
         pytest.skip("the worker process needs a database it can share")
     people, stream = synthetic_stream(300_000, channels=4)
     export = stored_export(build_slack(tmp_path / "big.zip", users=people, stream=stream))
-    db = connection.settings_dict
-    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{host}:{port}/{db['NAME']}",
-        "DJANGO_SETTINGS_MODULE": "joe_site.settings",
-        "JOE_DATA_DIR": str(tmp_path),  # its uploads folder is this test's
-        "JOE_INGEST_WORKERS": "0",
-        "REDIS_URL": redis_url,
-    }
+    env = worker_env(tmp_path, JOE_INGEST_WORKERS="0", REDIS_URL=redis_url)
     name = f"default@joe-test-{uuid.uuid4().hex[:8]}"
     command = [sys.executable, "-m", "celery", "-A", "joe_site", "worker", "-P", "solo",
                "-Q", "default", "-n", name, "--loglevel", "WARNING"]  # fmt: skip

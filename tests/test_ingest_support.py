@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.core.files import File
+from django.db import connection
 
 from ingest.models import Conversation, Export, Identity, Message, Speaker
 from ingest.services import import_export
@@ -44,6 +46,19 @@ def stored_export(path: Path, **fields) -> Export:
         export.file.save(path.name, File(stream), save=False)
     export.save()
     return export
+
+
+def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker process run by a test: this test's database, its uploads."""
+    db = connection.settings_dict
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{host}:{port}/{db['NAME']}",
+        "DJANGO_SETTINGS_MODULE": "joe_site.settings",
+        "JOE_DATA_DIR": str(data_dir),  # its uploads folder is this test's
+        **extra,
+    }
 
 
 def import_path(path: Path, **options) -> Export:

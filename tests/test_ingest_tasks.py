@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from tests.test_ingest_support import (
     slack_export,
     stored_export,
     use_tmp_upload_dir,
+    worker_env,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,16 +241,7 @@ def test_a_worker_killed_mid_import_leaves_nothing_and_the_retry_imports_all(tmp
         pytest.skip("parsing processes: PostgreSQL only")
     people, stream = synthetic_stream(60_000, channels=4)
     export = stored_export(build_slack(tmp_path / "big.zip", users=people, stream=stream))
-    db = connection.settings_dict
-    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{host}:{port}/{db['NAME']}",
-        "DJANGO_SETTINGS_MODULE": "joe_site.settings",
-        "JOE_DATA_DIR": str(tmp_path),  # its uploads folder is this test's
-        "JOE_INGEST_WORKERS": workers,
-        "JOE_INGEST_PARALLEL_MIN_BYTES": "0",
-    }
+    env = worker_env(tmp_path, JOE_INGEST_WORKERS=workers, JOE_INGEST_PARALLEL_MIN_BYTES="0")
     code = (
         "import django; django.setup();"
         "from ingest.tasks import import_export;"

@@ -36,16 +36,6 @@ def uploads(settings, tmp_path):
 
 
 @pytest.fixture
-def queued(monkeypatch):
-    """The tasks the pages queue, as (export id, passphrase key), instead of a worker."""
-    calls = []
-    monkeypatch.setattr(
-        tasks.import_export, "apply_async", lambda args, **options: calls.append(tuple(args))
-    )
-    return calls
-
-
-@pytest.fixture
 def slack_zip(tmp_path):
     return slack_export(tmp_path / "slack.zip", {"general": [("U1", "hi"), ("U2", "hello")]})
 

@@ -8,6 +8,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
+from joe_site.jobs import restarted_worker
 from trainer import services
 from trainer.models import TrainingRun
 
@@ -33,11 +34,7 @@ def train_run(self: Any, run_id: int) -> None:
 def resume_runs_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
     """A worker that starts under a name that still owns running runs was killed while training
     them: queue those again at once rather than wait out the broker's visibility timeout."""
-    queues = getattr(getattr(sender, "app", None), "amqp", None)
-    consuming = queues.queues.consume_from if queues is not None else None
-    if consuming and "gpu" not in consuming:
-        return  # a default-queue worker never trains
-    hostname = getattr(sender, "hostname", "")
+    hostname = restarted_worker(sender, "gpu")  # a default-queue worker never trains
     if not hostname:
         return
     for run_id in services.requeue_lost_runs(worker_host=hostname):
