@@ -77,6 +77,10 @@ class ProgressReporter:
         self.cancelled = threading.Event()
         self._last = 0.0
         self._pending: Future | None = None
+        if connection.vendor == "sqlite":
+            # A cancel of an earlier attempt of this export must not stop this one (a retry
+            # within the key's hour would be cancelled at its first report).
+            cache.delete(_cancel_key(self.export_id))
         # SQLite has one writer at a time: the open import transaction would block these writes.
         self._executor = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-progress")

@@ -36,3 +36,13 @@ def test_cancel_reaches_the_import_through_the_cache(as_sqlite, staff_client):
         staff_client.post(f"/ingest/{export.pk}/cancel/")
         with pytest.raises(ImportCancelled):
             reporter.parser_progress(Progress(done=6, total=10, unit="files"))
+
+
+def test_a_cancel_of_an_earlier_attempt_does_not_stop_the_retry(as_sqlite, staff_client):
+    export = Export.objects.create(original_name="big.zip", status=JobStatus.RUNNING)
+    staff_client.post(f"/ingest/{export.pk}/cancel/")  # the first attempt, cancelled
+
+    with ProgressReporter(export, interval=0) as reporter:  # "Import again", within the hour
+        reporter.parser_progress(Progress(done=1, total=10, unit="files"))
+
+    assert not reporter.cancelled.is_set()
