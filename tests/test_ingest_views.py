@@ -566,3 +566,20 @@ def test_the_admin_lists_long_messages_shortened(staff_client, tmp_path):
 )
 def test_progress_notes(done, total, unit, messages, note):
     assert ImportProgress(done, total, unit, messages).note == note
+
+
+def test_the_same_file_again_with_bots_says_it_adds_their_messages(
+    staff_client, slack_zip, queued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(staff_client, slack_zip)
+    run_queued(queued)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(staff_client, slack_zip, include_bots="on")  # still queued: a forecast
+
+    page = staff_client.get(response.url).content.decode()
+    assert (
+        "importing it again adds only the bots' messages, which that import left out, and "
+        "messages deleted since."
+    ) in page
