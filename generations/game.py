@@ -12,6 +12,7 @@ from django.db.models.functions import Length
 
 from generations.models import GameGuess, Snippet
 from ingest.models import Message, Speaker
+from trainer.ml.redaction import redact
 
 MIN_CHARS, MAX_CHARS = 12, 240  # long enough to judge, short enough to read at a glance
 LEADERBOARD_MIN_GUESSES = 5
@@ -34,10 +35,13 @@ def players() -> QuerySet[Speaker]:
 
 
 def _real_messages() -> QuerySet[Message]:
+    # Group conversations only: the other person in a one-to-one chat never agreed to have it
+    # shown to the group, whatever the friend who opted in said.
     return Message.objects.annotate(chars=Length("text")).filter(
         identity__speaker__in=players(),
         identity__excluded=False,
         identity__is_bot=False,
+        conversation__is_group=True,
         chars__gte=MIN_CHARS,
         chars__lte=MAX_CHARS,
     )
@@ -100,7 +104,9 @@ def _fake_round(snippet: Snippet) -> Round:
 
 
 def _real_round(message: Message) -> Round:
-    return Round("real", message.pk, message.identity.speaker, message.text)
+    # Redacted as training redacts (emails, phone numbers, links): the fakes never contain them
+    # either, and the group does not need a friend's phone number to play.
+    return Round("real", message.pk, message.identity.speaker, redact(message.text))
 
 
 def record_guess(*, user, kind: str, pk: int, guessed_fake: bool) -> GameGuess:

@@ -18,7 +18,7 @@ EVAL_TOKENS = 20_000  # per model: enough for a stable perplexity, seconds on a 
 
 
 def _redaction(hyperparameters: dict):
-    from trainer.ml.data import RedactionConfig
+    from trainer.ml.redaction import RedactionConfig
 
     raw = hyperparameters.get("redaction") or {}
     if isinstance(raw, bool):

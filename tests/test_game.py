@@ -140,3 +140,25 @@ def test_fakes_a_prompt_started_are_left_out_and_missing_sides_are_explained(mem
         game.new_round()
     page = member_client.get("/game/").content.decode()
     assert "Come back after the next batch" not in page  # a batch would not help here
+
+
+def test_real_rounds_come_from_group_chats_only_and_are_redacted():
+    alice = make_friend("Alice", opted_in=True, n=0)
+    ident = alice.identities.get()
+    group = Conversation.objects.get(external_id="C")
+    dm = Conversation.objects.create(source_kind="slack", external_id="D1", is_group=False)
+    for i, (conv, text) in enumerate(
+        [
+            (dm, "SECRETDM the door code is 4411, tell nobody"),
+            (group, "call me on +44 20 7946 0958 or mail alice@example.com ok"),
+        ]
+    ):
+        Message.objects.create(
+            conversation=conv, identity=ident, source_kind="slack", external_id=f"m{i}",
+            sent_at=datetime(2024, 1, 2, i, tzinfo=UTC), text=text,
+        )  # fmt: skip
+    rng = random.Random(1)
+
+    reals = {r.text for r in (game.new_round(rng) for _ in range(80)) if r.kind == "real"}
+
+    assert reals == {"call me on <phone> or mail <email> ok"}

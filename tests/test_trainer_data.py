@@ -15,14 +15,13 @@ from trainer.ml.data import (
     IGNORE_INDEX,
     CorpusMessage,
     DataConfig,
-    RedactionConfig,
     build_dataset,
     collate,
     cut_sessions,
     pack,
-    redact,
     split_by_time,
 )
+from trainer.ml.redaction import RedactionConfig, redact
 
 FORMAT = ChatFormat(speakers={"alice": "Alice", "bob": "Bob", "carol": "Carol"})
 T0 = datetime(2024, 3, 1, 18, 0)

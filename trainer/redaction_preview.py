@@ -30,7 +30,7 @@ def redaction_from_post(post) -> dict:
 
 def preview_rows(redaction: dict, limit: int = SHOW) -> tuple[list[dict], int]:
     """Up to `limit` real messages that the settings change, as (before, after) pairs."""
-    from trainer.ml.data import RedactionConfig, Redactor  # torch: only on this staff page
+    from trainer.ml.redaction import RedactionConfig, Redactor
 
     redactor = Redactor(RedactionConfig(**redaction))
     pattern = CANDIDATES
