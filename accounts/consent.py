@@ -41,11 +41,12 @@ def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
 
 @transaction.atomic
 def delete_messages(*, speaker: Speaker) -> int:
-    """Remove every message of the speaker from the corpus; their identities stay excluded so a
-    re-uploaded export cannot bring the messages back into training."""
+    """Remove every message of the speaker from the corpus, for good: their identities stay
+    excluded from training and marked, so that imports skip their messages from now on (a
+    re-uploaded export cannot bring them back)."""
     identities = Identity.objects.filter(speaker=speaker)
     deleted = Message.objects.filter(identity__in=identities).delete_in_sql()
-    identities.update(excluded=True)
+    identities.update(excluded=True, messages_deleted_at=timezone.now())
     mark_runs_trained_on(
         speaker,
         f"{speaker.display_name} deleted their messages after this run was trained on them.",

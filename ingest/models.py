@@ -248,6 +248,9 @@ class Identity(models.Model):
         Speaker, null=True, blank=True, on_delete=models.SET_NULL, related_name="identities"
     )
     excluded = models.BooleanField(default=False, help_text="Never train on this identity")
+    # The friend deleted their messages (accounts.consent.delete_messages): imports skip this
+    # identity's messages from then on, so re-uploading an export cannot bring them back.
+    messages_deleted_at = models.DateTimeField(null=True, blank=True)
     is_bot = models.BooleanField(default=False)
     is_self = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)

@@ -58,6 +58,9 @@ STILL_RUNNING = "This export is still being imported: cancel the import first."
 # A running import whose worker has not written its progress for this long has lost it (the
 # progress is written twice a second while an import runs).
 HEARTBEAT_STALE = timedelta(minutes=5)
+# An identity whose person deleted their messages, in CorpusWriter.identity_ids: skip them.
+ERASED = -1
+ERASED_REASON = "deleted by their author"
 WORKER_SILENT = "Cancelled: its worker had stopped reporting. Nothing of it was kept."
 INTERRUPTED = "The worker stopped during the import; starting again from the beginning."
 STILL_QUEUED = "This export is waiting to be imported: cancel the import first."
@@ -360,6 +363,9 @@ class CorpusWriter:
                 identity_id = identity_ids.get(record.identity_id) or self._identity(
                     record.identity_id
                 )
+                if identity_id == ERASED:  # they deleted their messages: never again
+                    self.skipped[ERASED_REASON] += 1
+                    continue
                 conversation_id = conversation_ids.get(
                     record.conversation_id
                 ) or self._conversation(record.conversation_id)
@@ -383,6 +389,8 @@ class CorpusWriter:
     def _identity(self, external_id: str) -> int:
         self.loader.pause()  # type: ignore[union-attr]
         pk = self.create_identity(external_id)
+        if erased({pk}):
+            pk = ERASED
         self.identity_ids[external_id] = pk
         return pk
 
@@ -433,7 +441,7 @@ class CorpusWriter:
         Export.objects.filter(pk=self.export.pk).update(
             kind=self.kind,
             conversations_count=len(self.conversation_ids),
-            identities_count=len(self.identity_ids),
+            identities_count=sum(pk != ERASED for pk in self.identity_ids.values()),
             messages_count=loader.inserted,
             duplicates_count=loader.duplicates,
             skipped=dict(self.skipped),
@@ -460,6 +468,15 @@ def fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
+
+
+def erased(identity_pks: Iterable[int]) -> set[int]:
+    """Those of these identities whose person deleted their messages (their imports skip them)."""
+    return set(
+        Identity.objects.filter(
+            pk__in=list(identity_pks), messages_deleted_at__isnull=False
+        ).values_list("pk", flat=True)
+    )
 
 
 def _speaker_for(identity: Identity, namesakes: list[str]) -> Speaker:

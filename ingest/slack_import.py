@@ -138,13 +138,19 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
     """Import the plan's export through ``writer`` (inside its transaction, under the import
     lock): the worker processes' rows go to a packed loader, their records to the writer."""
     from ingest.loader import message_loader
-    from ingest.services import fewer_collections
+    from ingest.services import ERASED, erased, fewer_collections
 
     export_id, kind = writer.export.pk, writer.kind
     identity_ids, new_identities = _ids(Identity, kind, [r.external_id for r in plan.identities])
     conversation_ids, new_conversations = _ids(
         Conversation, kind, [r.external_id for r in plan.conversations]
     )
+    # People who deleted their messages: the workers leave those to the importer (they come
+    # back as records), whose writer skips them.
+    gone = erased(identity_ids.values())
+    if gone:
+        writer.identity_ids.update({e: ERASED for e, pk in identity_ids.items() if pk in gone})
+        identity_ids = {e: pk for e, pk in identity_ids.items() if pk not in gone}
     writer.identity_records.update({r.external_id: r for r in plan.identities})
     writer.conversation_records.update({r.external_id: r for r in plan.conversations})
     # Records of unlisted senders go through the writer, which must not create a second row
@@ -167,7 +173,7 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
         if cleaned not in pk_of:
             loader.pause()
             ids, new = _ids(Identity, kind, [external_id])
-            pk_of[cleaned] = ids[external_id]
+            pk_of[cleaned] = ERASED if erased(ids.values()) else ids[external_id]
             new_rows.update(clean_id(e) for e in new)
         return pk_of[cleaned]
 
@@ -250,6 +256,8 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
     for external_id, (_worker, record) in announced.items():
         writer.identity_records[external_id] = record
     for external_id in senders:
+        if writer.identity_ids.get(external_id) == ERASED:
+            continue  # their messages were skipped: not a person of this import
         cleaned = clean_id(external_id)
         if cleaned in new_rows:  # the first of ids alike makes the row
             writer.create_identity(external_id, pk=pk_of[cleaned])

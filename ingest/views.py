@@ -333,6 +333,13 @@ def identity_exclude(request: HttpRequest, pk: int) -> HttpResponse:
     identity = get_object_or_404(Identity, pk=pk)
     form = ExcludeForm(request.POST)
     form.is_valid()
+    if identity.messages_deleted_at and not form.cleaned_data.get("excluded", False):
+        return _speakers_changed(
+            request,
+            f"{identity}'s messages were deleted by their owner: every import skips them and "
+            "they stay out of training.",
+            "error",
+        )
     identity.set_excluded(form.cleaned_data.get("excluded", False))
     verb = "excluded from" if identity.excluded else "included in"
     return _speakers_changed(request, f"{identity} is {verb} training.")

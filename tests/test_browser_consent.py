@@ -67,7 +67,7 @@ def test_friend_claims_opts_out_and_plays(new_page, member, staff, alice_and_her
     friend.goto("/accounts/me/")
     friend.click("text=Opt back in")
     friend.click("text=Allow my real messages in the game")
-    friend.locator("p", has_text="Your real messages can appear").wait_for()
+    friend.locator("p", has_text="Your real messages from group chats can appear").wait_for()
     friend.goto("/game/")
     friend.locator("text=Did Alice really write this?").wait_for()
     friend.click("button:has-text('Real')")

@@ -1,0 +1,98 @@
+"""A friend who deletes their messages deletes them for good: no import brings them back, and
+staff cannot put them back into training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from accounts import consent
+from ingest import services, slack_import
+from ingest.models import Identity, Message, Speaker
+from tests.builders.slack import User
+from tests.test_ingest_support import PEOPLE, import_path, slack_export, use_tmp_upload_dir
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def uploads(settings, tmp_path):
+    return use_tmp_upload_dir(settings, tmp_path)
+
+
+CHANNELS = {
+    "general": [("U1", "hi"), ("U2", "yo"), ("U1", "again"), ("U9", "a guest says hi")],
+    "random": [("U2", "lunch?"), ("U1", "yes")],
+}
+GUEST = User("U9", "guest", "Guest")  # listed in the first export only
+
+
+def erase(name: str) -> int:
+    speaker = Speaker.objects.get(display_name=name)
+    return consent.delete_messages(speaker=speaker)
+
+
+def reimport(tmp_path, name: str, users=PEOPLE):
+    return import_path(slack_export(tmp_path / name, CHANNELS, users=users))
+
+
+@pytest.fixture(params=["plain", "workers"])
+def way(request, settings, monkeypatch):
+    if request.param == "workers":
+        if connection.vendor != "postgresql":
+            pytest.skip("worker processes: PostgreSQL only")
+        settings.JOE_INGEST_WORKERS = "2"
+        settings.JOE_INGEST_PARALLEL_MIN_BYTES = 0
+        monkeypatch.setattr(slack_import, "UNIT_BYTES", 1)
+    else:
+        settings.JOE_INGEST_WORKERS = "0"
+    return request.param
+
+
+def test_a_re_upload_does_not_bring_deleted_messages_back(tmp_path, way):
+    import_path(slack_export(tmp_path / "first.zip", CHANNELS, users=[*PEOPLE, GUEST]))
+    assert erase("Alice") == 3
+    assert erase("Guest") == 1
+
+    # The same workspace again; the guest is no longer in users.json (an unlisted sender now).
+    export = reimport(tmp_path, "again.zip")
+
+    assert not Message.objects.filter(identity__speaker__display_name="Alice").exists()
+    assert not Message.objects.filter(identity__external_id="U9").exists()
+    assert Message.objects.count() == 2  # Bob's, still there from the first import
+    assert export.skipped.get(services.ERASED_REASON) == 4
+    assert export.messages_count == 0 and export.duplicates_count == 2
+    assert export.identities_count == 1  # Bob: the two who deleted theirs are not counted
+    alice = Identity.objects.get(external_id="U1")
+    assert alice.excluded and alice.messages_deleted_at is not None
+
+
+def test_a_new_export_with_more_of_their_messages_skips_them_too(tmp_path, way):
+    import_path(slack_export(tmp_path / "first.zip", {"general": [("U1", "hi")]}))
+    erase("Alice")
+
+    export = reimport(tmp_path, "later.zip")
+
+    assert export.skipped.get(services.ERASED_REASON) == 3
+    assert set(Message.objects.values_list("identity__external_id", flat=True)) == {"U2", "U9"}
+
+
+def test_staff_cannot_include_an_identity_whose_messages_were_deleted(staff_client, tmp_path):
+    import_path(slack_export(tmp_path / "first.zip", CHANNELS))
+    erase("Alice")
+    alice = Identity.objects.get(external_id="U1")
+
+    page = staff_client.get(reverse("ingest:speakers")).content.decode()
+    response = staff_client.post(
+        reverse("ingest:identity_exclude", args=[alice.pk]), {}, headers={"HX-Request": "true"}
+    )
+
+    assert 'data-testid="messages-deleted"' in page
+    assert f'id="exclude-{alice.pk}"' not in page  # no Include button for them
+    toast = json.loads(response["HX-Trigger"])["toast"]
+    assert toast["level"] == "error" and "deleted by their owner" in toast["message"]
+    alice.refresh_from_db()
+    assert alice.excluded
