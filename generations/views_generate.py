@@ -100,19 +100,37 @@ def cancel_batch(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # ------------------------------------------------------------------------------ live (members)
+def _voices(generation: LiveGeneration) -> set[int]:
+    """The speakers a live generation writes as."""
+    return {
+        *(generation.speaker_ids or ()),
+        *([generation.speaker_id] if generation.speaker_id else []),
+    }
+
+
 def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGeneration | None) -> dict:
     if generation is not None:
         live.give_up_if_unclaimed(generation)
     speakers = {s.slug: s for s in Speaker.objects.all()}
+    opted_out = {s.pk: s for s in speakers.values() if s.opted_out}
+    # A friend who opted out has every fake in their voice hidden at once: live ones too (one
+    # still being written is stopped), and they leave the member's recent list.
+    hidden = (
+        [opted_out[pk] for pk in sorted(_voices(generation)) if pk in opted_out]
+        if generation
+        else []
+    )
+    if hidden and generation.is_active and not generation.cancel_requested:
+        generation.request_cancel()
+    recent = LiveGeneration.objects.filter(member=request.user).select_related("speaker")
     return {
         "form": form,
         "generation": generation,
-        "bubbles": live.bubbles(generation.lines, speakers) if generation else [],
+        "hidden_voices": hidden,
+        "bubbles": live.bubbles(generation.lines, speakers) if generation and not hidden else [],
         "waiting_too_long": generation is not None and live.waiting_too_long(generation),
         "no_worker_yet": live.NO_WORKER_YET,
-        "recent": LiveGeneration.objects.filter(member=request.user).select_related("speaker")[
-            :RECENT
-        ],
+        "recent": [g for g in recent[: RECENT * 3] if not _voices(g) & opted_out.keys()][:RECENT],
         "has_model": TrainingRun.active() is not None,
     }
 

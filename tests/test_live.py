@@ -428,3 +428,28 @@ def test_live_generation_end_to_end_on_a_real_worker(member_client, tmp_path, mo
     assert len(growing) >= 3, "the row's text grew while the worker wrote"
     page = member_client.get(response.url)
     assert text_of(generation) and escape(generation.lines[0]["text"]) in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_live_fake_in_a_voice_that_opted_out_is_hidden_at_once(
+    member_client, member, run, friends
+):
+    generation = finished(member, run, friends, text="a brand new thought about saturday")
+    writing = LiveGeneration.objects.create(
+        member=member, run=run, speaker=friends["ann"], status=JobStatus.RUNNING,
+        lines=[{"speaker": "ann", "name": "Ann", "text": "half a sentence"}],
+    )  # fmt: skip
+    url = reverse("generations:live_generation", args=[generation.pk])
+    assert "a brand new thought" in member_client.get(url).content.decode()
+
+    friends["ann"].opted_out = True
+    friends["ann"].save()
+    page = member_client.get(url).content.decode()
+    live_page = member_client.get(LIVE).content.decode()
+    member_client.get(reverse("generations:live_generation", args=[writing.pk]))
+
+    assert "a brand new thought" not in page and "Save to the gallery" not in page
+    assert "Hidden: Ann opted out of joe" in page
+    assert f'href="{url}"' not in live_page  # gone from "Your recent live generations"
+    writing.refresh_from_db()
+    assert writing.cancel_requested  # the worker stops writing it
