@@ -61,8 +61,9 @@ def gallery(request: HttpRequest) -> HttpResponse:
         seed = secrets.randbelow(2**31)
     speakers = selectors.speakers_by_slug()
     speaker = speakers.get(params.get("speaker") or "")
+    opted_out = None  # asked for a voice that opted out: say so rather than show everyone
     if speaker is not None and speaker.opted_out:
-        speaker = None
+        opted_out, speaker = speaker, None
     result = selectors.gallery_page(
         member=request.user, sort=sort, speaker=speaker, page=page, seed=seed, speakers=speakers
     )
@@ -75,6 +76,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "sort": sort,
         "sorts": ranking.SORTS,
         "speaker": speaker,
+        "opted_out": opted_out,
         "speakers": [s for s in speakers.values() if not s.opted_out],
         "page": page,
         "query": urlencode(query),

@@ -105,7 +105,9 @@ class Export(Job):
         if not self.sha256:
             return None
         return (
-            Export.objects.filter(sha256=self.sha256, status=JobStatus.SUCCEEDED)
+            Export.objects.filter(
+                sha256=self.sha256, status=JobStatus.SUCCEEDED, created_at__lte=self.created_at
+            )
             .exclude(pk=self.pk)
             .order_by("created_at")
             .first()

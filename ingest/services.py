@@ -52,6 +52,10 @@ SIGNAL_KEY_GONE = (
     "This Signal backup needs its passphrase, and joe no longer has it (it is kept for an hour "
     "at most and never stored). Retry the import and type it again."
 )
+QUEUE_DOWN = (
+    "joe could not hand this import to its worker: the task queue (Redis) did not answer. "
+    "Check that it is running, then try again."
+)
 FILE_GONE = "The uploaded file is no longer on the server, so there is nothing to import."
 NOT_SUPPORTED_YET = "joe cannot read {label} files yet."
 STILL_RUNNING = "This export is still being imported: cancel the import first."
@@ -143,9 +147,19 @@ def queue_import(
         worker_host="",
         heartbeat_at=None,
     )
-    transaction.on_commit(
-        lambda: tasks.import_export.apply_async((export.pk, key), task_id=task_id)
-    )
+
+    def send() -> None:
+        try:
+            tasks.import_export.apply_async((export.pk, key), task_id=task_id)
+        except Exception:  # the broker did not answer: say so, rather than wait forever
+            log.exception("Could not queue the import of export %s", export.pk)
+            Export.objects.filter(pk=export.pk, celery_task_id=task_id).update(
+                status=JobStatus.FAILED, error=QUEUE_DOWN, finished_at=timezone.now()
+            )
+            if key:
+                passphrases.discard(key)
+
+    transaction.on_commit(send)
 
 
 def worker_silent(export: Export) -> bool:

@@ -339,6 +339,8 @@ def test_batch_page_shows_leaks_to_staff(staff_client, run, fake):
 
     assert "leak ·" in html
     assert "1</strong><span>verbatim leaks" in html
+    count = html.split('data-testid="batch-count">', 1)[1].split("<", 1)[0]
+    assert count == f"{batch.stats.get('kept', 0)} of 1 snippet kept"  # not "1 of 1": none was
 
 
 @pytest.mark.slow

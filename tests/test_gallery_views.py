@@ -104,6 +104,8 @@ def test_opted_out_speaker_vanishes_from_every_page(member_client, member, ann, 
         html = member_client.get(url).content.decode()
         assert "bo was here" not in html, url
     assert member_client.get(f"/s/{gone.pk}/").status_code == 404
+    asked = member_client.get("/gallery/?speaker=bo").content.decode()
+    assert "opted out of joe: fakes in their voice are hidden" in asked  # not silently everyone
 
 
 def test_member_stars_and_unstars(member_client, member, ann):

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from ingest import services
+from ingest import services, tasks
 from ingest.models import Export
 from joe_site.jobs import JobStatus
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
@@ -99,3 +99,22 @@ def test_a_file_read_as_the_wrong_kind_can_be_retried_as_another(
     assert (export.kind, export.status, queued) == ("slack", JobStatus.QUEUED, [(export.pk, None)])
     export = services.import_export(export_id=export.pk)
     assert export.status == JobStatus.SUCCEEDED and export.messages_count == 1
+
+
+def test_an_import_the_queue_would_not_take_fails_saying_so(
+    tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.import_export, "apply_async", broker_down)
+    export = stored_export(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.queue_import(export=export)
+
+    export.refresh_from_db()
+    assert (export.status, export.error) == (JobStatus.FAILED, services.QUEUE_DOWN)
+    assert export.can_retry  # once the queue is back

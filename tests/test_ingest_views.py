@@ -583,3 +583,11 @@ def test_the_same_file_again_with_bots_says_it_adds_their_messages(
         "importing it again adds only the bots' messages, which that import left out, and "
         "messages deleted since."
     ) in page
+
+
+def test_an_export_uploaded_before_another_does_not_call_that_one_earlier(staff_client, slack_zip):
+    first = import_path(slack_zip, sha256="abc")
+    later = import_path(slack_zip, sha256="abc")
+
+    assert later.earlier_import() == first
+    assert first.earlier_import() is None  # the later one is no "earlier import" of it
