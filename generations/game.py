@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Length
 
 from generations.models import GameGuess, Snippet
@@ -58,12 +58,12 @@ def _fake_snippets() -> QuerySet[Snippet]:
 
 
 def _random_row(queryset: QuerySet, rng: random.Random):
-    """A random row without ORDER BY RANDOM(): a random key, then the next row at or after it."""
-    bounds = queryset.aggregate(low=Min("pk"), high=Max("pk"))
-    if bounds["low"] is None:
+    """A row picked uniformly: a random position among them (not a random key, which favours
+    the rows after a gap in the keys, so the same few would come back again and again)."""
+    count = queryset.count()
+    if not count:
         return None
-    pivot = rng.randint(bounds["low"], bounds["high"])
-    return queryset.filter(pk__gte=pivot).order_by("pk").first() or queryset.order_by("pk").first()
+    return queryset.order_by("pk")[rng.randrange(count)]
 
 
 def new_round(rng: random.Random | None = None) -> Round:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -162,3 +163,15 @@ def test_real_rounds_come_from_group_chats_only_and_are_redacted():
     reals = {r.text for r in (game.new_round(rng) for _ in range(80)) if r.kind == "real"}
 
     assert reals == {"call me on <phone> or mail <email> ok"}
+
+
+def test_every_fake_is_about_as_likely_whatever_the_gaps_between_their_keys():
+    alice = make_friend("Alice", opted_in=True)
+    fakes = [Snippet.objects.create(speaker=alice, text=f"{FAKE} number {i}") for i in range(20)]
+    Snippet.objects.filter(pk__in=[f.pk for f in fakes[2:-1]]).delete()  # a gap before the last
+    rng = random.Random(3)
+
+    picked = Counter(game._random_row(game._fake_snippets(), rng).pk for _ in range(400))
+
+    assert len(picked) == 4  # the three left of these and make_friend's own
+    assert min(picked.values()) > 60  # about 100 each; by key it was ~340 for the last one
