@@ -236,6 +236,21 @@ class Snippet(models.Model):
             )
         return bubbles
 
+    @property
+    def hidden_because(self) -> str:
+        """Why members cannot see it, beyond its status: a veto, or a voice that opted out
+        (those hold whatever the status says; "" when neither applies)."""
+        if self.vetoed_at is not None:
+            who = (
+                self.vetoed_by.get_username() if self.vetoed_by else "the friend whose voice it is"
+            )
+            return f"vetoed by {who}"
+        voices = [self.speaker, *self.speakers.all()] if self.speaker_id else self.speakers.all()
+        gone = sorted({s.display_name for s in voices if s is not None and s.opted_out})
+        if gone:
+            return " and ".join(gone) + " opted out"
+        return ""
+
     def voice_names(self, speakers: Mapping[str, Speaker]) -> list[str]:
         """Each voice once, in order of appearance: "AI parody of Ann and Bo"."""
         return list(dict.fromkeys(b.name for b in self.bubbles(speakers)))

@@ -86,3 +86,20 @@ def test_the_snippet_page_offers_the_veto_to_the_friend_whose_voice_it_is(
 
     response = member_client.post(f"/s/{alice_snippet.pk}/veto/", follow=True)
     assert "Vetoed: nobody will see this fake again" in response.content.decode()
+
+
+def test_staff_see_why_members_cannot_see_it_and_no_button_that_cannot_apply(
+    member_client, staff_client, member, alice_snippet
+):
+    page = staff_client.get(f"/s/{alice_snippet.pk}/").content.decode()
+    assert 'data-testid="hidden-because"' not in page  # visible: nothing to explain
+
+    Speaker.objects.filter(slug="alice").update(opted_out=True)
+    page = staff_client.get(f"/s/{alice_snippet.pk}/").content.decode()
+    assert "Members cannot see this snippet: Alice opted out." in page
+
+    Speaker.objects.filter(slug="alice").update(opted_out=False)
+    member_client.post(f"/s/{alice_snippet.pk}/veto/")
+    page = staff_client.get(f"/s/{alice_snippet.pk}/").content.decode()
+    assert f"Members cannot see this snippet: vetoed by {member.username}." in page
+    assert 'value="unhide"' not in page and 'value="publish"' not in page
