@@ -38,3 +38,21 @@ def test_report_after_training_has_both_baselines_fidelity_and_leak_rate(models_
     assert "Held-out perplexity" in page and "<th>Unigram</th>" in page
     assert "of 2 generated messages (chance: 33%" in page
     assert "<strong>1</strong> of 2 snippets shared 8 or more" in page
+
+
+def test_a_report_before_any_snippet_says_so_instead_of_zeroes(staff_client):
+    from tests.test_trainer_runs import finished_run
+
+    run = finished_run(
+        "fresh",
+        report={
+            "fidelity": {"generated": 0, "accuracy": None, "chance": 0.5, "real_accuracy": 0.8},
+            "leaks": {"snippets": 0, "leaks": 0, "threshold": 8, "rate": None},
+        },
+    )
+
+    page = staff_client.get(run.get_absolute_url()).content.decode()
+
+    assert "No generated messages from this run yet" in page
+    assert "No snippets from this run yet." in page
+    assert "of 0 generated" not in page and "0 of 0 snippets" not in page
