@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from generations import votes
-from generations.models import Favourite, Snippet, SnippetStatus
+from generations.models import Favourite, ShareLink, Snippet, SnippetStatus
 from tests.builders.snippets import make_snippet, make_speaker
 
 pytestmark = pytest.mark.django_db
@@ -215,3 +215,12 @@ def test_leaderboards_rank_voices_and_spotters(member_client, member, other_memb
     spotters = html[html.index("Sharpest eye") :]
     assert spotters.index("alice") < spotters.index("bob")
     assert "(+2)" in spotters
+
+
+def test_the_snippet_and_share_pages_have_a_heading(member_client, member, ann):
+    snippet = make_snippet((ann, "pho again"))
+    page = member_client.get(f"/s/{snippet.pk}/").content.decode()
+    assert f'<h1 class="sr-only">Fake message #{snippet.pk}</h1>' in page
+    link = ShareLink.objects.create(snippet=snippet, created_by=member)
+    shared = Client().get(link.get_absolute_url()).content.decode()
+    assert '<h1 class="parody-label" data-testid="parody-label">AI parody of Ann</h1>' in shared
