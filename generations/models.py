@@ -365,7 +365,13 @@ class ShareLink(models.Model):
         return reverse("generations:share", args=[self.token])
 
     def can_revoke(self, user) -> bool:
-        return user.is_staff or (user.pk is not None and user.pk == self.created_by_id)
+        """Staff, whoever made it, and a friend whose voice the snippet is in (who may veto the
+        whole snippet anyway, and should not have to, to stop one public link)."""
+        from generations.consent import can_veto
+
+        if user.is_staff or (user.pk is not None and user.pk == self.created_by_id):
+            return True
+        return can_veto(user, self.snippet)
 
     def revoke(self) -> None:
         if self.revoked_at is None:

@@ -135,7 +135,8 @@ def snippet(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _share_links(request: HttpRequest, snippet: Snippet) -> list[ShareLink]:
     links = ShareLink.objects.filter(snippet=snippet, revoked_at__isnull=True)
-    if not request.user.is_staff:
+    # A friend whose voice it is sees every public link to it, and can revoke them.
+    if not request.user.is_staff and not consent.can_veto(request.user, snippet):
         links = links.filter(created_by=request.user)
     return list(links.select_related("created_by").order_by("-created_at"))
 

@@ -103,3 +103,31 @@ def test_staff_see_why_members_cannot_see_it_and_no_button_that_cannot_apply(
     page = staff_client.get(f"/s/{alice_snippet.pk}/").content.decode()
     assert f"Members cannot see this snippet: vetoed by {member.username}." in page
     assert 'value="unhide"' not in page and 'value="publish"' not in page
+
+
+def test_the_friend_whose_voice_it_is_sees_and_revokes_others_share_links(
+    client, member, other_member, alice_snippet
+):
+    link = ShareLink.objects.create(snippet=alice_snippet, created_by=other_member)
+    client.force_login(member)  # Alice's member; the link is someone else's
+
+    page = client.get(f"/s/{alice_snippet.pk}/").content.decode()
+    assert link.get_absolute_url() in page and f"made by {other_member.username}" in page
+
+    client.post(f"/share-links/{link.pk}/revoke/")
+
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+    alice_snippet.refresh_from_db()
+    assert alice_snippet.vetoed_by is None  # the snippet itself stays in the gallery
+
+
+def test_a_member_cannot_revoke_someone_elses_link_to_another_voice(
+    client, member, other_member, alice_snippet
+):
+    link = ShareLink.objects.create(snippet=alice_snippet, created_by=member)
+    client.force_login(other_member)
+
+    assert client.post(f"/share-links/{link.pk}/revoke/").status_code == 404
+    link.refresh_from_db()
+    assert link.revoked_at is None
