@@ -70,6 +70,10 @@ def test_member_watches_words_arrive_and_saves_to_the_gallery(
     assert seen[-1].startswith("B") and "honestly" in seen[-1]
     assert "/live/" in page.url
     screenshot(page, "live-generated")
+    # Read out once, from a region that stays put; nothing inside the polled part is a live region.
+    announcer = page.locator("[data-testid=live-announcer]")
+    assert announcer.inner_text() == "Done. AI parody: none of this was really said."
+    assert page.locator("#live-stream [role=status], #live-stream [role=alert]").count() == 0
 
     page.click("text=Save to the gallery")
     page.locator("[data-testid=saved]").wait_for()

@@ -10,8 +10,15 @@
       el.hidden = el.getAttribute("data-mode") !== mode;
     });
   }
-  document.addEventListener("DOMContentLoaded", showMode);
-  document.addEventListener("htmx:afterSettle", showMode);
+  // The stream's status line, read out once when it changes (not on every poll).
+  function announce() {
+    var announcer = document.getElementById("live-announcer");
+    var status = document.querySelector("#live-stream [data-announce]");
+    var text = status ? status.textContent.replace(/\s+/g, " ").trim() : "";
+    if (announcer && text && announcer.textContent !== text) announcer.textContent = text;
+  }
+  document.addEventListener("DOMContentLoaded", function () { showMode(); announce(); });
+  document.addEventListener("htmx:afterSettle", function () { showMode(); announce(); });
   document.addEventListener("change", function (event) {
     if (event.target.name === "mode") showMode();
   });
