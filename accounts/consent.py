@@ -42,11 +42,14 @@ def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
 @transaction.atomic
 def delete_messages(*, speaker: Speaker) -> int:
     """Remove every message of the speaker from the corpus, for good: their identities stay
-    excluded from training and marked, so that imports skip their messages from now on (a
-    re-uploaded export cannot bring them back)."""
+    excluded from training and marked, and so does the speaker, so that imports skip their
+    messages from now on (a re-uploaded export cannot bring them back, nor can another app's
+    export where they go by the same name)."""
     identities = Identity.objects.filter(speaker=speaker)
     deleted = Message.objects.filter(identity__in=identities).delete_in_sql()
-    identities.update(excluded=True, messages_deleted_at=timezone.now())
+    now = timezone.now()
+    identities.update(excluded=True, messages_deleted_at=now)
+    Speaker.objects.filter(pk=speaker.pk).update(messages_deleted_at=now)
     mark_runs_trained_on(
         speaker,
         f"{speaker.display_name} deleted their messages after this run was trained on them.",

@@ -176,6 +176,9 @@ class Speaker(models.Model):
     )
     opted_out = models.BooleanField(default=False, db_index=True)
     opted_out_at = models.DateTimeField(null=True, blank=True)
+    # The friend deleted their messages (accounts.consent.delete_messages): an identity that an
+    # import gives this speaker later (the same name on another app or account) is skipped too.
+    messages_deleted_at = models.DateTimeField(null=True, blank=True)
     game_opt_in = models.BooleanField(
         default=False, help_text="Real messages may appear in the Real or fake? game"
     )
@@ -232,7 +235,12 @@ class Speaker(models.Model):
             target.opted_out = target.opted_out or self.opted_out
             target.opted_out_at = target.opted_out_at or self.opted_out_at
             target.game_opt_in = target.game_opt_in and self.game_opt_in
-            target.save(update_fields=["member", "opted_out", "opted_out_at", "game_opt_in"])
+            target.messages_deleted_at = target.messages_deleted_at or self.messages_deleted_at
+            target.save(
+                update_fields=[
+                    "member", "opted_out", "opted_out_at", "game_opt_in", "messages_deleted_at"
+                ]
+            )  # fmt: skip
             self.delete()
         return target
 
@@ -283,10 +291,12 @@ class Identity(models.Model):
         with transaction.atomic():
             previous = self.speaker
             speaker = Speaker.create_named(self.display_name)
-            if previous is not None and previous.opted_out:
-                speaker.opted_out = True
-                speaker.opted_out_at = previous.opted_out_at or timezone.now()
-                speaker.save(update_fields=["opted_out", "opted_out_at"])
+            if previous is not None and (previous.opted_out or previous.messages_deleted_at):
+                speaker.opted_out = previous.opted_out
+                if previous.opted_out:
+                    speaker.opted_out_at = previous.opted_out_at or timezone.now()
+                speaker.messages_deleted_at = previous.messages_deleted_at
+                speaker.save(update_fields=["opted_out", "opted_out_at", "messages_deleted_at"])
             self.assign_to(speaker)
         return speaker
 

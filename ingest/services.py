@@ -427,7 +427,13 @@ class CorpusWriter:
         )
         if created and not identity.is_bot:
             namesakes = self.namesakes(external_id, record.display_name)
-            identity.assign_to(_speaker_for(identity, namesakes))
+            speaker = _speaker_for(identity, namesakes)
+            identity.assign_to(speaker)
+            if speaker.messages_deleted_at is not None:
+                # The friend deleted their messages: this account of theirs is skipped too.
+                Identity.objects.filter(pk=identity.pk).update(
+                    excluded=True, messages_deleted_at=timezone.now()
+                )
         return identity.pk
 
     def _conversation(self, external_id: str) -> int:
@@ -482,6 +488,13 @@ def fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
+
+
+def erased_speaker_names() -> set[str]:
+    """The names (lower case) of the speakers whose friend deleted their messages: a new
+    identity of that name may be given to one of them, and then be skipped too."""
+    named = Speaker.objects.filter(messages_deleted_at__isnull=False)
+    return {name.strip().lower() for name in named.values_list("display_name", flat=True)}
 
 
 def erased(identity_pks: Iterable[int]) -> set[int]:

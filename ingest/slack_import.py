@@ -138,7 +138,7 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
     """Import the plan's export through ``writer`` (inside its transaction, under the import
     lock): the worker processes' rows go to a packed loader, their records to the writer."""
     from ingest.loader import message_loader
-    from ingest.services import ERASED, erased, fewer_collections
+    from ingest.services import ERASED, erased, erased_speaker_names, fewer_collections
 
     export_id, kind = writer.export.pk, writer.kind
     identity_ids, new_identities = _ids(Identity, kind, [r.external_id for r in plan.identities])
@@ -151,6 +151,16 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
     if gone:
         writer.identity_ids.update({e: ERASED for e, pk in identity_ids.items() if pk in gone})
         identity_ids = {e: pk for e, pk in identity_ids.items() if pk not in gone}
+    # New people named like a friend who deleted their messages may become that friend, whose
+    # later accounts are skipped too: the writer creates these when their first message comes
+    # (and knows then), so the workers leave them to it as well.
+    erased_names = erased_speaker_names()
+    suspects = {
+        r.external_id
+        for r in plan.identities
+        if r.external_id in new_identities and r.display_name.strip().lower() in erased_names
+    }
+    identity_ids = {e: pk for e, pk in identity_ids.items() if e not in suspects}
     writer.identity_records.update({r.external_id: r for r in plan.identities})
     writer.conversation_records.update({r.external_id: r for r in plan.conversations})
     # Records of unlisted senders go through the writer, which must not create a second row
@@ -186,8 +196,14 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
                 continue
             messages.append(record)
             named.add(record.conversation_id)
-            if record.identity_id not in writer.identity_ids:
-                writer.identity_ids[record.identity_id] = unlisted(record.identity_id)
+            sender = record.identity_id
+            if sender not in writer.identity_ids and sender not in suspects:
+                first = announced.get(sender)
+                if first is not None and first[1].display_name.strip().lower() in erased_names:
+                    suspects.add(sender)  # the writer creates them, as for a listed suspect
+                    writer.identity_records[sender] = first[1]
+                else:
+                    writer.identity_ids[sender] = unlisted(sender)
         writer.take(messages, reporter)
 
     with (
@@ -256,8 +272,8 @@ def write(plan: Plan, writer: CorpusWriter, reporter: ProgressReporter) -> None:
     for external_id, (_worker, record) in announced.items():
         writer.identity_records[external_id] = record
     for external_id in senders:
-        if writer.identity_ids.get(external_id) == ERASED:
-            continue  # their messages were skipped: not a person of this import
+        if external_id in suspects or writer.identity_ids.get(external_id) == ERASED:
+            continue  # the writer made their row, or skipped their messages
         cleaned = clean_id(external_id)
         if cleaned in new_rows:  # the first of ids alike makes the row
             writer.create_identity(external_id, pk=pk_of[cleaned])

@@ -12,7 +12,7 @@ from django.urls import reverse
 from accounts import consent
 from ingest import services, slack_import
 from ingest.models import Identity, Message, Speaker
-from tests.builders.slack import User
+from tests.builders.slack import User, msg
 from tests.test_ingest_support import PEOPLE, import_path, slack_export, use_tmp_upload_dir
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +96,47 @@ def test_staff_cannot_include_an_identity_whose_messages_were_deleted(staff_clie
     assert toast["level"] == "error" and "deleted by their owner" in toast["message"]
     alice.refresh_from_db()
     assert alice.excluded
+
+
+def test_their_account_in_another_workspace_is_skipped_too(tmp_path, way):
+    """Alice deletes her messages. A second workspace lists her under another user id; a third
+    has her only as a guest that users.json does not list. Both are Alice by name, so both
+    are skipped; Bob is not."""
+    import_path(slack_export(tmp_path / "first.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    erase("Alice")
+    people = [User("UA7", "alice", "Alice"), User("UB8", "bob", "Bob")]
+    guest = msg("UX9", "alice again, as a guest", user_profile={"display_name": "Alice"})
+
+    second = import_path(
+        slack_export(
+            tmp_path / "second.zip",
+            {"team-two": [("UA7", "new workspace, same alice"), ("UB8", "and bob")]},
+            users=people,
+        )
+    )
+    third = import_path(
+        slack_export(
+            tmp_path / "third.zip", {"team-three": [guest, ("UB8", "bob")]}, users=people[1:]
+        )
+    )
+
+    assert second.skipped.get(services.ERASED_REASON) == 1
+    assert third.skipped.get(services.ERASED_REASON) == 1
+    assert set(Message.objects.values_list("identity__external_id", flat=True)) == {"U2", "UB8"}
+    for external_id in ("UA7", "UX9"):
+        account = Identity.objects.get(external_id=external_id)
+        assert account.speaker.display_name == "Alice" and account.messages_deleted_at
+    assert Identity.objects.get(external_id="UB8").speaker.display_name == "Bob"
+    assert Speaker.objects.get(display_name="Alice").messages_deleted_at is not None
+
+
+def test_a_merge_or_a_split_keeps_the_deletion(tmp_path):
+    import_path(slack_export(tmp_path / "first.zip", CHANNELS))
+    erase("Alice")
+    alice, bob = (Speaker.objects.get(display_name=n) for n in ("Alice", "Bob"))
+
+    split = Identity.objects.get(external_id="U1").split_off()
+    merged = Speaker.objects.get(pk=split.pk).merge_into(bob)
+
+    assert split.messages_deleted_at == alice.messages_deleted_at is not None
+    assert merged.pk == bob.pk and merged.messages_deleted_at == alice.messages_deleted_at
