@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
@@ -160,6 +161,28 @@ def queue_import(
                 passphrases.discard(key)
 
     transaction.on_commit(send)
+
+
+def expire_failed_uploads() -> int:
+    """Delete the files of failed and cancelled imports older than JOE_FAILED_UPLOAD_DAYS (a
+    friend's whole phone backup should not sit on the server because a passphrase was
+    mistyped), except those the admin asked to keep; how many went. The worker runs this
+    when it starts and after each import."""
+    cutoff = timezone.now() - timedelta(days=settings.JOE_FAILED_UPLOAD_DAYS)
+    stale = Export.objects.filter(
+        status__in=(JobStatus.FAILED, JobStatus.CANCELLED),
+        keep_file=False,
+        finished_at__lt=cutoff,
+        delete_requested_at__isnull=True,
+    ).exclude(file="")
+    gone = 0
+    for export in stale:
+        export.delete_file()
+        gone += 1
+    if gone:
+        log.info("Deleted the files of %d failed or cancelled imports older than %d days",
+                 gone, settings.JOE_FAILED_UPLOAD_DAYS)  # fmt: skip
+    return gone
 
 
 def worker_silent(export: Export) -> bool:

@@ -57,6 +57,14 @@ def import_export(self: Task, export_id: int, passphrase_key: str | None = None)
         passphrase = None
         if passphrase_key:
             passphrases.discard(passphrase_key)
+        _expire_failed_uploads()
+
+
+def _expire_failed_uploads() -> None:
+    try:
+        services.expire_failed_uploads()
+    except Exception:  # housekeeping: never the reason a task or a worker start fails
+        logger.exception("Could not delete the files of old failed imports")
 
 
 @worker_ready.connect
@@ -66,6 +74,7 @@ def requeue_imports_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
     hostname = restarted_worker(sender, "default")  # a GPU-only worker never imports
     if not hostname:
         return
+    _expire_failed_uploads()
     for export_id in services.requeue_interrupted_imports(worker_host=hostname):
         logger.warning("Export %s was being imported when %s stopped; importing it again",
                        export_id, hostname)  # fmt: skip

@@ -5,6 +5,9 @@ Every action is a plain form post that redirects; htmx requests get the page's p
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -134,6 +137,12 @@ def _export_page(request: HttpRequest, export: Export, **extra) -> HttpResponse:
         "retry_form": RetryForm(export=export),
         "inline_delete_max": services.INLINE_DELETE_MAX_MESSAGES,
         "worker_silent": services.worker_silent(export),
+        # How long the file of a failed or cancelled import waits for a retry.
+        "kept_until": (
+            export.finished_at + timedelta(days=settings.JOE_FAILED_UPLOAD_DAYS)
+            if export.finished_at
+            else None
+        ),
         **extra,
     }
     template = "ingest/export.html#job" if request.htmx else "ingest/export.html"

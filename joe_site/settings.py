@@ -182,6 +182,8 @@ JOE_MAX_UPLOAD_BYTES = env_int("JOE_MAX_UPLOAD_BYTES", 4 * 1024**3)
 # but one, at most 4; 0: none), when its day files hold at least this many bytes uncompressed.
 JOE_INGEST_WORKERS = env_str("JOE_INGEST_WORKERS", "auto")
 JOE_INGEST_PARALLEL_MIN_BYTES = env_int("JOE_INGEST_PARALLEL_MIN_BYTES", 16 * 1024**2)
+# Days the file of a failed or cancelled import is kept for a retry ("keep the file" aside).
+JOE_FAILED_UPLOAD_DAYS = env_int("JOE_FAILED_UPLOAD_DAYS", 7)
 
 # Redis when configured; otherwise a file-based broker and cache that need no server.
 REDIS_URL = env_str("REDIS_URL")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import zipfile
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from ingest import services, tasks
 from ingest.models import Export
@@ -118,3 +120,36 @@ def test_an_import_the_queue_would_not_take_fails_saying_so(
     export.refresh_from_db()
     assert (export.status, export.error) == (JobStatus.FAILED, services.QUEUE_DOWN)
     assert export.can_retry  # once the queue is back
+
+
+def test_files_of_old_failed_imports_are_deleted_unless_kept(tmp_path, settings, staff_client):
+    settings.JOE_FAILED_UPLOAD_DAYS = 7
+    path = slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]})
+    long_ago = timezone.now() - timedelta(days=8)
+    old = stored_export(path, status=JobStatus.FAILED, finished_at=long_ago)
+    kept = stored_export(path, status=JobStatus.CANCELLED, finished_at=long_ago, keep_file=True)
+    recent = stored_export(path, status=JobStatus.FAILED, finished_at=timezone.now())
+    done = stored_export(path, status=JobStatus.SUCCEEDED, finished_at=long_ago, keep_file=True)
+    page = staff_client.get(recent.get_absolute_url()).content.decode()
+    until = (recent.finished_at + timedelta(days=7)).strftime("%-d %b %Y")
+
+    assert services.expire_failed_uploads() == 1
+
+    assert [Export.objects.get(pk=e.pk).has_file for e in (old, kept, recent, done)] == [
+        False, True, True, True,
+    ]  # fmt: skip
+    assert f"The file is still on the server, until {until}" in page
+
+
+def test_the_worker_deletes_them_after_each_import(tmp_path, settings):
+    settings.JOE_FAILED_UPLOAD_DAYS = 7
+    path = slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]})
+    old = stored_export(
+        path, status=JobStatus.FAILED, finished_at=timezone.now() - timedelta(days=30)
+    )
+    fresh = stored_export(path)
+
+    tasks.import_export(fresh.pk)
+
+    assert not Export.objects.get(pk=old.pk).has_file
+    assert Export.objects.get(pk=fresh.pk).status == JobStatus.SUCCEEDED
