@@ -315,6 +315,11 @@ def identity_assign(request: HttpRequest, pk: int) -> HttpResponse:
     target = form.cleaned_data["speaker"]
     identity.assign_to(target)
     message = f"{identity} now speaks as {target}."
+    if target and target.messages_deleted_at and not identity.messages_deleted_at:
+        message += (
+            f" {target} deleted their messages from joe; this identity's are still in the"
+            f" corpus: exclude it, or ask {target} to delete again from their Me page."
+        )
     if previous is not None and previous.opted_out and target and not target.opted_out:
         # Staff may be correcting a mistake; say what it means for the opt-out.
         message += (

@@ -140,3 +140,21 @@ def test_a_merge_or_a_split_keeps_the_deletion(tmp_path):
 
     assert split.messages_deleted_at == alice.messages_deleted_at is not None
     assert merged.pk == bob.pk and merged.messages_deleted_at == alice.messages_deleted_at
+
+
+def test_moving_an_identity_onto_a_friend_who_deleted_their_messages_warns(staff_client, tmp_path):
+    import_path(slack_export(tmp_path / "first.zip", CHANNELS))
+    erase("Alice")
+    bob_identity = Identity.objects.get(external_id="U2")
+    alice = Speaker.objects.get(display_name="Alice")
+
+    response = staff_client.post(
+        reverse("ingest:identity_assign", args=[bob_identity.pk]),
+        {"speaker": alice.pk},
+        headers={"HX-Request": "true"},
+    )
+
+    message = json.loads(response["HX-Trigger"])["toast"]["message"]
+    assert "Alice deleted their messages from joe; this identity's are still in the corpus" in (
+        message
+    )
