@@ -56,3 +56,27 @@ def test_a_report_before_any_snippet_says_so_instead_of_zeroes(staff_client):
     assert "No generated messages from this run yet" in page
     assert "No snippets from this run yet." in page
     assert "of 0 generated" not in page and "0 of 0 snippets" not in page
+
+
+def test_speakers_with_nothing_held_out_are_named_under_the_perplexity_table(staff_client):
+    from ingest.models import Speaker
+    from tests.test_trainer_runs import finished_run
+
+    ann, bo, cy = (
+        Speaker.objects.create(display_name=n, slug=n.lower()) for n in ("Ann", "Bo", "Cy")
+    )
+    row = {"fine_tuned": 9.0, "base_model": 30.0, "unigram": 50.0}
+    run = finished_run(
+        "r",
+        speaker_ids=[ann.pk, bo.pk, cy.pk],
+        report={
+            "perplexity": [
+                {"speaker": "__all__", "name": "", **row},
+                {"speaker": "ann", "name": "Ann", **row},
+            ]
+        },
+    )
+
+    page = staff_client.get(run.get_absolute_url()).content.decode()
+
+    assert "No row for Bo, Cy: none of their messages are in the held-out sessions" in page

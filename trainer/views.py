@@ -11,6 +11,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from accounts.decorators import staff_required
+from ingest.models import Speaker
 from joe_site.jobs import ACTIVE_STATUSES, JobStatus
 from trainer import services
 from trainer.forms import StartRunForm
@@ -87,7 +88,22 @@ def retrain(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _run_context(training_run: TrainingRun) -> dict:
-    return {"run": training_run, "loss_plot": loss_plot_svg(training_run.loss_history)}
+    return {
+        "run": training_run,
+        "loss_plot": loss_plot_svg(training_run.loss_history),
+        "not_held_out": _not_held_out(training_run),
+    }
+
+
+def _not_held_out(training_run: TrainingRun) -> list[str]:
+    """The names of speakers the run trained on that its report's perplexity table has no row
+    for: none of their messages fell in the held-out latest sessions."""
+    rows = (training_run.report or {}).get("perplexity") or []
+    if not rows or not training_run.speaker_ids:
+        return []
+    measured = {row.get("speaker") for row in rows}
+    trained = Speaker.objects.filter(pk__in=training_run.speaker_ids).order_by("display_name")
+    return [s.display_name for s in trained if s.slug not in measured]
 
 
 def _run_live(request: HttpRequest, training_run: TrainingRun) -> HttpResponse:
