@@ -73,21 +73,16 @@ def _recent_batches() -> dict:
     return {"batches": recent, "any_in_progress": any(b.is_active for b in recent)}
 
 
-@staff_required
 def _batch_snippets(batch: GenerationBatch) -> list:
     """The first snippets of a batch, with what their badges need (who vetoed, which voices)."""
     snippets = batch.snippets.select_related("speaker", "vetoed_by").prefetch_related("speakers")
     return list(snippets[:50])
 
 
+@staff_required
 def batch(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(GenerationBatch.objects.select_related("run"), pk=pk)
-    context = {
-        "batch": batch,
-        "snippets": batch.snippets.select_related("speaker", "vetoed_by").prefetch_related(
-            "speakers"
-        )[:50],
-    }
+    context = {"batch": batch, "snippets": _batch_snippets(batch)}
     if request.htmx:
         done = not batch.is_active
         return _partial(request, "generations/batch.html#progress", context, done=done)
@@ -101,12 +96,7 @@ def cancel_batch(request: HttpRequest, pk: int) -> HttpResponse:
     if batch.is_active:
         batch.request_cancel()
     if request.htmx:
-        context = {
-            "batch": batch,
-            "snippets": batch.snippets.select_related("speaker", "vetoed_by").prefetch_related(
-                "speakers"
-            )[:50],
-        }
+        context = {"batch": batch, "snippets": _batch_snippets(batch)}
         return render(request, "generations/batch.html#progress", context)
     if batch.status == JobStatus.CANCELLED and batch.progress_note == NEVER_STARTED:
         messages.success(request, "Cancelled: the batch had not started.")

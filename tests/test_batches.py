@@ -245,8 +245,12 @@ def test_the_batch_task_refreshes_the_runs_leak_report(run, fake, monkeypatch):
 
 
 # ------------------------------------------------------------------------------ pages
-def test_batches_are_staff_only(member_client):
+def test_batches_are_staff_only(member_client, run):
     assert member_client.get(reverse("generations:batches")).status_code == 403
+    batch = new_batch(run)  # a batch's own page and its cancel button too
+    assert member_client.get(reverse("generations:batch", args=[batch.pk])).status_code == 403
+    cancel = reverse("generations:cancel_batch", args=[batch.pk])
+    assert member_client.post(cancel).status_code == 403
 
 
 def test_start_form_defaults_to_the_active_run_and_lists_allowed_speakers(
