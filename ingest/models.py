@@ -137,10 +137,15 @@ class Export(Job):
 
     def summary_lines(self) -> list[str]:
         """The import's result in words, as the export page and `manage.py ingest` print it."""
-        lines = [
-            f"{_count(self.messages_count, 'new message')} in "
+        # The conversations and people are those of the whole file, whether its messages were
+        # new or not: a re-upload adds no message but still holds them.
+        held = (
             f"{_count(self.conversations_count, 'conversation')} from "
-            f"{_count(self.identities_count, 'person', 'people')}",
+            f"{_count(self.identities_count, 'person', 'people')}"
+        )
+        new = _count(self.messages_count, "new message")
+        lines = [
+            f"{new} in {held}" if not self.duplicates_count else f"{new}; the file holds {held}",
             f"{_count(self.duplicates_count, 'duplicate')} already imported",
         ]
         if self.first_message_at and self.last_message_at:

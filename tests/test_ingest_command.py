@@ -73,7 +73,8 @@ def test_command_says_when_a_file_was_imported_before(tmp_path):
     output = ingest(str(path))
 
     assert "This file was already imported on" in output
-    assert "0 new messages" in output and "1 duplicate already imported" in output
+    assert "0 new messages; the file holds 1 conversation from 1 person" in output
+    assert "1 duplicate already imported" in output
 
 
 def test_command_reports_bad_input_and_fails(tmp_path):

@@ -248,6 +248,9 @@ def test_same_file_uploaded_again_says_so(
     assert "slack.zip</a>.</p>" in page  # it has run: no forecast, the numbers say what it did
     second = Export.objects.order_by("-pk").first()
     assert (second.messages_count, second.duplicates_count) == (0, 2)
+    # What the file holds is not mistaken for what was added.
+    assert "new messages</span>" in page
+    assert f"conversation{'' if second.conversations_count == 1 else 's'} in the file" in page
 
 
 def test_a_queued_import_says_what_it_waits_for(staff_client):
