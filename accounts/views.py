@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -24,17 +24,28 @@ def signup(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "accounts/invite_invalid.html", {"state": state}, status=410)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            # Lock the invite so two people racing with one link cannot both get in.
-            locked = Invite.objects.select_for_update().get(pk=invite.pk)
-            if not locked.is_usable:
-                return render(
-                    request, "accounts/invite_invalid.html", {"state": locked.state}, status=410
-                )
-            user = form.save()
-            locked.used_by = user
-            locked.used_at = timezone.now()
-            locked.save(update_fields=["used_by", "used_at"])
+        try:
+            with transaction.atomic():
+                # Lock the invite so two people racing with one link cannot both get in.
+                locked = Invite.objects.select_for_update().get(pk=invite.pk)
+                if not locked.is_usable:
+                    return render(
+                        request,
+                        "accounts/invite_invalid.html",
+                        {"state": locked.state},
+                        status=410,
+                    )
+                user = form.save()
+                locked.used_by = user
+                locked.used_at = timezone.now()
+                locked.save(update_fields=["used_by", "used_at"])
+        except IntegrityError:
+            # Someone else took the name between the form's check and the save (two invites
+            # used at once): the invite is untouched, the form says so like any taken name.
+            form.add_error(
+                "username", form.instance.unique_error_message(type(form.instance), ["username"])
+            )
+            return render(request, "accounts/signup.html", {"form": form, "invite": invite})
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome to joe, {user.username}!")
         return redirect("home")

@@ -64,7 +64,7 @@ DEBUG = env_bool("DEBUG", False)
 # Private data lives here: uploads, checkpoints, the local secret key, the embedded broker.
 # Nothing under it is ever served by the web server.
 DATA_DIR = Path(env_str("JOE_DATA_DIR", str(BASE_DIR / "data"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)  # new: for this user only
 UPLOAD_DIR = DATA_DIR / "uploads"
 MODELS_DIR = DATA_DIR / "models"
 
@@ -104,6 +104,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The container's health check, from 127.0.0.1 over HTTP: before the host check and redirect.
+    "joe_site.middleware.LocalHealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -176,6 +178,9 @@ WHITENOISE_USE_FINDERS = DEBUG
 # Uploads: streamed to temporary files on disk under the data dir, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
+# Private messages: uploaded files and their folders are for the user running joe only.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 JOE_MAX_UPLOAD_BYTES = env_int("JOE_MAX_UPLOAD_BYTES", 4 * 1024**3)
 # A big Slack import on PostgreSQL is parsed by this many worker processes ("auto": one per core
@@ -219,7 +224,10 @@ SECURE_SSL_REDIRECT = _https and env_bool("JOE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = env_int("JOE_HSTS_SECONDS", 31536000 if _https else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("JOE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("JOE_HSTS_PRELOAD", False)
-if env_bool("JOE_BEHIND_PROXY", False):
+# Behind a TLS proxy on this machine: trust its X-Forwarded-Proto, and take a client's address
+# from the last X-Forwarded-For entry (the one the proxy added) for the login throttle.
+JOE_BEHIND_PROXY = env_bool("JOE_BEHIND_PROXY", False)
+if JOE_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
@@ -233,6 +241,10 @@ JOE_LEAK_THRESHOLD = env_int("JOE_LEAK_THRESHOLD", 8)
 JOE_CURATE_BEFORE_PUBLISH = env_bool("JOE_CURATE_BEFORE_PUBLISH", False)
 JOE_LIVE_RATE_LIMIT = env_int("JOE_LIVE_RATE_LIMIT", 20)  # live generations per member per hour
 JOE_INVITE_DAYS = env_int("JOE_INVITE_DAYS", 7)
+# Failed logins (site and admin): a username is locked for one address after this many in a row,
+# and an address for all usernames after 4 times as many, for JOE_LOGIN_LOCK_MINUTES.
+JOE_LOGIN_FAILURES = env_int("JOE_LOGIN_FAILURES", 5)
+JOE_LOGIN_LOCK_MINUTES = env_int("JOE_LOGIN_LOCK_MINUTES", 15)
 JOE_DEFAULT_BASE_MODEL = env_str("JOE_DEFAULT_BASE_MODEL", "smollm2-135m")
 
 # Celery: state lives in database rows, so there is no result backend.

@@ -35,3 +35,24 @@ def test_healthz_names_a_dead_database(client, monkeypatch):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["failed"][0] == "database: OperationalError"
+
+
+def test_the_containers_own_health_check_passes_the_production_checks(client, settings):
+    """compose's health check calls http://127.0.0.1:8000/healthz from inside the container:
+    not a host in ALLOWED_HOSTS, not HTTPS. From anywhere else the usual checks apply."""
+    settings.ALLOWED_HOSTS = ["joe.example.org"]
+    settings.SECURE_SSL_REDIRECT = True
+
+    local = client.get("/healthz", HTTP_HOST="127.0.0.1:8000", REMOTE_ADDR="127.0.0.1")
+    assert local.status_code == 200 and local.json()["status"] == "ok"
+
+    outside = client.get("/healthz", HTTP_HOST="127.0.0.1:8000", REMOTE_ADDR="203.0.113.9")
+    assert outside.status_code == 400  # DisallowedHost
+    forwarded = client.get(
+        "/healthz", HTTP_HOST="evil.test", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="1.2.3.4"
+    )
+    assert forwarded.status_code == 400
+    # Only the health check: any other page from 127.0.0.1 still needs an allowed host.
+    assert client.get("/", HTTP_HOST="127.0.0.1:8000", REMOTE_ADDR="127.0.0.1").status_code == 400
+    proper = client.get("/healthz", HTTP_HOST="joe.example.org", REMOTE_ADDR="203.0.113.9")
+    assert proper.status_code == 301  # to https, as any other page

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import stat
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -78,6 +80,19 @@ def test_uploaded_export_is_stored_hashed_and_queued(
     assert export.size_bytes == slack_zip.stat().st_size
     assert export.file.path.startswith(str(uploads))
     assert queued == [(export.pk, None)]
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["small", "streamed-to-disk"])
+def test_uploaded_files_are_readable_by_joe_alone(
+    staff_client, slack_zip, settings, in_memory, django_capture_on_commit_callbacks
+):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2 if in_memory else 16
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(staff_client, slack_zip)
+
+    path = Path(Export.objects.get().file.path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700  # exports/YYYY/MM, made for it
 
 
 def test_upload_then_import_shows_the_summary(

@@ -85,3 +85,20 @@ def test_member_can_change_password(member_client, member):
     assert response.status_code == 302
     member.refresh_from_db()
     assert member.check_password(PASSWORD)
+
+
+def test_a_name_taken_by_a_simultaneous_signup_is_said_not_a_500(client, staff, monkeypatch):
+    """Two friends sign up with two invites at the same moment, as the same name: the form's check
+    passes for both, and the database refuses the second."""
+    from accounts.forms import SignupForm
+
+    invite = Invite.objects.create(created_by=staff, note="Carol")
+    monkeypatch.setattr(SignupForm, "clean_username", lambda form: form.cleaned_data["username"])
+    get_user_model().objects.create_user(username="carol", password=PASSWORD)  # the other one
+
+    response = signup(client, invite)
+
+    assert response.status_code == 200
+    assert "A user with that username already exists." in response.content.decode()
+    invite.refresh_from_db()
+    assert invite.state == "open" and invite.used_by is None

@@ -127,7 +127,7 @@ def smollm2_folder(cache_dir: Path) -> Path:
         model.load_state_dict(state, strict=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the web and worker processes read it
+        tmp.chmod(0o750)  # mkdtemp: 0700; the web and workers read it (one user or one group)
         try:
             tmp.rename(final)
         except OSError:

@@ -345,7 +345,7 @@ def save_checkpoint(
         dataset.chat_format.save(tmp)
         torch.save(trainer_state, tmp / STATE_FILE)
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
-        tmp.chmod(0o755)  # mkdtemp makes it private; the web process reads it
+        tmp.chmod(0o750)  # mkdtemp: 0700; the web process reads it (same user or group)
         _swap_in(tmp, out_dir / CHECKPOINT_DIR)
     finally:
         if tmp.exists():

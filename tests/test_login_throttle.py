@@ -1,0 +1,125 @@
+"""Failed logins are throttled per username and address, on the login page and the admin's."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from django.test import Client
+
+from accounts import login as throttle
+
+pytestmark = pytest.mark.django_db
+LOGIN = "/accounts/login/"
+
+
+def address() -> str:
+    """An address no other test (or earlier run, the cache may be Redis) has used."""
+    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+def attempt(client: Client, username: str, password: str, at: str, **extra):
+    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=at, **extra)
+
+
+def logged_in(client: Client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+@pytest.fixture(autouse=True)
+def limits(settings):
+    settings.JOE_LOGIN_FAILURES = 5
+    settings.JOE_LOGIN_LOCK_MINUTES = 15
+
+
+def test_a_username_is_locked_for_an_address_after_five_failures(client, member):
+    here = address()
+    for _ in range(5):
+        response = attempt(client, "alice", "wrong", here)
+        assert response.status_code == 200 and "correct username and password" in (
+            response.content.decode()
+        )
+
+    response = attempt(client, "alice", "correct horse 1", here)  # the right one, too late
+
+    assert response.status_code == 429
+    assert "Too many failed logins for this account from your address" in response.content.decode()
+    assert "Try again in 15 minutes" in response.content.decode()
+    assert not logged_in(client)
+    # Elsewhere, alice is not locked out: a stranger cannot lock a friend out of their account.
+    other = Client()
+    assert attempt(other, "alice", "correct horse 1", address()).status_code == 302
+    assert logged_in(other)
+
+
+def test_the_lock_ends_after_its_minutes(client, member, monkeypatch):
+    here = address()
+    for _ in range(5):
+        attempt(client, "ALICE ", "wrong", here)  # a username counts however it is typed
+    assert attempt(client, "alice", "correct horse 1", here).status_code == 429
+
+    later = throttle.time.time() + 15 * 60 + 1
+    monkeypatch.setattr(throttle.time, "time", lambda: later)
+
+    assert attempt(client, "alice", "correct horse 1", here).status_code == 302
+    assert logged_in(client)
+
+
+def test_a_successful_login_clears_the_count(client, member):
+    here = address()
+    for _ in range(4):
+        attempt(client, "alice", "wrong", here)
+    assert attempt(client, "alice", "correct horse 1", here).status_code == 302
+    client.logout()
+    for _ in range(4):
+        attempt(client, "alice", "wrong", here)
+
+    assert attempt(client, "alice", "correct horse 1", here).status_code == 302
+
+
+def test_an_address_trying_many_usernames_is_locked_for_all(client, member, settings):
+    settings.JOE_LOGIN_FAILURES = 2
+    here = address()
+    for n in range(2 * throttle.ADDRESS_FACTOR):
+        attempt(client, f"guess{n}", "wrong", here)  # one try each: no username is locked
+
+    response = attempt(client, "alice", "correct horse 1", here)
+
+    assert response.status_code == 429 and not logged_in(client)
+
+
+def test_the_admin_login_is_throttled_too(client, staff):
+    here = address()
+    for _ in range(5):
+        client.post("/admin/login/", {"username": "staff", "password": "wrong"}, REMOTE_ADDR=here)
+
+    response = client.post(
+        "/admin/login/",
+        {"username": "staff", "password": "correct horse 3", "next": "/admin/"},
+        REMOTE_ADDR=here,
+    )
+
+    assert response.status_code == 200 and not logged_in(client)
+    assert "Too many failed logins" in response.content.decode()
+
+
+def test_behind_the_proxy_the_forwarded_address_counts(client, member, settings):
+    settings.JOE_BEHIND_PROXY = True
+    here, there = address(), address()
+    for _ in range(5):
+        # The proxy appends the client's address; anything before it is the client's own say.
+        attempt(client, "alice", "wrong", "127.0.0.1", HTTP_X_FORWARDED_FOR=f"10.0.0.1, {here}")
+
+    locked = attempt(client, "alice", "correct horse 1", "127.0.0.1", HTTP_X_FORWARDED_FOR=here)
+    spoofed = attempt(
+        client, "alice", "correct horse 1", "127.0.0.1", HTTP_X_FORWARDED_FOR=f"{there}, {here}"
+    )
+    elsewhere = attempt(client, "alice", "correct horse 1", "127.0.0.1", HTTP_X_FORWARDED_FOR=there)
+
+    assert (locked.status_code, spoofed.status_code, elsewhere.status_code) == (429, 429, 302)
+
+
+def test_a_logged_in_member_sent_back_to_the_login_page_goes_home(member_client):
+    response = member_client.get(LOGIN + "?next=/accounts/login/")
+
+    assert response.status_code == 302 and response.url == "/"
