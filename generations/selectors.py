@@ -27,6 +27,19 @@ def speakers_by_slug() -> dict[str, Speaker]:
     return {speaker.slug: speaker for speaker in Speaker.objects.all()}
 
 
+def gallery_voices(speakers: dict[str, Speaker]) -> list[Speaker]:
+    """The voices the gallery can be filtered by: those with a fake on show. Not every name in
+    the corpus: a phone backup brings one-to-one contacts, and staff exclude people from
+    training; members need not see who they are."""
+    visible = Snippet.objects.visible()
+    on_show = Speaker.objects.filter(
+        Exists(visible.filter(speaker_id=OuterRef("pk")))
+        | Exists(visible.filter(speakers=OuterRef("pk")))
+    )
+    ids = set(on_show.values_list("pk", flat=True))
+    return [speaker for speaker in speakers.values() if speaker.pk in ids]
+
+
 def dress(snippets: Iterable[Snippet], speakers: dict[str, Speaker]) -> list[Snippet]:
     """Attach bubbles and the (cached) speaker so drawing a card runs no query."""
     by_pk = {speaker.pk: speaker for speaker in speakers.values()}

@@ -67,6 +67,9 @@ def gallery(request: HttpRequest) -> HttpResponse:
     result = selectors.gallery_page(
         member=request.user, sort=sort, speaker=speaker, page=page, seed=seed, speakers=speakers
     )
+    voices = [s for s in selectors.gallery_voices(speakers) if not s.opted_out]
+    if speaker is not None and speaker not in voices:
+        voices.append(speaker)  # asked for (a link) before any fake of theirs is on show
     query = {"sort": sort, **({"speaker": speaker.slug} if speaker else {})}
     if sort == "random":
         query["seed"] = seed
@@ -77,7 +80,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "sorts": ranking.SORTS,
         "speaker": speaker,
         "opted_out": opted_out,
-        "speakers": [s for s in speakers.values() if not s.opted_out],
+        "speakers": voices,
         "page": page,
         "query": urlencode(query),
         "more_url": f"?{urlencode({**query, 'page': page + 1})}" if result.has_more else "",

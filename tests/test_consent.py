@@ -53,6 +53,24 @@ def test_member_claims_speaker_and_staff_approves(member_client, member, staff_c
     assert "Alice" in page and "<strong>3</strong> of your messages" in page
 
 
+def test_members_are_offered_only_speakers_someone_trains(member_client, member):
+    speakers = make_corpus()
+    contact = Speaker.objects.create(display_name="Carol (contacts)", slug="carol")
+    Identity.objects.create(
+        source_kind="signal", external_id="+1555", display_name="Carol", speaker=contact,
+        excluded=True,
+    )  # fmt: skip
+    Speaker.objects.create(display_name="Nobody", slug="nobody")  # no identity at all
+
+    page = member_client.get("/accounts/me/").content.decode()
+
+    assert "Alice" in page and "Bob" in page
+    assert "Carol (contacts)" not in page and "Nobody" not in page
+    member_client.post("/accounts/me/claim/", {"speaker": contact.pk})
+    assert not SpeakerClaim.objects.exists()  # not a choice, even posted by hand
+    assert speakers["Alice"].member is None
+
+
 def test_staff_links_member_directly(staff_client, member):
     bob = make_corpus()["Bob"]
     staff_client.post("/accounts/claims/", {"member": member.pk, "speaker": bob.pk})

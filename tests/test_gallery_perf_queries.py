@@ -26,7 +26,12 @@ def test_a_page_of_an_indexed_sort_is_one_query(member_client, member, ann, sort
         votes.set_vote(member=member, snippet_id=snippet.pk, value=1 if i % 2 else -1)
     load(member_client, f"/gallery/?sort={sort}")
     again = load(member_client, f"/gallery/?sort={sort}")
-    on_snippets = [sql for sql in again if 'FROM "generations_snippet"' in sql]
+    on_snippets = [
+        sql
+        for sql in again
+        if 'FROM "generations_snippet"' in sql
+        and not sql.startswith('SELECT "ingest_speaker"')  # which voices have a fake on show
+    ]
     assert len(on_snippets) == 1, on_snippets
     assert 'data-testid="upvotes">1<' in member_client.get(f"/gallery/?sort={sort}").text
 

@@ -161,7 +161,7 @@ def test_gallery_queries_do_not_grow_with_page_size(
         votes.set_favourite(member=member, snippet_id=s.pk, starred=bool(i % 3))
     big = load()
     assert small == big, (small, big)
-    assert big <= 9
+    assert big <= 10  # one of them: which voices have a fake on show (the filter)
 
 
 @pytest.mark.parametrize("ceilings", ["as saved", "stale", "fresh"])

@@ -93,6 +93,23 @@ def test_filter_by_speaker(member_client, ann, bo):
     assert "from bo" in html and "from ann" not in html
 
 
+def test_the_voice_filter_lists_only_voices_with_a_fake_on_show(member_client, ann, bo):
+    """Not every name in the corpus: a phone backup's one-to-one contacts, people staff
+    excluded, anyone with no fake on show yet, are no business of the gallery."""
+    make_snippet((ann, "from ann"))
+    make_speaker("Carol (contacts)")  # in the corpus, never in a fake
+    make_snippet((bo, "hidden one"), status=SnippetStatus.HIDDEN)
+
+    options = member_client.get("/gallery/").context["speakers"]
+    assert [s.display_name for s in options] == ["Ann"]
+
+    make_snippet((ann, "together"), (bo, "yes"))  # a voice in a conversation counts too
+    options = member_client.get("/gallery/").context["speakers"]
+    assert sorted(s.display_name for s in options) == ["Ann", "Bo"]
+    html = member_client.get("/gallery/").content.decode()
+    assert "Carol (contacts)" not in html
+
+
 def test_opted_out_speaker_vanishes_from_every_page(member_client, member, ann, bo):
     gone = make_snippet((bo, "bo was here"))
     make_snippet((ann, "ann stays"))
