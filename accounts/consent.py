@@ -68,12 +68,51 @@ class AlreadyLinked(Exception):
     """The speaker belongs to a member: it moves only after an explicit unlink."""
 
 
+class OptOutOfSomeoneElse(Exception):
+    """The speaker was opted out by a member staff later unlinked: linking it to someone else
+    would let them opt it back in, so staff say explicitly that they may."""
+
+
+def earlier_holders(speaker: Speaker, *, besides=None) -> list[str]:
+    """The members who held this speaker before staff unlinked them (other than ``besides``)."""
+    claims = SpeakerClaim.objects.filter(
+        speaker_id=speaker.pk, status=SpeakerClaim.Status.UNLINKED
+    ).select_related("member")
+    names = [c.member.username for c in claims if besides is None or c.member_id != besides.pk]
+    return sorted(set(names))
+
+
+def opt_out_at_stake(speaker: Speaker, member) -> str:
+    """Why linking ``speaker`` to ``member`` needs staff's say-so ("" when it does not)."""
+    if not speaker.opted_out:
+        return ""
+    holders = earlier_holders(speaker, besides=member)
+    if not holders:
+        return ""
+    return (
+        f"{speaker} is opted out, and was held by {', '.join(holders)} before staff unlinked "
+        f"them: linked to {member}, it would be theirs to opt back in. Do so only if {member} "
+        "is that friend."
+    )
+
+
 @transaction.atomic
 def link_speaker(
-    *, speaker: Speaker, member, staff_user, claim: SpeakerClaim | None = None
+    *,
+    speaker: Speaker,
+    member,
+    staff_user,
+    claim: SpeakerClaim | None = None,
+    opt_out_confirmed: bool = False,
 ) -> None:
     """Give a free speaker to a member (a direct link, or an approved claim); the other claims
-    waiting for it are turned down: one speaker, one member. Raises AlreadyLinked."""
+    waiting for it are turned down: one speaker, one member. Raises AlreadyLinked, and
+    OptOutOfSomeoneElse unless ``opt_out_confirmed`` where opt_out_at_stake says why."""
+    speaker = Speaker.objects.select_for_update().get(pk=speaker.pk)
+    if not opt_out_confirmed and speaker.member_id is None:
+        reason = opt_out_at_stake(speaker, member)
+        if reason:
+            raise OptOutOfSomeoneElse(reason)
     if not Speaker.objects.filter(pk=speaker.pk, member__isnull=True).update(member=member):
         raise AlreadyLinked(ALREADY_LINKED)  # checked and written at once: two staff can't race
     SpeakerClaim.objects.filter(speaker_id=speaker.pk, status=SpeakerClaim.Status.PENDING).exclude(
@@ -90,17 +129,35 @@ def unlink_speaker(*, speaker: Speaker, staff_user):
     if member is None:
         return None
     Speaker.objects.filter(pk=speaker.pk).update(member=None)
-    SpeakerClaim.objects.filter(
+    now = timezone.now()
+    unlinked = SpeakerClaim.objects.filter(
         speaker_id=speaker.pk, member=member, status=SpeakerClaim.Status.APPROVED
-    ).update(status=SpeakerClaim.Status.UNLINKED, decided_by=staff_user, decided_at=timezone.now())
+    ).update(status=SpeakerClaim.Status.UNLINKED, decided_by=staff_user, decided_at=now)
+    if not unlinked:  # linked directly by staff, with no claim: keep the history all the same
+        SpeakerClaim.objects.create(
+            member=member,
+            speaker_id=speaker.pk,
+            status=SpeakerClaim.Status.UNLINKED,
+            decided_by=staff_user,
+            decided_at=now,
+        )
     return member
 
 
 @transaction.atomic
-def decide_claim(*, claim: SpeakerClaim, approve: bool, staff_user) -> None:
-    """Raises AlreadyLinked (and decides nothing) for a claim on a speaker someone holds."""
+def decide_claim(
+    *, claim: SpeakerClaim, approve: bool, staff_user, opt_out_confirmed: bool = False
+) -> None:
+    """Raises AlreadyLinked or OptOutOfSomeoneElse (and decides nothing) where link_speaker
+    does."""
     if approve:
-        link_speaker(speaker=claim.speaker, member=claim.member, staff_user=staff_user, claim=claim)
+        link_speaker(
+            speaker=claim.speaker,
+            member=claim.member,
+            staff_user=staff_user,
+            claim=claim,
+            opt_out_confirmed=opt_out_confirmed,
+        )
     claim.status = SpeakerClaim.Status.APPROVED if approve else SpeakerClaim.Status.REJECTED
     claim.decided_by = staff_user
     claim.decided_at = timezone.now()

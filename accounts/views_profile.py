@@ -36,6 +36,11 @@ class LinkForm(forms.Form):
         queryset=Speaker.objects.filter(member__isnull=True).order_by("display_name"),
         error_messages={"invalid_choice": consent.ALREADY_LINKED},
     )
+    opt_out_confirmed = forms.BooleanField(
+        required=False,
+        label="They may undo an earlier holder's opt-out",
+        help_text="Needed only for an opted-out speaker that staff unlinked from someone else.",
+    )
 
 
 def _own_speaker(request: HttpRequest, pk: int) -> Speaker:
@@ -109,16 +114,30 @@ def claims(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and link_form.is_valid():
         speaker, member = link_form.cleaned_data["speaker"], link_form.cleaned_data["member"]
         try:
-            consent.link_speaker(speaker=speaker, member=member, staff_user=request.user)
+            consent.link_speaker(
+                speaker=speaker,
+                member=member,
+                staff_user=request.user,
+                opt_out_confirmed=link_form.cleaned_data["opt_out_confirmed"],
+            )
         except consent.AlreadyLinked as error:
             link_form.add_error("speaker", str(error))
+        except consent.OptOutOfSomeoneElse as error:
+            link_form.add_error("opt_out_confirmed", str(error))
         else:
             messages.success(request, f"Linked {speaker} to {member}.")
             return redirect("claims")
-    context = {
-        "pending": SpeakerClaim.objects.filter(status=SpeakerClaim.Status.PENDING).select_related(
+    pending = list(
+        SpeakerClaim.objects.filter(status=SpeakerClaim.Status.PENDING).select_related(
             "member", "speaker"
-        ),
+        )
+    )
+    for pending_claim in pending:
+        pending_claim.at_stake = consent.opt_out_at_stake(
+            pending_claim.speaker, pending_claim.member
+        )
+    context = {
+        "pending": pending,
         "linked": Speaker.objects.filter(member__isnull=False).select_related("member"),
         "link_form": link_form,
         "unlinked_count": Speaker.objects.filter(Q(member__isnull=True)).count(),
@@ -149,9 +168,17 @@ def decide_claim(request: HttpRequest, pk: int) -> HttpResponse:
     claim_obj = get_object_or_404(SpeakerClaim, pk=pk, status=SpeakerClaim.Status.PENDING)
     approve = request.POST.get("decision") == "approve"
     try:
-        consent.decide_claim(claim=claim_obj, approve=approve, staff_user=request.user)
+        consent.decide_claim(
+            claim=claim_obj,
+            approve=approve,
+            staff_user=request.user,
+            opt_out_confirmed=request.POST.get("opt_out_confirmed") == "1",
+        )
     except consent.AlreadyLinked:
         messages.error(request, f"{claim_obj.speaker} is linked already: unlink it first.")
+        return redirect("claims")
+    except consent.OptOutOfSomeoneElse as error:
+        messages.error(request, f"Not approved: {error} Tick the box beside Approve to do so.")
         return redirect("claims")
     messages.success(request, "Claim approved." if approve else "Claim rejected.")
     return redirect("claims")

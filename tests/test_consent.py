@@ -127,6 +127,64 @@ def test_approving_a_claim_never_moves_a_linked_speaker(
     assert bob.member == other_member and waiting.status == SpeakerClaim.Status.PENDING
 
 
+def test_a_new_holder_may_undo_an_earlier_holders_opt_out_only_if_staff_say_so(
+    member_client, member, other_member, staff_client
+):
+    """Alice held Bob and opted out; staff unlinked her. Giving Bob to someone else would let
+    them opt back in: staff see that, and approve it only explicitly."""
+    from django.test import Client
+
+    bob = make_corpus()["Bob"]
+    member_client.post("/accounts/me/claim/", {"speaker": bob.pk})
+    staff_client.post(
+        f"/accounts/claims/{SpeakerClaim.objects.get().pk}/decide/", {"decision": "approve"}
+    )
+    member_client.post(f"/accounts/me/speakers/{bob.pk}/opt-out/", {"opted_out": "1"})
+    staff_client.post(f"/accounts/speakers/{bob.pk}/unlink/")
+    mallory = Client()
+    mallory.force_login(other_member)
+    mallory.post("/accounts/me/claim/", {"speaker": bob.pk})
+    claim = SpeakerClaim.objects.get(member=other_member)
+
+    page = staff_client.get("/accounts/claims/").content.decode()
+    assert 'data-testid="opt-out-at-stake"' in page and "held by alice" in page
+    response = staff_client.post(
+        f"/accounts/claims/{claim.pk}/decide/", {"decision": "approve"}, follow=True
+    )
+    assert "Not approved: Bob is opted out" in response.content.decode()
+    bob.refresh_from_db()
+    claim.refresh_from_db()
+    assert bob.member is None and claim.status == SpeakerClaim.Status.PENDING
+
+    staff_client.post(
+        f"/accounts/claims/{claim.pk}/decide/",
+        {"decision": "approve", "opt_out_confirmed": "1"},
+    )
+    bob.refresh_from_db()
+    assert bob.member == other_member and bob.opted_out  # still out until they opt back in
+
+
+def test_a_direct_link_of_someone_elses_opted_out_speaker_asks_too(
+    member, other_member, staff_client
+):
+    alice = make_corpus()["Alice"]
+    staff_client.post("/accounts/claims/", {"member": member.pk, "speaker": alice.pk})
+    Speaker.objects.filter(pk=alice.pk).update(opted_out=True)
+    staff_client.post(f"/accounts/speakers/{alice.pk}/unlink/")  # no claim: history all the same
+
+    page = staff_client.post(
+        "/accounts/claims/", {"member": other_member.pk, "speaker": alice.pk}
+    ).content.decode()
+    assert "held by alice before staff unlinked them" in page
+    assert Speaker.objects.get(pk=alice.pk).member is None
+
+    staff_client.post(
+        "/accounts/claims/",
+        {"member": other_member.pk, "speaker": alice.pk, "opt_out_confirmed": "on"},
+    )
+    assert Speaker.objects.get(pk=alice.pk).member == other_member
+
+
 def test_an_unlink_shows_on_the_members_page_and_says_who(
     member_client, member, staff_client, staff
 ):
