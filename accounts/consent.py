@@ -87,12 +87,16 @@ def opt_out_at_stake(speaker: Speaker, member) -> str:
     if not speaker.opted_out:
         return ""
     holders = earlier_holders(speaker, besides=member)
-    if not holders:
-        return ""
+    if not holders and earlier_holders(speaker) and member is not None:
+        return ""  # they held it themselves: their own opt-out, given back
+    by = (
+        f"was held by {', '.join(holders)} before staff unlinked them"
+        if holders
+        else "its earlier holder is not known (an account since deleted, say)"
+    )
     return (
-        f"{speaker} is opted out, and was held by {', '.join(holders)} before staff unlinked "
-        f"them: linked to {member}, it would be theirs to opt back in. Do so only if {member} "
-        "is that friend."
+        f"{speaker} is opted out, and {by}: linked to {member}, it would be theirs to opt back "
+        f"in. Do so only if {member} is that friend."
     )
 
 

@@ -24,8 +24,12 @@ class Invite(models.Model):
     note = models.CharField(
         max_length=100, blank=True, help_text="Who it is for (only staff see it)"
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invites_created"
+    created_by = models.ForeignKey(  # the invites a staff member made outlive their account
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="invites_created",
     )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(default=_default_expiry)

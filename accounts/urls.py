@@ -24,6 +24,7 @@ urlpatterns = [
     path("me/speakers/<int:pk>/opt-out/", views_profile.opt_out, name="opt_out"),
     path("me/speakers/<int:pk>/game/", views_profile.game_opt_in, name="game_opt_in"),
     path("me/speakers/<int:pk>/delete/", views_profile.delete_messages, name="delete_messages"),
+    path("me/delete-account/", views_profile.delete_account, name="delete_account"),
     path("claims/", views_profile.claims, name="claims"),
     path("claims/<int:pk>/decide/", views_profile.decide_claim, name="decide_claim"),
     path("speakers/<int:pk>/unlink/", views_profile.unlink, name="unlink_speaker"),

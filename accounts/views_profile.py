@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
 from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -182,3 +182,49 @@ def decide_claim(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("claims")
     messages.success(request, "Claim approved." if approve else "Claim rejected.")
     return redirect("claims")
+
+
+class DeleteAccountForm(forms.Form):
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="To be sure it is you.",
+    )
+
+    def __init__(self, user, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("That is not your password.")
+        return password
+
+
+def _last_admin(user) -> bool:
+    """Whether deleting ``user`` would leave nobody able to run the site."""
+    if not user.is_superuser:
+        return False
+    others = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk)
+    return not others.exists()
+
+
+def delete_account(request: HttpRequest) -> HttpResponse:
+    """A member deletes their own account (their speaker and its messages stay, see the page)."""
+    user = request.user
+    last_admin = _last_admin(user)
+    form = DeleteAccountForm(user, request.POST or None)
+    if request.method == "POST" and not last_admin and form.is_valid():
+        username = user.get_username()
+        logout(request)
+        user.delete()
+        messages.success(request, f"The account {username} is deleted.")
+        return redirect("login")
+    context = {
+        "form": form,
+        "last_admin": last_admin,
+        "speakers": Speaker.objects.filter(member=user),
+    }
+    return render(request, "accounts/delete_account.html", context)

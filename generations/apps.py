@@ -7,4 +7,4 @@ class GenerationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Celery's autodiscovery only imports tasks.py; the report task lives beside its code.
-        from generations import report  # noqa: F401
+        from generations import members, report  # noqa: F401 (members: its signals)

@@ -110,3 +110,29 @@ def set_favourite(*, member, snippet_id: int, starred: bool) -> Snippet:
         Favourite.objects.filter(user=member, snippet=snippet).delete()
     snippet.is_favourite = starred
     return snippet
+
+
+def recount(snippet_ids: Iterable[int]) -> None:
+    """Vote counts, views and scores of these snippets from the votes and impressions left: after
+    a member's account is deleted, say, whose votes and impressions went with it."""
+    ids = sorted(set(snippet_ids))
+    if not ids:
+        return
+    seen = (
+        Impression.objects.filter(snippet_id=OuterRef("pk"))
+        .order_by()
+        .values("snippet_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    with transaction.atomic():
+        rows = Snippet.objects.filter(pk__in=ids)
+        rows.update(views=Coalesce(Subquery(seen, output_field=IntegerField()), Value(0)))
+        ups, downs = _vote_count(1), _vote_count(-1)
+        rows.update(
+            upvotes=ups,
+            downvotes=downs,
+            score=ups - downs,
+            best=ranking.wilson_lower_bound(ups, Greatest(F("views"), ups + downs)),
+            hot_ceiling=ranking.hot_ceiling(timezone.now(), score=ups - downs),
+        )
