@@ -336,7 +336,9 @@ def test_a_live_worker_keeps_its_run(models_dir):
     TrainingRun.objects.filter(pk=run.pk).update(
         status=JobStatus.RUNNING, worker_host="celery@gpu1", heartbeat_at=datetime.now(UTC)
     )
-    again = services.execute_run(run.pk, worker_host="celery@gpu2")
+    with pytest.raises(services.RunBusy):  # the task tries again later (test_trainer_lost_workers)
+        services.execute_run(run.pk, worker_host="celery@gpu2")
+    again = TrainingRun.objects.get(pk=run.pk)
     assert again.status == JobStatus.RUNNING and again.worker_host == "celery@gpu1"
 
 
@@ -393,6 +395,7 @@ def test_run_page_shows_progress_plot_data_and_report(staff_client):
         tokens_per_second=1234.5,
         eta_seconds=95,
         worker_host="celery@gpu1",
+        heartbeat_at=timezone.now(),
         device="NVIDIA H100",
         resumed_from_step=20,
         hyperparameters=services.resolved_hyperparameters({}),

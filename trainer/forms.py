@@ -18,6 +18,15 @@ BASE_CHOICES = [
 ]
 SCHEDULES = [("cosine", "Cosine"), ("linear", "Linear"), ("constant", "Constant")]
 
+# Upper bounds no real fine-tune of a GPT-2 class model comes near, that stop a typo from queueing
+# a run that could never finish. A few hundred to a few thousand steps, 8k-100k tokens per step and
+# a learning rate of 1e-5 to 5e-4 are typical.
+MAX_STEPS = 200_000
+MAX_LR = 0.01
+# batch size x gradient accumulation x window length: 2**22, eight times the tokens per step of
+# GPT-2's own pretraining (512 x 1024); 64 x 64 x 1024 just fits.
+MAX_TOKENS_PER_STEP = 4_194_304
+
 
 def _default_base() -> tuple[str, str]:
     default = settings.JOE_DEFAULT_BASE_MODEL
@@ -37,7 +46,15 @@ class StartRunForm(forms.Form):
         required=False,
         help_text="e.g. distilgpt2, HuggingFaceTB/SmolLM2-360M, /srv/models/my-model",
     )
-    max_steps = forms.IntegerField(min_value=1, max_value=1_000_000)
+    max_steps = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_STEPS,
+        help_text=f"Optimizer steps, up to {MAX_STEPS:,}: a fine-tune needs hundreds to thousands.",
+        error_messages={
+            "max_value": f"At most {MAX_STEPS:,} steps: a fine-tune on a group chat stops "
+            "improving long before that."
+        },
+    )
     batch_size = forms.IntegerField(
         min_value=1, max_value=512, help_text="Windows per micro-batch."
     )
@@ -45,9 +62,21 @@ class StartRunForm(forms.Form):
         label="Gradient accumulation",
         min_value=1,
         max_value=256,
-        help_text="Micro-batches per optimizer step.",
+        help_text=(
+            "Micro-batches per optimizer step. Batch size × accumulation × window length is the "
+            f"tokens per step: at most {MAX_TOKENS_PER_STEP:,}."
+        ),
     )
-    lr = forms.FloatField(label="Learning rate", min_value=1e-7, max_value=1.0)
+    lr = forms.FloatField(
+        label="Learning rate",
+        min_value=1e-7,
+        max_value=MAX_LR,
+        help_text=f"Up to {MAX_LR}; fine-tuning usually wants 0.00001 to 0.0005.",
+        error_messages={
+            "max_value": f"At most {MAX_LR}: a higher learning rate wrecks a pretrained model "
+            "within a few steps."
+        },
+    )
     schedule = forms.ChoiceField(choices=SCHEDULES)
     warmup_steps = forms.IntegerField(min_value=0, max_value=100_000)
     window_len = forms.IntegerField(
@@ -93,6 +122,18 @@ class StartRunForm(forms.Form):
                 f"Warm-up must end before the run does (under {steps:,} steps): the learning "
                 "rate would never reach the one you chose.",
             )
+        sizes = [data.get(k) for k in ("batch_size", "grad_accum", "window_len")]
+        if None not in sizes:
+            tokens = sizes[0] * sizes[1] * sizes[2]
+            if tokens > MAX_TOKENS_PER_STEP:
+                # On each of the three inputs, so whichever one a screen reader is on explains it.
+                message = (
+                    f"Batch size × gradient accumulation × window length is {tokens:,} tokens per "
+                    f"optimizer step; the most is {MAX_TOKENS_PER_STEP:,}. Lower one of the three "
+                    "(fine-tuning rarely needs more than about 100,000)."
+                )
+                for field in ("batch_size", "grad_accum", "window_len"):
+                    self.add_error(field, message)
         return data
 
     def chosen_base_model(self) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
+from django.utils import timezone
 
 from joe_site.jobs import ACTIVE_STATUSES, Job, JobStatus
 
@@ -19,6 +23,17 @@ _REDACTED = {
     "urls": ("link", "links"),
     "words": ("word", "words"),
 }
+
+
+# While a worker holds a run, it writes the run's heartbeat this often, whatever it is doing
+# (services._Heartbeat); a running run with none for HEARTBEAT_STALE has lost its worker.
+HEARTBEAT_EVERY = timedelta(seconds=30)
+HEARTBEAT_STALE = timedelta(minutes=5)
+# A run whose worker is lost this many times in a row, with no new checkpoint in between, is
+# failed rather than started again: its worker is most likely killed for using too much memory.
+MAX_WORKER_LOSSES = 3
+# How long a finished run's page waits for its quality report before it stops looking.
+REPORT_WAIT = timedelta(minutes=15)
 
 
 class TrainingRun(Job):
@@ -48,6 +63,10 @@ class TrainingRun(Job):
     checkpoint_step = models.PositiveIntegerField(null=True, blank=True)
     resumed_from_step = models.PositiveIntegerField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # How many times in a row its worker was lost (killed, out of memory) since the last new
+    # checkpoint; and in all, for the page.
+    worker_losses = models.PositiveSmallIntegerField(default=0)
+    worker_losses_total = models.PositiveSmallIntegerField(default=0)
     # Set by a retrain of the active run (and `manage.py train --make-active`): the new run takes
     # over as the active model the moment it succeeds, so an opted-out voice leaves the site.
     activate_on_success = models.BooleanField(default=False)
@@ -74,6 +93,14 @@ class TrainingRun(Job):
         return Path(settings.MODELS_DIR) / "runs" / str(self.pk)
 
     @property
+    def run_dir_size(self) -> int:
+        """Bytes its folder holds on disk (checkpoints, leak index)."""
+        root = self.run_dir
+        if not root.is_dir():
+            return 0
+        return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+    @property
     def in_progress(self) -> bool:
         # Job.is_active means queued-or-running, but this model's `is_active` field (the model the
         # gallery uses) shadows it; this is the same question under another name.
@@ -90,10 +117,44 @@ class TrainingRun(Job):
         return [h["val_loss"] for h in self.loss_history if h.get("val_loss") is not None]
 
     @property
+    def worker_silent(self) -> bool:
+        """Running, and its worker has written nothing for HEARTBEAT_STALE: it has most likely
+        stopped (killed, out of memory, its machine gone)."""
+        if self.status != JobStatus.RUNNING:
+            return False
+        return self.heartbeat_at is None or timezone.now() - self.heartbeat_at > HEARTBEAT_STALE
+
+    @property
+    def awaiting_report(self) -> bool:
+        """Just succeeded, and its quality report (computed next, on the default worker) has not
+        come yet: the page keeps looking for it for a while."""
+        return (
+            self.status == JobStatus.SUCCEEDED
+            and not self.report
+            and self.finished_at is not None
+            and timezone.now() - self.finished_at < REPORT_WAIT
+        )
+
+    @property
+    def keeps_polling(self) -> bool:
+        return self.in_progress or self.awaiting_report
+
+    @property
     def eta_text(self) -> str:
-        if self.eta_seconds is None or not self.in_progress:
+        # Only while it trains: a run waiting to resume, or whose worker went silent, has none.
+        if self.eta_seconds is None or self.status != JobStatus.RUNNING or self.worker_silent:
             return ""
         return duration_text(self.eta_seconds)
+
+    def mark_failed(self, error: str) -> None:
+        # The note said what it was doing ("Loading the base model"): the error says the rest.
+        self._save_fields(
+            status=JobStatus.FAILED,
+            error=error,
+            finished_at=timezone.now(),
+            progress_note="",
+            eta_seconds=None,
+        )
 
     def hyperparameter_rows(self) -> list[tuple[str, Any]]:
         hp = dict(self.hyperparameters)
@@ -158,3 +219,13 @@ def duration_text(seconds: float) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
+
+
+@receiver(post_delete, sender=TrainingRun, dispatch_uid="trainer-run-files")
+def _delete_run_files(sender: type[TrainingRun], instance: TrainingRun, **kwargs: Any) -> None:
+    """A deleted run's checkpoints (hundreds of MB to GB) go with it, once the delete commits:
+    from the admin, the run's page or a cascade."""
+    from trainer.services import delete_run_files
+
+    run_dir = instance.run_dir
+    transaction.on_commit(lambda: delete_run_files(run_dir))

@@ -13,8 +13,12 @@ from trainer.corpus import trainable_messages
 
 SCAN_LIMIT = 20_000  # messages looked at per preview: enough to find examples, fast on any corpus
 SHOW = 8
-# Cheap prefilter in the database: messages that could hold an address, a number or a link.
-CANDIDATES = r"(@|https?://|www\.|[0-9]{3})"
+# Cheap prefilters in the database: messages that could hold each kind of personal data.
+KINDS = (
+    ("emails", "@", "an email address"),
+    ("phones", "[0-9]{3}", "a phone number"),
+    ("urls", r"https?://|www\.", "a link"),
+)
 
 
 def redaction_from_post(post) -> dict:
@@ -28,14 +32,23 @@ def redaction_from_post(post) -> dict:
     }
 
 
+def candidate_pattern(redaction: dict) -> str | None:
+    """What a message must contain to be worth running the redactor on; None: nothing can
+    change (no kind ticked, no words)."""
+    parts = [pattern for kind, pattern, _ in KINDS if redaction[kind]]
+    parts += map(re.escape, redaction["words"])
+    return "(" + "|".join(parts) + ")" if parts else None
+
+
 def preview_rows(redaction: dict, limit: int = SHOW) -> tuple[list[dict], int]:
-    """Up to `limit` real messages that the settings change, as (before, after) pairs."""
+    """Up to `limit` real messages that the settings change, as (before, after) pairs, and how
+    many candidate messages were looked at to find them."""
     from trainer.ml.redaction import RedactionConfig, Redactor
 
+    pattern = candidate_pattern(redaction)
+    if pattern is None:
+        return [], 0
     redactor = Redactor(RedactionConfig(**redaction))
-    pattern = CANDIDATES
-    if redaction["words"]:
-        pattern = "(" + "|".join([CANDIDATES, *map(re.escape, redaction["words"])]) + ")"
     rows, scanned = [], 0
     texts = (
         trainable_messages()
@@ -53,10 +66,63 @@ def preview_rows(redaction: dict, limit: int = SHOW) -> tuple[list[dict], int]:
     return rows, scanned
 
 
+def _or_list(items: list[str]) -> str:
+    """The items as English: a; a or b; a, b or c."""
+    return " or ".join(filter(None, [", ".join(items[:-1]), items[-1]])) if items else ""
+
+
+def _looked_for(redaction: dict) -> str:
+    """What the messages looked at could contain, completing "messages that could ...":
+    "hold an email address or a link, or mention one of the 2 words you listed"."""
+    kinds = _or_list([label for kind, _, label in KINDS if redaction[kind]])
+    count = len(redaction["words"])
+    words = ""
+    if count:
+        words = "the word you listed" if count == 1 else f"one of the {count} words you listed"
+    if kinds and words:
+        return f"hold {kinds}, or mention {words}"
+    return f"hold {kinds}" if kinds else f"mention {words}"
+
+
+def summary(redaction: dict, rows: list[dict], scanned: int) -> str:
+    """A sentence that is true for these settings and this corpus when no example shows."""
+    if not redaction["enabled"] or rows:
+        return ""
+    if not any(redaction[kind] for kind, _, _ in KINDS) and not redaction["words"]:
+        return (
+            "Redaction is on, but nothing is chosen: tick a kind of personal data or list words "
+            "to redact, or the model sees every message as written."
+        )
+    if not scanned:
+        if not trainable_messages().exists():
+            return (
+                "There are no messages to train on yet, so there is nothing to preview: upload "
+                "an export and map its people to speakers first."
+            )
+        looked_for = _looked_for(redaction)
+        return f"No message in the corpus could {looked_for}: these settings change nothing."
+    looked_for = _looked_for(redaction)
+    if scanned == 1:
+        sentence = f"The one message that could {looked_for} would not change"
+    elif scanned >= SCAN_LIMIT:
+        sentence = (
+            f"None of the {scanned:,} most recent messages that could {looked_for} would change"
+        )
+    else:
+        sentence = f"None of the {scanned:,} messages that could {looked_for} would change"
+    if redaction["words"]:
+        sentence += " (a listed word counts only on its own, not inside a longer word)"
+    return sentence + "."
+
+
 @staff_required
 @require_POST
 def redaction_preview(request: HttpRequest) -> HttpResponse:
     redaction = redaction_from_post(request.POST)
     rows, scanned = preview_rows(redaction) if redaction["enabled"] else ([], 0)
-    context = {"rows": rows, "scanned": scanned, "enabled": redaction["enabled"]}
+    context = {
+        "enabled": redaction["enabled"],
+        "rows": rows,
+        "summary": summary(redaction, rows, scanned),
+    }
     return render(request, "trainer/redaction_preview.html", context)

@@ -7,21 +7,22 @@ import logging
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import fields
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ingest.models import Speaker
 from joe_site.jobs import ACTIVE_STATUSES, JobStatus
 from trainer.corpus import chat_format, corpus_messages
-from trainer.models import TrainingRun
+from trainer.models import HEARTBEAT_EVERY, HEARTBEAT_STALE, MAX_WORKER_LOSSES, TrainingRun
 
 # torch and transformers load only where a run executes (the worker), never in web processes,
 # which import this module to start and cancel runs.
@@ -50,15 +51,31 @@ DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
 PROGRESS_EVERY_S = 2.0
 # The worker checks for a cancel click at most this often (one query per check).
 CANCEL_CHECK_EVERY_S = 1.0
-# A running run whose worker has not reported for this long has lost it. Well under the broker's
-# visibility timeout, after which Redis hands an unacknowledged run to another worker.
-HEARTBEAT_STALE = timedelta(hours=1)
 
 NO_CORPUS = "No trainable messages: upload an export and map its people to speakers first."
 
 
 class TrainingError(Exception):
     """A run could not start or finish; the message is a sentence for the run's page."""
+
+
+class RunBusy(Exception):
+    """Another worker reported on the run within HEARTBEAT_STALE: it may still be training it.
+
+    The task tries again later (tasks.train_run) instead of dropping the job: if that worker
+    was in fact killed a moment ago (and the broker handed the job on at once), its heartbeat
+    goes stale and the next try takes the run over."""
+
+    def __init__(self, run: TrainingRun) -> None:
+        super().__init__(f"Run {run.pk} is held by {run.worker_host}")
+        self.run = run
+
+
+WORKER_LOST_TOO_OFTEN = (
+    "Its worker stopped {n} times in a row before the run could save a new checkpoint: it was "
+    "most likely killed for using too much memory. Lower the batch size or the window length "
+    "(raise gradient accumulation to keep the same effective batch) and start a new run."
+)
 
 
 # --- starting runs -------------------------------------------------------------------------------
@@ -139,8 +156,7 @@ def retrain(run: TrainingRun, *, created_by: Any = None) -> TrainingRun:
 def cancel_run(run: TrainingRun) -> None:
     """Ask the worker to stop the run; a run whose worker is long gone is cancelled at once."""
     run.request_cancel()
-    stale = run.heartbeat_at is None or timezone.now() - run.heartbeat_at > HEARTBEAT_STALE
-    if run.status == JobStatus.RUNNING and stale:
+    if run.worker_silent:
         # Killed in a terminal, say: no worker will ever read the request.
         TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
             status=JobStatus.CANCELLED,
@@ -166,6 +182,9 @@ def requeue_lost_runs(*, worker_host: str) -> list[int]:
             TrainingRun.objects.filter(pk=pk).update(
                 status=JobStatus.QUEUED,
                 progress_note=f"The worker stopped at step {step}; waiting to resume",
+                eta_seconds=None,
+                worker_losses=F("worker_losses") + 1,
+                worker_losses_total=F("worker_losses_total") + 1,
             )
             _enqueue(pk)
     return [pk for pk, _ in lost]
@@ -193,14 +212,15 @@ def execute_run(
     """Train a run to the end (or resume it), recording everything on its row.
 
     Safe to call twice for the same run: a finished run is left alone, and a run another live
-    worker is training is not touched.
+    worker may be training raises RunBusy, untouched.
     """
     worker_host = worker_host or socket.gethostname()
     run = _claim(run_id, worker_host)
     if run is None:
         return TrainingRun.objects.get(pk=run_id)
     try:
-        _train(run, on_progress)
+        with _Heartbeat(run.pk):
+            _train(run, on_progress)
     except TrainingError as error:
         run.mark_failed(str(error))
     except Exception as error:
@@ -230,7 +250,21 @@ def _claim(run_id: int, worker_host: str) -> TrainingRun | None:
             and run.heartbeat_at
             and now - run.heartbeat_at < HEARTBEAT_STALE
         ):
-            return None  # another worker is alive and training it
+            raise RunBusy(run)  # another worker may be alive and training it
+        losses = {}
+        if run.status == JobStatus.RUNNING:
+            # Still marked running, and no live worker holds it: its worker was lost (a killed
+            # pool process whose job the broker handed straight back, or a silent worker).
+            losses = {
+                "worker_losses": run.worker_losses + 1,
+                "worker_losses_total": run.worker_losses_total + 1,
+            }
+        if losses.get("worker_losses", run.worker_losses) >= MAX_WORKER_LOSSES:
+            n = losses.get("worker_losses", run.worker_losses)
+            run._save_fields(**losses)
+            run.mark_failed(WORKER_LOST_TOO_OFTEN.format(n=n))
+            logger.error("Run %s failed: its worker was lost %s times in a row", run.pk, n)
+            return None
         first_start = run.started_at is None
         run._save_fields(
             status=JobStatus.RUNNING,
@@ -238,6 +272,7 @@ def _claim(run_id: int, worker_host: str) -> TrainingRun | None:
             heartbeat_at=now,
             started_at=run.started_at or now,
             error="",
+            **losses,
         )
     if first_start:
         # A folder left by an earlier database with the same run number is not this run's.
@@ -303,7 +338,10 @@ def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> 
         if progress.eta_s is not None:
             update["eta_seconds"] = progress.eta_s
         if progress.event == "checkpoint":
-            update.update(checkpoint_step=progress.step, checkpoint_dir=checkpoint_dir)
+            # Progress since the worker was last lost: losses count again from zero.
+            update.update(
+                checkpoint_step=progress.step, checkpoint_dir=checkpoint_dir, worker_losses=0
+            )
         run._save_fields(**update)
         if on_progress is not None:
             on_progress(progress)
@@ -331,11 +369,13 @@ def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> 
         "progress_done": result.step,
         "eta_seconds": None,
         "tokens_per_second": result.tokens_per_s or run.tokens_per_second,
+        "worker_losses": 0,  # it got to the end of this attempt
     }
     if result.checkpoint is not None:
-        done.update(checkpoint_dir=str(result.checkpoint), checkpoint_step=result.step)
+        # The step the checkpoint on disk holds: a cancel keeps the last one, from before.
+        kept = _checkpoint_step(result.checkpoint)
+        done.update(checkpoint_dir=str(result.checkpoint), checkpoint_step=kept)
     if result.status == "cancelled":
-        kept = run.checkpoint_step
         note = f"Cancelled at step {result.step}" + (
             f"; the checkpoint from step {kept} is kept" if result.checkpoint else ""
         )
@@ -343,6 +383,8 @@ def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> 
         run.mark_cancelled()
         return
     run._save_fields(**done, final_val_loss=result.final_val_loss, progress_note="Finished")
+    if result.checkpoint is not None:
+        _drop_resume_state(result.checkpoint)
     run.mark_succeeded()
     if run.activate_on_success:
         run.make_active()
@@ -401,6 +443,15 @@ def load_base(name: str, fmt: ChatFormat) -> tuple[Any, Any]:
             f"Could not load the base model “{name}”: it is not a folder on the worker, and "
             "the worker could not download it (no internet, or no such model)."
         ) from error
+    except (ValueError, ImportError, KeyError, RuntimeError) as error:
+        # A folder that is not a causal language model transformers can read (a tokenizer it
+        # cannot build, a config it does not know, weights that do not fit the config).
+        logger.warning("Could not load base model %r", name, exc_info=True)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise TrainingError(
+            f"Could not load the base model “{name}”: it is not a model joe can train "
+            f"(a GPT-2-class causal language model with its tokenizer). {first_line[:200]}"
+        ) from error
 
 
 def tiny_base_folder(cache: Path) -> Path:
@@ -422,6 +473,53 @@ def tiny_base_folder(cache: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _drop_resume_state(checkpoint: Path) -> None:
+    """A finished run never resumes: its optimizer state (twice the weights' size) goes."""
+    from trainer.ml.loop import STATE_FILE
+
+    (Path(checkpoint) / STATE_FILE).unlink(missing_ok=True)
+
+
+def delete_run_files(run_dir: Path) -> None:
+    """Remove a deleted run's folder (checkpoints, leak index): nothing of it stays on disk."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if run_dir.exists():
+        logger.warning("Could not remove %s entirely", run_dir)
+
+
+class _Heartbeat:
+    """Writes the run's heartbeat every HEARTBEAT_EVERY while this worker holds it, whatever
+    it is doing: minutes of downloading a base model or building the data write no progress,
+    and a page must not take them for a lost worker."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"run-{run_id}-heartbeat", daemon=True
+        )
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(HEARTBEAT_EVERY.total_seconds()):
+                try:
+                    TrainingRun.objects.filter(pk=self.run_id, status=JobStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as error:
+                    logger.warning("Run %s: could not write its heartbeat: %s", self.run_id, error)
+        finally:
+            connections.close_all()  # this thread's connections only
 
 
 def _checkpoint_step(ckpt: Path) -> int:

@@ -28,6 +28,13 @@ def train_run(self: Any, run_id: int) -> None:
         services.execute_run(run_id, worker_host=self.request.hostname or "")
     except TrainingRun.DoesNotExist:
         logger.info("Run %s was deleted before a worker got to it", run_id)
+    except services.RunBusy as busy:
+        # Another worker reported on it lately. Dropping this delivery would strand the run if
+        # that worker was in fact just killed: look again once its heartbeat would be stale.
+        logger.info("%s; trying again later", busy)
+        raise self.retry(
+            countdown=services.HEARTBEAT_STALE.total_seconds() + 30, max_retries=None
+        ) from None
 
 
 @worker_ready.connect

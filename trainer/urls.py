@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.cancel, name="cancel"),
     path("<int:pk>/make-active/", views.make_active, name="make_active"),
     path("<int:pk>/retrain/", views.retrain, name="retrain"),
+    path("<int:pk>/delete/", views.delete, name="delete"),
     path(
         "redaction-preview/",
         redaction_preview.redaction_preview,

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
@@ -18,24 +27,35 @@ from trainer.forms import StartRunForm
 from trainer.loss_plot import loss_plot_svg
 from trainer.models import TrainingRun
 
+RUNS_PER_PAGE = 50
+# A second identical start from the same person this soon after the first is a double click (or a
+# resent form), not a wish for two runs: it gets the first run back.
+DOUBLE_SUBMIT_WINDOW = timedelta(seconds=10)
+
 
 @staff_required
 @vary_on_headers("HX-Request")
 def runs(request: HttpRequest) -> HttpResponse:
     form = StartRunForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        run = services.start_run(
+        run, started = _start_once(
+            request.user,
             name=form.cleaned_data["name"],
             base_model=form.chosen_base_model(),
             hyperparameters=form.hyperparameters(),
-            created_by=request.user,
         )
-        messages.success(request, f"“{run}” is queued: a GPU worker will pick it up.")
+        if started:
+            messages.success(request, f"“{run}” is queued: a GPU worker will pick it up.")
+        else:
+            messages.info(request, _ALREADY_STARTED.format(run=run))
         return redirect(run)
+    newest_first = TrainingRun.objects.select_related("created_by").order_by("-created_at", "-pk")
+    page = Paginator(newest_first, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "form": form,
-        "runs": TrainingRun.objects.select_related("created_by")[:50],
-        "any_in_progress": TrainingRun.objects.filter(status__in=ACTIVE_STATUSES).exists(),
+        "page": page,
+        # While a run on this page is queued or training, the table follows it.
+        "any_in_progress": any(r.status in ACTIVE_STATUSES for r in page.object_list),
     }
     if request.htmx:
         return _live(request, "trainer/runs.html#runs_table", context, context["any_in_progress"])
@@ -80,11 +100,87 @@ def make_active(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_required
 @require_POST
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a run that is over and not the active model, with its checkpoints on disk; the
+    snippets it generated stay in the gallery."""
+    training_run = get_object_or_404(TrainingRun, pk=pk)
+    if training_run.in_progress or training_run.is_active:
+        messages.error(
+            request,
+            "Only a run that has ended and is not the active model can be deleted"
+            + (": cancel it first." if training_run.in_progress else "."),
+        )
+        return redirect(training_run)
+    name = str(training_run)
+    training_run.delete()  # its folder goes once this commits (trainer.models)
+    messages.success(request, f"Deleted “{name}” and its checkpoints.")
+    return redirect("trainer:runs")
+
+
+@staff_required
+@require_POST
 def retrain(request: HttpRequest, pk: int) -> HttpResponse:
     training_run = get_object_or_404(TrainingRun, pk=pk)
-    new_run = services.retrain(training_run, created_by=request.user)
-    messages.success(request, f"Retraining with the same settings as “{training_run}”.")
+    # The name, base model and settings services.retrain gives the new run.
+    name = (training_run.name.removesuffix(" (retrain)") + " (retrain)")[:100]
+    new_run, started = _start_once(
+        request.user,
+        name=name,
+        base_model=training_run.base_model,
+        hyperparameters=training_run.hyperparameters,
+        start=lambda: services.retrain(training_run, created_by=request.user),
+    )
+    if started:
+        messages.success(request, f"Retraining with the same settings as “{training_run}”.")
+    else:
+        messages.info(request, _ALREADY_STARTED.format(run=new_run))
     return redirect(new_run)
+
+
+_ALREADY_STARTED = "“{run}” was started with these settings a moment ago: it is not started twice."
+
+
+def _start_once(
+    user: Any,
+    *,
+    name: str,
+    base_model: str,
+    hyperparameters: dict[str, Any],
+    start: Callable[[], TrainingRun] | None = None,
+) -> tuple[TrainingRun, bool]:
+    """Start a run, unless this person started the very same one a moment ago and it has not
+    ended yet: then that run, so a double click or a resent form does not train twice.
+
+    Returns the run and whether it is new. Each person's starts take turns on a lock on their
+    user row: the second of two simultaneous requests waits until the first has committed its
+    run, then finds it. (SQLite has no row locks, but lets one writer in at a time; the window
+    left there is the few milliseconds between the second request's look and its write.)
+    """
+    # The name, base model and settings services.new_run will store.
+    stored_base = base_model.strip() or settings.JOE_DEFAULT_BASE_MODEL
+    hp = services.resolved_hyperparameters(hyperparameters)
+    stored_name = name.strip() or f"{stored_base}, {hp['max_steps']} steps"
+    with transaction.atomic():
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        recent = TrainingRun.objects.filter(
+            created_by=user,
+            name=stored_name,
+            base_model=stored_base,
+            status__in=ACTIVE_STATUSES,
+            cancel_requested=False,
+            created_at__gte=timezone.now() - DOUBLE_SUBMIT_WINDOW,
+        ).order_by("-created_at", "-pk")
+        # Compared here rather than in SQL: JSON equality differs between databases.
+        twin = next((r for r in recent if r.hyperparameters == hp), None)
+        if twin is not None:
+            return twin, False
+        if start is None:
+            run = services.start_run(
+                name=name, base_model=base_model, hyperparameters=hyperparameters, created_by=user
+            )
+        else:
+            run = start()
+        return run, True
 
 
 def _run_context(training_run: TrainingRun) -> dict:
@@ -108,7 +204,7 @@ def _not_held_out(training_run: TrainingRun) -> list[str]:
 
 def _run_live(request: HttpRequest, training_run: TrainingRun) -> HttpResponse:
     return _live(
-        request, "trainer/run.html#live", _run_context(training_run), training_run.in_progress
+        request, "trainer/run.html#live", _run_context(training_run), training_run.keeps_polling
     )
 
 
