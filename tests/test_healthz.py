@@ -56,3 +56,22 @@ def test_the_containers_own_health_check_passes_the_production_checks(client, se
     assert client.get("/", HTTP_HOST="127.0.0.1:8000", REMOTE_ADDR="127.0.0.1").status_code == 400
     proper = client.get("/healthz", HTTP_HOST="joe.example.org", REMOTE_ADDR="203.0.113.9")
     assert proper.status_code == 301  # to https, as any other page
+
+
+def test_pages_carry_a_content_security_policy(client):
+    """No inline script or on* handler may run, whatever slipped into a page."""
+    policy = client.get("/accounts/login/")["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy.split("style-src")[0]
+    assert "object-src 'none'" in policy and "frame-ancestors 'none'" in policy
+
+
+def test_no_template_has_inline_script_or_handlers():
+    import re
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parents[1] / "templates"
+    for path in templates.rglob("*.html"):
+        text = path.read_text()
+        assert not re.search(r"\son[a-z]+\s*=", text), f"inline handler in {path}"
+        for tag in re.findall(r"<script\b[^>]*>", text):
+            assert "src=" in tag or 'type="application/json"' in tag, f"inline script in {path}"

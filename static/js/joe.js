@@ -37,6 +37,76 @@
     box.appendChild(div);
     fadeToasts(box);
   });
+  // <form data-confirm="Sure?">: asks before it is sent (instead of an inline onsubmit, which
+  // the Content-Security-Policy forbids). Capturing, so it runs before the guard below.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  }, true);
+  // A plain form post is sent once: a double click (or a second Enter) while the next page loads
+  // would send it again, and start two training runs, say. htmx forms (htmx has already taken
+  // their submit), GET forms (filters may be sent again), forms that open elsewhere and forms
+  // marked data-allow-resubmit are left alone. The server refuses obvious twins too.
+  function submitButtons(form) {
+    return Array.prototype.filter.call(form.elements, function (el) {
+      return el.matches("button[type=submit], button:not([type]), input[type=submit], input[type=image]");
+    });
+  }
+  function guarded(form, submitter) {
+    var method = ((submitter && submitter.getAttribute("formmethod")) || form.getAttribute("method") || "get").toLowerCase();
+    var target = (submitter && submitter.getAttribute("formtarget")) || form.getAttribute("target") || "";
+    return method === "post" && (target === "" || target === "_self") &&
+      !form.hasAttribute("data-allow-resubmit") &&
+      !form.matches("[hx-post], [hx-get], [hx-put], [hx-patch], [hx-delete], [data-hx-post], [data-hx-get]") &&
+      !form.closest("[hx-boost=true], [data-hx-boost=true]");
+  }
+  var idleLabels = new WeakMap();  // a button's own content while it reads "Starting…"
+  function release(form) {
+    form.removeAttribute("data-submitting");
+    form.removeAttribute("aria-busy");
+    submitButtons(form).forEach(function (button) {
+      if (!button.hasAttribute("data-submit-guarded")) return;
+      button.removeAttribute("data-submit-guarded");
+      button.removeAttribute("aria-disabled");
+      button.disabled = false;
+      if (idleLabels.has(button)) {
+        button.innerHTML = idleLabels.get(button);
+        idleLabels.delete(button);
+      }
+    });
+  }
+  // Bubbling to the document, this runs after the form's own handlers: htmx's, or an onsubmit
+  // confirm() that was turned down, have already prevented the submission.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !guarded(form, event.submitter)) return;
+    if (form.hasAttribute("data-submitting")) { event.preventDefault(); return; }
+    form.setAttribute("data-submitting", "");
+    form.setAttribute("aria-busy", "true");
+    var buttons = submitButtons(form).filter(function (button) { return !button.disabled; });
+    buttons.forEach(function (button) {
+      button.setAttribute("data-submit-guarded", "");
+      button.setAttribute("aria-disabled", "true");
+      var busy = button === event.submitter && button.getAttribute("data-busy-text");
+      if (busy && button.tagName === "BUTTON") {
+        idleLabels.set(button, button.innerHTML);
+        button.textContent = busy;  // textContent: never HTML
+      }
+    });
+    // Disabled only once the browser has gathered the form's data: a disabled button's
+    // name=value (Approve or Reject, say) would be left out of the post.
+    setTimeout(function () {
+      buttons.forEach(function (button) {
+        if (button.hasAttribute("data-submit-guarded")) button.disabled = true;
+      });
+    }, 0);
+  });
+  // Back to a page the browser kept in memory: its forms can be sent again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-submitting]").forEach(release);
+  });
   document.addEventListener("click", function (event) {
     var input = event.target.closest("input.copy");
     if (input) { input.select(); }
