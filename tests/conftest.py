@@ -111,8 +111,13 @@ def new_page(browser, live_server):
     """Open a page in a fresh context (its own cookies), as a second person on another device."""
     contexts = []
 
-    def make(viewport=None):
-        context = browser.new_context(base_url=live_server.url, viewport=viewport)
+    def make(viewport=None, enforce_csp=False):
+        # Playwright's own helpers (wait_for_function, add_script_tag) evaluate strings in the
+        # page, which the site's Content-Security-Policy forbids: only tests of that policy
+        # (test_browser_csp.py) keep it on.
+        context = browser.new_context(
+            base_url=live_server.url, viewport=viewport, bypass_csp=not enforce_csp
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context.new_page()

@@ -135,7 +135,9 @@ def test_gallery_looks_right_on_a_phone_and_a_desktop(new_page, member, staff, s
 
 
 def test_typewriter_runs_once_and_respects_reduced_motion(browser, live_server, member, snippets):
-    context = browser.new_context(base_url=live_server.url, reduced_motion="reduce")
+    context = browser.new_context(
+        base_url=live_server.url, reduced_motion="reduce", bypass_csp=True
+    )
     page = context.new_page()
     log_in(page, "alice", "correct horse 1")
     page.goto("/gallery/?sort=new")
@@ -143,7 +145,7 @@ def test_typewriter_runs_once_and_respects_reduced_motion(browser, live_server, 
     assert "definitely bo" in page.locator(f"#snippet-{snippets[0].pk}").inner_text()
     context.close()
 
-    context = browser.new_context(base_url=live_server.url)
+    context = browser.new_context(base_url=live_server.url, bypass_csp=True)
     page = context.new_page()
     log_in(page, "alice", "correct horse 1")
     page.goto("/gallery/?sort=new")

@@ -50,6 +50,11 @@ def test_staff_watch_a_run_train_and_make_it_active(
         time.sleep(0.2)
 
     assert page.locator("[data-testid=run-status]").inner_text() == "Succeeded", page.content()
+    # A screen reader hears the end, from a live region the refreshes leave in place.
+    page.wait_for_function(
+        "document.getElementById('status-announcer').textContent.includes('succeeded')"
+    )
+    assert "browser run: succeeded" in page.locator("#status-announcer").text_content()
     assert any(0 < w < 100 for w in widths), widths  # it moved through the middle...
     assert widths[-1] == 100 and widths == sorted(widths)  # ...forwards only, to the end
     assert page.evaluate("window.stillTheSamePage") is True  # all of it without a reload

@@ -37,6 +37,21 @@
     box.appendChild(div);
     fadeToasts(box);
   });
+  // A page that refreshes itself (a run, say) marks its state with data-status-announce: when
+  // that text changes, it is read out once from a live region that stays put (the swapped
+  // panel itself would be re-inserted, which screen readers do not announce).
+  var lastStatus = null;
+  function statusText() {
+    var marked = document.querySelector("[data-status-announce]");
+    return marked ? marked.getAttribute("data-status-announce") : null;
+  }
+  document.addEventListener("DOMContentLoaded", function () { lastStatus = statusText(); });
+  document.addEventListener("htmx:afterSettle", function () {
+    var text = statusText();
+    var announcer = document.getElementById("status-announcer");
+    if (text && announcer && text !== lastStatus) announcer.textContent = text;
+    lastStatus = text;
+  });
   // <form data-confirm="Sure?">: asks before it is sent (instead of an inline onsubmit, which
   // the Content-Security-Policy forbids). Capturing, so it runs before the guard below.
   document.addEventListener("submit", function (event) {
