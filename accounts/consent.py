@@ -28,8 +28,11 @@ def mark_runs_trained_on(speaker: Speaker, reason: str) -> int:
 
 @transaction.atomic
 def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
+    """The speaker's member opts it out (remembered as theirs) or back in."""
     Speaker.objects.filter(pk=speaker.pk).update(
-        opted_out=opted_out, opted_out_at=timezone.now() if opted_out else None
+        opted_out=opted_out,
+        opted_out_at=timezone.now() if opted_out else None,
+        opted_out_by_id=speaker.member_id if opted_out else None,
     )
     speaker.opted_out = opted_out
     if opted_out:
@@ -86,13 +89,13 @@ def opt_out_at_stake(speaker: Speaker, member) -> str:
     """Why linking ``speaker`` to ``member`` needs staff's say-so ("" when it does not)."""
     if not speaker.opted_out:
         return ""
+    if member is not None and speaker.opted_out_by_id == member.pk:
+        return ""  # their own opt-out, given back to them
     holders = earlier_holders(speaker, besides=member)
-    if not holders and earlier_holders(speaker) and member is not None:
-        return ""  # they held it themselves: their own opt-out, given back
     by = (
         f"was held by {', '.join(holders)} before staff unlinked them"
         if holders
-        else "its earlier holder is not known (an account since deleted, say)"
+        else "who opted it out is not known (an account since deleted, say)"
     )
     return (
         f"{speaker} is opted out, and {by}: linked to {member}, it would be theirs to opt back "

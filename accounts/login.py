@@ -1,7 +1,7 @@
 """Logging in, with failed attempts throttled (the site's login page and the admin's).
 
-Both pages use a form of ours that refuses a locked login before the password is checked; the
-failures are counted from Django's ``user_login_failed`` signal.
+Both pages use a form of ours that counts each attempt, and refuses a locked one, before the
+password is checked; a successful login gives its attempt back.
 
 After ``JOE_LOGIN_FAILURES`` failed logins in a row for one username from one address, that
 username is locked for that address for ``JOE_LOGIN_LOCK_MINUTES``; an address is locked for
@@ -12,7 +12,9 @@ production), keyed by a hash of the username, never the password.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import logging
 import math
 import time
@@ -21,7 +23,7 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
-from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.dispatch import receiver
@@ -38,63 +40,96 @@ ADDRESS_FACTOR = 4  # an address may fail this many times the per-username count
 
 
 def client_address(request: HttpRequest) -> str:
-    """The client's address: behind joe's TLS proxy, the one it appended to X-Forwarded-For."""
+    """The client's address: behind joe's TLS proxy, the one it appended to X-Forwarded-For.
+    An IPv6 address counts as its /64: one household or server holds a whole /64."""
+    address = request.META.get("REMOTE_ADDR", "") or "unknown"
     if settings.JOE_BEHIND_PROXY:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded.strip():
-            return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+            address = forwarded.split(",")[-1].strip()
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 def _keys(request: HttpRequest, username: str) -> tuple[str, str]:
     address = client_address(request)
     name = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
-    return f"joe:login-failures:{name}:{address}", f"joe:login-failures::{address}"
+    return f"joe:login-attempts:{name}:{address}", f"joe:login-attempts::{address}"
+
+
+def _limits() -> tuple[int, int]:
+    limit = settings.JOE_LOGIN_FAILURES
+    return limit, limit * ADDRESS_FACTOR
 
 
 def seconds_locked(request: HttpRequest, username: str) -> int:
-    """How much longer logins as ``username`` from this request's address are refused (0: not)."""
-    limit = settings.JOE_LOGIN_FAILURES
-    if limit <= 0:
+    """How much longer logins as ``username`` from this request's address are refused (0: not).
+    A lock that has run out is cleared, with the count that set it."""
+    if settings.JOE_LOGIN_FAILURES <= 0:
         return 0
-    pair, address = _keys(request, username)
     now = time.time()
     left = 0.0
-    for key, most in ((pair, limit), (address, limit * ADDRESS_FACTOR)):
-        count, until = cache.get(key) or (0, 0.0)
-        if count >= most and until > now:
+    for key in _keys(request, username):
+        until = cache.get(f"{key}:until")
+        if until is None:
+            continue
+        if until > now:
             left = max(left, until - now)
+        else:
+            cache.delete_many([key, f"{key}:until"])
     return math.ceil(left)
 
 
-def _record_failure(request: HttpRequest, username: str) -> None:
-    if settings.JOE_LOGIN_FAILURES <= 0 or seconds_locked(request, username):
-        return  # attempts while locked do not lengthen the lock
+def reserve_attempt(request: HttpRequest, username: str) -> int:
+    """Count this attempt before the password is checked; 0 if it may go ahead, else the
+    seconds left of the lock it ran into. Counting first, atomically (the cache's increment),
+    is what keeps many simultaneous guesses from all getting in before the count says stop.
+    A successful login gives its attempt back (``_success``)."""
+    if settings.JOE_LOGIN_FAILURES <= 0:
+        return 0
+    left = seconds_locked(request, username)
+    if left:
+        return left
     window = settings.JOE_LOGIN_LOCK_MINUTES * 60
-    until = time.time() + window
-    for key in _keys(request, username):
-        count, _until = cache.get(key) or (0, 0.0)
-        cache.set(key, (count + 1, until), window)
-    if seconds_locked(request, username):
+    over = False
+    for key, most in zip(_keys(request, username), _limits(), strict=True):
+        cache.add(key, 0, window)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # it expired between the two calls
+            cache.add(key, 1, window)
+            count = 1
+        if count > most:
+            cache.add(f"{key}:until", time.time() + window, window)
+            over = True
+    if over:
         log.warning(
-            "Login locked for %s minutes after %s failed attempts from %s",
+            "Login locked for %s minutes: too many attempts from %s",
             settings.JOE_LOGIN_LOCK_MINUTES,
-            settings.JOE_LOGIN_FAILURES,
             client_address(request),
         )
-
-
-@receiver(user_login_failed, dispatch_uid="joe-login-throttle-failed")
-def _count_failure(sender, credentials: dict, request: HttpRequest | None = None, **kwargs) -> None:
-    username = credentials.get("username")
-    if request is not None and username:
-        _record_failure(request, username)
+        return seconds_locked(request, username) or window
+    return 0
 
 
 @receiver(user_logged_in, dispatch_uid="joe-login-throttle-success")
-def _forget_failures(sender, request: HttpRequest | None, user, **kwargs) -> None:
-    if request is not None:
-        cache.delete(_keys(request, user.get_username())[0])
+def _success(sender, request: HttpRequest | None, user, **kwargs) -> None:
+    """A successful login: the failures before it stop counting for that username, and its own
+    attempt stops counting against the address."""
+    if request is None:
+        return
+    pair, address = _keys(request, user.get_username())
+    cache.delete(pair)
+    with contextlib.suppress(ValueError):
+        if (cache.get(address) or 0) > 0:
+            cache.decr(address)
 
 
 def _in_words(seconds: int) -> str:
@@ -108,7 +143,7 @@ class _SaysWhenLocked:
     def clean(self):  # noqa: ANN201
         username = self.cleaned_data.get("username")
         if username and self.request is not None:
-            left = seconds_locked(self.request, username)
+            left = reserve_attempt(self.request, username)
             if left:
                 raise ValidationError(LOCKED.format(minutes=_in_words(left)), code="locked")
         return super().clean()

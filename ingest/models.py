@@ -181,6 +181,11 @@ class Speaker(models.Model):
     )
     opted_out = models.BooleanField(default=False, db_index=True)
     opted_out_at = models.DateTimeField(null=True, blank=True)
+    # The member who opted it out: only they take it back in without staff saying so (linking
+    # the speaker to someone else lets that person opt it in; accounts.consent.opt_out_at_stake).
+    opted_out_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # The friend deleted their messages (accounts.consent.delete_messages): an identity that an
     # import gives this speaker later (the same name on another app or account) is skipped too.
     messages_deleted_at = models.DateTimeField(null=True, blank=True)
@@ -239,11 +244,14 @@ class Speaker(models.Model):
             # Consent is never widened by a merge: an opt-out wins, a game opt-in needs both.
             target.opted_out = target.opted_out or self.opted_out
             target.opted_out_at = target.opted_out_at or self.opted_out_at
+            if target.opted_out and not target.opted_out_by_id:
+                target.opted_out_by_id = self.opted_out_by_id
             target.game_opt_in = target.game_opt_in and self.game_opt_in
             target.messages_deleted_at = target.messages_deleted_at or self.messages_deleted_at
             target.save(
                 update_fields=[
-                    "member", "opted_out", "opted_out_at", "game_opt_in", "messages_deleted_at"
+                    "member", "opted_out", "opted_out_at", "opted_out_by", "game_opt_in",
+                    "messages_deleted_at",
                 ]
             )  # fmt: skip
             self.delete()
@@ -300,8 +308,16 @@ class Identity(models.Model):
                 speaker.opted_out = previous.opted_out
                 if previous.opted_out:
                     speaker.opted_out_at = previous.opted_out_at or timezone.now()
+                    speaker.opted_out_by_id = previous.opted_out_by_id
                 speaker.messages_deleted_at = previous.messages_deleted_at
-                speaker.save(update_fields=["opted_out", "opted_out_at", "messages_deleted_at"])
+                speaker.save(
+                    update_fields=[
+                        "opted_out",
+                        "opted_out_at",
+                        "opted_out_by",
+                        "messages_deleted_at",
+                    ]
+                )
             self.assign_to(speaker)
         return speaker
 

@@ -15,7 +15,7 @@ LOGIN = "/accounts/login/"
 
 def address() -> str:
     """An address no other test (or earlier run, the cache may be Redis) has used."""
-    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+    return f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}::1"  # a /64 of its own
 
 
 def attempt(client: Client, username: str, password: str, at: str, **extra):
@@ -123,3 +123,34 @@ def test_a_logged_in_member_sent_back_to_the_login_page_goes_home(member_client)
     response = member_client.get(LOGIN + "?next=/accounts/login/")
 
     assert response.status_code == 302 and response.url == "/"
+
+
+def test_attempts_are_counted_before_the_password_is_checked(rf):
+    """Many guesses at once: each takes its turn from the count before any password is
+    checked, so no more than the limit get through however many arrive together."""
+    request = rf.post(LOGIN, REMOTE_ADDR=address())
+    allowed = [throttle.reserve_attempt(request, "alice") == 0 for _ in range(12)]
+    assert allowed == [True] * 5 + [False] * 7
+
+
+def test_an_ipv6_address_counts_as_its_64(client, member):
+    network = f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+    for n in range(5):
+        attempt(client, "alice", "wrong", f"{network}::{n + 1:x}")
+
+    response = attempt(client, "alice", "correct horse 1", f"{network}:abcd::9")
+
+    assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("remote", "counted_as"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_which_address_a_login_counts_against(rf, remote, counted_as):
+    assert throttle.client_address(rf.post(LOGIN, REMOTE_ADDR=remote)) == counted_as

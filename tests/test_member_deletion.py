@@ -73,7 +73,7 @@ def test_a_member_deletes_their_own_account(member_client, member, ann):
     # Nobody takes her voice back in without staff saying so explicitly.
     from accounts import consent
 
-    assert "earlier holder is not known" in consent.opt_out_at_stake(ann, member)
+    assert "who opted it out is not known" in consent.opt_out_at_stake(ann, member)
 
 
 def test_the_only_administrator_cannot_delete_their_account(staff, staff_client):
@@ -83,3 +83,24 @@ def test_the_only_administrator_cannot_delete_their_account(staff, staff_client)
     staff_client.post("/accounts/me/delete-account/", {"password": "correct horse 3"})
 
     assert type(staff).objects.filter(pk=staff.pk).exists()
+
+
+def test_a_deleted_members_opt_out_still_needs_staffs_tick(member, other_member, staff, ann):
+    """Bob held Ann's speaker by mistake, Alice (the real Ann) opted out, then deleted her
+    account: her claims went with it, but not the fact that the opt-out was not Bob's."""
+    from accounts import consent
+    from ingest.models import Speaker
+
+    consent.link_speaker(speaker=ann, member=other_member, staff_user=staff)
+    consent.unlink_speaker(speaker=ann, staff_user=staff)
+    consent.link_speaker(speaker=ann, member=member, staff_user=staff)
+    ann.refresh_from_db()
+    consent.set_opted_out(speaker=ann, opted_out=True)
+    assert consent.opt_out_at_stake(Speaker.objects.get(pk=ann.pk), member) == ""  # her own
+    member.delete()
+
+    ann.refresh_from_db()
+    assert ann.opted_out and ann.member is None and ann.opted_out_by is None
+    assert consent.opt_out_at_stake(ann, other_member) != ""
+    with pytest.raises(consent.OptOutOfSomeoneElse):
+        consent.link_speaker(speaker=ann, member=other_member, staff_user=staff)

@@ -43,25 +43,25 @@ def running(run: TrainingRun, *, host: str = "gpu@a", silent_for: timedelta = ti
 @pytest.mark.django_db
 def test_a_run_another_worker_reported_on_just_now_is_tried_again_later(monkeypatch):
     """A pool process killed mid-run: the broker hands the job straight to another worker,
-    whose heartbeat check finds it fresh. The job must come back, not be acknowledged away."""
+    whose heartbeat check finds it fresh. The job must come back, not be acknowledged away,
+    however many times it has already come back."""
+    from celery.canvas import Signature
+    from celery.exceptions import Retry
+
     from trainer.tasks import train_run
 
     run = running(tiny_run(), silent_for=timedelta(seconds=3))
-    retried = []
+    sent = []
+    monkeypatch.setattr(Signature, "apply_async", lambda sig, *a, **k: sent.append(sig))
+    train_run.push_request(id="t-1", retries=10, called_directly=False, args=[run.pk], kwargs={})
+    try:
+        with pytest.raises(Retry):
+            train_run.run(run.pk)
+    finally:
+        train_run.pop_request()
 
-    class Retry(Exception):
-        pass
-
-    def retry(**options):
-        retried.append(options)
-        return Retry()
-
-    monkeypatch.setattr(train_run, "retry", retry)
-    with pytest.raises(Retry):
-        train_run.run(run.pk)
-
-    assert retried[0]["countdown"] > HEARTBEAT_STALE.total_seconds()
-    assert retried[0]["max_retries"] is None
+    assert train_run.max_retries is None
+    assert len(sent) == 1 and sent[0].options["countdown"] > HEARTBEAT_STALE.total_seconds()
     run.refresh_from_db()
     assert (run.status, run.worker_host, run.worker_losses) == (JobStatus.RUNNING, "gpu@a", 0)
 
@@ -96,6 +96,28 @@ def test_a_run_that_keeps_killing_its_worker_fails_saying_why(queued_runs):
     assert run.status == JobStatus.FAILED and run.finished_at
     assert run.error.startswith(f"Its worker stopped {MAX_WORKER_LOSSES} times in a row")
     assert "too much memory" in run.error and run.progress_note == ""
+
+
+@pytest.mark.django_db
+def test_a_worker_asked_to_shut_down_loses_no_run(queued_runs):
+    """docker compose restart, an upgrade: the run resumes and nothing is counted against it."""
+    from trainer.tasks import note_runs_of_a_stopping_worker
+
+    run = running(tiny_run(), host="gpu@a")
+    TrainingRun.objects.filter(pk=run.pk).update(worker_losses=MAX_WORKER_LOSSES - 1)
+
+    note_runs_of_a_stopping_worker(sender="gpu@a", sig="SIGTERM", how="Warm", exitcode=0)
+    run.refresh_from_db()
+    assert run.worker_stopping and "shutting down" in run.progress_note
+
+    assert services.requeue_lost_runs(worker_host="gpu@a") == [run.pk]
+    assert services._claim(run.pk, "gpu@a") is not None  # no third loss: it goes on
+    run.refresh_from_db()
+    assert (run.status, run.worker_losses, run.worker_stopping) == (
+        JobStatus.RUNNING,
+        MAX_WORKER_LOSSES - 1,
+        False,
+    )
 
 
 @pytest.mark.django_db
@@ -281,12 +303,48 @@ def test_staff_delete_an_ended_run_and_its_checkpoints(staff_client, settings, t
 
 
 @pytest.mark.django_db
-def test_a_running_or_active_run_cannot_be_deleted(staff_client, member_client):
+def test_a_run_in_use_cannot_be_deleted(staff_client, member_client):
+    from generations.models import GenerationBatch
+
     running_run = running(tiny_run())
     active = TrainingRun.objects.create(name="live", status=JobStatus.SUCCEEDED, is_active=True)
+    generating = TrainingRun.objects.create(name="gen", status=JobStatus.SUCCEEDED)
+    GenerationBatch.objects.create(run=generating, status=JobStatus.RUNNING)
+    reporting = TrainingRun.objects.create(
+        name="rep", status=JobStatus.SUCCEEDED, finished_at=timezone.now()
+    )
 
-    for run in (running_run, active):
+    for run in (running_run, active, generating, reporting):
         assert 'id="run-delete"' not in staff_client.get(run.get_absolute_url()).content.decode()
         staff_client.post(f"/trainer/{run.pk}/delete/")
         assert TrainingRun.objects.filter(pk=run.pk).exists()
     assert member_client.post(f"/trainer/{active.pk}/delete/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_survives_a_database_error(monkeypatch):
+    """A dropped connection: the thread logs it, drops the connection and beats again."""
+    from django.utils import timezone as real_timezone
+
+    class FlakyClock:
+        calls = 0
+
+        @classmethod
+        def now(cls):
+            cls.calls += 1
+            if cls.calls == 1:
+                raise services.connections["default"].Database.InterfaceError("connection lost")
+            return real_timezone.now()
+
+    monkeypatch.setattr(services, "HEARTBEAT_EVERY", timedelta(seconds=0.05))
+    monkeypatch.setattr(services, "timezone", FlakyClock)
+    run = running(tiny_run(), silent_for=timedelta(minutes=4))
+
+    with services._Heartbeat(run.pk):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and FlakyClock.calls < 3:
+            time.sleep(0.05)
+
+    run.refresh_from_db()
+    assert FlakyClock.calls >= 3
+    assert real_timezone.now() - run.heartbeat_at < timedelta(seconds=30)

@@ -67,6 +67,8 @@ class TrainingRun(Job):
     # checkpoint; and in all, for the page.
     worker_losses = models.PositiveSmallIntegerField(default=0)
     worker_losses_total = models.PositiveSmallIntegerField(default=0)
+    # Its worker was asked to shut down (a restart, an upgrade): losing it then is no loss.
+    worker_stopping = models.BooleanField(default=False)
     # Set by a retrain of the active run (and `manage.py train --make-active`): the new run takes
     # over as the active model the moment it succeeds, so an opted-out voice leaves the site.
     activate_on_success = models.BooleanField(default=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import DatabaseError, connections, transaction
+from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -72,9 +73,10 @@ class RunBusy(Exception):
 
 
 WORKER_LOST_TOO_OFTEN = (
-    "Its worker stopped {n} times in a row before the run could save a new checkpoint: it was "
-    "most likely killed for using too much memory. Lower the batch size or the window length "
-    "(raise gradient accumulation to keep the same effective batch) and start a new run."
+    "Its worker stopped {n} times in a row before the run could save a new checkpoint, each "
+    "time without being asked to: it was most likely killed for using too much memory. "
+    "Lower the batch size or the window length (raise gradient accumulation to keep the same "
+    "effective batch) and start a new run."
 )
 
 
@@ -176,18 +178,36 @@ def requeue_lost_runs(*, worker_host: str) -> list[int]:
         lost = list(
             TrainingRun.objects.select_for_update()
             .filter(status=JobStatus.RUNNING, worker_host=worker_host)
-            .values_list("pk", "progress_done")
+            .values_list("pk", "progress_done", "worker_stopping")
         )
-        for pk, step in lost:
+        for pk, step, stopping in lost:
+            counted = {} if stopping else _one_more_loss()
             TrainingRun.objects.filter(pk=pk).update(
                 status=JobStatus.QUEUED,
                 progress_note=f"The worker stopped at step {step}; waiting to resume",
                 eta_seconds=None,
-                worker_losses=F("worker_losses") + 1,
-                worker_losses_total=F("worker_losses_total") + 1,
+                worker_stopping=False,
+                **counted,
             )
             _enqueue(pk)
-    return [pk for pk, _ in lost]
+    return [pk for pk, _, _ in lost]
+
+
+def note_worker_stopping(*, worker_host: str) -> int:
+    """The worker of this name was asked to shut down (Celery's warm shutdown: a restart, an
+    upgrade): the runs it holds stop with it, and resume later without counting as lost."""
+    return TrainingRun.objects.filter(status=JobStatus.RUNNING, worker_host=worker_host).update(
+        worker_stopping=True,
+        progress_note="Its worker is shutting down: the run resumes from its last checkpoint "
+        "when a worker is back",
+    )
+
+
+def _one_more_loss() -> dict[str, Any]:
+    return {
+        "worker_losses": F("worker_losses") + 1,
+        "worker_losses_total": F("worker_losses_total") + 1,
+    }
 
 
 def _enqueue(run_id: int) -> None:
@@ -252,9 +272,10 @@ def _claim(run_id: int, worker_host: str) -> TrainingRun | None:
         ):
             raise RunBusy(run)  # another worker may be alive and training it
         losses = {}
-        if run.status == JobStatus.RUNNING:
+        if run.status == JobStatus.RUNNING and not run.worker_stopping:
             # Still marked running, and no live worker holds it: its worker was lost (a killed
-            # pool process whose job the broker handed straight back, or a silent worker).
+            # pool process whose job the broker handed straight back, or a silent worker), and
+            # not because it was asked to shut down.
             losses = {
                 "worker_losses": run.worker_losses + 1,
                 "worker_losses_total": run.worker_losses_total + 1,
@@ -272,6 +293,7 @@ def _claim(run_id: int, worker_host: str) -> TrainingRun | None:
             heartbeat_at=now,
             started_at=run.started_at or now,
             error="",
+            worker_stopping=False,
             **losses,
         )
     if first_start:
@@ -516,8 +538,12 @@ class _Heartbeat:
                     TrainingRun.objects.filter(pk=self.run_id, status=JobStatus.RUNNING).update(
                         heartbeat_at=timezone.now()
                     )
-                except DatabaseError as error:
+                except Exception as error:  # noqa: BLE001 (the thread must outlive any of them)
                     logger.warning("Run %s: could not write its heartbeat: %s", self.run_id, error)
+                    # A broken connection stays broken in a thread Django never recycles: drop
+                    # it, and the next beat opens a new one.
+                    with contextlib.suppress(Exception):
+                        connections.close_all()
         finally:
             connections.close_all()  # this thread's connections only
 

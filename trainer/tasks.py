@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutting_down
 
 from joe_site.jobs import restarted_worker
 from trainer import services
@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
     # which hands it to the next worker, and the run resumes from its last checkpoint.
     acks_late=True,
     reject_on_worker_lost=True,
+    # A run another worker holds is looked at again until it is free (see RunBusy below): as
+    # an argument of retry(), None would mean the default of 3 tries, not "no limit".
+    max_retries=None,
 )
 def train_run(self: Any, run_id: int) -> None:
     try:
@@ -32,9 +35,7 @@ def train_run(self: Any, run_id: int) -> None:
         # Another worker reported on it lately. Dropping this delivery would strand the run if
         # that worker was in fact just killed: look again once its heartbeat would be stale.
         logger.info("%s; trying again later", busy)
-        raise self.retry(
-            countdown=services.HEARTBEAT_STALE.total_seconds() + 30, max_retries=None
-        ) from None
+        raise self.retry(countdown=services.HEARTBEAT_STALE.total_seconds() + 30) from None
 
 
 @worker_ready.connect
@@ -46,3 +47,15 @@ def resume_runs_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
         return
     for run_id in services.requeue_lost_runs(worker_host=hostname):
         logger.warning("Run %s was interrupted on %s; resuming it", run_id, hostname)
+
+
+@worker_shutting_down.connect
+def note_runs_of_a_stopping_worker(sender: Any = None, **kwargs: Any) -> None:
+    """Asked to shut down (docker compose restart, an upgrade, Ctrl-C): the run this worker
+    holds stops with it and resumes later; that is not a lost worker (MAX_WORKER_LOSSES)."""
+    hostname = str(sender or "")
+    if hostname:
+        try:
+            services.note_worker_stopping(worker_host=hostname)
+        except Exception:  # the database may be gone too; shutting down goes on regardless
+            logger.warning("Could not note that %s is shutting down", hostname, exc_info=True)

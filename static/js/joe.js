@@ -57,7 +57,10 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var question = form.getAttribute && form.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) event.preventDefault();
+    if (!question) return;
+    // A second click while the first is being sent: the guard below drops it, unasked.
+    if (form.hasAttribute("data-submitting")) { event.preventDefault(); return; }
+    if (!window.confirm(question)) event.preventDefault();
   }, true);
   // A plain form post is sent once: a double click (or a second Enter) while the next page loads
   // would send it again, and start two training runs, say. htmx forms (htmx has already taken
@@ -116,6 +119,8 @@
         if (button.hasAttribute("data-submit-guarded")) button.disabled = true;
       });
     }, 0);
+    // Still here long after (the user stopped the load with Esc, or it failed): usable again.
+    setTimeout(function () { if (form.isConnected) release(form); }, 20000);
   });
   // Back to a page the browser kept in memory: its forms can be sent again.
   window.addEventListener("pageshow", function (event) {
