@@ -16,11 +16,11 @@ from tests.test_trainer_runs import (  # noqa: F401 (fixtures)
     TINY_HP,
     make_corpus,
     models_dir,
+    queued,
     tiny_base,
     tiny_run,
 )
 from trainer import services
-from trainer.ml.loop import STATE_FILE
 from trainer.models import HEARTBEAT_STALE, MAX_WORKER_LOSSES, TrainingRun
 
 HTMX = {"HX-Request": "true"}
@@ -80,7 +80,7 @@ def test_once_that_worker_is_silent_the_run_is_taken_over_and_counted(models_dir
 
 
 @pytest.mark.django_db
-def test_a_run_that_keeps_killing_its_worker_fails_saying_why(queued_runs):
+def test_a_run_that_keeps_killing_its_worker_fails_saying_why(queued):
     run = tiny_run()
     for loss in range(1, MAX_WORKER_LOSSES):
         running(run, host="gpu@a")
@@ -99,7 +99,7 @@ def test_a_run_that_keeps_killing_its_worker_fails_saying_why(queued_runs):
 
 
 @pytest.mark.django_db
-def test_a_worker_asked_to_shut_down_loses_no_run(queued_runs):
+def test_a_worker_asked_to_shut_down_loses_no_run(queued):
     """docker compose restart, an upgrade: the run resumes and nothing is counted against it."""
     from trainer.tasks import note_runs_of_a_stopping_worker
 
@@ -121,7 +121,7 @@ def test_a_worker_asked_to_shut_down_loses_no_run(queued_runs):
 
 
 @pytest.mark.django_db
-def test_the_restart_hook_counts_a_loss_and_a_new_checkpoint_forgives_them(queued_runs):
+def test_the_restart_hook_counts_a_loss_and_a_new_checkpoint_forgives_them(queued):
     run = running(tiny_run(), host="gpu@a")
     TrainingRun.objects.filter(pk=run.pk).update(worker_losses=2, worker_losses_total=2)
 
@@ -132,44 +132,6 @@ def test_the_restart_hook_counts_a_loss_and_a_new_checkpoint_forgives_them(queue
     assert run.eta_text == ""  # waiting to resume: no time left to show
     assert services._claim(run.pk, "gpu@a") is None  # the third loss in a row
     assert TrainingRun.objects.get(pk=run.pk).status == JobStatus.FAILED
-
-
-@pytest.fixture
-def queued_runs(monkeypatch):
-    from trainer.tasks import train_run
-
-    sent = []
-
-    class Sent:
-        id = "task-id"
-
-    monkeypatch.setattr(train_run, "delay", lambda run_id: sent.append(run_id) or Sent())
-    return sent
-
-
-@pytest.mark.slow
-@pytest.mark.django_db
-def test_a_resumed_run_that_saves_a_checkpoint_counts_losses_from_zero_again(models_dir):
-    make_corpus()
-    hp = {"max_steps": 6, "checkpoint_every_steps": 3, "eval_every": 3}
-
-    class WorkerKilled(BaseException):
-        pass
-
-    def die_after_first_checkpoint(progress) -> None:
-        if progress.event == "checkpoint":
-            raise WorkerKilled
-
-    run = tiny_run(**hp)
-    with pytest.raises(WorkerKilled):
-        services.execute_run(run.pk, worker_host="box", on_progress=die_after_first_checkpoint)
-    run = services.execute_run(run.pk, worker_host="box")  # the broker hands it straight back
-
-    assert run.status == JobStatus.SUCCEEDED and run.resumed_from_step == 3
-    assert (run.worker_losses, run.worker_losses_total) == (0, 1)
-    # A finished run never resumes: its optimizer state is not kept beside the weights.
-    assert not (Path(run.checkpoint_dir) / STATE_FILE).exists()
-    assert (Path(run.checkpoint_dir) / "model.safetensors").is_file()
 
 
 @pytest.mark.django_db(transaction=True)  # the thread has its own connection: rows committed

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (the trainer fixtures imported below are used as arguments)
 """The trainer pages after review: a double click starts one run, the start form refuses
 unworkable settings, the runs list pages, and the redaction preview is announced and truthful."""
 
@@ -16,29 +17,10 @@ from django.utils import timezone
 from ingest.models import Conversation, Identity, Message, Speaker
 from joe_site.jobs import JobStatus
 from tests.conftest import log_in
-from tests.test_trainer_runs import FORM, finished_run
+from tests.test_trainer_runs import FORM, finished_run, queued  # noqa: F401 (a fixture)
 from trainer import services, views
 from trainer.forms import MAX_TOKENS_PER_STEP
 from trainer.models import TrainingRun
-
-
-@pytest.fixture
-def queued(monkeypatch) -> list[int]:
-    """Run ids handed to the GPU queue (nothing is sent to a broker)."""
-    from trainer.tasks import train_run
-
-    sent: list[int] = []
-
-    class Sent:
-        id = "task-id"
-
-    def delay(run_id: int) -> Sent:
-        sent.append(run_id)
-        return Sent()
-
-    monkeypatch.setattr(train_run, "delay", delay)
-    return sent
-
 
 # --- 1. a double click starts one run -------------------------------------------------------------
 

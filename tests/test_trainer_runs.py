@@ -326,6 +326,11 @@ def test_interrupted_run_resumes_from_its_checkpoint(models_dir):
 
     assert run.status == JobStatus.SUCCEEDED and run.resumed_from_step == 3
     assert flat(run.loss_history) == pytest.approx(flat(reference.loss_history))
+    # One loss counted; none pending now that it got to the end (test_trainer_lost_workers).
+    assert (run.worker_losses, run.worker_losses_total) == (0, 1)
+    # A finished run never resumes: its optimizer state is not kept beside the weights.
+    assert not (Path(run.checkpoint_dir) / "trainer_state.pt").exists()
+    assert (Path(run.checkpoint_dir) / "model.safetensors").is_file()
 
 
 @pytest.mark.django_db
