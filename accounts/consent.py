@@ -72,8 +72,9 @@ class AlreadyLinked(Exception):
 
 
 class OptOutOfSomeoneElse(Exception):
-    """The speaker was opted out by a member staff later unlinked: linking it to someone else
-    would let them opt it back in, so staff say explicitly that they may."""
+    """The speaker was opted out by someone other than the member it is being linked to (or
+    by someone unknown): linked, they could opt it back in, so staff say explicitly that they
+    may."""
 
 
 def earlier_holders(speaker: Speaker, *, besides=None) -> list[str]:

@@ -97,6 +97,19 @@ def resolved_hyperparameters(overrides: dict[str, Any]) -> dict[str, Any]:
     return hp
 
 
+def stored_settings(
+    name: str, base_model: str, hyperparameters: dict[str, Any]
+) -> tuple[str, str, dict[str, Any]]:
+    """The name, base model and hyperparameters a new run is stored with, given the form's."""
+    base_model = base_model.strip() or settings.JOE_DEFAULT_BASE_MODEL
+    hp = resolved_hyperparameters(hyperparameters)
+    return name.strip() or f"{base_model}, {hp['max_steps']} steps", base_model, hp
+
+
+def retrain_name(run: TrainingRun) -> str:
+    return (run.name.removesuffix(" (retrain)") + " (retrain)")[:100]
+
+
 def new_run(
     *,
     name: str,
@@ -106,10 +119,9 @@ def new_run(
     activate_on_success: bool = False,
 ) -> TrainingRun:
     """A queued run row, not yet handed to a worker (the terminal command runs it itself)."""
-    base_model = base_model.strip() or settings.JOE_DEFAULT_BASE_MODEL
-    hp = resolved_hyperparameters(hyperparameters)
+    name, base_model, hp = stored_settings(name, base_model, hyperparameters)
     return TrainingRun.objects.create(
-        name=name.strip() or f"{base_model}, {hp['max_steps']} steps",
+        name=name,
         base_model=base_model,
         hyperparameters=hp,
         created_by=created_by,
@@ -145,9 +157,8 @@ def retrain(run: TrainingRun, *, created_by: Any = None) -> TrainingRun:
 
     A retrain of the active model takes its place as soon as it succeeds.
     """
-    name = run.name.removesuffix(" (retrain)") + " (retrain)"
     return start_run(
-        name=name[:100],
+        name=retrain_name(run),
         base_model=run.base_model,
         hyperparameters=run.hyperparameters,
         created_by=created_by or run.created_by,

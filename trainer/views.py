@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
@@ -118,11 +117,9 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def retrain(request: HttpRequest, pk: int) -> HttpResponse:
     training_run = get_object_or_404(TrainingRun, pk=pk)
-    # The name, base model and settings services.retrain gives the new run.
-    name = (training_run.name.removesuffix(" (retrain)") + " (retrain)")[:100]
     new_run, started = _start_once(
         request.user,
-        name=name,
+        name=services.retrain_name(training_run),
         base_model=training_run.base_model,
         hyperparameters=training_run.hyperparameters,
         start=lambda: services.retrain(training_run, created_by=request.user),
@@ -153,10 +150,7 @@ def _start_once(
     run, then finds it. (SQLite has no row locks, but lets one writer in at a time; the window
     left there is the few milliseconds between the second request's look and its write.)
     """
-    # The name, base model and settings services.new_run will store.
-    stored_base = base_model.strip() or settings.JOE_DEFAULT_BASE_MODEL
-    hp = services.resolved_hyperparameters(hyperparameters)
-    stored_name = name.strip() or f"{stored_base}, {hp['max_steps']} steps"
+    stored_name, stored_base, hp = services.stored_settings(name, base_model, hyperparameters)
     with transaction.atomic():
         list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
         recent = TrainingRun.objects.filter(
