@@ -38,8 +38,8 @@ class LinkForm(forms.Form):
     )
     opt_out_confirmed = forms.BooleanField(
         required=False,
-        label="They may undo an earlier holder's opt-out",
-        help_text="Needed only for an opted-out speaker that staff unlinked from someone else.",
+        label="They may undo an earlier opt-out",
+        help_text="Needed only for an opted-out speaker that this member did not opt out.",
     )
 
 
