@@ -20,6 +20,23 @@ def samples() -> Path:
     return SAMPLES
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_login_lock_left_over():
+    """The cache (Redis, or files under the data dir) outlives a run: failed logins left there
+    by a developer trying the site must not lock the test users out of the browser tests."""
+    from django.core.cache import cache
+    from django.test import RequestFactory
+
+    from accounts.login import _keys
+
+    for address in ("127.0.0.1", "::1"):
+        request = RequestFactory().post("/", REMOTE_ADDR=address)
+        for username in ("alice", "bob", "staff"):
+            cache.delete_many(
+                [key + suffix for key in _keys(request, username) for suffix in ("", ":until")]
+            )
+
+
 @pytest.fixture
 def member(django_user_model):
     return django_user_model.objects.create_user(username="alice", password="correct horse 1")
