@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import secrets
+import time
 
 import pytest
 from django.test import Client
@@ -154,3 +156,31 @@ def test_an_ipv6_address_counts_as_its_64(client, member):
 )
 def test_which_address_a_login_counts_against(rf, remote, counted_as):
     assert throttle.client_address(rf.post(LOGIN, REMOTE_ADDR=remote)) == counted_as
+
+
+@pytest.mark.parametrize("backend", ["filebased", "redis"])
+def test_failures_count_for_the_lock_minutes_on_every_cache(rf, settings, tmp_path, backend):
+    """The file cache (bin/demo's) re-stored an incremented count with its default 5 minutes,
+    so a guesser got a fresh count every 5 minutes there, not every 15."""
+    if backend == "redis":
+        if not settings.REDIS_URL:
+            pytest.skip("no REDIS_URL: the suite runs without Redis")
+        location, name = settings.REDIS_URL, "RedisCache"
+    else:
+        location, name = str(tmp_path / "cache"), "FileBasedCache"
+    settings.CACHES = {
+        "default": {"BACKEND": f"django.core.cache.backends.{backend}.{name}", "LOCATION": location}
+    }
+    from django.core.cache import cache  # follows the setting
+
+    request = rf.post(LOGIN, REMOTE_ADDR=address())
+    for _ in range(3):
+        assert throttle.reserve_attempt(request, "alice") == 0
+    pair, _ = throttle._keys(request, "alice")
+    if backend == "redis":
+        ttl = cache._cache.get_client(pair).ttl(cache.make_and_validate_key(pair))
+    else:
+        with open(cache._key_to_file(pair), "rb") as stored:
+            ttl = pickle.load(stored) - time.time()  # noqa: S301 (our own file: its expiry)
+    assert 14 * 60 < ttl <= 15 * 60
+    assert cache.get(pair) == 3
