@@ -27,9 +27,7 @@ STAFF_LINKS = [
 ]
 
 
-@register.filter
-def nav_items(user) -> list[dict]:
-    links = MEMBER_LINKS + (STAFF_LINKS if user.is_staff else [])
+def _reachable(links: list[tuple[str, str]]) -> list[dict]:
     items = []
     for name, label in links:
         try:
@@ -37,3 +35,15 @@ def nav_items(user) -> list[dict]:
         except NoReverseMatch:
             continue  # that feature's app has not registered the page
     return items
+
+
+@register.filter
+def nav_items(user) -> list[dict]:
+    """The member links, shown in the bar."""
+    return _reachable(MEMBER_LINKS)
+
+
+@register.filter
+def staff_nav_items(user) -> list[dict]:
+    """Staff's links, kept in one menu so the bar fits on one line (none for a member)."""
+    return _reachable(STAFF_LINKS) if user.is_staff else []

@@ -146,4 +146,18 @@
       done();
     }
   });
+  // A menu (<details data-menu>) closes on a click elsewhere, and on Escape with the focus back
+  // on its summary, as a menu does.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details[data-menu][open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) { menu.open = false; }
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    var menu = event.target.closest && event.target.closest("details[data-menu][open]");
+    if (!menu) { return; }
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  });
 })();
