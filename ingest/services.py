@@ -271,6 +271,10 @@ def import_export(
                 raise ExportError(SIGNAL_KEY_GONE)
             if kind != SourceKind.SIGNAL:
                 options["include_bots"] = include_bots
+            if kind != SourceKind.SIGNAL and path is None:
+                # Chats named after their file (WhatsApp) take the name the person uploaded, not
+                # the storage's ("…_k3j9d2a.txt" when a file of that name is still there).
+                options["file_name"] = export.original_name
             with transaction.atomic():
                 _lock_imports()
                 if Message.objects.filter(export_id=export.pk).exists():

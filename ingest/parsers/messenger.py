@@ -173,10 +173,13 @@ def parse(
     *,
     progress: ProgressCallback | None = None,
     limits: Limits | None = None,
+    file_name: str = "",
     **options: Any,
 ) -> Iterator[Record]:
-    """Stream the records of Messenger/Instagram JSON: one message_N.json, a folder or a zip."""
+    """Stream the records of Messenger/Instagram JSON: one message_N.json, a folder or a zip.
+    ``file_name``: the name it was uploaded under (default: the name of ``path``)."""
     p = existing(path)
+    stem = Path(file_name or p.name).stem  # names a thread that has no folder or thread_path
     announced: set[str] = set()
     state = Progress(unit="files")
     thread: _Thread | None = None
@@ -185,7 +188,7 @@ def parse(
         if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
             raise ExportError(f"{label} is not a Messenger export: it has no messages list.")
         if thread is None or thread.folder != folder:
-            thread = _Thread(folder, folder.rsplit("/", 1)[-1] or p.stem)
+            thread = _Thread(folder, folder.rsplit("/", 1)[-1] or stem)
             yield from thread.header(data, announced)
         for msg in data["messages"]:
             count += 1

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import partial
+from pathlib import Path
 from typing import IO, Any
 
 from .archive import Archive, Limits, existing, open_archive, time_zone
@@ -200,19 +201,23 @@ def parse(
     timezone: str = "UTC",
     self_name: str = SELF,
     limits: Limits | None = None,
+    file_name: str = "",
     **options: Any,
 ) -> Iterator[Record]:
-    """Stream the records of a signal-export output: zip, folder, or one data.json/chat.md."""
+    """Stream the records of a signal-export output: zip, folder, or one data.json/chat.md.
+    ``file_name``: the name it was uploaded under; an upload's folder on the server is no
+    chat's name."""
     tz = time_zone(timezone)
     p = existing(path)
     with ExitStack() as stack:
         if p.is_file() and p.suffix.lower() in (".json", ".md"):
-            chats = [_Chat(partial(p.open, "rb"), p.parent.name or p.stem, p.name, tz)]
+            folder = Path(file_name).stem if file_name else p.parent.name or p.stem
+            chats = [_Chat(partial(p.open, "rb"), folder, p.name, tz)]
         else:
             archive = stack.enter_context(open_archive(p, limits))
             chats = [
                 _Chat(partial(archive.open, member), folder, member, tz)
-                for folder, member in _chats(archive, p.stem)
+                for folder, member in _chats(archive, Path(file_name or p.name).stem)
             ]
         if not chats:
             raise ExportError(

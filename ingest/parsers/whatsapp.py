@@ -154,11 +154,13 @@ def _date_parts(date: str) -> tuple[int, int, int]:
 
 
 class _Reader:
-    def __init__(self, path: Path, limits: Limits | None, tz: dt.tzinfo) -> None:
+    def __init__(self, path: Path, limits: Limits | None, tz: dt.tzinfo, name: str) -> None:
         self.path = path
+        self.name = name  # the file's name as the person chose it (an upload's is not path's)
         self.limits = limits
         self.tz = tz
-        self.title = _TITLE_PREFIX.sub("", path.stem).strip() or path.stem
+        stem = Path(name).stem
+        self.title = _TITLE_PREFIX.sub("", stem).strip() or stem
         self.size = 0
 
     @contextmanager
@@ -182,7 +184,7 @@ class _Reader:
             if name != "_chat.txt":
                 self.title = _TITLE_PREFIX.sub("", name[:-4]).strip() or self.title
             elif self.path.is_dir() or "/" in member:  # iOS: the folder or zip is named for it
-                folder = member.rsplit("/", 1)[0] if "/" in member else self.path.name
+                folder = member.rsplit("/", 1)[0] if "/" in member else self.name
                 self.title = _TITLE_PREFIX.sub("", Path(folder).stem).strip() or self.title
             self.size = archive.size(member)
             with archive.open(member) as raw:
@@ -310,12 +312,14 @@ def parse(
     progress: ProgressCallback | None = None,
     timezone: str = "UTC",
     limits: Limits | None = None,
+    file_name: str = "",
     **options: Any,
 ) -> Iterator[Record]:
-    """Stream the records of one WhatsApp chat export (.txt or .zip)."""
+    """Stream the records of one WhatsApp chat export (.txt or .zip). ``file_name``: the name
+    it was uploaded under, which names the chat (default: the name of ``path``)."""
     tz = time_zone(timezone)
     p = existing(path)
-    reader = _Reader(p, limits, tz)
+    reader = _Reader(p, limits, tz, file_name or p.name)
     layout = reader.survey()
     for name in layout.senders:
         yield IdentityRecord(name, name)

@@ -1,0 +1,74 @@
+"""A chat app whose conversation is named by its file (WhatsApp) is named by the file the person
+uploaded, not by the name the server stored it under: re-uploading never doubles a chat."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ingest.models import Conversation, Export, Message
+from ingest.services import import_export
+from tests.builders.messenger import e2ee_thread, fb
+from tests.builders.signal_desktop import chat_files, sig
+from tests.builders.whatsapp import build_whatsapp
+from tests.test_ingest_support import use_tmp_upload_dir
+
+pytestmark = pytest.mark.django_db
+WHEN = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def uploads(settings, tmp_path):
+    return use_tmp_upload_dir(settings, tmp_path / "server")
+
+
+def upload(client, path, **fields) -> Export:
+    with path.open("rb") as handle:
+        response = client.post("/ingest/", {"file": handle, **fields})
+    assert response.status_code in (200, 302), response.content[:500]
+    return Export.objects.latest("pk")
+
+
+def test_a_kept_whatsapp_chat_uploaded_again_adds_nothing(staff_client, tmp_path):
+    path = build_whatsapp(
+        tmp_path / "WhatsApp Chat with Bob.txt",
+        [(WHEN, "Alice", "hi"), (WHEN, "Bob", "hey")],
+        platform="android",
+    )
+    first = import_export(export_id=upload(staff_client, path, keep_file="on").pk)
+    again = upload(staff_client, path)
+    assert again.file.name != first.file.name  # the first file is still there
+
+    again = import_export(export_id=again.pk)
+
+    assert (again.messages_count, again.duplicates_count) == (0, 2)
+    assert Message.objects.count() == 2
+    assert list(Conversation.objects.values_list("title", flat=True)) == ["Bob"]
+
+
+def test_a_kept_messenger_chat_uploaded_again_adds_nothing(staff_client, tmp_path):
+    """The end-to-end encrypted chats' download has no thread path: its file names the chat."""
+    path = tmp_path / "Bob Example.json"
+    path.write_text(e2ee_thread("Bob Example", ["Alice", "Bob Example"], [fb("Alice", "hi")]))
+    import_export(export_id=upload(staff_client, path, keep_file="on").pk)
+
+    again = import_export(export_id=upload(staff_client, path).pk)
+
+    assert (again.messages_count, again.duplicates_count) == (0, 1)
+    assert Conversation.objects.count() == 1
+
+
+def test_one_signal_desktop_chat_uploaded_next_month_adds_nothing(
+    staff_client, tmp_path, monkeypatch
+):
+    """Uploads are stored in a folder per month, which is no chat's name."""
+    path = tmp_path / "data.json"
+    path.write_text(chat_files([sig(WHEN, "Me", "hi"), sig(WHEN, "Bob", "hey")])["data.json"])
+    first = import_export(export_id=upload(staff_client, path).pk)
+    monkeypatch.setattr(Export._meta.get_field("file"), "upload_to", "exports/next-month/")
+
+    again = import_export(export_id=upload(staff_client, path).pk)
+
+    assert (first.messages_count, again.messages_count, again.duplicates_count) == (2, 0, 2)
+    assert Conversation.objects.count() == 1
