@@ -399,14 +399,14 @@ def test_year_first_without_comma_and_no_space_after_the_colon(tmp_path: Path) -
 def test_dotted_markers_with_a_no_break_space_and_no_comma(tmp_path: Path) -> None:
     # Pustur/whatsapp-chat-parser#224: "20/6/2017 8:28 p. m." with a no-break space inside the
     # marker; hotosm/chatmap#211: "19/08/26 8:26 a. m." read as 2:26; joweich/chat-miner#24:
-    # "[25/09/20 10:27:18 a.m.]" without a comma.
-    path = write(
-        tmp_path,
-        "20/6/2017 8:28 p.\u00a0m. - Michelle: test\n"
-        "19/08/2026 8:26 a. m. - Don Rafael: ubicación: https://maps.example/?q=19.6,-99.1\n"
+    # "[25/09/20 10:27:18 a.m.]" without a comma. (One file each: an export has one layout.)
+    lines = [
+        "20/6/2017 8:28 p.\u00a0m. - Michelle: test\n",
+        "19/08/2026 8:26 a. m. - Don Rafael: ubicación: https://maps.example/?q=19.6,-99.1\n",
         "[25/09/2026 10:27:18 a.m.] Ann: hola\n",
-    )
-    assert [(m.sent_at, m.text) for m in messages(parse(path))] == [
+    ]
+    found = [messages(parse(write(tmp_path, line)))[0] for line in lines]
+    assert [(m.sent_at, m.text) for m in found] == [
         (utc(2017, 6, 20, 20, 28), "test"),
         (utc(2026, 8, 19, 8, 26), "ubicación: https://maps.example/?q=19.6,-99.1"),
         (utc(2026, 9, 25, 10, 27, 18), "hola"),
@@ -437,3 +437,32 @@ def test_dashed_month_first_dates_in_brackets(tmp_path: Path) -> None:
         utc(2018, 1, 29, 23, 33),
         utc(2018, 1, 29, 23, 45, 1),
     ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2024-03-05 18:00 train leaves",  # year first in a day-first export: read as ymd
+        "1/20/24 5:00 pm landing",  # month first with a 12-hour clock in a day-first one
+        "13/01/2024 10:00 ok?",  # the same date shape, but no dash after the time
+    ],
+)
+def test_a_line_of_a_message_that_starts_with_a_date_stays_in_it(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "WhatsApp Chat with Ann.txt"
+    path.write_text(
+        f"13/01/2024, 09:16 - Ann: The plan:\n{line}\nsee you\n14/01/2024, 10:00 - Bob: ok\n"
+    )
+
+    records = parse(path)
+
+    assert [(m.sent_at, m.identity_id, m.text) for m in messages(records)] == [
+        (utc(2024, 1, 13, 9, 16), "Ann", f"The plan:\n{line}\nsee you"),
+        (utc(2024, 1, 14, 10), "Bob", "ok"),
+    ]
+    assert not skipped(records)
+
+
+def test_an_impossible_date_is_reported_not_crashed_on(tmp_path: Path) -> None:
+    path = write(tmp_path, "13/01/2024, 09:16 - Ann: hi\n31/02/2024, 10:00 - Bob: ok\n")
+    with pytest.raises(ExportError, match="dated 31/02/2024 10:00"):
+        parse(path)

@@ -49,7 +49,7 @@ LINE_START = (
 )
 _HEADER = re.compile(
     rf"^{LINE_START}[\s{_SPACES}]*"
-    r"(?P<ampm>[AaPp]\.?\s?[Mm]\.?)?\]?(?:\s[-\u2013]\s|:?\s)(?P<rest>.*)$"
+    r"(?P<ampm>[AaPp]\.?\s?[Mm]\.?)?\]?(?P<sep>\s[-\u2013]\s|:?\s)(?P<rest>.*)$"
 )
 _MEDIA_WORDS = re.compile(
     r"^(image|video|audio|sticker|gif|document|contact card|photo|imagen|vídeo|video|"
@@ -125,6 +125,7 @@ class _Message:
 
 
 _NO_MARKS = {ord(c): None for c in _MARKS}
+_DIGITS = re.compile(r"\d+")
 
 
 def _clean(text: str) -> str:
@@ -146,6 +147,18 @@ def _split(rest: str) -> tuple[str | None, str]:
     if not sep or any(q in sender for q in '"“”«»') or len(sender) > 80:
         return None, rest
     return _sender_name(sender), body
+
+
+def _line_layout(line: str, match: re.Match[str]) -> tuple[bool, str, bool, bool]:
+    """How a message line is laid out: bracket, date shape ("#/#/#"), 12-hour clock, dash.
+    Every line of one export has the same, so a message that starts a line of its own with
+    a date and time ("2024-03-05 18:00 train leaves") is not taken for a new message."""
+    return (
+        "[" in line[: match.start("date")],
+        _DIGITS.sub("#", match["date"].replace(" ", "")),
+        bool(match["pre"] or match["ampm"]),
+        "-" in match["sep"] or "\u2013" in match["sep"],
+    )
 
 
 def _date_parts(date: str) -> tuple[int, int, int]:
@@ -202,9 +215,12 @@ class _Reader:
 
     def messages(self, lines: Iterator[str]) -> Iterator[_Message]:
         current: _Message | None = None
+        layout = None  # the first line's; a line laid out otherwise is part of a message
         for line in lines:
             match = _HEADER.match(line)
-            if match:
+            if match and layout is None:
+                layout = _line_layout(line, match)
+            if match and _line_layout(line, match) == layout:
                 if current:
                     yield current
                 stamp = (match["date"], match["time"], match["pre"] or match["ampm"])
@@ -266,7 +282,13 @@ class _Reader:
         if stamp[2]:
             pm = stamp[2].lower().startswith("p") or stamp[2] in _CJK_PM
             hour = hour % 12 + (12 if pm else 0)
-        local = dt.datetime(year, month, day, hour, minute, second, tzinfo=self.tz)
+        try:
+            local = dt.datetime(year, month, day, hour, minute, second, tzinfo=self.tz)
+        except ValueError:
+            raise ExportError(
+                f"{self.path.name} has a message dated {stamp[0]} {stamp[1]}, which is not a "
+                "date joe can read; export the chat again from WhatsApp."
+            ) from None
         return local.astimezone(dt.UTC)
 
 
