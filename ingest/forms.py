@@ -8,13 +8,20 @@ from pathlib import Path
 from django import forms
 from django.conf import settings
 
-from ingest.models import Export, SourceKind, Speaker
+from ingest.models import NEEDS_OWNER, OWNER_NAMED_KINDS, Export, SourceKind, Speaker
 from ingest.parsers.detect import PARSERS, detect_kind
 from ingest.parsers.records import ExportError
 from ingest.uploads import too_big_message
 
 NEEDS_PASSPHRASE = "This is a Signal backup: type the 30-digit passphrase Signal showed you."  # noqa: S105
 CHOOSE_AGAIN = "Nothing was imported: choose the file again and type its passphrase."
+CHOOSE_FILE_AGAIN = "Nothing was imported: say whose it is and choose the file again."
+OWNER_HELP = (
+    "Signal, iMessage and signal-export. Their own messages get this name, so they match them "
+    "on other apps (the first time an export of theirs is imported; after that, rename them on "
+    "the Speakers page). Needed for iMessage and signal-export, whose files call everyone's "
+    "owner “me”."
+)
 # What the browser checks before sending the file (the server checks again): 30 digits, spaces
 # anywhere. An HTML pattern must match the whole value.
 PASSPHRASE_PATTERN = r"(\s*\d){30}\s*"  # noqa: S105 (a pattern, not a secret)
@@ -69,9 +76,7 @@ class UploadForm(forms.Form):
         required=False,
         max_length=100,
         label="Whose phone is it?",
-        help_text="Signal only. Their messages get this name, so they match them on other apps "
-        "(the first time a backup of this phone is imported; after that, rename them on the "
-        "Speakers page).",
+        help_text=OWNER_HELP,
     )
     keep_file = forms.BooleanField(required=False, label="Keep the file after importing")
     include_bots = forms.BooleanField(required=False, label="Import bots' messages too (Slack)")
@@ -122,6 +127,9 @@ class UploadForm(forms.Form):
                     self.add_error("passphrase", error)
             if "passphrase" in self.errors:
                 self.add_error(None, CHOOSE_AGAIN)  # a browser never fills a file input back
+        if kind in OWNER_NAMED_KINDS and not data.get("owner_name", "").strip():
+            self.add_error("owner_name", NEEDS_OWNER.format(kind=OWNER_NAMED_KINDS[kind]))
+            self.add_error(None, CHOOSE_FILE_AGAIN)
         return data
 
 
@@ -135,13 +143,15 @@ class RetryForm(forms.Form):
         label="Backup passphrase",
         widget=forms.PasswordInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
     )
+    owner_name = forms.CharField(required=False, max_length=100, label="Whose is it?")
 
     def __init__(self, *args, export: Export, **kwargs) -> None:
-        kwargs.setdefault("initial", {"kind": export.kind})
+        kwargs.setdefault("initial", {"kind": export.kind, "owner_name": export.owner_name})
         super().__init__(*args, **kwargs)
         self.export = export
         self.fields["kind"].choices = [("", "Detect automatically"), *available_kinds()]
         self.needs_passphrase = export.is_signal
+        self.asks_owner = export.kind in OWNER_NAMED_KINDS
 
     def clean(self) -> dict:
         data = super().clean()
@@ -163,6 +173,9 @@ class RetryForm(forms.Form):
                 data["passphrase"] = check_passphrase(passphrase)
             except forms.ValidationError as error:
                 self.add_error("passphrase", error)
+        self.asks_owner = self.asks_owner or kind in OWNER_NAMED_KINDS
+        if kind in OWNER_NAMED_KINDS and not data.get("owner_name", "").strip():
+            self.add_error("owner_name", NEEDS_OWNER.format(kind=OWNER_NAMED_KINDS[kind]))
         return data
 
 

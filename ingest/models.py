@@ -29,6 +29,19 @@ class SourceKind(models.TextChoices):
     IMESSAGE = "imessage", "iMessage chat.db"
 
 
+# Exports that call their owner "me" whoever they are (an iMessage database, signal-export's
+# output): two friends' exports would make one person of their owners. Such an export is
+# imported with its owner's name, and their identity is keyed by it (``records.owner_key``).
+OWNER_NAMED_KINDS = {
+    SourceKind.IMESSAGE: "An iMessage chat.db",
+    SourceKind.SIGNAL_DESKTOP: "A Signal Desktop export (signal-export)",
+}
+NEEDS_OWNER = (
+    "{kind} calls its owner “me”, whoever they are: say whose it is (“Whose phone is it?”), "
+    "so that their messages go to them and not to the owner of another such export."
+)
+
+
 class Export(Job):
     """One uploaded file and the state of its import."""
 
@@ -42,7 +55,9 @@ class Export(Job):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     owner_name = models.CharField(
-        max_length=100, blank=True, help_text="Whose phone the backup came from (Signal)"
+        max_length=100,
+        blank=True,
+        help_text="Whose phone or computer the export came from (Signal, iMessage, signal-export)",
     )
     include_bots = models.BooleanField(
         default=False,

@@ -22,6 +22,8 @@ from django.utils import timezone
 from ingest import slack_import
 from ingest.loader import MessageLoader, message_loader
 from ingest.models import (
+    NEEDS_OWNER,
+    OWNER_NAMED_KINDS,
     Conversation,
     Export,
     Identity,
@@ -38,6 +40,7 @@ from ingest.parsers.records import (
     MessageRecord,
     Record,
     SkippedRecord,
+    owner_key,
 )
 from ingest.progress import ImportCancelled, ImportProgress, ProgressReporter
 from ingest.rows import clean_id, clean_text, message_row
@@ -257,6 +260,7 @@ def import_export(
     the export failed with the parser's sentence; an unexpected error does too, and is raised.
     """
     export = Export.objects.get(pk=export_id)
+    owner_name = owner_name or export.owner_name
     export.mark_running()
     Export.objects.filter(pk=export_id).update(heartbeat_at=timezone.now())
     try:
@@ -269,6 +273,10 @@ def import_export(
             options: dict = {"passphrase": passphrase} if kind == SourceKind.SIGNAL else {}
             if kind == SourceKind.SIGNAL and not passphrase:
                 raise ExportError(SIGNAL_KEY_GONE)
+            if kind in OWNER_NAMED_KINDS:
+                if not owner_name.strip():
+                    raise ExportError(NEEDS_OWNER.format(kind=OWNER_NAMED_KINDS[kind]))
+                options["self_name"] = owner_name.strip()
             if kind != SourceKind.SIGNAL:
                 options["include_bots"] = include_bots
             if kind != SourceKind.SIGNAL and path is None:
@@ -441,9 +449,12 @@ class CorpusWriter:
         name = (
             self.owner_name if record.is_self and self.owner_name else ""
         ) or record.display_name
+        stored_id = external_id
+        if record.is_self and self.kind in OWNER_NAMED_KINDS and self.owner_name:
+            stored_id = owner_key(external_id, self.owner_name)
         identity, created = Identity.objects.get_or_create(
             source_kind=self.kind,
-            external_id=clean_id(external_id),
+            external_id=clean_id(stored_id),
             defaults={
                 "display_name": clean_text(name)[:255] or external_id[:255],
                 "full_name": clean_text(str(record.extra.get("real_name") or ""))[:255],

@@ -225,6 +225,10 @@ def export_retry(request: HttpRequest, pk: int) -> HttpResponse:
         return _export_page(request, export, retry_form=form)
     if form.cleaned_data["kind"] != export.kind:
         Export.objects.filter(pk=export.pk).update(kind=form.cleaned_data["kind"])
+    if form.asks_owner and form.cleaned_data["owner_name"].strip() != export.owner_name:
+        Export.objects.filter(pk=export.pk).update(
+            owner_name=form.cleaned_data["owner_name"].strip()
+        )
     services.queue_import(export=export, passphrase=form.cleaned_data["passphrase"] or None)
     messages.success(request, "Importing again.")
     return redirect(export)

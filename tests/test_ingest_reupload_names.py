@@ -65,10 +65,10 @@ def test_one_signal_desktop_chat_uploaded_next_month_adds_nothing(
     """Uploads are stored in a folder per month, which is no chat's name."""
     path = tmp_path / "data.json"
     path.write_text(chat_files([sig(WHEN, "Me", "hi"), sig(WHEN, "Bob", "hey")])["data.json"])
-    first = import_export(export_id=upload(staff_client, path).pk)
+    first = import_export(export_id=upload(staff_client, path, owner_name="Alice").pk)
     monkeypatch.setattr(Export._meta.get_field("file"), "upload_to", "exports/next-month/")
 
-    again = import_export(export_id=upload(staff_client, path).pk)
+    again = import_export(export_id=upload(staff_client, path, owner_name="Alice").pk)
 
     assert (first.messages_count, again.messages_count, again.duplicates_count) == (2, 0, 2)
     assert Conversation.objects.count() == 1

@@ -17,6 +17,13 @@ class ExportError(Exception):
     """Bad input. The message is a sentence meant for the upload page and the logs."""
 
 
+def owner_key(external_id: str, owner_name: str) -> str:
+    """The owner's id in an export that calls every owner "me" (iMessage, signal-export): that
+    id plus their name, spaces and case aside, so two friends' exports make two people and one
+    friend's next export finds them again."""
+    return f"{external_id}:{' '.join(owner_name.split()).casefold()}"
+
+
 @dataclass(frozen=True, slots=True)
 class IdentityRecord:
     """One person as the source knows them (Slack user id, Signal recipient id, phone...)."""

@@ -33,6 +33,7 @@ from .records import (
     ProgressCallback,
     Record,
     SkippedRecord,
+    owner_key,
 )
 
 SELF = "Me"
@@ -112,7 +113,11 @@ class _Chat:
         return row
 
     def record(
-        self, row: dict[str, Any], seen: dict[str, Any], recent: OrderedDict[str, str]
+        self,
+        row: dict[str, Any],
+        seen: dict[str, Any],
+        recent: OrderedDict[str, str],
+        me: str = SELF,
     ) -> Iterator[Record]:
         body = str(row.get("body") or "").strip()
         if row.get("deleted"):
@@ -141,7 +146,8 @@ class _Chat:
             seen.clear()
             seen["stamp"] = sent_at
         n = seen[sender] = seen.get(sender, -1) + 1
-        seed = f"{self.folder}|{sent_at.isoformat()}|{sender}|{n}".encode()
+        who = me if sender == SELF else sender
+        seed = f"{self.folder}|{sent_at.isoformat()}|{who}|{n}".encode()
         external_id = hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:24]
         # sigexport keeps only the quoted text, so a reply points at the latest earlier message
         # with that text, among the last few thousand of the chat.
@@ -243,12 +249,15 @@ def _records(
                 is_self = sender == SELF
                 yield IdentityRecord(sender, self_name if is_self else sender, is_self=is_self)
         others = [s for s in senders if s != SELF]
+        # The owner's messages are told apart by their name: every export calls its owner "Me",
+        # and two friends' exports may hold a chat of one name with messages of the same second.
+        me = owner_key(SELF, self_name) if self_name != SELF else SELF
         yield ConversationRecord(chat.folder, chat.folder, is_group=len(others) > 1)
         seen: dict[str, Any] = {}
         recent: OrderedDict[str, str] = OrderedDict()
         for row in chat.rows():
             count += 1
-            yield from chat.record(row, seen, recent)
+            yield from chat.record(row, seen, recent, me)
         state.done += 1
         if progress:
             progress(state)

@@ -1,5 +1,6 @@
 // The export upload form: drag and drop, a size check before sending, Signal-only fields shown
-// (and the passphrase required and checked) only for Signal, and an upload progress bar. htmx sends the form (an XHR whose upload progress
+// (and the passphrase required and checked) only for Signal, the owner's name for the kinds
+// that take it, and an upload progress bar. htmx sends the form (an XHR whose upload progress
 // it reports as htmx:xhr:progress); without JavaScript it is a plain multipart form post.
 (function () {
   function formatBytes(n) {
@@ -32,6 +33,7 @@
       if (!file) return form.dataset.detectedKind || "";
       var name = file.name.toLowerCase();
       if (name.endsWith(".backup")) return "signal";
+      if (name === "chat.db") return "imessage";
       return "";
     }
 
@@ -49,6 +51,11 @@
       form.querySelectorAll("[data-signal-only]").forEach(function (el) { el.hidden = !isSignal; });
       // The browser then refuses a missing or mistyped passphrase before sending the file.
       if (passphrase) passphrase.required = isSignal;
+      // Whose phone: Signal may say, iMessage and signal-export must (they call everyone's owner "me").
+      var owner = form.querySelector("input[name=owner_name]");
+      var ownerNeeded = ["imessage", "signal_desktop"].indexOf(chosenKind()) >= 0;
+      form.querySelectorAll("[data-owner-field]").forEach(function (el) { el.hidden = !(isSignal || ownerNeeded); });
+      if (owner) owner.required = ownerNeeded;
       var mayBeSlack = !isSignal && (!kind.value || kind.value === "slack");
       form.querySelectorAll("[data-slack-only]").forEach(function (el) { el.hidden = !mayBeSlack; });
     }

@@ -46,7 +46,12 @@ class Command(BaseCommand):
             type=Path,
             help="file holding the Signal backup's passphrase (else it is asked for)",
         )
-        parser.add_argument("--owner-name", default="", help="whose phone a Signal backup is from")
+        parser.add_argument(
+            "--owner-name",
+            default="",
+            help="whose phone or computer it is from: Signal (optional), iMessage and "
+            "signal-export (needed: their files call everyone's owner 'me')",
+        )
         parser.add_argument("--include-bots", action="store_true", help="keep bots' messages")
 
     def handle(self, *args: Any, **options: Any) -> None:
