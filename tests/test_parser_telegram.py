@@ -147,15 +147,70 @@ def test_a_hostile_rich_message_tree_ends(tmp_path: Path) -> None:
 
 
 def test_replies_link_to_their_parent(tmp_path: Path) -> None:
-    records = one_chat(
-        tmp_path,
-        tg("Ann", 101, "question", id=7),
-        tg("Ben", 102, "answer", id=8, reply_to_message_id=7),
+    path = build_telegram(
+        tmp_path / "result.json",
+        [
+            Chat(
+                42,
+                "Club",
+                "private_supergroup",
+                [
+                    tg("Ann", 101, "question", id=7),
+                    tg("Ben", 102, "answer", id=8, reply_to_message_id=7),
+                ],
+            )
+        ],
     )
-    assert [(m.external_id, m.reply_to) for m in messages(records)] == [
+    assert [(m.external_id, m.reply_to) for m in messages(parse(path))] == [
         ("42:7", None),
         ("42:8", "42:7"),
     ]
+    # A basic group numbers messages per account: the reply finds its parent's own id.
+    found = messages(
+        one_chat(
+            tmp_path,
+            tg("Ann", 101, "question", id=7),
+            tg("Ben", 102, "answer", id=8, reply_to_message_id=7),
+            tg("Ben", 102, "to something older", id=9, reply_to_message_id=3),
+        )
+    )
+    assert found[1].reply_to == found[0].external_id != found[1].external_id
+    assert found[2].reply_to is None  # not in this export: no link rather than a wrong one
+
+
+def test_two_friends_account_exports_share_their_chats_ids(tmp_path: Path) -> None:
+    """Telegram numbers one-to-one chats' and basic groups' messages per account, and names a
+    one-to-one chat by the other person: two friends' exports gave each shared message two
+    ids (doubled on import). A supergroup's numbers are the chat's own."""
+    day = dt.datetime(2024, 3, 1, 9, tzinfo=dt.UTC)
+
+    def at(minute: int, second: int = 0) -> dt.datetime:
+        return day + dt.timedelta(minutes=minute, seconds=second)
+
+    def chats(offset: int, other: int) -> list[Chat]:
+        said = [  # the same messages, numbered from another start in each account
+            tg("Ann", 101, "hi", id=offset + 1, when=at(0)),
+            tg("Ben", 102, "hey", id=offset + 2, when=at(0)),
+            tg("Ben", 102, "same second", id=offset + 3, when=at(0)),
+            tg("Ann", 101, "later", id=offset + 4, when=at(5), reply_to_message_id=offset + 2),
+        ]
+        return [
+            Chat(other, "them", "personal_chat", said),
+            Chat(777, "Old group", "private_group", said),
+            Chat(888, "Big group", "private_supergroup", [tg("Ann", 101, "yo", id=5)]),
+        ]
+
+    ann = parse(build_telegram(tmp_path / "a.json", chats(0, 102), me=(101, "Ann", "A")))
+    ben = parse(build_telegram(tmp_path / "b.json", chats(500, 101), me=(102, "Ben", "B")))
+
+    def keyed(records: list) -> list[tuple]:
+        return [(m.conversation_id, m.external_id, m.reply_to) for m in messages(records)]
+
+    assert keyed(ann) == keyed(ben)
+    assert [c.external_id for c in conversations(ann)] == ["dm:user101:user102", "777", "888"]
+    ids = [m.external_id for m in messages(ann)]
+    assert len(set(ids)) == len(ids)  # two messages of one sender in one second stay two
+    assert messages(ann)[3].reply_to == messages(ann)[1].external_id
 
 
 def test_forwarded_messages_are_someone_elses_words(tmp_path: Path) -> None:
@@ -193,7 +248,7 @@ def test_chat_types_decide_groups(tmp_path: Path) -> None:
     ]
     records = parse(build_telegram(tmp_path / "result.json", chats, me=(100, "Me", "Myself")))
     assert conversations(records) == [
-        ConversationRecord("1", "Ann", is_group=False),
+        ConversationRecord("dm:user1:user100", "Ann", is_group=False),
         ConversationRecord("2", "Saved Messages", is_group=False),
         ConversationRecord("3", "Club", is_group=True),
     ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +33,12 @@ from .records import (
 )
 
 _ONE_TO_ONE = {"personal_chat", "bot_chat", "saved_messages"}
+# Telegram numbers the messages of one-to-one chats and basic groups per account: Alice's export
+# and Bob's give one message two ids there (supergroups and channels number them per chat). In
+# such a chat a message is known by what both exports share: the chat, the second, the sender
+# and its place among that sender's messages of that second; a one-to-one chat by its two people.
+_PER_ACCOUNT_IDS = {"personal_chat", "bot_chat", "private_group", "saved_messages"}
+_REPLY_MEMORY = 20_000  # message ids remembered per such chat, for replies (memory stays flat)
 _MEDIA_KEYS = ("photo", "file", "media_type", "sticker_emoji", "poll", "contact_information",
                "location_information", "live_location_period_seconds")  # fmt: skip
 
@@ -124,14 +131,19 @@ class _Parser:
         chat_id = str(meta.get("id") or meta.get("name") or f"chat{self.chats}")
         kind = str(meta.get("type") or "")
         title = meta.get("name") or ("Saved Messages" if kind == "saved_messages" else chat_id)
+        per_account = kind in _PER_ACCOUNT_IDS and meta.get("id") is not None
+        if per_account and kind in ("personal_chat", "bot_chat") and self.self_id:
+            # The same chat in the other person's export: named by both people, in one order.
+            chat_id = "dm:" + ":".join(sorted((self.self_id, user_id(meta["id"]))))
         yield ConversationRecord(chat_id, str(title), is_group=kind not in _ONE_TO_ONE)
+        ids = _ContentIds(chat_id) if per_account else None
         for _ in js.elements():
             msg = js.value()
             self.seen_messages += 1
-            yield from self.message(chat_id, msg)
+            yield from self.message(chat_id, msg, ids)
             tick()
 
-    def message(self, chat_id: str, msg: Any) -> Iterator[Record]:
+    def message(self, chat_id: str, msg: Any, ids: _ContentIds | None = None) -> Iterator[Record]:
         if not isinstance(msg, dict):
             yield SkippedRecord("invalid")
             return
@@ -158,22 +170,53 @@ class _Parser:
         if sender not in self.announced:
             self.announced.add(sender)
             yield IdentityRecord(sender, str(name), is_self=sender == self.self_id)
-        if msg.get("id") is not None:
-            external_id = f"{chat_id}:{msg['id']}"
-        else:  # minimal hand-made exports have no ids
+        reply = msg.get("reply_to_message_id")
+        reply_to = f"{chat_id}:{reply}" if reply is not None else None
+        if msg.get("id") is None:  # minimal hand-made exports have no ids
             seed = f"{chat_id}|{sent_at.isoformat()}|{sender}|{text}".encode()
             external_id = (
                 f"{chat_id}:h" + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:16]
             )
-        reply = msg.get("reply_to_message_id")
+        elif ids is not None:
+            external_id = ids.of(msg["id"], sent_at, sender)
+            reply_to = ids.known(reply) if reply is not None else None
+        else:
+            external_id = f"{chat_id}:{msg['id']}"
         yield MessageRecord(
             external_id=external_id,
             conversation_id=chat_id,
             identity_id=sender,
             sent_at=sent_at,
             text=text,
-            reply_to=f"{chat_id}:{reply}" if reply is not None else None,
+            reply_to=reply_to,
         )
+
+
+class _ContentIds:
+    """Ids for the messages of a chat that Telegram numbers per account (_PER_ACCOUNT_IDS)."""
+
+    def __init__(self, chat_id: str) -> None:
+        self.chat_id = chat_id
+        self.second: dt.datetime | None = None
+        self.counts: dict[str, int] = {}  # sender -> messages so far in this second
+        self.recent: OrderedDict[Any, str] = OrderedDict()  # this export's id -> ours
+
+    def of(self, number: Any, sent_at: dt.datetime, sender: str) -> str:
+        if sent_at != self.second:
+            self.second, self.counts = sent_at, {}
+        n = self.counts[sender] = self.counts.get(sender, -1) + 1
+        seed = f"{self.chat_id}|{sent_at.isoformat()}|{sender}|{n}".encode()
+        external_id = (
+            f"{self.chat_id}:c" + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:16]
+        )
+        self.recent[number] = external_id
+        if len(self.recent) > _REPLY_MEMORY:
+            self.recent.popitem(last=False)
+        return external_id
+
+    def known(self, number: Any) -> str | None:
+        """The message a reply points at, if it came in this chat lately."""
+        return self.recent.get(number)
 
 
 def _open(path: Path, limits: Limits | None) -> tuple[IO[bytes], int, Any]:
