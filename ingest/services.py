@@ -52,6 +52,8 @@ INTERNAL_ERROR = (
     "The import stopped because of a problem in joe itself, not in your file. Nothing was "
     "imported; the worker's log has the details."
 )
+# Apps whose exports write the local time of the phone or computer they came from, no zone.
+LOCAL_TIME_KINDS = frozenset({SourceKind.WHATSAPP, SourceKind.SIGNAL_DESKTOP, SourceKind.TELEGRAM})
 SIGNAL_KEY_GONE = (
     "This Signal backup needs its passphrase, and joe no longer has it (it is kept for an hour "
     "at most and never stored). Retry the import and type it again."
@@ -252,11 +254,14 @@ def import_export(
     include_bots: bool = False,
     path: str | Path | None = None,
     progress: Callable[[ImportProgress], None] | None = None,
+    time_zone: str = "",
 ) -> Export:
     """Import an export's messages into the corpus, all or nothing, and record the outcome.
 
     ``path`` reads that file or folder instead of the export's upload (``manage.py ingest``).
-    ``progress`` is called with each progress snapshot (about twice a second). Bad input marks
+    ``progress`` is called with each progress snapshot (about twice a second). ``time_zone``:
+    where the exporting phone or computer was, for the apps that write local times (default:
+    the site's ``TIME_ZONE``). Bad input marks
     the export failed with the parser's sentence; an unexpected error does too, and is raised.
     """
     export = Export.objects.get(pk=export_id)
@@ -279,6 +284,8 @@ def import_export(
                 options["self_name"] = owner_name.strip()
             if kind != SourceKind.SIGNAL:
                 options["include_bots"] = include_bots
+            if kind in LOCAL_TIME_KINDS:
+                options["timezone"] = time_zone or settings.TIME_ZONE
             if kind != SourceKind.SIGNAL and path is None:
                 # Chats named after their file (WhatsApp) take the name the person uploaded, not
                 # the storage's ("…_k3j9d2a.txt" when a file of that name is still there).

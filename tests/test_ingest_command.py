@@ -107,3 +107,36 @@ def test_command_exits_non_zero_with_the_message(tmp_path):
 
     assert result.returncode == 1
     assert "This file is not an export joe can read" in result.stderr
+
+
+def test_command_asks_whose_chat_db_it_is_before_making_an_export(tmp_path):
+    from tests.test_ingest_all_sources import owner_chat_db
+
+    path = owner_chat_db(tmp_path / "chat.db", "hi")
+    with pytest.raises(CommandError, match="calls its owner “me”.*Pass --owner-name NAME."):
+        ingest(str(path))
+    assert not Export.objects.exists()
+
+    ingest(str(path), "--owner-name", "Dana")
+    assert Message.objects.get(text="hi").identity.display_name == "Dana"
+
+
+def test_local_times_are_read_in_the_zone_given_else_the_sites(tmp_path, settings):
+    """WhatsApp writes the phone's local time with no zone: it was read as UTC whatever the
+    site's TIME_ZONE, and neither the page nor the command could say otherwise."""
+    import datetime as dt
+
+    from tests.builders.whatsapp import build_whatsapp
+
+    nine = dt.datetime(2024, 1, 1, 9, 0)  # nine in the morning on the phone
+    settings.TIME_ZONE = "Europe/Berlin"
+    first = build_whatsapp(tmp_path / "WhatsApp Chat with Bo.txt", [(nine, "Al", "morning")])
+    ingest(str(first))
+    assert Message.objects.get(text="morning").sent_at == dt.datetime(2024, 1, 1, 8, tzinfo=dt.UTC)
+
+    second = build_whatsapp(tmp_path / "WhatsApp Chat with Cy.txt", [(nine, "Al", "hello")])
+    ingest(str(second), "--timezone", "America/New_York")
+    assert Message.objects.get(text="hello").sent_at == dt.datetime(2024, 1, 1, 14, tzinfo=dt.UTC)
+
+    with pytest.raises(CommandError, match="'Mars/Olympus' is not a time zone joe knows"):
+        ingest(str(second), "--timezone", "Mars/Olympus")

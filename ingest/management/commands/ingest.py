@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import sys
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 from ingest import services
 from ingest.forms import available_kinds
-from ingest.models import Export, SourceKind
+from ingest.models import NEEDS_OWNER, OWNER_NAMED_KINDS, Export, SourceKind
 from ingest.parsers.detect import detect_kind
 from ingest.parsers.records import ExportError
 from ingest.parsers.signal_crypto import normalize_passphrase
@@ -53,6 +54,12 @@ class Command(BaseCommand):
             "signal-export (needed: their files call everyone's owner 'me')",
         )
         parser.add_argument("--include-bots", action="store_true", help="keep bots' messages")
+        parser.add_argument(
+            "--timezone",
+            default="",
+            help="the time zone the phone or computer was in, for exports that write local "
+            "times (WhatsApp, signal-export, Telegram before 2021); default: TIME_ZONE",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"].expanduser().resolve()
@@ -62,6 +69,17 @@ class Command(BaseCommand):
             kind = options["kind"] or detect_kind(path)
         except ExportError as error:
             raise CommandError(str(error)) from None
+        if kind in OWNER_NAMED_KINDS and not options["owner_name"].strip():
+            message = NEEDS_OWNER.format(kind=OWNER_NAMED_KINDS[kind])
+            raise CommandError(f"{message} Pass --owner-name NAME.")
+        if options["timezone"]:
+            try:
+                zoneinfo.ZoneInfo(options["timezone"])
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise CommandError(
+                    f"{options['timezone']!r} is not a time zone joe knows; use a name like "
+                    "Europe/Berlin or America/New_York."
+                ) from None
         passphrase = self._passphrase(options["passphrase_file"]) if kind == "signal" else None
         if passphrase is not None:
             try:  # a mistyped passphrase fails here, before the export gets a row
@@ -98,6 +116,7 @@ class Command(BaseCommand):
                     include_bots=options["include_bots"],
                     path=path,
                     progress=show,
+                    time_zone=options["timezone"],
                 )
             except KeyboardInterrupt:
                 export.mark_cancelled()
