@@ -142,3 +142,11 @@ def test_messages_without_a_known_sender_are_skipped(tmp_path: Path) -> None:
     assert [i.external_id for i in identities(records)] == ["Me", "AliceSmith"]
     assert [m.text for m in messages(records)] == ["hi", "hello"]
     assert skipped(records) == {"no-sender": 1}
+
+
+def test_ids_do_not_change_with_the_zone_the_times_are_read_in(tmp_path: Path) -> None:
+    path = build_sigexport(tmp_path / "sig.zip", {"Chat": [sig(at(0), "Bo", "hi")]})
+    [utc_read] = messages(parse(path))
+    [berlin_read] = messages(parse(path, timezone="Europe/Berlin"))
+    assert berlin_read.sent_at != utc_read.sent_at
+    assert berlin_read.external_id == utc_read.external_id

@@ -466,3 +466,20 @@ def test_an_impossible_date_is_reported_not_crashed_on(tmp_path: Path) -> None:
     path = write(tmp_path, "13/01/2024, 09:16 - Ann: hi\n31/02/2024, 10:00 - Bob: ok\n")
     with pytest.raises(ExportError, match="dated 31/02/2024 10:00"):
         parse(path)
+
+
+def test_ids_do_not_change_with_the_zone_the_times_are_read_in(tmp_path: Path) -> None:
+    """The zone (the site's TIME_ZONE, or --timezone) moves the times, not the ids: the same
+    chat imported in another zone, or before the zone could be chosen, adds nothing."""
+    import hashlib
+
+    path = build_whatsapp(
+        tmp_path / "WhatsApp Chat with Bo.txt", [(dt.datetime(2024, 1, 1, 9), "Al", "hi")]
+    )
+    [utc_read] = messages(parse(path))
+    [berlin_read] = messages(parse(path, timezone="Europe/Berlin"))
+    assert berlin_read.sent_at == utc(2024, 1, 1, 8)
+    assert utc_read.external_id == berlin_read.external_id
+    # The id every import made before: the time read as UTC.
+    before = f"Bo|{utc(2024, 1, 1, 9).isoformat()}|Al|0".encode()
+    assert utc_read.external_id == hashlib.sha1(before, usedforsecurity=False).hexdigest()[:20]

@@ -136,18 +136,21 @@ class _Chat:
             yield SkippedRecord("invalid")
             return
         sent_at = local.replace(tzinfo=local.tzinfo or self.tz).astimezone(dt.UTC)
+        # Its id takes a time without a zone as written, whatever zone it is read in (as UTC,
+        # as every import did before the zone could be chosen: the same ids as then).
+        stamp = local.replace(tzinfo=local.tzinfo or dt.UTC).astimezone(dt.UTC).isoformat()
         sender = str(row.get("sender") or NO_SENDER)
         if sender == NO_SENDER:
             # sigexport could not tell who wrote it (carderne/signal-export#46: groups upgraded
             # to "new groups"); one made-up person speaking for several would mislead the model.
             yield SkippedRecord("no-sender")
             return
-        if sent_at != seen.get("stamp"):
+        if stamp != seen.get("stamp"):
             seen.clear()
-            seen["stamp"] = sent_at
+            seen["stamp"] = stamp
         n = seen[sender] = seen.get(sender, -1) + 1
         who = me if sender == SELF else sender
-        seed = f"{self.folder}|{sent_at.isoformat()}|{who}|{n}".encode()
+        seed = f"{self.folder}|{stamp}|{who}|{n}".encode()
         external_id = hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:24]
         # sigexport keeps only the quoted text, so a reply points at the latest earlier message
         # with that text, among the last few thousand of the chat.

@@ -116,6 +116,15 @@ class _Parser:
         local = dt.datetime.fromisoformat(str(msg["date"]))
         return local.replace(tzinfo=local.tzinfo or self.tz).astimezone(dt.UTC)
 
+    @staticmethod
+    def stamp(msg: dict[str, Any], sent_at: dt.datetime) -> str:
+        """The time that goes into an id: a local time as written, whatever zone it is read in
+        (as UTC, as every import did before the zone could be chosen)."""
+        if msg.get("date_unixtime"):
+            return sent_at.isoformat()
+        local = dt.datetime.fromisoformat(str(msg["date"]))
+        return local.replace(tzinfo=local.tzinfo or dt.UTC).astimezone(dt.UTC).isoformat()
+
     def chat(self, js: JsonStream, tick: Any) -> Iterator[Record]:
         """One chat object of an account export; the stream is on its opening brace."""
         meta: dict[str, Any] = {}
@@ -173,12 +182,12 @@ class _Parser:
         reply = msg.get("reply_to_message_id")
         reply_to = f"{chat_id}:{reply}" if reply is not None else None
         if msg.get("id") is None:  # minimal hand-made exports have no ids
-            seed = f"{chat_id}|{sent_at.isoformat()}|{sender}|{text}".encode()
+            seed = f"{chat_id}|{self.stamp(msg, sent_at)}|{sender}|{text}".encode()
             external_id = (
                 f"{chat_id}:h" + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:16]
             )
         elif ids is not None:
-            external_id = ids.of(msg["id"], sent_at, sender)
+            external_id = ids.of(msg["id"], self.stamp(msg, sent_at), sender)
             reply_to = ids.known(reply) if reply is not None else None
         else:
             external_id = f"{chat_id}:{msg['id']}"
@@ -197,15 +206,15 @@ class _ContentIds:
 
     def __init__(self, chat_id: str) -> None:
         self.chat_id = chat_id
-        self.second: dt.datetime | None = None
+        self.second = ""
         self.counts: dict[str, int] = {}  # sender -> messages so far in this second
         self.recent: OrderedDict[Any, str] = OrderedDict()  # this export's id -> ours
 
-    def of(self, number: Any, sent_at: dt.datetime, sender: str) -> str:
-        if sent_at != self.second:
-            self.second, self.counts = sent_at, {}
+    def of(self, number: Any, stamp: str, sender: str) -> str:
+        if stamp != self.second:
+            self.second, self.counts = stamp, {}
         n = self.counts[sender] = self.counts.get(sender, -1) + 1
-        seed = f"{self.chat_id}|{sent_at.isoformat()}|{sender}|{n}".encode()
+        seed = f"{self.chat_id}|{stamp}|{sender}|{n}".encode()
         external_id = (
             f"{self.chat_id}:c" + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:16]
         )

@@ -274,6 +274,10 @@ class _Reader:
         return layout
 
     def sent_at(self, stamp: tuple[str, str, str | None], order: str) -> dt.datetime:
+        return self.wall_clock(stamp, order).replace(tzinfo=self.tz).astimezone(dt.UTC)
+
+    def wall_clock(self, stamp: tuple[str, str, str | None], order: str) -> dt.datetime:
+        """The date and time as the phone wrote them (no zone)."""
         a, b, c = _date_parts(stamp[0])
         year, month, day = {"ymd": (a, b, c), "dmy": (c, b, a), "mdy": (c, a, b)}[order]
         year += 2000 if year < 100 else 0
@@ -283,13 +287,12 @@ class _Reader:
             pm = stamp[2].lower().startswith("p") or stamp[2] in _CJK_PM
             hour = hour % 12 + (12 if pm else 0)
         try:
-            local = dt.datetime(year, month, day, hour, minute, second, tzinfo=self.tz)
+            return dt.datetime(year, month, day, hour, minute, second)
         except ValueError:
             raise ExportError(
                 f"{self.path.name} has a message dated {stamp[0]} {stamp[1]}, which is not a "
                 "date joe can read; export the chat again from WhatsApp."
             ) from None
-        return local.astimezone(dt.UTC)
 
 
 def _classify(body: str) -> str | None:
@@ -359,13 +362,17 @@ def parse(
             if sender is None or reason:
                 yield SkippedRecord(reason or "system")
                 continue
-            sent_at = reader.sent_at(message.stamp, layout.order)
-            if sent_at != minute:
-                minute, repeats = sent_at, {}
-            # The n-th message of a sender within one timestamp keeps its id on re-export.
+            wall = reader.wall_clock(message.stamp, layout.order)
+            sent_at = wall.replace(tzinfo=tz).astimezone(dt.UTC)
+            if wall != minute:
+                minute, repeats = wall, {}
+            # The n-th message of a sender within one timestamp keeps its id on re-export. The
+            # id takes the time as the phone wrote it, whatever zone it is read in (written as
+            # UTC, as every import did before the zone could be chosen: the same ids as then).
             n = repeats[sender] = repeats.get(sender, -1) + 1
+            stamp = wall.replace(tzinfo=dt.UTC).isoformat()
             digest = hashlib.sha1(
-                f"{conversation_id}|{sent_at.isoformat()}|{sender}|{n}".encode(),
+                f"{conversation_id}|{stamp}|{sender}|{n}".encode(),
                 usedforsecurity=False,
             ).hexdigest()[:20]
             yield MessageRecord(digest, conversation_id, sender, sent_at, text)
