@@ -483,3 +483,23 @@ def test_ids_do_not_change_with_the_zone_the_times_are_read_in(tmp_path: Path) -
     # The id every import made before: the time read as UTC.
     before = f"Bo|{utc(2024, 1, 1, 9).isoformat()}|Al|0".encode()
     assert utc_read.external_id == hashlib.sha1(before, usedforsecurity=False).hexdigest()[:20]
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".zip"])
+def test_the_first_pass_reports_the_bytes_it_has_read(tmp_path: Path, suffix: str) -> None:
+    """A big chat's page showed no numbers while the dates and senders were surveyed."""
+    start = dt.datetime(2024, 1, 1, 9)
+    lines = [
+        (start + dt.timedelta(minutes=i), "Al" if i % 2 else "Bo", "x" * 40) for i in range(12_000)
+    ]
+    path = build_whatsapp(tmp_path / f"WhatsApp Chat with Bo{suffix}", lines)
+    reports: list[tuple[str, int, int]] = []
+    records = check_contract(
+        whatsapp.parse(str(path), progress=lambda p: reports.append((p.unit, p.done, p.total)))
+    )
+    assert len(messages(records)) == 12_000
+    first = [r for r in reports if r[0] == "bytes"]
+    assert len(first) == 2  # every 5,000 messages of the survey
+    assert 0 < first[0][1] < first[1][1] <= first[1][2]
+    assert reports[: len(first)] == first  # then the messages, as before
+    assert reports[-1] == ("messages", 12_000, 12_000)

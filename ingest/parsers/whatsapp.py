@@ -175,6 +175,7 @@ class _Reader:
         stem = Path(name).stem
         self.title = _TITLE_PREFIX.sub("", stem).strip() or stem
         self.size = 0
+        self._raw: IO[bytes] | None = None
 
     @contextmanager
     def lines(self) -> Iterator[Iterator[str]]:
@@ -203,7 +204,15 @@ class _Reader:
             with archive.open(member) as raw:
                 yield self._decode(raw, member)
 
+    def position(self) -> int:
+        """Bytes of the chat read so far (to the text reader's last chunk)."""
+        try:
+            return min(self._raw.tell(), self.size) if self._raw is not None else 0
+        except (OSError, ValueError):  # closed, or a stream that cannot say
+            return 0
+
     def _decode(self, raw: IO[bytes], label: str) -> Iterator[str]:
+        self._raw = raw
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None)
         try:
             for line in text:
@@ -235,7 +244,9 @@ class _Reader:
         if current:
             yield current
 
-    def survey(self) -> _Layout:
+    def survey(self, progress: ProgressCallback | None = None) -> _Layout:
+        """The first pass: who speaks, the date order. It reports the bytes it has read: a big
+        chat's page shows it moving before the messages are counted."""
         layout = _Layout()
         day_first = month_first = False
         previous: dict[str, tuple[int, int, int] | None] = {"dmy": None, "mdy": None}
@@ -244,6 +255,8 @@ class _Reader:
         with self.lines() as lines:
             for message in self.messages(lines):
                 layout.lines += 1
+                if progress and layout.lines % 5000 == 0:
+                    progress(Progress(done=self.position(), total=self.size, unit="bytes"))
                 a, b, c = _date_parts(message.stamp[0])
                 if a > 31:
                     layout.order = "ymd"
@@ -345,7 +358,7 @@ def parse(
     tz = time_zone(timezone)
     p = existing(path)
     reader = _Reader(p, limits, tz, file_name or p.name)
-    layout = reader.survey()
+    layout = reader.survey(progress)
     for name in layout.senders:
         yield IdentityRecord(name, name)
     conversation_id = reader.title
