@@ -72,3 +72,23 @@ def test_one_signal_desktop_chat_uploaded_next_month_adds_nothing(
 
     assert (first.messages_count, again.messages_count, again.duplicates_count) == (2, 0, 2)
     assert Conversation.objects.count() == 1
+
+
+def test_a_lone_data_json_is_named_by_its_people_not_data(staff_client, tmp_path):
+    """Two chats' data.json uploaded one by one were one conversation called "data"; a
+    one-to-one chat's file now gets the name (and so the ids) its folder has in the whole
+    export, so uploading that export later adds nothing."""
+    from tests.builders.signal_desktop import build_sigexport
+
+    bob = [sig(WHEN, "Me", "hi"), sig(WHEN, "Bob", "hey")]
+    group = [sig(WHEN, "Me", "all"), sig(WHEN, "Bob", "of"), sig(WHEN, "Cy", "us")]
+    for rows in (bob, group):
+        path = tmp_path / "data.json"
+        path.write_text(chat_files(rows)["data.json"])
+        export = import_export(export_id=upload(staff_client, path, owner_name="Al").pk)
+        assert export.status == "succeeded", export.error
+    assert sorted(Conversation.objects.values_list("title", flat=True)) == ["Bob", "Bob, Cy"]
+
+    whole = build_sigexport(tmp_path / "signal-export.zip", {"Bob": bob})
+    again = import_export(export_id=upload(staff_client, whole, owner_name="Al").pk)
+    assert (again.messages_count, again.duplicates_count) == (0, 2)

@@ -221,6 +221,8 @@ def parse(
     with ExitStack() as stack:
         if p.is_file() and p.suffix.lower() in (".json", ".md"):
             folder = Path(file_name).stem if file_name else p.parent.name or p.stem
+            if folder.lower() in ("data", "chat"):
+                folder = ""  # an uploaded data.json or chat.md: named by who is in it (below)
             chats = [_Chat(partial(p.open, "rb"), folder, p.name, tz)]
         else:
             archive = stack.enter_context(open_archive(p, limits))
@@ -252,6 +254,11 @@ def _records(
                 is_self = sender == SELF
                 yield IdentityRecord(sender, self_name if is_self else sender, is_self=is_self)
         others = [s for s in senders if s != SELF]
+        if not chat.folder:
+            # signal-export names a one-to-one chat's folder after the other person: the same
+            # name (and so the same ids) as that chat in a whole export. A group's title is not
+            # in its file: its people stand in for it.
+            chat.folder = ", ".join(sorted(others)) or self_name
         # The owner's messages are told apart by their name: every export calls its owner "Me",
         # and two friends' exports may hold a chat of one name with messages of the same second.
         me = owner_key(SELF, self_name) if self_name != SELF else SELF
