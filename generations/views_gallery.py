@@ -23,7 +23,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 from django_htmx.http import trigger_client_event
 
 from accounts.decorators import staff_required
@@ -179,7 +179,7 @@ def _active_link(token: str) -> ShareLink:
 
 
 @login_not_required
-@require_GET
+@require_safe  # GET, and HEAD: some unfurlers and link checkers ask with HEAD first
 def share(request: HttpRequest, token: str) -> HttpResponse:
     """The public page of one shared snippet: no nav, no other names, nothing else of the group."""
     link = _active_link(token)
@@ -201,7 +201,7 @@ def _parody_label(names: list[str]) -> str:
 
 
 @login_not_required
-@require_GET
+@require_safe
 def share_image(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)  # checked on every request, so a revoked link stops at once
     speakers = selectors.speakers_by_slug()

@@ -87,6 +87,16 @@ def test_link_preview_bots_get_200(client, link, agent):
     assert card.status_code == 200
 
 
+def test_link_checkers_may_ask_with_head(client, link):
+    """Some unfurlers and link checkers send HEAD first: a 405 makes them give up on the link."""
+    page = client.head(f"/share/{link.token}/")
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    card = client.head(f"/share/{link.token}/card.png")
+    assert card.status_code == 200 and card["Content-Type"] == "image/png"
+    link.revoke()
+    assert client.head(f"/share/{link.token}/").status_code == 404
+
+
 def test_card_is_a_1200_by_630_png(client, link):
     response = client.get(f"/share/{link.token}/card.png")
     assert response["Content-Type"] == "image/png"
