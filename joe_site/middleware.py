@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
+from django.contrib.auth import middleware as auth_middleware
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect
 
 
 class LocalHealthCheckMiddleware:
@@ -35,3 +39,20 @@ def _is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
+    """Django's, but an htmx request whose session has ended (a vote on a gallery left open after
+    logging out in another tab) sends the whole page to the login form, instead of the login page
+    being swapped into the vote box; after logging in the member is back on that page."""
+
+    def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
+        if not request.htmx:
+            return super().handle_no_permission(request, view_func)
+        page = request.htmx.current_url_abs_path or "/"  # None from another site's page
+        login = redirect_to_login(
+            page,
+            resolve_url(self.get_login_url(view_func)),
+            self.get_redirect_field_name(view_func),
+        )
+        return HttpResponseClientRedirect(login.url)

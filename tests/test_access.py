@@ -72,3 +72,19 @@ def test_member_sees_home(member_client):
 def test_staff_pages_refuse_members(member_client):
     response = member_client.get("/accounts/invites/")
     assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_htmx_action_after_the_session_ended_sends_the_page_to_login(client):
+    """A vote from a gallery left open after logging out elsewhere: the login form must not be
+    swapped into the vote box; the whole page goes to log in and comes back after."""
+    headers = {"HX-Request": "true", "HX-Current-URL": "http://testserver/gallery/?sort=new"}
+    response = client.post("/s/1/vote/", {"value": "up"}, headers=headers)
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/?next=/gallery/%3Fsort%3Dnew"
+    assert not response.content
+    # From another site's page (no current URL of ours), back to the home page after login.
+    headers["HX-Current-URL"] = "https://elsewhere.example/"
+    response = client.post("/s/1/vote/", {"value": "up"}, headers=headers)
+    assert response["HX-Redirect"] == "/accounts/login/?next=/"
+    assert client.post("/s/1/vote/", {"value": "up"}).status_code == 302  # a plain post as before

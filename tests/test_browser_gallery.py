@@ -167,3 +167,22 @@ def test_keyboard_can_vote(new_page, member, snippets):
     page.keyboard.press("Enter")
     page.wait_for_selector(f'#vote-up-{target.pk}[aria-pressed="true"]')
     assert page.evaluate("document.activeElement.id") == f"vote-up-{target.pk}"
+
+
+def test_vote_after_logging_out_in_another_tab_goes_to_login(new_page, member, snippets):
+    target = snippets[0]
+    page = new_page()
+    log_in(page, "alice", "correct horse 1")
+    page.goto("/gallery/?sort=new")
+    other_tab = page.context.new_page()
+    other_tab.goto("/gallery/")
+    other_tab.get_by_role("button", name="Log out").click()
+    other_tab.wait_for_url("**/accounts/login/**")
+    page.locator(f"#vote-up-{target.pk}").click()
+    # The whole page goes to log in (not the login form swapped into the vote box) and back.
+    page.wait_for_url("**/accounts/login/?next=/gallery/%3Fsort%3Dnew")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "correct horse 1")
+    page.locator("main button[type=submit]").click()
+    page.wait_for_url("**/gallery/?sort=new")
+    assert page.locator(f"#vote-{target.pk}").count() == 1
