@@ -186,3 +186,19 @@ def test_vote_after_logging_out_in_another_tab_goes_to_login(new_page, member, s
     page.locator("main button[type=submit]").click()
     page.wait_for_url("**/gallery/?sort=new")
     assert page.locator(f"#vote-{target.pk}").count() == 1
+
+
+def test_vote_on_a_fake_vetoed_meanwhile_says_so(new_page, member, snippets):
+    target = snippets[1]
+    page = new_page()
+    log_in(page, "alice", "correct horse 1")
+    page.goto("/gallery/?sort=new")
+    target.hide()  # vetoed or hidden by staff while the page was open
+    page.locator(f"#vote-up-{target.pk}").click()
+    toast = page.locator(".toast-error")
+    toast.wait_for()
+    assert "no longer here" in toast.inner_text()
+    assert page.locator(f"#vote-up-{target.pk}").get_attribute("aria-pressed") == "false"
+    page.locator(f"#star-{target.pk}").click()  # the same words again: still one toast
+    page.wait_for_timeout(500)
+    assert page.locator(".toast-error").count() == 1

@@ -30,12 +30,37 @@
   document.addEventListener("toast", function (event) {
     var box = document.getElementById("toasts");
     if (!box || !event.detail) return;
+    // The same words already on screen (a page that polls, failing every second): once is enough.
+    var same = Array.prototype.some.call(box.children, function (toast) {
+      return toast.getAttribute("data-message") === event.detail.message;
+    });
+    if (same) return;
     var div = document.createElement("div");
     div.className = "toast toast-" + (event.detail.level || "info");
     div.setAttribute("role", "status");
+    div.setAttribute("data-message", event.detail.message);
     div.textContent = event.detail.message;  // textContent: never HTML
     box.appendChild(div);
     fadeToasts(box);
+  });
+  // An htmx action that failed (a vote on a fake vetoed meanwhile, a stale form, the network)
+  // would otherwise do nothing at all: say so, unless the server sent its own toast.
+  function errorToast(message) {
+    document.dispatchEvent(new CustomEvent("toast", {detail: {level: "error", message: message}}));
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.getResponseHeader("HX-Trigger")) return;
+    if (xhr.status === 404) {
+      errorToast("That is no longer here: it was hidden, vetoed or deleted meanwhile. Reload the page to see what is.");
+    } else if (xhr.status === 403) {
+      errorToast("That was refused, perhaps because you logged in again elsewhere. Reload the page and try again.");
+    } else {
+      errorToast("That did not work (error " + xhr.status + "). Try again, or reload the page.");
+    }
+  });
+  document.addEventListener("htmx:sendError", function () {
+    errorToast("joe could not be reached: check your connection and try again.");
   });
   // A page that refreshes itself (a run, say) marks its state with data-status-announce: when
   // that text changes, it is read out once from a live region that stays put (the swapped
