@@ -52,6 +52,15 @@ def wrap(text: str, face: ImageFont.FreeTypeFont, width: int) -> list[str]:
     return lines
 
 
+def fit(text: str, face: ImageFont.FreeTypeFont, width: int) -> str:
+    """One line no wider than `width`: cut with an ellipsis if it is (a long name, many voices)."""
+    if face.getlength(text) <= width:
+        return text
+    while text and face.getlength(text.rstrip() + "…") > width:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
 def _layout(bubbles: list[Bubble], size: int, text_width: int) -> list[list[str]]:
     face = font(size)
     return [wrap(bubble.text, face, text_width) for bubble in bubbles]
@@ -66,6 +75,7 @@ def render_card(*, bubbles: list[Bubble], label: str) -> bytes:
     """Draw the snippet as chat bubbles under its "AI parody of ..." label; PNG bytes."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
+    label = fit(label, font(30, bold=True), WIDTH - 2 * PAD)
     draw.text((PAD, PAD - 16), label, font=font(30, bold=True), fill=MUTED)
     footer = "joe · AI-generated parody, not a real message"
     draw.text((PAD, HEIGHT - PAD + 4), footer, font=font(22), fill=MUTED)
@@ -92,6 +102,7 @@ def render_card(*, bubbles: list[Bubble], label: str) -> bytes:
                 else [lines[0] + " …"]
             )
         box_h = 34 + len(lines) * leading + 22
+        name = fit(bubble.name, font(24, bold=True), text_width)
         draw.ellipse((PAD, y, PAD + AVATAR, y + AVATAR), fill=bubble.colour)
         initial = font(30, bold=True)
         draw.text(
@@ -102,12 +113,11 @@ def render_card(*, bubbles: list[Bubble], label: str) -> bytes:
             anchor="mm",
         )
         widest = max(
-            [font(size).getlength(line) for line in lines]
-            + [font(24, bold=True).getlength(bubble.name)]
+            [font(size).getlength(line) for line in lines] + [font(24, bold=True).getlength(name)]
         )
         box = (PAD + AVATAR + 20, y, PAD + AVATAR + 20 + widest + 44, y + box_h)
         draw.rounded_rectangle(box, radius=26, fill=BUBBLE, outline=LINE, width=2)
-        draw.text((text_left, y + 10), bubble.name, font=font(24, bold=True), fill=bubble.colour)
+        draw.text((text_left, y + 10), name, font=font(24, bold=True), fill=bubble.colour)
         for i, line in enumerate(lines):
             draw.text((text_left, y + 44 + i * leading), line, font=font(size), fill=INK)
         y += box_h + GAP

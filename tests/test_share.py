@@ -7,7 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from generations.models import ShareLink
+from generations import share_card
+from generations.models import Bubble, ShareLink
 from tests.builders.snippets import make_snippet, make_speaker
 
 pytestmark = pytest.mark.django_db
@@ -111,6 +112,17 @@ def test_card_of_a_very_long_snippet_still_fits(client, member):
     link = ShareLink.objects.create(snippet=snippet, created_by=member)
     image = Image.open(io.BytesIO(client.get(f"/share/{link.token}/card.png").content))
     assert image.size == (1200, 630)
+
+
+def test_card_keeps_long_names_and_many_voices_inside_it():
+    names = ["Maximilian Alexander von Hohenzollern-Sigmaringen", "Bartholomew Featherstonehaugh"]
+    names.append("W" * 100)
+    bubbles = [Bubble(name=name, text="hi", colour="#2a9d8f", initial=name[0]) for name in names]
+    png = share_card.render_card(bubbles=bubbles, label="AI parody of " + ", ".join(names))
+    image = Image.open(io.BytesIO(png))
+    # The label and the name over each bubble are cut with an ellipsis, not by the card's edge.
+    right_margin = image.crop((1200 - 40, 0, 1200, 630)).convert("RGB")
+    assert right_margin.getcolors() == [(40 * 630, (0xF6, 0xF4, 0xEF))]  # the background alone
 
 
 def test_revoked_link_is_gone_page_and_image(member_client, client, link):
