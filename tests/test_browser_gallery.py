@@ -202,3 +202,21 @@ def test_vote_on_a_fake_vetoed_meanwhile_says_so(new_page, member, snippets):
     page.locator(f"#star-{target.pk}").click()  # the same words again: still one toast
     page.wait_for_timeout(500)
     assert page.locator(".toast-error").count() == 1
+
+
+def test_keyboard_can_make_and_revoke_a_share_link(new_page, member, snippets):
+    target = snippets[0]
+    page = new_page()
+    log_in(page, "alice", "correct horse 1")
+    page.goto(f"/s/{target.pk}/")
+    page.get_by_role("button", name="Create share link").focus()
+    page.keyboard.press("Enter")
+    # Focus stays in the box it swapped (not thrown back to the top of the page).
+    page.wait_for_function("document.activeElement.id === 'share-title'")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.testid") == "share-link"
+    page.get_by_role("button", name="Revoke").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.activeElement.id === 'share-title'")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Create share link"
