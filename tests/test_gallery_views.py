@@ -75,6 +75,16 @@ def test_more_works_without_javascript(member_client, ann):
     assert "<html" in page2 and page2.count('class="card snippet"') == 1
 
 
+def test_a_page_past_the_end_says_so_and_links_back(member_client, ann):
+    make_snippet((ann, "the only one"))
+    html = member_client.get("/gallery/?sort=top&speaker=ann&page=9999").content.decode()
+    assert "the only one" not in html
+    assert "Nothing on page 9999" in html
+    assert 'href="?sort=top&amp;speaker=ann"' in html  # back to the first page, same view
+    more = member_client.get("/gallery/?sort=top&page=9999", headers=HTMX).content.decode()
+    assert "Nothing on page" not in more  # "More" past the end (hidden meanwhile): just nothing
+
+
 def test_bad_gallery_parameters_fall_back(member_client, ann):
     make_snippet((ann, "still here"))
     response = member_client.get("/gallery/?sort=sideways&page=-3&speaker=nobody")
