@@ -220,3 +220,18 @@ def test_keyboard_can_make_and_revoke_a_share_link(new_page, member, snippets):
     page.wait_for_function("document.activeElement.id === 'share-title'")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Create share link"
+
+
+def test_more_after_a_batch_landed_shows_no_card_twice(new_page, member):
+    ann = make_speaker("Ann")
+    for i in range(25):
+        make_snippet((ann, f"older fake {i}"))
+    page = new_page()
+    log_in(page, "alice", "correct horse 1")
+    page.goto("/gallery/?sort=new")
+    for i in range(3):  # a batch lands while Alice reads the first page
+        make_snippet((ann, f"fresh fake {i}"))
+    page.locator(".more").scroll_into_view_if_needed()
+    page.wait_for_selector(".more", state="detached")  # the last page came: no more "More"
+    ids = page.eval_on_selector_all("#snippets .snippet", "cards => cards.map(c => c.id)")
+    assert len(ids) == len(set(ids)) == 25

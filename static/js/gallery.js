@@ -63,6 +63,20 @@
     });
   }
 
+  // "More" asks for the next page by position: cards that moved down meanwhile (a batch added
+  // new fakes, votes reordered the top) come again. Keep the copy already on the page: two
+  // cards with the same ids would each show their own counts.
+  function dropRepeats() {
+    var onPage = new Set();
+    document.querySelectorAll("#snippets .snippet[data-snippet]").forEach(function (card) {
+      if (onPage.has(card.dataset.snippet)) card.remove();
+      else onPage.add(card.dataset.snippet);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () { setUp(document); });
-  document.addEventListener("htmx:afterSwap", function (event) { setUp(event.detail.target.parentNode || document); });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    dropRepeats();
+    setUp(event.detail.target.parentNode || document);
+  });
 })();
