@@ -6,6 +6,7 @@ Every htmx action renders a partial of the page it came from and works as a plai
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from django import forms
@@ -194,7 +195,14 @@ def share(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "generations/share.html", context)
 
 
+# Direction controls a chat display name may carry (a prank's right-to-left override, say).
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+
+
 def _parody_label(names: list[str]) -> str:
+    # A name with its own direction controls is isolated (FSI ... PDI), or it would reverse the
+    # rest of the label on the page, in the unfurl and on the card: "AI parody of nnA dna ...".
+    names = [f"\u2068{name}\u2069" if BIDI_CONTROLS.search(name) else name for name in names]
     if len(names) > 1:
         return f"AI parody of {', '.join(names[:-1])} and {names[-1]}"
     return f"AI parody of {names[0] if names else 'a friend'}"

@@ -60,7 +60,7 @@ def test_opting_out_of_joe_removes_you_from_the_game():
 def test_member_plays_a_round_and_the_answer_never_reaches_the_page(member_client, member):
     make_friend("Alice", opted_in=True)
     page = member_client.get("/game/").content.decode()
-    assert "Did Alice really write this?" in page
+    assert "Did <bdi>Alice</bdi> really write this?" in page
     kind = member_client.session["game_round"]["kind"]
     round_html = page.split('data-testid="game-round"')[1].split("</section>")[0]
     assert "snippet" not in round_html and "/s/" not in round_html  # no hint of the answer
@@ -175,3 +175,9 @@ def test_every_fake_is_about_as_likely_whatever_the_gaps_between_their_keys():
 
     assert len(picked) == 4  # the three left of these and make_friend's own
     assert min(picked.values()) > 60  # about 100 each; by key it was ~340 for the last one
+
+
+def test_a_name_with_a_right_to_left_override_cannot_reverse_the_question(member_client):
+    make_friend("Mira\u202e", opted_in=True)
+    page = member_client.get("/game/").content.decode()
+    assert "Did <bdi>Mira\u202e</bdi> really write this?" in page

@@ -165,6 +165,17 @@ def test_share_link_dies_with_the_snippet_hidden_or_opted_out(client, link, snip
     assert client.get(f"/share/{link.token}/card.png").status_code == 404
 
 
+def test_a_name_with_a_right_to_left_override_cannot_reverse_the_label(client, member):
+    prank = make_speaker("Mira \u202eRTL", slug="mira")  # an override left open in a chat name
+    snippet = make_snippet((prank, "hello"), (make_speaker("Ann"), "hi"))
+    link = ShareLink.objects.create(snippet=snippet, created_by=member)
+    html = client.get(f"/share/{link.token}/").content.decode()
+    # Isolated (FSI ... PDI): " and Ann" stays as it is, on the page, in the unfurl and the card.
+    label = "AI parody of \u2068Mira \u202eRTL\u2069 and Ann"
+    assert f'<h1 class="parody-label" data-testid="parody-label">{label}</h1>' in html
+    assert f'<meta property="og:title" content="{label}">' in html
+
+
 def test_hostile_text_is_escaped_on_the_share_page(client, member):
     evil = make_speaker('"><img src=x onerror=alert(1)>', slug="evil")
     snippet = make_snippet((evil, "<script>alert(1)</script>"))
