@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
+from django.db import transaction
 from django.http import (
     Http404,
     HttpRequest,
@@ -147,10 +148,14 @@ def _share_links(request: HttpRequest, snippet: Snippet) -> list[ShareLink]:
 
 @require_POST
 def create_share(request: HttpRequest, pk: int) -> HttpResponse:
-    found = get_object_or_404(Snippet.objects.visible(), pk=pk)
-    link = ShareLink.objects.filter(
-        snippet=found, created_by=request.user, revoked_at__isnull=True
-    ).first() or ShareLink.objects.create(snippet=found, created_by=request.user)
+    with transaction.atomic():
+        # The snippet's row locked: two clicks or tabs at once would each find no open link and
+        # make one, and revoking one of the twins would leave the other alive.
+        locked = Snippet.objects.visible().select_for_update(of=("self",), no_key=True)
+        found = get_object_or_404(locked, pk=pk)
+        link = ShareLink.objects.filter(
+            snippet=found, created_by=request.user, revoked_at__isnull=True
+        ).first() or ShareLink.objects.create(snippet=found, created_by=request.user)
     if request.htmx:
         context = {"snippet": found, "share_links": _share_links(request, found)}
         response = render(request, "generations/snippet.html#share_box", context)

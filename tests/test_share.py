@@ -186,3 +186,21 @@ def test_hostile_text_is_escaped_on_the_share_page(client, member):
     assert "<img src=x" not in html
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
     assert client.get(f"/share/{link.token}/card.png").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_clicks_at_once_make_one_share_link(member):
+    """A double click without JavaScript, or two tabs: one link, not twins that outlive a revoke."""
+    from django.test import Client
+
+    from tests.test_votes import _race
+
+    ann = make_speaker("Ann")
+    clients = [Client() for _ in range(10)]
+    for session in clients:
+        session.force_login(member)
+    for attempt in range(3):
+        snippet = make_snippet((ann, f"share me once {attempt}"))
+        url = f"/s/{snippet.pk}/share/"
+        _race([lambda c=c, url=url: c.post(url) for c in clients])
+        assert ShareLink.objects.filter(snippet=snippet, created_by=member).count() == 1
