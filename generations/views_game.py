@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -31,7 +34,13 @@ def play(request: HttpRequest) -> HttpResponse:
     except game.GameUnavailable as exc:
         request.session.pop(SESSION_KEY, None)
         return render(request, "generations/game.html", _context(request, unavailable=str(exc)))
-    request.session[SESSION_KEY] = {"kind": current.kind, "pk": current.pk}
+    same = pending and (pending["kind"], pending["pk"]) == (current.kind, current.pk)
+    deal = pending.get("deal") if same else None
+    request.session[SESSION_KEY] = {
+        "kind": current.kind,
+        "pk": current.pk,
+        "deal": deal or secrets.token_urlsafe(12),  # this dealing of the round, answered once
+    }
     template = "generations/game.html#round" if request.htmx else "generations/game.html"
     return render(request, template, _context(request, round=current))
 
@@ -43,6 +52,11 @@ def guess(request: HttpRequest) -> HttpResponse:
     pending = request.session.pop(SESSION_KEY, None)
     if pending is None:
         return redirect("generations:game")  # a reload or a second click: just play on
+    # Posts sent at once (a double click without JavaScript) each read the round from the
+    # session before any of them saves it popped: only the first answer counts.
+    answered = f"game-answered:{request.user.pk}:{pending.get('deal') or secrets.token_hex(8)}"
+    if not cache.add(answered, True, 24 * 3600):
+        return redirect("generations:game")
     try:
         result = game.record_guess(
             user=request.user,

@@ -181,3 +181,23 @@ def test_a_name_with_a_right_to_left_override_cannot_reverse_the_question(member
     make_friend("Mira\u202e", opted_in=True)
     page = member_client.get("/game/").content.decode()
     assert "Did <bdi>Mira\u202e</bdi> really write this?" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_double_click_answers_the_round_once(member):
+    """Posts sent at once from one session (a double click without JavaScript) count once."""
+    from django.test import Client
+
+    from tests.test_votes import _race
+
+    make_friend("Alice", opted_in=True)
+    player = Client()
+    player.force_login(member)
+    for _ in range(3):
+        player.get("/game/")
+        clicks = [Client() for _ in range(4)]
+        for click in clicks:
+            click.cookies = player.cookies  # the same browser, so the same session
+        before = GameGuess.objects.count()
+        _race([lambda c=c: c.post("/game/guess/", {"guess": "real"}) for c in clicks])
+        assert GameGuess.objects.count() == before + 1
