@@ -88,3 +88,16 @@ def test_htmx_action_after_the_session_ended_sends_the_page_to_login(client):
     response = client.post("/s/1/vote/", {"value": "up"}, headers=headers)
     assert response["HX-Redirect"] == "/accounts/login/?next=/"
     assert client.post("/s/1/vote/", {"value": "up"}).status_code == 302  # a plain post as before
+
+
+@pytest.mark.django_db
+def test_a_stale_form_gets_a_page_that_says_what_to_do(member):
+    """A vote from a page opened before logging in again elsewhere (its CSRF token rotated)."""
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(member)
+    response = browser.post("/s/1/vote/", {"value": "up", "csrfmiddlewaretoken": "stale" * 8})
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "reload the page" in html and "<main" in html  # the site's page, not Django's bare one
