@@ -110,12 +110,14 @@ def _real_round(message: Message) -> Round:
 
 
 def record_guess(*, user, kind: str, pk: int, guessed_fake: bool) -> GameGuess:
+    """Score the member's answer. Raises Snippet.DoesNotExist or Message.DoesNotExist if the
+    round left the game meanwhile (the fake vetoed or hidden, the friend opted out)."""
     is_fake = kind == "fake"
     if is_fake:
-        target = {"snippet": Snippet.objects.select_related("speaker").get(pk=pk)}
+        target = {"snippet": _fake_snippets().select_related("speaker").get(pk=pk)}
         speaker = target["snippet"].speaker
     else:
-        target = {"message": Message.objects.select_related("identity__speaker").get(pk=pk)}
+        target = {"message": _real_messages().select_related("identity__speaker").get(pk=pk)}
         speaker = target["message"].identity.speaker
     return GameGuess.objects.create(
         user=user,

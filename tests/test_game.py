@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import secrets
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -201,3 +202,21 @@ def test_a_double_click_answers_the_round_once(member):
         before = GameGuess.objects.count()
         _race([lambda c=c: c.post("/game/guess/", {"guess": "real"}) for c in clicks])
         assert GameGuess.objects.count() == before + 1
+
+
+@pytest.mark.parametrize("gone", ["vetoed", "opted out of the game"])
+def test_a_round_that_left_the_game_meanwhile_is_not_scored(member_client, gone):
+    alice = make_friend("Alice", opted_in=True)
+    fake = Snippet.objects.get(speaker=alice)
+    real = Message.objects.filter(identity__speaker=alice).first()
+    session = member_client.session
+    dealt = {"kind": "fake", "pk": fake.pk} if gone == "vetoed" else {"kind": "real", "pk": real.pk}
+    session["game_round"] = {**dealt, "deal": secrets.token_hex(8)}
+    session.save()
+    if gone == "vetoed":
+        Snippet.objects.filter(pk=fake.pk).update(vetoed_at=datetime.now(UTC))
+    else:
+        Speaker.objects.filter(pk=alice.pk).update(game_opt_in=False)
+    response = member_client.post("/game/guess/", {"guess": "fake"})
+    assert response.status_code == 302  # on to the next round, if any
+    assert not GameGuess.objects.exists()  # no score, no "see it in the gallery" to a 404
