@@ -8,6 +8,7 @@ learnt from the speaker are marked so staff can retrain with one click.
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import SpeakerClaim
@@ -40,6 +41,19 @@ def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
             speaker,
             f"{speaker.display_name} opted out after this run was trained on their messages.",
         )
+        revoke_public_links(speaker)
+
+
+def revoke_public_links(speaker: Speaker) -> int:
+    """Revoke every public share link to a fake in the speaker's voice (theirs alone or one of
+    a conversation's): opting out ends them for good, as a veto does; opting back in later does
+    not bring back links the friend believed dead. How many were revoked."""
+    from generations.models import ShareLink, Snippet  # generations builds on accounts
+
+    voiced = Snippet.objects.filter(Q(speaker=speaker) | Q(speakers=speaker)).values("pk")
+    return ShareLink.objects.filter(snippet__in=voiced, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
 
 
 @transaction.atomic

@@ -82,8 +82,8 @@ def opt_out(request: HttpRequest, pk: int) -> HttpResponse:
     if wants_out:
         messages.success(
             request,
-            "You opted out: fakes in your voice are hidden now and the next training run leaves "
-            "your messages out.",
+            "You opted out: fakes in your voice are hidden now, their public links revoked, and "
+            "the next training run leaves your messages out.",
         )
     else:
         messages.success(request, "You opted back in.")

@@ -188,7 +188,10 @@ def _active_link(token: str) -> ShareLink:
 @require_safe  # GET, and HEAD: some unfurlers and link checkers ask with HEAD first
 def share(request: HttpRequest, token: str) -> HttpResponse:
     """The public page of one shared snippet: no nav, no other names, nothing else of the group."""
-    link = _active_link(token)
+    link = ShareLink.objects.active().select_related("snippet").filter(token=token).first()
+    if link is None:
+        # Revoked, taken down or never made: one page for all, which tells no stranger which.
+        return render(request, "generations/share_gone.html", status=404)
     speakers = selectors.speakers_by_slug()
     shown = selectors.dress([link.snippet], speakers)[0]
     context = {

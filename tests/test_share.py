@@ -204,3 +204,38 @@ def test_clicks_at_once_make_one_share_link(member):
         url = f"/s/{snippet.pk}/share/"
         _race([lambda c=c, url=url: c.post(url) for c in clients])
         assert ShareLink.objects.filter(snippet=snippet, created_by=member).count() == 1
+
+
+def test_opting_out_revokes_the_public_links_for_good(
+    client, member_client, member, other_member, snippet
+):
+    """Opting out used to hide the links only: opting back in brought back links the friend
+    believed dead. Any link to a fake with their voice in it is revoked, as a veto does."""
+    from ingest.models import Speaker
+
+    bo = Speaker.objects.get(display_name="Bo")  # the second voice of the conversation
+    Speaker.objects.filter(pk=bo.pk).update(member=member)
+    theirs = ShareLink.objects.create(snippet=snippet, created_by=other_member)
+    elsewhere = make_snippet((Speaker.objects.get(display_name="Ann"), "not Bo's"))
+    kept = ShareLink.objects.create(snippet=elsewhere, created_by=other_member)
+
+    response = member_client.post(f"/accounts/me/speakers/{bo.pk}/opt-out/", {"opted_out": "1"})
+    assert "their public links revoked" in member_client.get(response.url).content.decode()
+    member_client.post(f"/accounts/me/speakers/{bo.pk}/opt-out/", {"opted_out": "0"})
+
+    assert client.get(f"/share/{theirs.token}/").status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.revoked_at is not None
+    assert client.get(f"/share/{kept.token}/").status_code == 200
+
+
+def test_a_dead_link_says_so_and_nothing_else(member_client, link):
+    from django.test import Client
+
+    member_client.post(f"/share-links/{link.pk}/revoke/")
+    stranger = Client()
+    for token in (link.token, "never-made"):
+        response = stranger.get(f"/share/{token}/")
+        html = response.content.decode()
+        assert response.status_code == 404
+        assert "This link no longer works" in html and "Ann" not in html and "<nav" not in html
