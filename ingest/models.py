@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from ingest.rows import clean_name
 from joe_site.jobs import Job, JobStatus
 
 SPEAKER_COLOURS = [
@@ -226,7 +227,7 @@ class Speaker(models.Model):
     @classmethod
     def create_named(cls, display_name: str) -> Speaker:
         """A new speaker with a unique slug made from the name (the slug is the model's token)."""
-        name = display_name.strip()[:100] or "Someone"
+        name = clean_name(display_name)[:100] or "Someone"
         base = slugify(name)[:50] or "speaker"
         slug, n = base, 1
         while cls.objects.filter(slug=slug).exists():
@@ -236,7 +237,7 @@ class Speaker(models.Model):
 
     def rename(self, display_name: str) -> None:
         """Change the shown name. The slug stays: trained models know the speaker by it."""
-        name = display_name.strip()
+        name = clean_name(display_name)
         if not name:
             raise ValidationError("A speaker needs a name.")
         self.display_name = name[:100]

@@ -56,6 +56,17 @@ def clean_text(text: str) -> str:
     return text
 
 
+# Explicit direction formatting (embeddings, overrides, isolates): a chat name carrying one (a
+# prank's right-to-left override) reverses the text around it wherever the name is shown: "AI
+# parody of nnA dna ...". Names never need them: the script's own direction still shows.
+DIRECTION_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)], None)
+
+
+def clean_name(name: str) -> str:
+    """A person's name as joe shows it: clean text without direction controls."""
+    return clean_text(name).translate(DIRECTION_CONTROLS).strip()
+
+
 def clean_id(external_id: str) -> str:
     """An id that fits its column; an over-long one keeps a prefix and a hash of the whole."""
     external_id = clean_text(external_id)

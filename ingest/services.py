@@ -43,7 +43,7 @@ from ingest.parsers.records import (
     owner_key,
 )
 from ingest.progress import ImportCancelled, ImportProgress, ProgressReporter
-from ingest.rows import clean_id, clean_text, message_row
+from ingest.rows import clean_id, clean_name, clean_text, message_row
 from joe_site.jobs import JobStatus
 
 log = logging.getLogger(__name__)
@@ -463,7 +463,7 @@ class CorpusWriter:
             source_kind=self.kind,
             external_id=clean_id(stored_id),
             defaults={
-                "display_name": clean_text(name)[:255] or external_id[:255],
+                "display_name": clean_name(name)[:255] or external_id[:255],
                 "full_name": clean_text(str(record.extra.get("real_name") or ""))[:255],
                 "is_bot": record.is_bot,
                 "is_self": record.is_self,
