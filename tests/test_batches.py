@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from generations import services
@@ -356,6 +356,37 @@ def test_generate_command_runs_a_batch_in_the_terminal(run, capsys):
     assert batch.status == JobStatus.SUCCEEDED and batch.base_seed == 7
     assert batch.snippets.count() == 4
     assert "Done: kept 4 of 4 generated" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--top-p", "0", "--top-p: Ensure this value is greater than or equal to 0.01."),
+        ("--max-new-tokens", "0", "--max-new-tokens: Ensure this value is greater than or equal"),
+        ("--top-k", "-5", "--top-k: Ensure this value is greater than or equal to 0."),
+        ("--temperature", "-1", "--temperature: Ensure this value is greater than or equal to 0"),
+        ("--conversations", "-3", "--conversations cannot be negative."),
+    ],
+)
+def test_generate_command_refuses_settings_the_page_refuses(run, option, value, said):
+    with pytest.raises(CommandError, match=said):
+        call_command("generate", "--per-speaker", "1", option, value)
+
+    assert not GenerationBatch.objects.exists()  # no row left "running" on the Batches page
+
+
+def test_generate_command_fails_the_batch_on_an_unexpected_error(run, monkeypatch):
+    def broken(checkpoint_dir):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(services, "load_generator", broken)
+
+    with pytest.raises(RuntimeError):
+        call_command("generate", "--per-speaker", "1")
+
+    batch = GenerationBatch.objects.get()
+    assert batch.status == JobStatus.FAILED
+    assert batch.error.startswith("Generation stopped on an unexpected error (RuntimeError)")
 
 
 def test_the_batches_table_follows_running_batches_then_stops(staff_client, run):

@@ -13,6 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from generations import services
+from generations.forms import SamplingFields
+from generations.tasks import INTERNAL_ERROR
 from joe_site.jobs import JobStatus
 from trainer.models import TrainingRun
 
@@ -36,6 +38,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         run = self._run(options["run"])
         speakers = self._speakers(run)
+        self._check(options)
         try:
             batch = services.create_batch(
                 run=run,
@@ -65,6 +68,9 @@ class Command(BaseCommand):
             except KeyboardInterrupt:
                 batch.mark_cancelled()
                 raise CommandError(f"Stopped. Batch {batch.pk} keeps what it saved.") from None
+            except Exception as exc:  # the row must not stay "running" on the Batches page
+                batch.mark_failed(INTERNAL_ERROR.format(kind=type(exc).__name__))
+                raise
         batch.refresh_from_db()
         if batch.status != JobStatus.SUCCEEDED:
             raise CommandError(batch.error or f"The batch ended {batch.get_status_display()}.")
@@ -76,6 +82,17 @@ class Command(BaseCommand):
                 f"duplicates, {stats.get('leak', 0)} verbatim leaks hidden). {batch.progress_note}."
             )
         )
+
+    def _check(self, options: dict[str, Any]) -> None:
+        """The bounds the Batches page's form puts on the same numbers."""
+        names = {"temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
+                 "max_new_tokens": "--max-new-tokens"}  # fmt: skip
+        sampling = SamplingFields({field: options[field] for field in names})
+        for field, errors in sampling.errors.items():
+            raise CommandError(f"{names[field]}: {' '.join(errors)}")
+        for name in ("per_speaker", "conversations"):
+            if options[name] < 0:
+                raise CommandError(f"--{name.replace('_', '-')} cannot be negative.")
 
     def _run(self, run_id: int | None) -> TrainingRun:
         if run_id is None:
