@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from generations import ranking
 from ingest.models import Speaker
-from joe_site.jobs import Job
-from trainer.models import TrainingRun
+from joe_site.jobs import Job, JobStatus
+from trainer.models import HEARTBEAT_STALE, TrainingRun
 
 
 class GenerationBatch(Job):
@@ -33,6 +33,10 @@ class GenerationBatch(Job):
     prompt = models.CharField(max_length=300, blank=True)
     base_seed = models.BigIntegerField(default=0)
     stats = models.JSONField(default=dict, blank=True)  # generated / kept / filtered by reason
+    # The worker generating it, and when it last reported (each chunk): a worker killed mid-batch
+    # leaves it running, and the broker hands the job out again only after a day.
+    worker_host = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -40,6 +44,14 @@ class GenerationBatch(Job):
 
     def __str__(self) -> str:
         return f"Batch {self.pk} of {self.run}"
+
+    @property
+    def worker_silent(self) -> bool:
+        """Running, and its worker has reported nothing for HEARTBEAT_STALE: it has most likely
+        stopped (killed, out of memory, its machine gone)."""
+        if self.status != JobStatus.RUNNING:
+            return False
+        return self.heartbeat_at is None or timezone.now() - self.heartbeat_at > HEARTBEAT_STALE
 
     def get_absolute_url(self) -> str:
         return reverse("generations:batch", args=[self.pk])

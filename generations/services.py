@@ -327,7 +327,8 @@ class _BatchRunner:
         self.cursor["tries"] = dict(self.tries)
         stats = {key: self.stats[key] for key in COUNTS}
         stats.update(rows_per_chunk=self.rows, cursor=self.cursor)
-        GenerationBatch.objects.filter(pk=self.batch.pk).update(stats=stats)
+        now = timezone.now()
+        GenerationBatch.objects.filter(pk=self.batch.pk).update(stats=stats, heartbeat_at=now)
         self.batch.stats = stats
         self.batch.set_progress(self.done(), self.batch.progress_total, note)
         if self.on_progress is not None:
@@ -485,7 +486,10 @@ def conversation_opening(prompt: str, allowed: Sequence[str], seed: int) -> tupl
 
 
 def execute_batch(
-    batch_id: int, *, on_progress: Callable[[int, int], None] | None = None
+    batch_id: int,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    worker_host: str = "",
 ) -> GenerationBatch:
     """Run a queued batch to the end (or to a cancel), storing snippets as they pass the filters.
 
@@ -495,6 +499,9 @@ def execute_batch(
     if batch.status not in ACTIVE_STATUSES:
         return batch  # finished, failed or cancelled already: running twice adds nothing
     batch.mark_running()
+    GenerationBatch.objects.filter(pk=batch.pk).update(
+        worker_host=worker_host, heartbeat_at=timezone.now()
+    )
     _usable_run(batch.run)
     batch.set_progress(0, batch.progress_total, "Loading the model")
     runner = _BatchRunner(batch, on_progress)
@@ -511,6 +518,44 @@ def execute_batch(
     runner.report(note)
     batch.mark_succeeded()
     return batch
+
+
+WORKER_STOPPED = "Cancelled: its worker had stopped; what it kept stays"
+
+
+def cancel_batch(batch: GenerationBatch) -> None:
+    """Ask the worker to stop the batch; one whose worker went silent is cancelled at once (it
+    would otherwise stay running until the broker hands the job out again, a day later)."""
+    batch.request_cancel()
+    batch.refresh_from_db(fields=["heartbeat_at"])
+    if batch.worker_silent:
+        GenerationBatch.objects.filter(pk=batch.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now(), progress_note=WORKER_STOPPED
+        )
+        batch.refresh_from_db()
+
+
+def requeue_lost_batches(*, worker_host: str) -> list[int]:
+    """Queue again the batches a killed worker of this name left running (called when a worker
+    starts: under the same name, it cannot still be generating them). Each carries on where it
+    stopped; one that staff asked to cancel meanwhile is cancelled now."""
+    from generations.tasks import run_batch
+
+    with transaction.atomic():
+        lost = GenerationBatch.objects.select_for_update().filter(
+            status=JobStatus.RUNNING, worker_host=worker_host
+        )
+        lost.filter(cancel_requested=True).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now(), progress_note=WORKER_STOPPED
+        )
+        requeued = list(lost.order_by("pk").values_list("pk", "progress_done", "progress_total"))
+        for pk, done, total in requeued:
+            GenerationBatch.objects.filter(pk=pk).update(
+                status=JobStatus.QUEUED,
+                progress_note=f"The worker stopped at {done} of {total}; waiting to go on",
+            )
+            transaction.on_commit(lambda pk=pk: run_batch.delay(pk))
+    return [pk for pk, _, _ in requeued]
 
 
 # ------------------------------------------------------------------------------ regenerate

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from generations import live, services
 from generations.models import GenerationBatch, LiveGeneration
+from joe_site.jobs import restarted_worker
 
 log = logging.getLogger(__name__)
 
@@ -16,14 +19,14 @@ INTERNAL_ERROR = (
 )
 
 
-@shared_task(name="generations.tasks.run_batch")
-def run_batch(batch_id: int) -> None:
+@shared_task(name="generations.tasks.run_batch", bind=True)
+def run_batch(self: Any, batch_id: int) -> None:
     batch = GenerationBatch.objects.filter(pk=batch_id).first()
     if batch is None:
         log.warning("batch %s is gone; nothing to do", batch_id)
         return
     try:
-        batch = services.execute_batch(batch_id)
+        batch = services.execute_batch(batch_id, worker_host=self.request.hostname or "")
     except services.GenerationError as exc:
         batch.mark_failed(str(exc))
         return
@@ -35,6 +38,17 @@ def run_batch(batch_id: int) -> None:
         from generations.report import refresh_run_report
 
         refresh_run_report.delay(batch.run_id, with_perplexity=False)
+
+
+@worker_ready.connect
+def resume_batches_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
+    """A worker that starts under a name that still has batches running was killed during
+    them: queue those again now rather than wait out the broker's visibility timeout."""
+    hostname = restarted_worker(sender, "gpu")  # a default-queue worker never generates
+    if not hostname:
+        return
+    for batch_id in services.requeue_lost_batches(worker_host=hostname):
+        log.warning("Batch %s was interrupted on %s; carrying on with it", batch_id, hostname)
 
 
 @shared_task(name="generations.tasks.live_generate")

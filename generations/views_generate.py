@@ -11,7 +11,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.decorators import staff_required
-from generations import live
+from generations import live, services
 from generations.forms import BatchForm, LiveForm
 from generations.models import GenerationBatch, LiveGeneration
 from generations.services import GenerationError, start_batch
@@ -94,12 +94,14 @@ def batch(request: HttpRequest, pk: int) -> HttpResponse:
 def cancel_batch(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(GenerationBatch, pk=pk)
     if batch.is_active:
-        batch.request_cancel()
+        services.cancel_batch(batch)
     if request.htmx:
         context = {"batch": batch, "snippets": _batch_snippets(batch)}
         return render(request, "generations/batch.html#progress", context)
     if batch.status == JobStatus.CANCELLED and batch.progress_note == NEVER_STARTED:
         messages.success(request, "Cancelled: the batch had not started.")
+    elif batch.status == JobStatus.CANCELLED:
+        messages.success(request, "Cancelled; what it kept stays.")
     else:
         messages.success(request, "Asked the worker to stop; what it kept stays.")
     return redirect(batch)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from generations import services
 from generations.models import GenerationBatch, Snippet, SnippetStatus
@@ -186,6 +189,60 @@ def test_running_a_finished_batch_again_adds_nothing(run, fake):
     assert batch.snippets.count() == count
 
 
+class WorkerKilled(BaseException):
+    """What a SIGKILL looks like from inside: nothing after it runs."""
+
+
+def test_a_restarted_worker_carries_on_with_the_batch_it_was_killed_in(
+    run, fake, django_capture_on_commit_callbacks, monkeypatch
+):
+    from generations import tasks
+
+    batch = new_batch(run, per_speaker={"ann": 40, "bo": 40})  # three chunks of 32
+
+    def killed():
+        raise WorkerKilled
+
+    fake.after_chunk = killed
+    with pytest.raises(WorkerKilled):
+        execute_batch(batch.pk, worker_host="gpu@box")
+    batch.refresh_from_db()
+    assert (batch.status, batch.worker_host) == (JobStatus.RUNNING, "gpu@box")
+    queued = []
+    monkeypatch.setattr(tasks.run_batch, "delay", queued.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.requeue_lost_batches(worker_host="gpu@other") == []
+        assert services.requeue_lost_batches(worker_host="gpu@box") == [batch.pk]
+
+    batch.refresh_from_db()
+    assert queued == [batch.pk]
+    assert batch.status == JobStatus.QUEUED
+    assert batch.progress_note == "The worker stopped at 0 of 80; waiting to go on"
+    fake.after_chunk = None
+    execute_batch(batch.pk, worker_host="gpu@box")
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.SUCCEEDED
+    assert batch.snippets.filter(speaker__slug="ann").count() == 40  # nothing doubled
+    assert batch.snippets.filter(speaker__slug="bo").count() == 40
+
+
+def test_a_restarted_worker_ends_a_batch_staff_cancelled_while_it_was_down(run, monkeypatch):
+    from generations import tasks
+
+    batch = new_batch(run)
+    batch.mark_running()
+    GenerationBatch.objects.filter(pk=batch.pk).update(worker_host="gpu@box")
+    batch.request_cancel()
+    monkeypatch.setattr(tasks.run_batch, "delay", lambda pk: pytest.fail("queued again"))
+
+    assert services.requeue_lost_batches(worker_host="gpu@box") == []
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.CANCELLED
+    assert batch.progress_note == services.WORKER_STOPPED
+
+
 def test_conversations_never_include_an_opted_out_friend(run, friends, fake):
     friends["cy"].opted_out = True
     friends["cy"].save()
@@ -333,6 +390,37 @@ def test_cancel_button_cancels_a_queued_batch(staff_client, run):
     assert batch.progress_note == "Cancelled before it started."  # not "Waiting for…" any more
     page = staff_client.get(batch.get_absolute_url()).content.decode()
     assert "Cancelled: the batch had not started." in page
+
+
+def test_cancel_ends_at_once_a_batch_whose_worker_went_silent(staff_client, run):
+    batch = new_batch(run)
+    batch.mark_running()
+    GenerationBatch.objects.filter(pk=batch.pk).update(
+        worker_host="gpu@box", heartbeat_at=timezone.now() - timedelta(minutes=6)
+    )
+    page = staff_client.get(batch.get_absolute_url()).content.decode()
+    assert 'data-testid="worker-silent"' in page
+
+    response = staff_client.post(reverse("generations:cancel_batch", args=[batch.pk]))
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.CANCELLED  # not "running" until the broker's next try
+    assert batch.progress_note == services.WORKER_STOPPED
+    page = staff_client.get(response.url).content.decode()
+    assert "Cancelled; what it kept stays." in page and "Stopping…" not in page
+
+
+def test_cancel_of_a_batch_whose_worker_reports_waits_for_the_worker(staff_client, run):
+    batch = new_batch(run)
+    batch.mark_running()
+    GenerationBatch.objects.filter(pk=batch.pk).update(heartbeat_at=timezone.now())
+
+    staff_client.post(reverse("generations:cancel_batch", args=[batch.pk]))
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.RUNNING and batch.cancel_requested
+    page = staff_client.get(batch.get_absolute_url()).content.decode()
+    assert "Stopping…" in page and 'data-testid="worker-silent"' not in page
 
 
 def test_batch_page_shows_leaks_to_staff(staff_client, run, fake):
