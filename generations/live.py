@@ -41,8 +41,14 @@ LEAK_STOPPED = (
     "nothing. Try again."
 )
 NOTHING_WRITTEN = "The model did not write anything this time. Try again."
+WORKER_LOST = (
+    "The generation worker stopped while writing this (it was restarted, or ran out of memory), "
+    "so it will not finish. Try again."
+)
 UNCLAIMED_HINT_AFTER = timedelta(seconds=5)  # queued this long: say a worker may be missing
 UNCLAIMED_GIVE_UP_AFTER = timedelta(seconds=60)  # queued this long: stop waiting
+# Writing this long: its worker was lost (40 tokens a line take seconds, even on a CPU).
+RUNNING_GIVE_UP_AFTER = timedelta(minutes=5)
 FLUSH_EVERY_TOKENS = 3
 FLUSH_EVERY_S = 0.25
 CANCEL_CHECK_EVERY_S = 0.5
@@ -102,7 +108,9 @@ def _worker_is_busy() -> bool:
     recent = timezone.now() - timedelta(hours=6)
     return (
         GenerationBatch.objects.filter(status=JobStatus.RUNNING, started_at__gt=recent).exists()
-        or LiveGeneration.objects.filter(status=JobStatus.RUNNING, started_at__gt=recent).exists()
+        or LiveGeneration.objects.filter(
+            status=JobStatus.RUNNING, started_at__gt=timezone.now() - RUNNING_GIVE_UP_AFTER
+        ).exists()
         or TrainingRun.objects.filter(status=JobStatus.RUNNING, started_at__gt=recent).exists()
     )
 
@@ -165,9 +173,19 @@ def waiting_too_long(generation: LiveGeneration, *, now: datetime | None = None)
     )
 
 
-def give_up_if_unclaimed(generation: LiveGeneration, *, now: datetime | None = None) -> None:
-    """Nobody picked it up for a minute: end it, so a worker that comes up later skips it."""
+def give_up_if_stuck(generation: LiveGeneration, *, now: datetime | None = None) -> None:
+    """Nobody picked it up for a minute: end it, so a worker that comes up later skips it. Or
+    its worker was killed while writing it: end it too, rather than let the page poll for ever
+    (a redelivered job skips a generation that is no longer queued)."""
     now = now or timezone.now()
+    if generation.status == JobStatus.RUNNING:
+        started = generation.started_at
+        if started is not None and now - started > RUNNING_GIVE_UP_AFTER:
+            LiveGeneration.objects.filter(pk=generation.pk, status=JobStatus.RUNNING).update(
+                status=JobStatus.FAILED, error=WORKER_LOST, finished_at=now
+            )
+            generation.refresh_from_db(fields=["status", "error", "finished_at"])
+        return
     waited = now - generation.created_at
     if generation.status != JobStatus.QUEUED or waited < UNCLAIMED_GIVE_UP_AFTER:
         return

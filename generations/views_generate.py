@@ -118,7 +118,7 @@ def _voices(generation: LiveGeneration) -> set[int]:
 
 def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGeneration | None) -> dict:
     if generation is not None:
-        live.give_up_if_unclaimed(generation)
+        live.give_up_if_stuck(generation)
     speakers = {s.slug: s for s in Speaker.objects.all()}
     opted_out = {s.pk: s for s in speakers.values() if s.opted_out}
     # A friend who opted out has every fake in their voice hidden at once: live ones too (one

@@ -277,6 +277,33 @@ def test_without_redis_a_request_nobody_picks_up_says_so_then_gives_up(
 
 
 @pytest.mark.django_db
+def test_a_generation_whose_worker_was_killed_mid_way_ends_instead_of_polling_for_ever(
+    member_client, member, run, friends, worker_up
+):
+    ask(member_client, friends["ann"])
+    generation = LiveGeneration.objects.get()
+    url = reverse("generations:live_generation", args=[generation.pk])
+    generation.mark_running()
+    LiveGeneration.objects.filter(pk=generation.pk).update(
+        lines=[{"speaker": "ann", "name": "Ann", "text": "so anyway"}]
+    )
+    writing = member_client.get(url, headers={"HX-Request": "true"})
+    LiveGeneration.objects.filter(pk=generation.pk).update(
+        started_at=timezone.now() - timedelta(minutes=6)
+    )
+
+    lost = member_client.get(url, headers={"HX-Request": "true"})
+
+    assert writing.status_code == 200 and "Writing…" in writing.content.decode()
+    assert lost.status_code == 286  # the page stops asking
+    html = lost.content.decode()
+    assert escape(live.WORKER_LOST) in html and "Stop</button>" not in html
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.FAILED
+    assert not live._worker_is_busy()  # nor is the next member told the worker is busy
+
+
+@pytest.mark.django_db
 def test_a_request_stuck_behind_a_batch_says_the_worker_is_busy(member_client, run, friends,
                                                                  settings):  # fmt: skip
     from generations.models import GenerationBatch
