@@ -111,9 +111,26 @@ def refresh_report(run_id: int, *, with_perplexity: bool = True) -> dict:
     return report
 
 
+def index_what_the_run_learnt(run_id: int) -> None:
+    """Build the run's leak index as its training ends, rather than at its first generation: a
+    friend who deletes their messages in between takes them out of the corpus, not out of the
+    weights, and the guard must still know them."""
+    from generations.services import build_leak_index, leak_index_path
+
+    run = TrainingRun.objects.get(pk=run_id)
+    trained = bool(run.checkpoint_dir) and Path(run.checkpoint_dir).is_dir()
+    if trained and not leak_index_path(run).is_file():
+        build_leak_index(run)
+
+
 @shared_task(name="generations.report.refresh_run_report", acks_late=True)
 def refresh_run_report(run_id: int, with_perplexity: bool = True) -> None:
     """Runs on the gpu queue (it loads models). A failure is logged, never fatal to the run."""
+    if with_perplexity:  # queued as training ends, ahead of any generation on the same queue
+        try:
+            index_what_the_run_learnt(run_id)
+        except Exception:  # the first generation builds it then; the report still comes
+            log.exception("Leak index for run %s could not be built", run_id)
     try:
         refresh_report(run_id, with_perplexity=with_perplexity)
     except Exception:  # a report is a nice-to-have on top of a finished run: log, don't fail it

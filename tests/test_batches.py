@@ -106,6 +106,24 @@ def test_leak_guard_hides_a_verbatim_copy_and_passes_novel_text(run, fake):
     assert (run.checkpoint_dir + "/leak_index.npz") and services.leak_index_path(run).is_file()
 
 
+def test_a_message_deleted_after_training_still_counts_as_a_leak(run, friends, fake, monkeypatch):
+    """The weights keep what the run learnt: a friend's "delete my messages" between the end of
+    training and the first batch must not take their messages out of the guard's reach."""
+    from accounts.consent import delete_messages
+    from generations import report
+
+    monkeypatch.setattr(report, "compute_report", lambda run, **kwargs: {})
+    report.refresh_run_report(run.pk)  # what the trainer queues as the run ends
+    delete_messages(speaker=friends["ann"])
+    fake.messages = [CORPUS["ann"][0]]
+
+    batch = execute_batch(new_batch(run, per_speaker={"ann": 1}).pk)
+
+    copy = batch.snippets.get(text=CORPUS["ann"][0])
+    assert copy.is_leak and copy.status == SnippetStatus.HIDDEN
+    assert not Snippet.objects.visible().filter(pk=copy.pk).exists()
+
+
 def test_a_leak_built_from_a_copy_inside_a_longer_message_is_caught(run, fake):
     fake.messages = ["ok so " + CORPUS["bo"][1] + " haha"]
 
