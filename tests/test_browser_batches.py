@@ -1,0 +1,51 @@
+"""In a real browser: staff start a batch, watch it fill without reloading, and hear it end."""
+
+from __future__ import annotations
+
+import pytest
+
+from generations.models import GenerationBatch
+from joe_site.jobs import JobStatus
+from tests.builders.generation import (
+    checkpoint_copy,
+    make_friends,
+    make_run,
+    tiny_checkpoint,
+    wait_for_gpu_worker,
+)
+from tests.conftest import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def test_staff_watch_a_batch_fill_and_its_end_is_read_out(
+    new_page, staff, tmp_path, celery_worker_on_redis
+):
+    wait_for_gpu_worker()
+    friends = make_friends()
+    make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/batches/")
+    for slug in ("ann", "bo", "cy"):
+        page.fill(f"input[name=quota_{slug}]", "2")
+    page.fill("input[name=max_new_tokens]", "8")
+    page.click("text=Start batch")
+    page.wait_for_url("**/batches/*/")
+    page.evaluate("window.stillTheSamePage = true")
+
+    status = page.locator("[data-testid=batch-status]")
+    status.filter(has_text="Succeeded").wait_for(timeout=60_000)
+
+    batch = GenerationBatch.objects.get()
+    assert batch.status == JobStatus.SUCCEEDED
+    assert page.evaluate("window.stillTheSamePage") is True
+    # Read out once, from a live region the refreshes leave in place; the swapped panel is none.
+    page.wait_for_function(
+        "document.getElementById('status-announcer').textContent.includes('succeeded')"
+    )
+    kept = batch.stats["kept"]
+    assert page.locator("#status-announcer").text_content() == (
+        f"Batch #{batch.pk}: succeeded, {kept} of 6 snippets kept"
+    )
+    assert page.locator("#batch-progress[aria-live], #batch-progress [aria-live]").count() == 0
