@@ -40,6 +40,7 @@ LEAK_STOPPED = (
     "This one started repeating a real message word for word, so joe stopped it and kept "
     "nothing. Try again."
 )
+LIVE_OFF = "Live generation is turned off on this site."
 NOTHING_WRITTEN = "The model did not write anything this time. Try again."
 WORKER_LOST = (
     "The generation worker stopped while writing this (it was restarted, or ran out of memory), "
@@ -72,13 +73,16 @@ def rate_limit_message(member, *, now: datetime | None = None) -> str | None:
     """A sentence if the member has used up this hour's live generations, else None."""
     now = now or timezone.now()
     limit = settings.JOE_LIVE_RATE_LIMIT
+    if limit <= 0:
+        return LIVE_OFF
     recent = LiveGeneration.objects.filter(member=member, created_at__gt=now - timedelta(hours=1))
     if recent.count() < limit:
         return None
     oldest = recent.order_by("-created_at").values_list("created_at", flat=True)[limit - 1]
     minutes = max(1, round((oldest + timedelta(hours=1) - now).total_seconds() / 60))
     return (
-        f"You have made {limit} live generations in the last hour, the most allowed. "
+        f"You have made {limit} live generation{'s' if limit != 1 else ''} in the last hour, "
+        "the most allowed. "
         f"The next one frees up in {minutes} minute{'s' if minutes != 1 else ''}."
     )
 

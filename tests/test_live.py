@@ -209,6 +209,31 @@ def test_rate_limit_per_member_per_hour(member_client, member, run, friends, wor
 
 
 @pytest.mark.django_db
+def test_a_rate_limit_of_zero_turns_live_generation_off(member_client, run, friends, worker_up,
+                                                        settings):  # fmt: skip
+    settings.JOE_LIVE_RATE_LIMIT = 0
+
+    response = ask(member_client, friends["ann"])
+
+    assert response.status_code == 200
+    assert "Live generation is turned off on this site." in response.content.decode()
+    assert not LiveGeneration.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_limit_of_one_says_one_generation(member_client, member, run, friends, worker_up,
+                                            settings):  # fmt: skip
+    settings.JOE_LIVE_RATE_LIMIT = 1
+    LiveGeneration.objects.create(member=member, run=run, speaker=friends["ann"])
+
+    response = ask(member_client, friends["ann"])
+
+    assert "You have made 1 live generation in the last hour, the most allowed." in (
+        response.content.decode()
+    )
+
+
+@pytest.mark.django_db
 def test_rate_limit_is_per_member(client, other_member, member, run, friends, worker_up, settings):
     settings.JOE_LIVE_RATE_LIMIT = 1
     LiveGeneration.objects.create(member=member, run=run, speaker=friends["ann"])
