@@ -22,7 +22,7 @@ from generations.models import Bubble, GenerationBatch, LiveGeneration, Snippet
 from generations.services import GenerationError
 from ingest.models import Speaker
 from joe_site.jobs import JobStatus
-from trainer.models import TrainingRun
+from trainer.models import HEARTBEAT_STALE, TrainingRun
 
 NO_WORKER = (
     "No generation worker is running right now, so nothing can be written live. "
@@ -107,15 +107,16 @@ def gpu_worker_is_up() -> bool | None:
 
 
 def _worker_is_busy() -> bool:
-    """A solo-pool worker busy with a job does not answer; its running rows say it is there."""
-
-    recent = timezone.now() - timedelta(hours=6)
+    """A solo-pool worker busy with a job does not answer; its running rows say it is there,
+    while it keeps reporting on them (a killed worker's rows stay running, and say nothing)."""
+    now = timezone.now()
+    beating = {"status": JobStatus.RUNNING, "heartbeat_at__gt": now - HEARTBEAT_STALE}
     return (
-        GenerationBatch.objects.filter(status=JobStatus.RUNNING, started_at__gt=recent).exists()
+        GenerationBatch.objects.filter(**beating).exists()
         or LiveGeneration.objects.filter(
-            status=JobStatus.RUNNING, started_at__gt=timezone.now() - RUNNING_GIVE_UP_AFTER
+            status=JobStatus.RUNNING, started_at__gt=now - RUNNING_GIVE_UP_AFTER
         ).exists()
-        or TrainingRun.objects.filter(status=JobStatus.RUNNING, started_at__gt=recent).exists()
+        or TrainingRun.objects.filter(**beating).exists()
     )
 
 

@@ -24,6 +24,7 @@ from tests.builders.generation import (
     tiny_checkpoint,
     wait_for_gpu_worker,
 )
+from trainer.models import TrainingRun
 
 LIVE = reverse("generations:live")
 
@@ -334,7 +335,9 @@ def test_a_request_stuck_behind_a_batch_says_the_worker_is_busy(member_client, r
     from generations.models import GenerationBatch
 
     settings.REDIS_URL = ""
-    GenerationBatch.objects.create(run=run, status=JobStatus.RUNNING, started_at=timezone.now())
+    GenerationBatch.objects.create(
+        run=run, status=JobStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
     ask(member_client, friends["ann"])
     generation = LiveGeneration.objects.get()
     LiveGeneration.objects.filter(pk=generation.pk).update(
@@ -344,6 +347,24 @@ def test_a_request_stuck_behind_a_batch_says_the_worker_is_busy(member_client, r
     response = member_client.get(reverse("generations:live_generation", args=[generation.pk]))
 
     assert live.WORKER_BUSY in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_batch_or_run_whose_worker_was_killed_does_not_pass_for_a_busy_worker(
+    member_client, run, friends, monkeypatch
+):
+    from generations.models import GenerationBatch
+
+    monkeypatch.setattr(live, "gpu_worker_is_up", lambda: False)
+    long_ago = timezone.now() - timedelta(minutes=30)
+    lost = {"status": JobStatus.RUNNING, "started_at": long_ago, "heartbeat_at": long_ago}
+    GenerationBatch.objects.create(run=run, **lost)
+    TrainingRun.objects.filter(pk=run.pk).update(**lost)
+
+    response = ask(member_client, friends["ann"])
+
+    assert escape(live.NO_WORKER) in response.content.decode()  # said at once, and true
+    assert not LiveGeneration.objects.exists()
 
 
 # ------------------------------------------------------------------------------ leaks, escaping
