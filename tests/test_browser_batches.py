@@ -49,3 +49,27 @@ def test_staff_watch_a_batch_fill_and_its_end_is_read_out(
         f"Batch #{batch.pk}: succeeded, {kept} of 6 snippets kept"
     )
     assert page.locator("#batch-progress[aria-live], #batch-progress [aria-live]").count() == 0
+
+
+def test_the_cancel_button_keeps_keyboard_focus_while_the_page_refreshes(new_page, staff, tmp_path):
+    from generations.services import create_batch
+
+    friends = make_friends()
+    run = make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
+    batch = create_batch(
+        run=run, per_speaker={"ann": 3}, conversations=0, temperature=0.9, top_p=0.95,
+        top_k=50, max_new_tokens=8, prompt="", base_seed=1,
+    )  # fmt: skip
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(batch.get_absolute_url())
+    page.get_by_role("button", name="Cancel batch").focus()
+
+    with page.expect_response(lambda r: r.url.endswith(batch.get_absolute_url())):
+        pass  # the panel is swapped for a fresh one (every second while queued or running)
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+
+    page.locator("[data-testid=batch-status]", has_text="Cancelled").wait_for()
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.CANCELLED
