@@ -50,6 +50,19 @@ def test_anonymous_visitor_is_sent_to_login(client, url):
 
 
 @pytest.mark.django_db
+def test_a_page_refreshing_itself_after_logout_goes_to_login_whole(client):
+    """A batch or live page polls with htmx: its session ended (logged out in another tab), the
+    page must go to the login form, not draw the login page inside the panel it refreshes."""
+    response = client.get(
+        "/batches/7/",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/batches/7/?x=1"},
+    )
+
+    assert response.status_code == 200 and response.content == b""
+    assert response["HX-Redirect"] == "/accounts/login/?next=/batches/7/%3Fx%3D1"
+
+
+@pytest.mark.django_db
 def test_admin_needs_staff_login(client, member_client):
     assert client.get("/admin/")["Location"].startswith("/admin/login/")
     assert member_client.get("/admin/")["Location"].startswith("/admin/login/")
