@@ -69,6 +69,17 @@ def allowed_speakers(run: TrainingRun | None) -> QuerySet[Speaker]:
     return trainable_speakers().order_by("display_name")
 
 
+def no_model_message() -> str:
+    """Why there is nothing to write with: no model trained yet, or none of them active."""
+    trained = TrainingRun.objects.filter(status=JobStatus.SUCCEEDED).exclude(checkpoint_dir="")
+    if trained.exists():
+        return (
+            "No model is active right now: staff can make a finished run the active model on "
+            "the Training page."
+        )
+    return "There is no active model yet: staff need to train one first."
+
+
 def rate_limit_message(member, *, now: datetime | None = None) -> str | None:
     """A sentence if the member has used up this hour's live generations, else None."""
     now = now or timezone.now()
@@ -132,7 +143,7 @@ def start_live(
     `speakers`. Refuses with a sentence when it cannot run."""
     run = TrainingRun.active()
     if run is None or not run.checkpoint_dir:
-        raise GenerationError("There is no active model yet: staff need to train one first.")
+        raise GenerationError(no_model_message())
     voices = [speaker] if speaker is not None else list(speakers or [])
     if not voices:
         raise GenerationError("Pick a friend to write as.")

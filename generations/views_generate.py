@@ -140,6 +140,7 @@ def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGenerati
         "no_worker_yet": live.NO_WORKER_YET,
         "recent": [g for g in recent[: RECENT * 3] if not _voices(g) & opted_out.keys()][:RECENT],
         "has_model": TrainingRun.active() is not None,
+        "no_model": live.no_model_message,  # called by the page only when there is none
     }
 
 

@@ -526,3 +526,16 @@ def test_a_live_fake_in_a_voice_that_opted_out_is_hidden_at_once(
     assert f'href="{url}"' not in live_page  # gone from "Your recent live generations"
     writing.refresh_from_db()
     assert writing.cancel_requested  # the worker stops writing it
+
+
+def test_without_a_model_the_page_says_what_staff_should_do(member_client, run):
+    """A finished run that is not active is not "no model yet": staff make it active."""
+    from trainer.models import TrainingRun
+
+    TrainingRun.objects.filter(pk=run.pk).update(is_active=False)
+    html = member_client.get("/live/").content.decode()
+    assert "No model is active right now: staff can make a finished run the active model" in html
+
+    TrainingRun.objects.all().delete()
+    html = member_client.get("/live/").content.decode()
+    assert "There is no active model yet: staff need to train one first." in html
