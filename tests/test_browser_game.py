@@ -8,6 +8,9 @@ from tests.conftest import log_in
 from tests.test_game import make_friend
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# The round swapped and settled, its heading focused (a key pressed before lands on the old one).
+SETTLED_ON_H2 = """document.activeElement.tagName === 'H2'
+    && !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"""
 
 
 def test_keyboard_player_lands_on_the_answer_and_the_next_round(new_page, member):
@@ -18,7 +21,7 @@ def test_keyboard_player_lands_on_the_answer_and_the_next_round(new_page, member
     page.focus("button[value=real]")
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-testid=game-result]")
-    page.wait_for_function("document.activeElement.tagName === 'H2'")
+    page.wait_for_function(SETTLED_ON_H2)
     # Focus moves to the answer (a screen reader reads it), not back to the top of the page.
     focused = page.evaluate("document.activeElement.textContent")
     assert focused in ("Right!", "Wrong!")
@@ -28,7 +31,7 @@ def test_keyboard_player_lands_on_the_answer_and_the_next_round(new_page, member
     assert page.evaluate("document.activeElement.textContent") == "Next round"
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-testid=game-round]")
-    page.wait_for_function("document.activeElement.tagName === 'H2'")  # focused as it settles
+    page.wait_for_function(SETTLED_ON_H2)  # focused as it settles
     assert "really write this?" in page.evaluate("document.activeElement.textContent")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.value") == "real"
