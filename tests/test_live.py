@@ -539,3 +539,18 @@ def test_without_a_model_the_page_says_what_staff_should_do(member_client, run):
     TrainingRun.objects.all().delete()
     html = member_client.get("/live/").content.decode()
     assert "There is no active model yet: staff need to train one first." in html
+
+
+@pytest.mark.django_db
+def test_a_lowered_leak_threshold_gets_an_index_that_sees_short_copies(run, settings):
+    """An index built for the default threshold reports runs of 4 words and more: lowered to
+    2 later, copies of 2 or 3 words passed unseen (the index said 0)."""
+    settings.JOE_LEAK_THRESHOLD = 8
+    assert services.leak_index(run).min_n == 4
+    three = " ".join(CORPUS["ann"][0].split()[:3])
+
+    settings.JOE_LEAK_THRESHOLD = 2
+    index = services.leak_index(run)
+
+    assert index.min_n == 2
+    assert services.longest_shared_run(index, [three]) == 3
