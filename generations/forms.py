@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Iterable
 
 from django import forms
+from django.urls import reverse
 
 from ingest.models import Speaker
 from joe_site.jobs import JobStatus
@@ -49,11 +50,23 @@ class BatchForm(SamplingFields):
     )  # fmt: skip
     field_order = ["run", "conversations", "temperature", "top_p", "top_k", "max_new_tokens"]
 
-    def __init__(self, *args, speakers: Iterable[Speaker], **kwargs) -> None:
+    def __init__(
+        self, *args, speakers: Iterable[Speaker], run: TrainingRun | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
-        active = TrainingRun.active()
-        if active is not None:
-            self.fields["run"].initial = active.pk
+        chosen = run or TrainingRun.active()
+        if chosen is not None:
+            self.fields["run"].initial = chosen.pk
+        # Another model, other voices: the quotas are asked for again for the model picked.
+        self.fields["run"].widget.attrs.update(
+            {
+                "hx-get": reverse("generations:batches") + "?quotas=1",
+                "hx-trigger": "change",
+                "hx-target": "#quotas",
+                "hx-swap": "outerHTML",
+                "aria-controls": "quotas",
+            }
+        )
         self.fields["base_seed"].initial = secrets.randbelow(2**31)
         self.speakers = list(speakers)
         for speaker in self.speakers:
@@ -61,15 +74,24 @@ class BatchForm(SamplingFields):
                 min_value=0, max_value=1000, initial=5, label=speaker.display_name
             )
 
+    @classmethod
+    def chosen_run(cls, data) -> TrainingRun | None:
+        """The model the form (or the page's ?run=) asks for, if it is one to generate from."""
+        pk = (data or {}).get("run")
+        if not pk or not str(pk).isdigit():
+            return None
+        return cls.base_fields["run"].queryset.filter(pk=pk).first()
+
     @staticmethod
-    def speakers_for(data) -> list[Speaker]:
-        """Quota inputs: the active model's speakers who may be written as, plus any the posted
-        form still asks for (a friend may opt out while the page is open: the service says so)."""
+    def speakers_for(data, run: TrainingRun | None = None) -> list[Speaker]:
+        """Quota inputs: the chosen (else the active) model's speakers who may be written as,
+        plus any the posted form still asks for (a friend may opt out while the page is open,
+        or the quotas came for another model: the service says so)."""
         from generations.live import allowed_speakers
 
         prefix = QUOTA_PREFIX
         posted = [key.removeprefix(prefix) for key in data or {} if key.startswith(prefix)]
-        speakers = {s.slug: s for s in allowed_speakers(TrainingRun.active())}
+        speakers = {s.slug: s for s in allowed_speakers(run or TrainingRun.active())}
         speakers.update({s.slug: s for s in Speaker.objects.filter(slug__in=posted)})
         return sorted(speakers.values(), key=lambda s: s.display_name)
 

@@ -108,7 +108,7 @@ def leak_index(run: TrainingRun) -> LeakIndex:
     if cached is None or cached[0] != mtime:
         cached = (mtime, LeakIndex.load(path))
         _leak_indexes[path] = cached
-    if settings.JOE_LEAK_THRESHOLD < cached[1].min_n:
+    if cached[1].min_n > settings.JOE_LEAK_THRESHOLD:
         # JOE_LEAK_THRESHOLD was lowered below the shortest run this index reports: built
         # again for it, or shorter copies would pass unseen.
         return build_leak_index(run)

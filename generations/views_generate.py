@@ -34,11 +34,19 @@ def _partial(request: HttpRequest, template: str, context: dict, *, done: bool) 
 @staff_required
 @vary_on_headers("HX-Request")
 def batches(request: HttpRequest) -> HttpResponse:
+    data = request.POST if request.method == "POST" else request.GET
+    run = BatchForm.chosen_run(data)
+    if request.htmx and request.method == "GET" and request.GET.get("quotas"):
+        # Another model picked in the form: its voices' quotas.
+        form = BatchForm(speakers=BatchForm.speakers_for(None, run), run=run)
+        return render(request, "generations/batches.html#quotas", {"form": form})
     if request.htmx and request.method == "GET":  # the table polling itself
         context = _recent_batches()
         partial = render(request, "generations/batches.html#batches_table", context)
         return partial if context["any_in_progress"] else HttpResponseStopPolling(partial.content)
-    form = BatchForm(request.POST or None, speakers=BatchForm.speakers_for(request.POST))
+    form = BatchForm(
+        request.POST or None, speakers=BatchForm.speakers_for(request.POST, run), run=run
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

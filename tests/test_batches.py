@@ -342,6 +342,34 @@ def test_start_form_defaults_to_the_active_run_and_lists_allowed_speakers(
     assert 'name="quota_cy"' not in html
 
 
+def test_the_quotas_follow_the_model_picked(staff_client, run, friends, tmp_path):
+    """The quota inputs were always the active model's friends: picking an older model gave
+    "X was not trained on ..." until those were zeroed, and its own friends could not be asked
+    for. Picking a model asks for its friends (htmx), and ?run= does the same without it."""
+    from ingest.models import Speaker
+
+    dee = Speaker.create_named("Dee")
+    older = make_run(
+        run.checkpoint_dir, {"ann": friends["ann"], "dee": dee}, active=False
+    )  # trained on Ann and Dee only
+    url = reverse("generations:batches")
+    page = staff_client.get(url).content.decode()
+    assert 'hx-get="/batches/?quotas=1"' in page and 'id="quotas"' in page
+
+    swapped = staff_client.get(
+        url, {"quotas": 1, "run": older.pk}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert swapped.lstrip().startswith('<fieldset id="quotas"')
+    assert 'name="quota_ann"' in swapped and 'name="quota_dee"' in swapped
+    assert 'name="quota_bo"' not in swapped
+
+    plain = staff_client.get(url, {"run": older.pk})
+    assert plain.context["form"]["run"].value() == older.pk
+    assert 'name="quota_dee"' in plain.content.decode()
+    # A run that cannot be generated from (or junk) falls back to the active model's friends.
+    assert 'name="quota_bo"' in staff_client.get(url, {"run": "x"}).content.decode()
+
+
 def test_staff_start_a_batch_and_it_is_queued_for_the_worker(
     staff_client, run, monkeypatch, django_capture_on_commit_callbacks
 ):

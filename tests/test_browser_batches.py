@@ -73,3 +73,28 @@ def test_the_cancel_button_keeps_keyboard_focus_while_the_page_refreshes(new_pag
     page.locator("[data-testid=batch-status]", has_text="Cancelled").wait_for()
     batch.refresh_from_db()
     assert batch.status == JobStatus.CANCELLED
+
+
+def test_picking_another_model_asks_for_its_friends(new_page, staff, tmp_path):
+    from ingest.models import Speaker
+
+    friends = make_friends()
+    checkpoint = checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint")
+    make_run(checkpoint, friends)
+    dee = Speaker.create_named("Dee")
+    older = make_run(checkpoint, {"ann": friends["ann"], "dee": dee}, active=False)
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/batches/")
+    assert page.locator("input[name=quota_bo]").count() == 1
+
+    page.select_option("select[name=run]", str(older.pk))
+
+    page.locator("input[name=quota_dee]").wait_for()
+    assert page.locator("input[name=quota_bo]").count() == 0
+    page.fill("input[name=quota_dee]", "1")
+    page.fill("input[name=quota_ann]", "0")
+    page.click("text=Start batch")
+    page.wait_for_url("**/batches/*/")
+    batch = GenerationBatch.objects.get()
+    assert (batch.run_id, batch.per_speaker) == (older.pk, {"dee": 1})
