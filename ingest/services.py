@@ -294,6 +294,8 @@ def import_export(
                 _lock_imports()
                 if Message.objects.filter(export_id=export.pk).exists():
                     return export  # another delivery of the same task already imported it
+                if kind == SourceKind.TELEGRAM:
+                    options["numbered_chats"] = _telegram_numbered_chats()
                 writer = CorpusWriter(export=export, kind=kind, owner_name=owner_name)
                 split = (
                     slack_import.plan(source, include_bots=include_bots)
@@ -323,6 +325,20 @@ def import_export(
             export.delete_file()
     export.refresh_from_db()
     return export
+
+
+def _telegram_numbered_chats() -> set[str]:
+    """Telegram chats the corpus holds under Telegram's own message numbers ("<chat>:<n>"):
+    supergroups, and the one-to-one chats and basic groups imported before those were known by
+    their content. The parser keeps the numbers for them, so re-importing adds nothing."""
+    numbered = Message.objects.filter(
+        conversation=OuterRef("pk"), source_kind=SourceKind.TELEGRAM, external_id__regex=r":-?\d+$"
+    )
+    return set(
+        Conversation.objects.filter(source_kind=SourceKind.TELEGRAM)
+        .filter(Exists(numbered))
+        .values_list("external_id", flat=True)
+    )
 
 
 def _as_uploaded(message: str, export: Export, path: str | Path | None) -> str:

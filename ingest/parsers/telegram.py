@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -101,10 +101,17 @@ def user_id(raw: Any) -> str:
 
 
 class _Parser:
-    def __init__(self, tz: dt.tzinfo, include_forwarded: bool, label: str) -> None:
+    def __init__(
+        self,
+        tz: dt.tzinfo,
+        include_forwarded: bool,
+        label: str,
+        numbered_chats: Collection[str] = (),
+    ) -> None:
         self.tz = tz
         self.include_forwarded = include_forwarded
         self.label = label
+        self.numbered_chats = numbered_chats
         self.self_id = ""
         self.announced: set[str] = set()
         self.chats = 0
@@ -141,6 +148,10 @@ class _Parser:
         kind = str(meta.get("type") or "")
         title = meta.get("name") or ("Saved Messages" if kind == "saved_messages" else chat_id)
         per_account = kind in _PER_ACCOUNT_IDS and meta.get("id") is not None
+        if chat_id in self.numbered_chats:
+            # Imported before such chats were known by their content: it keeps Telegram's
+            # numbers, or re-importing the same account's export would double it.
+            per_account = False
         if per_account and kind in ("personal_chat", "bot_chat") and self.self_id:
             # The same chat in the other person's export: named by both people, in one order.
             chat_id = "dm:" + ":".join(sorted((self.self_id, user_id(meta["id"]))))
@@ -254,15 +265,19 @@ def parse(
     timezone: str = "UTC",
     include_forwarded: bool = False,
     limits: Limits | None = None,
+    numbered_chats: Collection[str] = (),
     **options: Any,
 ) -> Iterator[Record]:
-    """Stream the records of a Telegram Desktop JSON export (result.json, its folder or zip)."""
+    """Stream the records of a Telegram Desktop JSON export (result.json, its folder or zip).
+    ``numbered_chats``: ids of chats the corpus holds under Telegram's own message numbers (as
+    imported before one-to-one chats and basic groups were known by their content): they keep
+    those numbers."""
     tz = time_zone(timezone)
     p = existing(path)
     stream, size, closer = _open(p, limits)
     with closer:
         label = p.name if p.suffix.lower() == ".json" else f"result.json in {p.name}"
-        parser = _Parser(tz, include_forwarded, label)
+        parser = _Parser(tz, include_forwarded, label, numbered_chats)
         state = Progress(done=0, total=size, unit="bytes")
 
         def tick() -> None:
