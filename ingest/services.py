@@ -296,6 +296,8 @@ def import_export(
                     return export  # another delivery of the same task already imported it
                 if kind == SourceKind.TELEGRAM:
                     options["numbered_chats"] = _telegram_numbered_chats()
+                if kind == SourceKind.SIGNAL_DESKTOP:
+                    options["shared_me_chats"] = _signal_export_shared_me_chats()
                 writer = CorpusWriter(export=export, kind=kind, owner_name=owner_name)
                 split = (
                     slack_import.plan(source, include_bots=include_bots)
@@ -337,6 +339,22 @@ def _telegram_numbered_chats() -> set[str]:
     return set(
         Conversation.objects.filter(source_kind=SourceKind.TELEGRAM)
         .filter(Exists(numbered))
+        .values_list("external_id", flat=True)
+    )
+
+
+def _signal_export_shared_me_chats() -> set[str]:
+    """signal-export chats holding owners' messages under the plain "Me" they were imported
+    under before owners were told apart by name. The parser keeps those ids for them, so
+    re-importing adds nothing."""
+    shared_me = Message.objects.filter(
+        conversation=OuterRef("pk"),
+        identity__source_kind=SourceKind.SIGNAL_DESKTOP,
+        identity__external_id="Me",
+    )
+    return set(
+        Conversation.objects.filter(source_kind=SourceKind.SIGNAL_DESKTOP)
+        .filter(Exists(shared_me))
         .values_list("external_id", flat=True)
     )
 

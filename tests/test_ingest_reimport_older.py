@@ -8,9 +8,11 @@ import datetime as dt
 
 import pytest
 
+from ingest import forms, services
 from ingest.models import Conversation, Export, Message
 from ingest.parsers import telegram
 from ingest.services import import_export
+from tests.builders.signal_desktop import build_sigexport, sig
 from tests.builders.telegram import Chat, build_telegram, tg
 from tests.test_ingest_support import use_tmp_upload_dir
 
@@ -75,3 +77,27 @@ def test_two_friends_telegram_accounts_imported_now_still_share_their_chats(staf
 
     assert export.status == "succeeded", export.error
     assert export.messages_count == 0
+
+
+def sigexport(path, days: int):
+    said = [sig(DAY + dt.timedelta(i), "Me" if i % 2 else "Bob", f"day {i}") for i in range(days)]
+    return build_sigexport(path, {"Bob": said, "Friends": said})
+
+
+def test_a_signal_export_imported_before_owners_had_names_adds_only_what_is_new(
+    staff_client, tmp_path, monkeypatch
+):
+    """Its owner's messages were imported as the plain "Me"; the next export, imported with
+    the owner's name as the form now asks, doubled every one of them."""
+    with monkeypatch.context() as before:
+        for module in (forms, services):  # no owner asked for, none used
+            before.setattr(module, "OWNER_NAMED_KINDS", {})
+        first = sigexport(tmp_path / "march.zip", days=4)
+        assert import_export(export_id=upload(staff_client, first).pk).messages_count == 8
+
+    later = sigexport(tmp_path / "april.zip", days=5)
+    export = import_export(export_id=upload(staff_client, later, owner_name="Alice").pk)
+
+    assert export.status == "succeeded", export.error
+    assert export.messages_count == 2  # the fifth day, in both chats
+    assert Message.objects.filter(identity__is_self=True).count() == 4

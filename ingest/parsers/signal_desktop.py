@@ -17,7 +17,7 @@ import io
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -211,11 +211,13 @@ def parse(
     self_name: str = SELF,
     limits: Limits | None = None,
     file_name: str = "",
+    shared_me_chats: Collection[str] = (),
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a signal-export output: zip, folder, or one data.json/chat.md.
     ``file_name``: the name it was uploaded under; an upload's folder on the server is no
-    chat's name."""
+    chat's name. ``shared_me_chats``: chats the corpus holds with the owner's messages under
+    the plain "Me" (imported before owners were told apart): they keep those ids."""
     tz = time_zone(timezone)
     p = existing(path)
     with ExitStack() as stack:
@@ -235,11 +237,14 @@ def parse(
                 f"{p.name} holds no signal-export conversations (folders with data.json or "
                 "chat.md)."
             )
-        yield from _records(chats, self_name, progress)
+        yield from _records(chats, self_name, progress, shared_me_chats)
 
 
 def _records(
-    chats: list[_Chat], self_name: str, progress: ProgressCallback | None
+    chats: list[_Chat],
+    self_name: str,
+    progress: ProgressCallback | None,
+    shared_me_chats: Collection[str] = (),
 ) -> Iterator[Record]:
     announced: set[str] = set()
     state = Progress(done=0, total=len(chats), unit="files")
@@ -261,7 +266,12 @@ def _records(
             chat.folder = ", ".join(sorted(others)) or self_name
         # The owner's messages are told apart by their name: every export calls its owner "Me",
         # and two friends' exports may hold a chat of one name with messages of the same second.
-        me = owner_key(SELF, self_name) if self_name != SELF else SELF
+        # A chat imported before then keeps its ids, or a re-import would double the owner's.
+        me = (
+            SELF
+            if self_name == SELF or chat.folder in shared_me_chats
+            else owner_key(SELF, self_name)
+        )
         yield ConversationRecord(chat.folder, chat.folder, is_group=len(others) > 1)
         seen: dict[str, Any] = {}
         recent: OrderedDict[str, str] = OrderedDict()
