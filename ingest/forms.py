@@ -88,6 +88,7 @@ class UploadForm(forms.Form):
         self.fields["file"].widget.attrs["data-max-bytes"] = settings.JOE_MAX_UPLOAD_BYTES
         self.detect_error = ""
         self.detected_kind = ""  # what the uploaded file turned out to be, once cleaned
+        self.detected_name = ""  # and its name: the page knows that file when it is chosen again
 
     @property
     def max_bytes(self) -> int:
@@ -117,6 +118,7 @@ class UploadForm(forms.Form):
             except ExportError as error:
                 self.detect_error = str(error)  # reported on the export's page, with the file
         data["kind"] = self.detected_kind = kind
+        self.detected_name = Path(upload.name or "").name
         if kind == SourceKind.SIGNAL:
             if not data.get("passphrase"):
                 self.add_error("passphrase", NEEDS_PASSPHRASE)

@@ -47,3 +47,23 @@ def test_a_zip_that_turns_out_to_be_signal_export_asks_on_the_way_back(new_page,
     assert owner.is_visible() and owner.evaluate("el => el.required")
     assert "calls its owner “me”" in page.locator("#upload-form").inner_text()
     assert not Export.objects.exists()
+
+
+def test_the_owner_field_stays_when_the_same_zip_is_chosen_again(
+    new_page, staff, tmp_path, celery_worker_on_redis
+):
+    """Choosing the file again, as the form asks, hid the field it had just shown (and made it
+    optional): a zip's name says nothing, so the page forgot what the server had found."""
+    path = build_sigexport(tmp_path / "backup.zip", {"Chat": [sig(WHEN, "Me", "hi")]})
+    page = upload_page(new_page, path)
+    page.click("text=Upload and import")
+    page.locator("text=Nothing was imported: say whose it is and choose the file again.").wait_for()
+
+    page.set_input_files("input[type=file]", str(path))
+
+    owner = page.locator("input[name=owner_name]")
+    assert owner.is_visible() and owner.evaluate("el => el.required")
+    owner.fill("Dana")
+    page.click("text=Upload and import")
+    page.locator("[data-testid=export-status]", has_text="Succeeded").wait_for()
+    assert Identity.objects.get(source_kind="signal_desktop", is_self=True).display_name == "Dana"

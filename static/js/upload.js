@@ -34,6 +34,8 @@
       var name = file.name.toLowerCase();
       if (name.endsWith(".backup")) return "signal";
       if (name === "chat.db") return "imessage";
+      // The file the server has just read, chosen again as it asked: what it found still holds.
+      if (file.name === form.dataset.detectedName) return form.dataset.detectedKind || "";
       return "";
     }
 
