@@ -87,7 +87,16 @@ def test_a_lone_data_json_is_named_by_its_people_not_data(staff_client, tmp_path
         path.write_text(chat_files(rows)["data.json"])
         export = import_export(export_id=upload(staff_client, path, owner_name="Al").pk)
         assert export.status == "succeeded", export.error
-    assert sorted(Conversation.objects.values_list("title", flat=True)) == ["Bob", "Bob, Cy"]
+    assert sorted(Conversation.objects.values_list("external_id", "title")) == [
+        ("Bob", "Bob"),
+        ("data", "Bob, Cy"),  # a group's title is not in its file: its people show instead
+    ]
+    # Someone new speaks in the group: its re-upload still finds what it had (the name a
+    # group's file keeps does not hang on who has spoken).
+    path = tmp_path / "data.json"
+    path.write_text(chat_files([*group, sig(WHEN, "Dee", "hello")])["data.json"])
+    again = import_export(export_id=upload(staff_client, path, owner_name="Al").pk)
+    assert (again.messages_count, again.duplicates_count) == (1, 3)
 
     whole = build_sigexport(tmp_path / "signal-export.zip", {"Bob": bob})
     again = import_export(export_id=upload(staff_client, whole, owner_name="Al").pk)

@@ -84,6 +84,7 @@ class _Chat:
     ) -> None:
         self.opener = opener
         self.folder = folder
+        self.unnamed = ""  # a lone data.json's own name, when its folder is not known
         self.member = member
         self.tz = tz
 
@@ -223,9 +224,12 @@ def parse(
     with ExitStack() as stack:
         if p.is_file() and p.suffix.lower() in (".json", ".md"):
             folder = Path(file_name).stem if file_name else p.parent.name or p.stem
+            chat = _Chat(partial(p.open, "rb"), folder, p.name, tz)
             if folder.lower() in ("data", "chat"):
-                folder = ""  # an uploaded data.json or chat.md: named by who is in it (below)
-            chats = [_Chat(partial(p.open, "rb"), folder, p.name, tz)]
+                # An uploaded data.json or chat.md: a one-to-one chat is named by the other
+                # person (below), a group keeps the file's name.
+                chat.folder, chat.unnamed = "", folder
+            chats = [chat]
         else:
             archive = stack.enter_context(open_archive(p, limits))
             chats = [
@@ -259,11 +263,14 @@ def _records(
                 is_self = sender == SELF
                 yield IdentityRecord(sender, self_name if is_self else sender, is_self=is_self)
         others = [s for s in senders if s != SELF]
+        title = chat.folder
         if not chat.folder:
             # signal-export names a one-to-one chat's folder after the other person: the same
             # name (and so the same ids) as that chat in a whole export. A group's title is not
-            # in its file: its people stand in for it.
-            chat.folder = ", ".join(sorted(others)) or self_name
+            # in its file, and who has spoken changes: it keeps the file's name, which stays put
+            # (the ids hold the time and sender too), and shows its people.
+            chat.folder = others[0] if len(others) == 1 else chat.unnamed
+            title = chat.folder if len(others) == 1 else ", ".join(sorted(others)) or chat.folder
         # The owner's messages are told apart by their name: every export calls its owner "Me",
         # and two friends' exports may hold a chat of one name with messages of the same second.
         # A chat imported before then keeps its ids, or a re-import would double the owner's.
@@ -272,7 +279,7 @@ def _records(
             if self_name == SELF or chat.folder in shared_me_chats
             else owner_key(SELF, self_name)
         )
-        yield ConversationRecord(chat.folder, chat.folder, is_group=len(others) > 1)
+        yield ConversationRecord(chat.folder, title, is_group=len(others) > 1)
         seen: dict[str, Any] = {}
         recent: OrderedDict[str, str] = OrderedDict()
         for row in chat.rows():

@@ -59,7 +59,12 @@
       errorToast("That did not work (error " + xhr.status + "). Try again, or reload the page.");
     }
   });
+  // A poll cut off by leaving the page is no lost connection (Firefox reports it as one).
+  var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
+  window.addEventListener("pageshow", function () { leaving = false; });
   document.addEventListener("htmx:sendError", function () {
+    if (leaving) return;
     errorToast("joe could not be reached: check your connection and try again.");
   });
   // A page that refreshes itself (a run, say) marks its state with data-status-announce: when
