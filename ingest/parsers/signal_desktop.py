@@ -139,7 +139,11 @@ class _Chat:
         sent_at = local.replace(tzinfo=local.tzinfo or self.tz).astimezone(dt.UTC)
         # Its id takes a time without a zone as written, whatever zone it is read in (as UTC,
         # as every import did before the zone could be chosen: the same ids as then).
-        stamp = local.replace(tzinfo=local.tzinfo or dt.UTC).astimezone(dt.UTC).isoformat()
+        stamp = (
+            sent_at.isoformat()
+            if local.tzinfo is not None
+            else local.replace(tzinfo=dt.UTC).isoformat()
+        )
         sender = str(row.get("sender") or NO_SENDER)
         if sender == NO_SENDER:
             # sigexport could not tell who wrote it (carderne/signal-export#46: groups upgraded

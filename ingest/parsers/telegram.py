@@ -198,7 +198,9 @@ class _Parser:
                 f"{chat_id}:h" + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:16]
             )
         elif ids is not None:
-            external_id = ids.of(msg["id"], self.stamp(msg, sent_at), sender)
+            # New ids: the raw Unix time where the export has it (both friends' exports do).
+            stamp = msg.get("date_unixtime") or self.stamp(msg, sent_at)
+            external_id = ids.of(msg["id"], str(stamp), sender)
             reply_to = ids.known(reply) if reply is not None else None
         else:
             external_id = f"{chat_id}:{msg['id']}"

@@ -125,7 +125,7 @@ class _Message:
 
 
 _NO_MARKS = {ord(c): None for c in _MARKS}
-_DIGITS = re.compile(r"\d+")
+_SEPARATORS_ONLY = dict.fromkeys(map(ord, "0123456789 "), None)  # "1/20/24" -> "//"
 
 
 def _clean(text: str) -> str:
@@ -150,12 +150,12 @@ def _split(rest: str) -> tuple[str | None, str]:
 
 
 def _line_layout(line: str, match: re.Match[str]) -> tuple[bool, str, bool, bool]:
-    """How a message line is laid out: bracket, date shape ("#/#/#"), 12-hour clock, dash.
+    """How a message line is laid out: bracket, the date's separators ("//"), 12-hour clock, dash.
     Every line of one export has the same, so a message that starts a line of its own with
     a date and time ("2024-03-05 18:00 train leaves") is not taken for a new message."""
     return (
         "[" in line[: match.start("date")],
-        _DIGITS.sub("#", match["date"].replace(" ", "")),
+        match["date"].translate(_SEPARATORS_ONLY),
         bool(match["pre"] or match["ampm"]),
         "-" in match["sep"] or "\u2013" in match["sep"],
     )
@@ -227,9 +227,13 @@ class _Reader:
         layout = None  # the first line's; a line laid out otherwise is part of a message
         for line in lines:
             match = _HEADER.match(line)
-            if match and layout is None:
-                layout = _line_layout(line, match)
-            if match and _line_layout(line, match) == layout:
+            if match is not None:
+                shape = _line_layout(line, match)
+                if layout is None:
+                    layout = shape
+                elif shape != layout:
+                    match = None  # laid out otherwise: a line of the message before
+            if match is not None:
                 if current:
                     yield current
                 stamp = (match["date"], match["time"], match["pre"] or match["ampm"])
