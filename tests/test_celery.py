@@ -87,3 +87,4 @@ def test_embedded_broker_runs_job_without_redis(tmp_path):
         worker.terminate()
         output = worker.communicate(timeout=30)[0].decode(errors="replace")
     assert "Traceback" not in output, output
+    assert "No hostname was supplied" not in output  # kombu's warning for a URL without a host
