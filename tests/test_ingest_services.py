@@ -29,6 +29,7 @@ from tests.test_ingest_support import (
     stored_export,
     use_tmp_upload_dir,
 )
+from trainer.corpus import trainable_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -425,6 +426,19 @@ def test_a_member_keeps_their_speaker_when_its_export_goes(tmp_path, member):
     services.delete_export(export_id=export.pk)
 
     assert list(Speaker.objects.values_list("display_name", flat=True)) == ["Alice"]
+
+
+def test_an_excluded_person_stays_excluded_when_their_export_is_imported_again(tmp_path):
+    path = first_week(tmp_path)
+    export = import_path(path)
+    Identity.objects.filter(display_name="Bob").update(excluded=True)
+
+    services.delete_export(export_id=export.pk)
+    import_path(path)
+
+    bob = Identity.objects.get(display_name="Bob")
+    assert bob.excluded
+    assert not trainable_messages().filter(identity=bob).exists()
 
 
 def test_a_speaker_with_identities_elsewhere_survives(tmp_path):
