@@ -44,6 +44,24 @@ def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
         revoke_public_links(speaker)
 
 
+@transaction.atomic
+def merge_speakers(*, speaker: Speaker, target: Speaker) -> int:
+    """Staff make one speaker of two (``Speaker.merge_into``). When ``speaker`` had opted out
+    and ``target`` had not, the merged voice is opted out as the friend asked: the runs trained
+    on ``target`` are flagged and its share links revoked, as if they had opted it out there.
+    Returns how many runs were flagged."""
+    newly_opted_out = speaker.opted_out and not target.opted_out
+    speaker.merge_into(target)
+    if not newly_opted_out:
+        return 0
+    revoke_public_links(target)
+    return mark_runs_trained_on(
+        target,
+        f"{target.display_name} opted out (as {speaker.display_name}, merged into them) after "
+        "this run was trained on their messages.",
+    )
+
+
 def revoke_public_links(speaker: Speaker) -> int:
     """Revoke every public share link to a fake in the speaker's voice (theirs alone or one of
     a conversation's): opting out ends them for good, as a veto does; opting back in later does

@@ -22,6 +22,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
+from accounts import consent
 from accounts.decorators import staff_required
 from ingest import services
 from ingest.forms import (
@@ -301,11 +302,19 @@ def speaker_merge(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _speakers_changed(request, _form_error(form), "error")
     target = form.cleaned_data["speaker"]
+    was_opted_out = target.opted_out
     try:
-        speaker.merge_into(target)
+        flagged = consent.merge_speakers(speaker=speaker, target=target)
     except ValidationError as error:
         return _speakers_changed(request, " ".join(error.messages), "error")
-    return _speakers_changed(request, f"Merged {speaker.display_name} into {target.display_name}.")
+    message = f"Merged {speaker.display_name} into {target.display_name}."
+    if speaker.opted_out and not was_opted_out:
+        message += f" {speaker} had opted out of training, so {target} is opted out now."
+    if flagged:
+        message += (
+            f" Training runs that learnt {target}'s voice are marked “needs retrain” ({flagged})."
+        )
+    return _speakers_changed(request, message)
 
 
 @staff_required

@@ -7,11 +7,14 @@ import json
 import pytest
 from django.urls import reverse
 
+from accounts import consent
 from ingest.models import Identity, Speaker
 from ingest.speakers import merge_suggestions, normalise
+from joe_site.jobs import JobStatus
 from tests.builders.slack import User
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import PASSPHRASE, import_path, slack_export, use_tmp_upload_dir
+from trainer.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 SPEAKERS = reverse("ingest:speakers")
@@ -101,6 +104,30 @@ def test_merge_keeps_the_stricter_consent_and_the_member(slack_and_signal, membe
 
     alice.refresh_from_db()
     assert (alice.opted_out, alice.game_opt_in, alice.member) == (True, False, member)
+
+
+def test_merging_an_opted_out_speaker_flags_the_runs_trained_on_the_other(
+    staff_client, slack_and_signal, member
+):
+    alice, signal_alice = speaker("Alice"), speaker("Alice L. (contacts)")
+    signal_alice.member = member
+    signal_alice.save()
+    consent.set_opted_out(speaker=signal_alice, opted_out=True)
+    run = TrainingRun.objects.create(
+        name="slack only", speaker_ids=[alice.pk], status=JobStatus.SUCCEEDED
+    )
+
+    response = staff_client.post(
+        reverse("ingest:speaker_merge", args=[signal_alice.pk]),
+        {"speaker": alice.pk},
+        headers=HTMX,
+    )
+
+    run.refresh_from_db()
+    assert speaker("Alice").opted_out
+    assert run.needs_retrain.startswith("Alice opted out (as Alice L. (contacts), merged into")
+    message = json.loads(response["HX-Trigger"])["toast"]["message"]
+    assert "Alice L. (contacts) had opted out of training, so Alice is opted out now." in message
 
 
 def test_two_members_cannot_be_merged(staff_client, slack_and_signal, member, other_member):
