@@ -188,7 +188,15 @@ class RenameSpeakerForm(forms.Form):
 class SpeakerChoiceForm(forms.Form):
     """Pick a speaker: to merge into, or to give an identity to."""
 
-    speaker = forms.ModelChoiceField(queryset=Speaker.objects.all(), label="Speaker")
+    speaker = forms.ModelChoiceField(
+        queryset=Speaker.objects.all(),
+        label="Speaker",
+        # The page was older than the list: someone merged that speaker away meanwhile.
+        error_messages={
+            "invalid_choice": "That speaker is no longer here: it was merged into another "
+            "meanwhile. The list is up to date now; pick again."
+        },
+    )
 
 
 class ExcludeForm(forms.Form):

@@ -146,6 +146,22 @@ def test_two_members_cannot_be_merged(staff_client, slack_and_signal, member, ot
     assert Speaker.objects.filter(display_name="Bob").exists()
 
 
+def test_merging_into_a_speaker_merged_away_meanwhile_says_so(staff_client, slack_and_signal):
+    bob = speaker("Bob").pk
+    speaker("Bob").merge_into(speaker("Sam"))  # in another tab, say
+
+    response = staff_client.post(
+        reverse("ingest:speaker_merge", args=[speaker("Alice").pk]),
+        {"speaker": bob},
+        headers=HTMX,
+    )
+
+    toast = json.loads(response["HX-Trigger"])["toast"]
+    assert toast["level"] == "error"
+    assert toast["message"].startswith("That speaker is no longer here: it was merged into")
+    assert 'data-testid="speaker-name">Bob<' not in response.content.decode()
+
+
 def test_an_identity_can_move_to_another_speaker(staff_client, slack_and_signal):
     signal_alice = identity("Alice L. (contacts)", "signal")
 
