@@ -37,7 +37,7 @@ def _names(speaker: Speaker) -> set[str]:
 
 def merge_suggestions(speakers: Sequence[Speaker]) -> list[MergeSuggestion]:
     """Pairs of speakers that are probably one friend on two apps: the same name, or the same
-    first name, and no app in common (two people on one app are two people)."""
+    first name, and no app in common (two people on one app are two people), nor two members."""
     profiles = []
     for speaker in speakers:
         identities = list(speaker.identities.all())
@@ -51,6 +51,8 @@ def merge_suggestions(speakers: Sequence[Speaker]) -> list[MergeSuggestion]:
         for other, other_sources, other_names, other_firsts in profiles[index + 1 :]:
             if sources & other_sources:
                 continue
+            if speaker.member_id and other.member_id and speaker.member_id != other.member_id:
+                continue  # two members are two friends: a merge would be refused
             if same := sorted(names & other_names):
                 reason = f"both are called “{same[0]}”"
             elif same := sorted(firsts & other_firsts):

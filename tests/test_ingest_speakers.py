@@ -248,6 +248,17 @@ def test_two_people_on_the_same_app_are_not_suggested(slack_and_signal):
     assert ("Alice", "Alice L. (contacts)") in pairs
 
 
+def test_speakers_of_two_different_members_are_not_suggested(
+    staff_client, slack_and_signal, member, other_member
+):
+    Speaker.objects.filter(display_name="Alice").update(member=member)
+    Speaker.objects.filter(display_name="Alice L. (contacts)").update(member=other_member)
+
+    page = staff_client.get(SPEAKERS).content.decode()
+
+    assert "Alice and Alice L. (contacts)" not in page
+
+
 def test_a_real_name_behind_a_nickname_is_compared_too(staff_client, tmp_path):
     """Slack's "Bobby" is "Bob Brown" in users.json; on the phone he is plain "Bob"."""
     people = [User("U7", "bobby", "Bobby", real_name="Bob Brown"), User("U8", "dee", "Dee")]
