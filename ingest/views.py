@@ -368,5 +368,17 @@ def identity_exclude(request: HttpRequest, pk: int) -> HttpResponse:
             "error",
         )
     identity.set_excluded(form.cleaned_data.get("excluded", False))
-    verb = "excluded from" if identity.excluded else "included in"
-    return _speakers_changed(request, f"{identity} is {verb} training.")
+    if identity.excluded:
+        return _speakers_changed(request, f"{identity} is excluded from training.")
+    # Included again, but other rules may still keep it out (trainer.corpus): say which.
+    if identity.is_bot:
+        kept_out = "bots never train"
+    elif identity.speaker is None:
+        kept_out = "it has no speaker: move it to one to train on it"
+    elif identity.speaker.opted_out:
+        kept_out = f"{identity.speaker} opted out of training"
+    else:
+        return _speakers_changed(request, f"{identity} is included in training.")
+    return _speakers_changed(
+        request, f"{identity} is no longer excluded, but stays out of training: {kept_out}."
+    )

@@ -14,6 +14,7 @@ from joe_site.jobs import JobStatus
 from tests.builders.slack import User
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import PASSPHRASE, import_path, slack_export, use_tmp_upload_dir
+from trainer.corpus import trainable_messages
 from trainer.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -217,6 +218,28 @@ def test_an_identity_can_be_excluded_and_included_again(staff_client, slack_and_
     staff_client.post(url, {})
     bob.refresh_from_db()
     assert not bob.excluded
+
+
+def test_including_an_opted_out_friend_says_they_stay_out_of_training(
+    staff_client, slack_and_signal, member
+):
+    alice = speaker("Alice")
+    alice.member = member
+    alice.save()
+    consent.set_opted_out(speaker=alice, opted_out=True)
+    on_slack = identity("Alice", "slack")
+    on_slack.set_excluded(True)
+
+    response = staff_client.post(
+        reverse("ingest:identity_exclude", args=[on_slack.pk]), {}, headers=HTMX
+    )
+
+    message = json.loads(response["HX-Trigger"])["toast"]["message"]
+    assert message == (
+        "Alice (Slack export) is no longer excluded, but stays out of training: "
+        "Alice opted out of training."
+    )
+    assert not trainable_messages().filter(identity=on_slack).exists()
 
 
 def test_members_cannot_change_speakers(member_client, slack_and_signal):
