@@ -49,8 +49,14 @@ def merge_speakers(*, speaker: Speaker, target: Speaker) -> int:
     """Staff make one speaker of two (``Speaker.merge_into``). When ``speaker`` had opted out
     and ``target`` had not, the merged voice is opted out as the friend asked: the runs trained
     on ``target`` are flagged and its share links revoked, as if they had opted it out there.
-    Returns how many runs were flagged."""
+    Claims move over with the rest. Returns how many runs were flagged."""
     newly_opted_out = speaker.opted_out and not target.opted_out
+    # A friend who claimed both (their two apps) keeps one claim: the database allows a member
+    # one pending claim per speaker.
+    pending = SpeakerClaim.objects.filter(status=SpeakerClaim.Status.PENDING)
+    pending.filter(
+        speaker_id=speaker.pk, member__in=pending.filter(speaker_id=target.pk).values("member")
+    ).delete()
     speaker.merge_into(target)
     if not newly_opted_out:
         return 0

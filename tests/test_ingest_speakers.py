@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 
 from accounts import consent
+from accounts.models import SpeakerClaim
 from ingest.models import Identity, Speaker
 from ingest.speakers import merge_suggestions, normalise
 from joe_site.jobs import JobStatus
@@ -129,6 +130,23 @@ def test_merging_an_opted_out_speaker_flags_the_runs_trained_on_the_other(
     assert run.needs_retrain.startswith("Alice opted out (as Alice L. (contacts), merged into")
     message = json.loads(response["HX-Trigger"])["toast"]["message"]
     assert "Alice L. (contacts) had opted out of training, so Alice is opted out now." in message
+
+
+def test_a_friend_who_claimed_both_speakers_keeps_one_claim_after_a_merge(
+    staff_client, slack_and_signal, member
+):
+    for name in ("Alice", "Alice L. (contacts)"):
+        SpeakerClaim.objects.create(member=member, speaker=speaker(name))
+
+    response = staff_client.post(
+        reverse("ingest:speaker_merge", args=[speaker("Alice L. (contacts)").pk]),
+        {"speaker": speaker("Alice").pk},
+        headers=HTMX,
+    )
+
+    assert response.status_code == 200
+    claim = SpeakerClaim.objects.get()
+    assert (claim.member, claim.speaker, claim.status) == (member, speaker("Alice"), "pending")
 
 
 def test_two_members_cannot_be_merged(staff_client, slack_and_signal, member, other_member):
