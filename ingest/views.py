@@ -282,7 +282,10 @@ def speaker_rename(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _speakers_changed(request, _form_error(form), "error")
     old = speaker.display_name
-    speaker.rename(form.cleaned_data["display_name"])
+    try:
+        speaker.rename(form.cleaned_data["display_name"])
+    except ValidationError as error:  # nothing left once direction controls are taken off
+        return _speakers_changed(request, " ".join(error.messages), "error")
     message = f"Renamed {old} to {speaker.display_name}."
     namesake = Speaker.objects.filter(display_name__iexact=speaker.display_name).exclude(pk=pk)
     if namesake.exists():

@@ -226,6 +226,20 @@ def test_a_blank_name_is_refused(staff_client, slack_and_signal):
     assert speaker("Bob")
 
 
+def test_a_name_of_direction_controls_alone_is_refused(staff_client, slack_and_signal):
+    response = staff_client.post(
+        reverse("ingest:speaker_rename", args=[speaker("Bob").pk]),
+        {"display_name": "\u202e\u2066"},  # pasted from a right-to-left chat, say
+        headers=HTMX,
+    )
+
+    assert json.loads(response["HX-Trigger"])["toast"] == {
+        "level": "error",
+        "message": "A speaker needs a name.",
+    }
+    assert speaker("Bob")
+
+
 def test_an_identity_can_be_excluded_and_included_again(staff_client, slack_and_signal):
     bob = identity("Bob", "slack")
     url = reverse("ingest:identity_exclude", args=[bob.pk])
