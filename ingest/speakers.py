@@ -35,6 +35,13 @@ def _names(speaker: Speaker) -> set[str]:
     return {n for n in names if n}
 
 
+def matches(speaker: Speaker, query: str) -> bool:
+    """Whether the speaker, or one of their identities, goes by a name holding ``query``
+    (compared as ``normalise`` does: "zoe" finds "Zoë-Ann")."""
+    wanted = normalise(query)
+    return any(wanted in name for name in _names(speaker))
+
+
 def merge_suggestions(speakers: Sequence[Speaker]) -> list[MergeSuggestion]:
     """Pairs of speakers that are probably one friend on two apps: the same name, or the same
     first name, and no app in common (two people on one app are two people), nor two members."""

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -34,7 +35,7 @@ from ingest.forms import (
 )
 from ingest.models import Export, Identity, Speaker
 from ingest.progress import overlay_live_progress, request_cancel_via_cache
-from ingest.speakers import merge_suggestions
+from ingest.speakers import matches, merge_suggestions, normalise
 from ingest.uploads import HashingUploadHandler, sha256_of
 from joe_site.jobs import JobStatus
 
@@ -238,7 +239,13 @@ def export_retry(request: HttpRequest, pk: int) -> HttpResponse:
 # -- speakers --------------------------------------------------------------------------------
 
 
-def _speakers_context() -> dict:
+SPEAKERS_PER_PAGE = 25
+
+
+def _speakers_context(request: HttpRequest) -> dict:
+    """The list as the page shows it: ``q`` finds people by any of their names, ``page`` pages
+    through them (a phone backup brings hundreds of contacts); every speaker stays a choice to
+    merge into or move to."""
     identities = Identity.objects.annotate(message_count=Count("messages")).order_by(
         "source_kind", "display_name"
     )
@@ -249,25 +256,49 @@ def _speakers_context() -> dict:
     )
     for speaker in speakers:
         speaker.message_count = sum(i.message_count for i in speaker.identities.all())
+    query = request.GET.get("q", "").strip()
+    found = [s for s in speakers if matches(s, query)] if query else speakers
+    unassigned = list(identities.filter(speaker=None))
+    if query:
+        wanted = normalise(query)
+        unassigned = [
+            i
+            for i in unassigned
+            if wanted in f"{normalise(i.display_name)} {normalise(i.full_name)}"
+        ]
     return {
         "speakers": speakers,
-        "unassigned": list(identities.filter(speaker=None)),
+        "page": Paginator(found, SPEAKERS_PER_PAGE).get_page(request.GET.get("page")),
+        "query": query,
+        "here": _list_state(request),
+        "unassigned": unassigned,
         "suggestions": merge_suggestions(speakers),
     }
 
 
+def _list_state(request: HttpRequest) -> str:
+    """The list's search and page as a query string: the actions' URLs carry it, so that the
+    list they refresh (or redirect to) is the one staff were looking at."""
+    state = {key: request.GET[key] for key in ("q", "page") if request.GET.get(key, "").strip()}
+    return f"?{urlencode(state)}" if state else ""
+
+
 @staff_required
 def speakers(request: HttpRequest) -> HttpResponse:
-    return render(request, "ingest/speakers.html", _speakers_context())
+    context = _speakers_context(request)
+    if request.htmx and not request.htmx.history_restore_request:  # the search box
+        return render(request, "ingest/speakers.html#speaker_list", context)
+    return render(request, "ingest/speakers.html", context)
 
 
 def _speakers_changed(request: HttpRequest, message: str, level: str = "success") -> HttpResponse:
     """After an action: the refreshed list and a toast (htmx), or a redirect and a message."""
     if request.htmx:
-        response = render(request, "ingest/speakers.html#speaker_list", _speakers_context())
+        context = _speakers_context(request)
+        response = render(request, "ingest/speakers.html#speaker_list", context)
         return trigger_client_event(response, "toast", {"level": level, "message": message})
     messages.add_message(request, messages.ERROR if level == "error" else messages.SUCCESS, message)
-    return redirect("ingest:speakers")
+    return redirect(reverse("ingest:speakers") + _list_state(request))
 
 
 def _form_error(form) -> str:

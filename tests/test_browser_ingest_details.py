@@ -70,6 +70,25 @@ def test_focus_stays_on_cancel_while_the_running_import_refreshes(new_page, staf
 
 
 @pytest.mark.browser
+def test_typing_a_name_finds_the_person_and_actions_keep_the_search(new_page, staff, tmp_path):
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(reverse("ingest:speakers"))
+
+    page.get_by_label("Find a person").press_sequentially("bo")
+    page.wait_for_url(lambda url: url.endswith("?q=bo"))
+    expect = page.locator("[data-testid=speaker-name]")
+    page.wait_for_function("document.querySelectorAll('[data-testid=speaker]').length === 1")
+    assert expect.all_inner_texts() == ["Bob"]
+    assert page.evaluate("document.activeElement.id") == "speaker-search"  # still typing
+
+    page.get_by_role("button", name="Exclude").click()
+    page.get_by_role("button", name="Include").wait_for()
+    assert expect.all_inner_texts() == ["Bob"]  # the refreshed list is still the search's
+
+
+@pytest.mark.browser
 def test_an_error_toast_stays_until_dismissed(new_page, staff, tmp_path):
     import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
     page = new_page()

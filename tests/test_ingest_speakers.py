@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -11,6 +12,7 @@ from accounts import consent
 from accounts.models import SpeakerClaim
 from ingest.models import Identity, Speaker
 from ingest.speakers import merge_suggestions, normalise
+from ingest.views import SPEAKERS_PER_PAGE
 from joe_site.jobs import JobStatus
 from tests.builders.slack import User
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
@@ -71,6 +73,65 @@ def test_speakers_page_queries_do_not_grow_with_people(
 
     with django_assert_max_num_queries(8):
         staff_client.get(SPEAKERS)
+
+
+def test_staff_find_a_person_by_any_of_their_names(staff_client, slack_and_signal):
+    page = staff_client.get(SPEAKERS, {"q": "CONTACTS"}).content.decode()  # Signal's name for her
+
+    assert re.findall(r'data-testid="speaker-name">([^<]*)<', page) == ["Alice L. (contacts)"]
+    assert "1–1 of 1 speaker matching “CONTACTS”" in page
+
+
+def test_a_search_that_finds_nobody_says_so(staff_client, slack_and_signal):
+    page = staff_client.get(SPEAKERS, {"q": "zed"}).content.decode()
+
+    assert 'data-testid="speaker"' not in page
+    assert "No speaker matches “zed”." in page
+
+
+def test_a_phone_full_of_contacts_is_paged(staff_client, slack_and_signal):
+    for n in range(30):
+        s = Speaker.create_named(f"Contact {n:02d}")
+        Identity.objects.create(
+            source_kind="signal", external_id=f"C{n}", display_name=f"Contact {n:02d}", speaker=s
+        )
+    total = Speaker.objects.count()
+
+    first = staff_client.get(SPEAKERS).content.decode()
+    last = staff_client.get(SPEAKERS, {"page": 2}).content.decode()
+
+    assert first.count('data-testid="speaker"') == SPEAKERS_PER_PAGE
+    assert last.count('data-testid="speaker"') == total - SPEAKERS_PER_PAGE
+    assert f"1–{SPEAKERS_PER_PAGE} of {total} speakers" in first
+    assert 'href="?page=2" rel="next"' in first
+    # Every speaker is still there to merge into, from any page.
+    merge_into = re.search(r'id="merge-target-[^>]*>(.*?)</select>', last, re.S)
+    assert merge_into[1].count("<option") == total - 1
+
+
+def test_an_action_refreshes_the_list_staff_were_searching(staff_client, slack_and_signal):
+    sam = identity("Sam", "slack")
+
+    response = staff_client.post(
+        reverse("ingest:identity_exclude", args=[sam.pk]) + "?q=sam",
+        {"excluded": "on"},
+        headers=HTMX,
+    )
+
+    names = re.findall(r'data-testid="speaker-name">([^<]*)<', response.content.decode())
+    assert names == ["Sam"]
+    assert f'action="{reverse("ingest:identity_exclude", args=[sam.pk])}?q=sam"' in (
+        response.content.decode()
+    )
+
+
+def test_without_javascript_an_action_comes_back_to_the_search(staff_client, slack_and_signal):
+    response = staff_client.post(
+        reverse("ingest:identity_exclude", args=[identity("Sam", "slack").pk]) + "?q=sam",
+        {"excluded": "on"},
+    )
+
+    assert response["Location"] == f"{SPEAKERS}?q=sam"
 
 
 def test_same_first_name_on_two_apps_is_suggested(staff_client, slack_and_signal):
