@@ -336,7 +336,7 @@ def speaker_merge(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _speakers_changed(request, _form_error(form), "error")
     target = form.cleaned_data["speaker"]
-    was_opted_out = target.opted_out
+    was_opted_out, had_deleted = target.opted_out, target.messages_deleted_at is not None
     try:
         flagged = consent.merge_speakers(speaker=speaker, target=target)
     except ValidationError as error:
@@ -344,6 +344,11 @@ def speaker_merge(request: HttpRequest, pk: int) -> HttpResponse:
     message = f"Merged {speaker.display_name} into {target.display_name}."
     if speaker.opted_out and not was_opted_out:
         message += f" {speaker} had opted out of training, so {target} is opted out now."
+    if speaker.messages_deleted_at and not had_deleted:
+        message += (
+            f" {speaker} had deleted their messages from joe; {target}'s are still in the corpus:"
+            f" exclude its identities, or ask {target} to delete again from their Me page."
+        )
     if flagged:
         message += (
             f" Training runs that learnt {target}'s voice are marked “needs retrain” ({flagged})."

@@ -142,6 +142,26 @@ def test_a_merge_or_a_split_keeps_the_deletion(tmp_path):
     assert merged.pk == bob.pk and merged.messages_deleted_at == alice.messages_deleted_at
 
 
+def test_merging_a_friend_who_deleted_their_messages_into_another_speaker_warns(
+    staff_client, tmp_path
+):
+    import_path(slack_export(tmp_path / "first.zip", CHANNELS))
+    erase("Alice")
+    alice, bob = (Speaker.objects.get(display_name=n) for n in ("Alice", "Bob"))
+
+    response = staff_client.post(
+        reverse("ingest:speaker_merge", args=[alice.pk]),
+        {"speaker": bob.pk},
+        headers={"HX-Request": "true"},
+    )
+
+    message = json.loads(response["HX-Trigger"])["toast"]["message"]
+    assert message == (
+        "Merged Alice into Bob. Alice had deleted their messages from joe; Bob's are still in the"
+        " corpus: exclude its identities, or ask Bob to delete again from their Me page."
+    )
+
+
 def test_moving_an_identity_onto_a_friend_who_deleted_their_messages_warns(staff_client, tmp_path):
     import_path(slack_export(tmp_path / "first.zip", CHANNELS))
     erase("Alice")
