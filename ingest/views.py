@@ -291,10 +291,13 @@ def speakers(request: HttpRequest) -> HttpResponse:
     return render(request, "ingest/speakers.html", context)
 
 
-def _speakers_changed(request: HttpRequest, message: str, level: str = "success") -> HttpResponse:
-    """After an action: the refreshed list and a toast (htmx), or a redirect and a message."""
+def _speakers_changed(
+    request: HttpRequest, message: str, level: str = "success", focus: Speaker | None = None
+) -> HttpResponse:
+    """After an action: the refreshed list and a toast (htmx), or a redirect and a message.
+    ``focus``: the speaker whose heading takes the focus (the control used is gone)."""
     if request.htmx:
-        context = _speakers_context(request)
+        context = {**_speakers_context(request), "focus_speaker": focus.pk if focus else None}
         response = render(request, "ingest/speakers.html#speaker_list", context)
         return trigger_client_event(response, "toast", {"level": level, "message": message})
     messages.add_message(request, messages.ERROR if level == "error" else messages.SUCCESS, message)
@@ -353,7 +356,7 @@ def speaker_merge(request: HttpRequest, pk: int) -> HttpResponse:
         message += (
             f" Training runs that learnt {target}'s voice are marked “needs retrain” ({flagged})."
         )
-    return _speakers_changed(request, message)
+    return _speakers_changed(request, message, focus=target)
 
 
 @staff_required

@@ -89,6 +89,29 @@ def test_typing_a_name_finds_the_person_and_actions_keep_the_search(new_page, st
 
 
 @pytest.mark.browser
+def test_after_a_merge_the_keyboard_carries_on_from_the_speaker_merged_into(
+    new_page, staff, tmp_path
+):
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    bob = Speaker.objects.get(display_name="Bob")
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(reverse("ingest:speakers"))
+
+    page.get_by_label("Merge Bob into").select_option(label="Alice")
+    page.locator(f"#merge-{bob.pk}").press("Enter")
+    page.get_by_text("Merged Bob into Alice.").wait_for()
+    page.wait_for_function("document.activeElement !== document.body")  # once htmx settles
+
+    focused = page.evaluate("document.activeElement.textContent")
+    assert focused == "Alice"  # not the page itself, with the next Tab at its very top
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == (
+        "New name for Alice"
+    )
+
+
+@pytest.mark.browser
 def test_an_error_toast_stays_until_dismissed(new_page, staff, tmp_path):
     import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
     page = new_page()

@@ -67,6 +67,15 @@
     if (leaving) return;
     errorToast("joe could not be reached: check your connection and try again.");
   });
+  // An htmx action whose control went with the swap (a speaker merged away) would leave the
+  // focus on the page itself, and the next Tab at its top: the swapped-in part marks where it
+  // goes instead (the speaker merged into, say) with data-focus-after-swap.
+  document.addEventListener("htmx:afterSettle", function () {
+    var next = document.querySelector("[data-focus-after-swap]");
+    if (!next) return;
+    next.removeAttribute("data-focus-after-swap");
+    if (!document.activeElement || document.activeElement === document.body) next.focus();
+  });
   // A page that refreshes itself (a run, say) marks its state with data-status-announce: when
   // that text changes, it is read out once from a live region that stays put (the swapped
   // panel itself would be re-inserted, which screen readers do not announce).
