@@ -457,10 +457,17 @@ def _repoint_references(source: Speaker, target: Speaker) -> None:
     """Move every row that points at ``source`` (from any app) to ``target``.
 
     Found through the model's relations rather than imports, so ingest does not depend on the
-    apps that come after it in the pipeline.
+    apps that come after it in the pipeline; hidden ones too (a game guess's speaker has no
+    reverse name, and would go with the speaker merged away). A many-to-many's own table is
+    moved through its relation.
     """
-    for relation in Speaker._meta.related_objects:
-        if relation.related_model is Identity:
+    relations = [
+        field
+        for field in Speaker._meta.get_fields(include_hidden=True)
+        if field.auto_created and field.is_relation and not field.concrete
+    ]
+    for relation in relations:
+        if relation.related_model is Identity or relation.related_model._meta.auto_created:
             continue
         if relation.many_to_many:
             through = relation.through

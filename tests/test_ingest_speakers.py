@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from accounts import consent
 from accounts.models import SpeakerClaim
-from ingest.models import Identity, Speaker
+from generations.models import GameGuess
+from ingest.models import Identity, Message, Speaker
 from ingest.speakers import merge_suggestions, normalise
 from ingest.views import SPEAKERS_PER_PAGE
 from joe_site.jobs import JobStatus
@@ -155,6 +156,19 @@ def test_merging_makes_one_speaker_of_two(staff_client, slack_and_signal):
         "slack",
     ]
     assert not Speaker.objects.filter(pk=signal_alice.pk).exists()
+
+
+def test_members_game_scores_survive_a_merge(slack_and_signal, member):
+    signal_alice = speaker("Alice L. (contacts)")
+    message = Message.objects.filter(identity__speaker=signal_alice).first()
+    GameGuess.objects.create(
+        user=member, speaker=signal_alice, message=message, guessed_fake=False, correct=True
+    )
+
+    signal_alice.merge_into(speaker("Alice"))
+
+    guess = GameGuess.objects.get()  # not deleted with the speaker merged away
+    assert (guess.speaker, guess.correct) == (speaker("Alice"), True)
 
 
 def test_merge_keeps_the_stricter_consent_and_the_member(slack_and_signal, member):
