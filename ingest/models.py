@@ -208,6 +208,8 @@ class Speaker(models.Model):
     game_opt_in = models.BooleanField(
         default=False, help_text="Real messages may appear in the Real or fake? game"
     )
+    # Staff said these are someone else (two Sams on two apps): never suggested for a merge.
+    not_same_as = models.ManyToManyField("self", blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -264,6 +266,7 @@ class Speaker(models.Model):
                 target.opted_out_by_id = self.opted_out_by_id
             target.game_opt_in = target.game_opt_in and self.game_opt_in
             target.messages_deleted_at = target.messages_deleted_at or self.messages_deleted_at
+            target.not_same_as.add(*self.not_same_as.exclude(pk=target.pk))
             target.save(
                 update_fields=[
                     "member", "opted_out", "opted_out_at", "opted_out_by", "game_opt_in",
@@ -467,8 +470,11 @@ def _repoint_references(source: Speaker, target: Speaker) -> None:
         if field.auto_created and field.is_relation and not field.concrete
     ]
     for relation in relations:
-        if relation.related_model is Identity or relation.related_model._meta.auto_created:
-            continue
+        if (
+            relation.related_model in (Identity, Speaker)
+            or relation.related_model._meta.auto_created
+        ):
+            continue  # identities and speakers told apart: merge_into moves them itself
         if relation.many_to_many:
             through = relation.through
             from_field = next(
@@ -489,6 +495,8 @@ def unreferenced_speakers() -> models.QuerySet[Speaker]:
     """Speakers nothing holds on to: no member, no identity, nothing generated in their voice."""
     queryset = Speaker.objects.filter(member__isnull=True)
     for relation in Speaker._meta.related_objects:
+        if relation.related_model is Speaker:
+            continue  # being told apart from another speaker holds nobody up
         model = relation.through if relation.many_to_many else relation.related_model
         if relation.many_to_many:
             field = next(f.name for f in model._meta.fields if f.related_model is Speaker)

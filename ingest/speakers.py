@@ -44,8 +44,10 @@ def matches(speaker: Speaker, query: str) -> bool:
 
 def merge_suggestions(speakers: Sequence[Speaker]) -> list[MergeSuggestion]:
     """Pairs of speakers that are probably one friend on two apps: the same name, or the same
-    first name, and no app in common (two people on one app are two people), nor two members."""
+    first name, and no app in common (two people on one app are two people), nor two members,
+    nor two that staff told apart."""
     profiles = []
+    apart = {(s.pk, other.pk) for s in speakers for other in s.not_same_as.all()}
     for speaker in speakers:
         identities = list(speaker.identities.all())
         if not identities or all(i.is_bot or i.excluded for i in identities):
@@ -56,7 +58,7 @@ def merge_suggestions(speakers: Sequence[Speaker]) -> list[MergeSuggestion]:
     suggestions = []
     for index, (speaker, sources, names, firsts) in enumerate(profiles):
         for other, other_sources, other_names, other_firsts in profiles[index + 1 :]:
-            if sources & other_sources:
+            if sources & other_sources or (speaker.pk, other.pk) in apart:
                 continue
             if speaker.member_id and other.member_id and speaker.member_id != other.member_id:
                 continue  # two members are two friends: a merge would be refused

@@ -14,6 +14,7 @@ urlpatterns = [
     path("speakers/", views.speakers, name="speakers"),
     path("speakers/<int:pk>/rename/", views.speaker_rename, name="speaker_rename"),
     path("speakers/<int:pk>/merge/", views.speaker_merge, name="speaker_merge"),
+    path("speakers/<int:pk>/not-same/", views.speaker_not_same, name="speaker_not_same"),
     path("identities/<int:pk>/speaker/", views.identity_assign, name="identity_assign"),
     path("identities/<int:pk>/split/", views.identity_split, name="identity_split"),
     path("identities/<int:pk>/exclude/", views.identity_exclude, name="identity_exclude"),

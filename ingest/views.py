@@ -251,7 +251,7 @@ def _speakers_context(request: HttpRequest) -> dict:
     )
     speakers = list(
         Speaker.objects.select_related("member").prefetch_related(
-            Prefetch("identities", queryset=identities)
+            Prefetch("identities", queryset=identities), "not_same_as"
         )
     )
     for speaker in speakers:
@@ -292,12 +292,21 @@ def speakers(request: HttpRequest) -> HttpResponse:
 
 
 def _speakers_changed(
-    request: HttpRequest, message: str, level: str = "success", focus: Speaker | None = None
+    request: HttpRequest,
+    message: str,
+    level: str = "success",
+    focus: Speaker | None = None,
+    focus_suggestions: bool = False,
 ) -> HttpResponse:
     """After an action: the refreshed list and a toast (htmx), or a redirect and a message.
-    ``focus``: the speaker whose heading takes the focus (the control used is gone)."""
+    ``focus``: the speaker whose heading takes the focus (the control used is gone), or
+    the suggestions' heading."""
     if request.htmx:
-        context = {**_speakers_context(request), "focus_speaker": focus.pk if focus else None}
+        context = {
+            **_speakers_context(request),
+            "focus_speaker": focus.pk if focus else None,
+            "focus_suggestions": focus_suggestions,
+        }
         response = render(request, "ingest/speakers.html#speaker_list", context)
         return trigger_client_event(response, "toast", {"level": level, "message": message})
     messages.add_message(request, messages.ERROR if level == "error" else messages.SUCCESS, message)
@@ -357,6 +366,24 @@ def speaker_merge(request: HttpRequest, pk: int) -> HttpResponse:
             f" Training runs that learnt {target}'s voice are marked “needs retrain” ({flagged})."
         )
     return _speakers_changed(request, message, focus=target)
+
+
+@staff_required
+@require_POST
+def speaker_not_same(request: HttpRequest, pk: int) -> HttpResponse:
+    """A suggested pair that is two people: never suggested again."""
+    speaker = get_object_or_404(Speaker, pk=pk)
+    form = SpeakerChoiceForm(request.POST)
+    if not form.is_valid():
+        return _speakers_changed(request, _form_error(form), "error")
+    other = form.cleaned_data["speaker"]
+    if other.pk != speaker.pk:
+        speaker.not_same_as.add(other)
+    return _speakers_changed(
+        request,
+        f"{speaker} and {other} are two people: joe no longer suggests merging them.",
+        focus_suggestions=True,
+    )
 
 
 @staff_required

@@ -441,6 +441,15 @@ def test_an_excluded_person_stays_excluded_when_their_export_is_imported_again(t
     assert not trainable_messages().filter(identity=bob).exists()
 
 
+def test_a_speaker_told_apart_from_another_goes_with_its_export(tmp_path):
+    export = import_path(first_week(tmp_path))
+    Speaker.objects.get(display_name="Bob").not_same_as.add(Speaker.create_named("Bob"))
+
+    services.delete_export(export_id=export.pk)
+
+    assert list(Speaker.objects.values_list("display_name", flat=True)) == ["Bob"]  # the other
+
+
 def test_a_speaker_with_identities_elsewhere_survives(tmp_path):
     slack = import_path(first_week(tmp_path))
     path = tmp_path / "signal.backup"

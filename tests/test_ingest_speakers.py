@@ -141,6 +141,33 @@ def test_same_first_name_on_two_apps_is_suggested(staff_client, slack_and_signal
     assert "Alice and Alice L. (contacts): same first name, “alice”" in page
 
 
+def test_two_sams_told_apart_are_no_longer_suggested(staff_client, slack_and_signal):
+    alice, signal_alice = speaker("Alice"), speaker("Alice L. (contacts)")
+
+    response = staff_client.post(
+        reverse("ingest:speaker_not_same", args=[signal_alice.pk]),
+        {"speaker": alice.pk},
+        headers=HTMX,
+    )
+
+    message = json.loads(response["HX-Trigger"])["toast"]["message"]
+    assert message == (
+        "Alice L. (contacts) and Alice are two people: joe no longer suggests merging them."
+    )
+    assert "Alice and Alice L. (contacts)" not in response.content.decode()
+    assert "Alice and Alice L. (contacts)" not in staff_client.get(SPEAKERS).content.decode()
+    assert Speaker.objects.count() == 4  # nothing merged
+
+
+def test_a_merge_keeps_who_was_told_apart(slack_and_signal):
+    speaker("Alice L. (contacts)").not_same_as.add(speaker("Alice"))
+
+    merged = speaker("Alice L. (contacts)").merge_into(speaker("Bob"))
+
+    assert list(merged.not_same_as.all()) == [speaker("Alice")]
+    assert list(speaker("Alice").not_same_as.all()) == [merged]
+
+
 def test_merging_makes_one_speaker_of_two(staff_client, slack_and_signal):
     signal_alice = speaker("Alice L. (contacts)")
 
