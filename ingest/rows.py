@@ -59,7 +59,9 @@ def clean_text(text: str) -> str:
 # Explicit direction formatting (embeddings, overrides, isolates): a chat name carrying one (a
 # prank's right-to-left override) reverses the text around it wherever the name is shown: "AI
 # parody of nnA dna ...". Names never need them: the script's own direction still shows.
-DIRECTION_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)], None)
+DIRECTION_CONTROLS = dict.fromkeys(
+    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C], None
+)  # and the marks (LRM, RLM, ALM): invisible, and a name of marks alone shows as nothing
 
 
 def clean_name(name: str) -> str:

@@ -20,6 +20,7 @@ PRANK = "Mira \u202eRTL\u202c \u2067x\u2069"
 
 def test_clean_name_drops_direction_controls_and_keeps_the_script():
     assert clean_name(PRANK) == "Mira RTL x"
+    assert clean_name("\u200f\u200e") == ""  # marks alone would be an invisible name
     assert clean_name(" \u05e9\u05e8\u05d4 ") == "\u05e9\u05e8\u05d4"  # Hebrew stays as it is
 
 

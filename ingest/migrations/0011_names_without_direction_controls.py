@@ -3,7 +3,7 @@ ingest.rows.clean_name): a right-to-left override in a chat name reversed the te
 
 from django.db import migrations
 
-CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)]
 
 
 def strip_controls(apps, schema_editor):
