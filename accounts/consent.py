@@ -18,11 +18,14 @@ from trainer.models import TrainingRun
 
 
 def mark_runs_trained_on(speaker: Speaker, reason: str) -> int:
-    """Flag every run whose data included the speaker and that is, or may become, a model
-    generations use (all but cancelled and failed ones: a queued run may be one waiting to resume
-    from a checkpoint trained on them); returns how many were flagged."""
+    """Flag every run whose data included the speaker (under any id their messages had: merges,
+    splits) and that is, or may become, a model generations use (all but cancelled and failed
+    ones: a queued run may be one waiting to resume from a checkpoint trained on them); returns
+    how many were flagged."""
     usable = TrainingRun.objects.exclude(status__in=(JobStatus.CANCELLED, JobStatus.FAILED))
-    runs = [run for run in usable.only("pk", "speaker_ids") if speaker.pk in run.speaker_ids]
+    # Under this speaker's id, or one it was merged from or split off (their messages too).
+    theirs = {speaker.pk, *speaker.former_ids}
+    runs = [run for run in usable.only("pk", "speaker_ids") if theirs & set(run.speaker_ids)]
     TrainingRun.objects.filter(pk__in=[run.pk for run in runs]).update(needs_retrain=reason[:300])
     return len(runs)
 

@@ -210,6 +210,9 @@ class Speaker(models.Model):
     )
     # Staff said these are someone else (two Sams on two apps): never suggested for a merge.
     not_same_as = models.ManyToManyField("self", blank=True)
+    # Speakers whose messages were this friend's: merged into it, or the one it was split off
+    # from. A run trained on one of them learnt from this friend (runs record speaker ids).
+    former_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -267,10 +270,11 @@ class Speaker(models.Model):
             target.game_opt_in = target.game_opt_in and self.game_opt_in
             target.messages_deleted_at = target.messages_deleted_at or self.messages_deleted_at
             target.not_same_as.add(*self.not_same_as.exclude(pk=target.pk))
+            target.former_ids = sorted({*target.former_ids, self.pk, *self.former_ids})
             target.save(
                 update_fields=[
                     "member", "opted_out", "opted_out_at", "opted_out_by", "game_opt_in",
-                    "messages_deleted_at",
+                    "messages_deleted_at", "former_ids",
                 ]
             )  # fmt: skip
             self.delete()
@@ -323,6 +327,9 @@ class Identity(models.Model):
         with transaction.atomic():
             previous = self.speaker
             speaker = Speaker.create_named(self.display_name)
+            if previous is not None:
+                speaker.former_ids = sorted({previous.pk, *previous.former_ids})
+                speaker.save(update_fields=["former_ids"])
             if previous is not None and (previous.opted_out or previous.messages_deleted_at):
                 speaker.opted_out = previous.opted_out
                 if previous.opted_out:

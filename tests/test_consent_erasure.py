@@ -178,3 +178,32 @@ def test_moving_an_identity_onto_a_friend_who_deleted_their_messages_warns(staff
     assert "Alice deleted their messages from joe; this identity's are still in the corpus" in (
         message
     )
+
+
+@pytest.mark.django_db
+def test_runs_trained_before_a_merge_or_a_split_are_flagged_when_the_friend_opts_out():
+    """Runs record the speaker ids they trained on: once a speaker was merged into another (or
+    split off), the friend's opt-out under the new speaker flagged none of those runs."""
+    from joe_site.jobs import JobStatus
+    from trainer.models import TrainingRun
+
+    slack_self = Speaker.create_named("Ann")
+    phone_self = Speaker.create_named("Ann P")
+    other = Speaker.create_named("Bo")
+    run = TrainingRun.objects.create(
+        name="before", status=JobStatus.SUCCEEDED, speaker_ids=[slack_self.pk, other.pk]
+    )
+    consent.merge_speakers(speaker=slack_self, target=phone_self)
+    phone_self.refresh_from_db()
+    consent.set_opted_out(speaker=phone_self, opted_out=True)
+    run.refresh_from_db()
+    assert "opted out" in run.needs_retrain
+
+    TrainingRun.objects.filter(pk=run.pk).update(needs_retrain="")
+    identity = Identity.objects.create(
+        source_kind="slack", external_id="U9", display_name="Bo's brother", speaker=other
+    )
+    split = identity.split_off()  # it was Bo's when the run trained
+    consent.set_opted_out(speaker=split, opted_out=True)
+    run.refresh_from_db()
+    assert "opted out" in run.needs_retrain
