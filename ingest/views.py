@@ -33,7 +33,7 @@ from ingest.forms import (
     SpeakerChoiceForm,
     UploadForm,
 )
-from ingest.models import Export, Identity, Speaker
+from ingest.models import Export, Identity, Speaker, unreferenced_speakers
 from ingest.progress import overlay_live_progress, request_cancel_via_cache
 from ingest.speakers import matches, merge_suggestions, normalise
 from ingest.uploads import HashingUploadHandler, sha256_of
@@ -408,7 +408,23 @@ def identity_assign(request: HttpRequest, pk: int) -> HttpResponse:
             f" {previous} opted out of training; these messages now train as {target}'s."
             f" Exclude the identity if they are still {previous}'s."
         )
+    message += _drop_if_emptied(previous)
     return _speakers_changed(request, message)
+
+
+def _drop_if_emptied(speaker: Speaker | None) -> str:
+    """A speaker left with nothing (its last identity moved or split off, no member, nothing
+    generated in its voice) is removed, or it would sit on the page with no way to go. One
+    whose friend opted out or deleted their messages stays: imports still need to know."""
+    if speaker is None:
+        return ""
+    empty = unreferenced_speakers().filter(
+        pk=speaker.pk, opted_out=False, messages_deleted_at__isnull=True
+    )
+    if not empty.exists():
+        return ""
+    empty.delete()
+    return f" {speaker} had no one else left and was removed."
 
 
 @staff_required
@@ -420,6 +436,7 @@ def identity_split(request: HttpRequest, pk: int) -> HttpResponse:
     message = f"{identity} is now a speaker of their own, {speaker}."
     if speaker.opted_out:
         message += f" It stays opted out of training, as {previous} is."
+    message += _drop_if_emptied(previous)
     return _speakers_changed(request, message)
 
 

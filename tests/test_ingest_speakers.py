@@ -304,6 +304,26 @@ def test_an_identity_can_be_split_off(staff_client, slack_and_signal):
     assert (sam_signal.speaker.display_name, sam_signal.speaker.slug) == ("Sam", "sam-2")
 
 
+def test_a_speaker_left_with_no_one_is_removed_unless_consent_keeps_it(staff_client):
+    """Splitting off (or moving) a speaker's last identity left an empty card that could only
+    be merged into someone."""
+    lone = Speaker.create_named("Lone")
+    only = Identity.objects.create(
+        source_kind="slack", external_id="U7", display_name="Lone Wolf", speaker=lone
+    )
+    response = staff_client.post(reverse("ingest:identity_split", args=[only.pk]), follow=True)
+    assert not Speaker.objects.filter(pk=lone.pk).exists()
+    assert "Lone had no one else left and was removed." in response.content.decode()
+
+    kept = Speaker.create_named("Kept")
+    Speaker.objects.filter(pk=kept.pk).update(opted_out=True)
+    Identity.objects.filter(pk=only.pk).update(speaker=kept)
+    staff_client.post(
+        reverse("ingest:identity_assign", args=[only.pk]), {"speaker": speaker("Lone Wolf").pk}
+    )
+    assert Speaker.objects.filter(pk=kept.pk).exists()  # an opt-out imports still need
+
+
 def test_a_speaker_can_be_renamed_and_keeps_its_slug(staff_client, slack_and_signal):
     bob = speaker("Bob")
 
