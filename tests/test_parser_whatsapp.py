@@ -462,6 +462,24 @@ def test_a_line_of_a_message_that_starts_with_a_date_stays_in_it(tmp_path: Path,
     assert not skipped(records)
 
 
+def test_a_chat_written_in_eastern_arabic_digits_keeps_its_messages_apart(tmp_path: Path) -> None:
+    """Every line's date has other digits; only its separators tell a layout (no message may
+    swallow the next because "٢١" is not "٢٠")."""
+    digits = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    lines = [
+        "20/01/2024, 10:30 - Bob: hi",
+        "21/01/2024, 11:30 - Ali: hey",
+        "22/01/2024, 12:30 - Bob: bye",
+    ]
+    path = write(tmp_path, "\n".join(line.translate(digits) for line in lines) + "\n")
+
+    assert [(m.sent_at, m.text) for m in messages(parse(path))] == [
+        (utc(2024, 1, 20, 10, 30), "hi"),
+        (utc(2024, 1, 21, 11, 30), "hey"),
+        (utc(2024, 1, 22, 12, 30), "bye"),
+    ]
+
+
 def test_an_impossible_date_is_reported_not_crashed_on(tmp_path: Path) -> None:
     path = write(tmp_path, "13/01/2024, 09:16 - Ann: hi\n31/02/2024, 10:00 - Bob: ok\n")
     with pytest.raises(ExportError, match="dated 31/02/2024 10:00"):

@@ -126,6 +126,7 @@ class _Message:
 
 _NO_MARKS = {ord(c): None for c in _MARKS}
 _SEPARATORS_ONLY = dict.fromkeys(map(ord, "0123456789 "), None)  # "1/20/24" -> "//"
+_DIGITS_AND_SPACES = re.compile(r"[\d ]+")  # \d as the header reads it: "٢٠/١/٢٤" too
 
 
 def _clean(text: str) -> str:
@@ -153,9 +154,10 @@ def _line_layout(line: str, match: re.Match[str]) -> tuple[bool, str, bool, bool
     """How a message line is laid out: bracket, the date's separators ("//"), 12-hour clock, dash.
     Every line of one export has the same, so a message that starts a line of its own with
     a date and time ("2024-03-05 18:00 train leaves") is not taken for a new message."""
+    date = match["date"]
     return (
         "[" in line[: match.start("date")],
-        match["date"].translate(_SEPARATORS_ONLY),
+        date.translate(_SEPARATORS_ONLY) if date.isascii() else _DIGITS_AND_SPACES.sub("", date),
         bool(match["pre"] or match["ampm"]),
         "-" in match["sep"] or "\u2013" in match["sep"],
     )
