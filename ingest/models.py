@@ -314,6 +314,11 @@ class Identity(models.Model):
         return f"{self.display_name} ({self.get_source_kind_display()})"
 
     def assign_to(self, speaker: Speaker | None) -> None:
+        if self.speaker_id is not None and speaker is not None and speaker.pk != self.speaker_id:
+            # A run trained on the speaker these messages leave learnt from their friend too.
+            previous = Speaker.objects.get(pk=self.speaker_id)
+            speaker.former_ids = sorted({*speaker.former_ids, previous.pk, *previous.former_ids})
+            speaker.save(update_fields=["former_ids"])
         self.speaker = speaker
         self.save(update_fields=["speaker"])
 

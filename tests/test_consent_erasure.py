@@ -207,3 +207,35 @@ def test_runs_trained_before_a_merge_or_a_split_are_flagged_when_the_friend_opts
     consent.set_opted_out(speaker=split, opted_out=True)
     run.refresh_from_db()
     assert "opted out" in run.needs_retrain
+
+
+def test_runs_trained_before_an_identity_was_moved_are_flagged_when_its_friend_opts_out(
+    staff_client,
+):
+    """Staff found that Sam's Slack identity was Ann's and moved it onto Ann: a run trained on
+    Sam (so on those messages) stayed unflagged when Ann opted out, and Sam, left empty, was
+    removed with nothing remembering the run."""
+    from joe_site.jobs import JobStatus
+    from trainer.models import TrainingRun
+
+    sam = Speaker.create_named("Sam")
+    ann = Speaker.create_named("Ann")
+    identity = Identity.objects.create(
+        source_kind="slack", external_id="U7", display_name="Sam", speaker=sam
+    )
+    run = TrainingRun.objects.create(
+        name="before", status=JobStatus.SUCCEEDED, speaker_ids=[sam.pk]
+    )
+
+    response = staff_client.post(
+        reverse("ingest:identity_assign", args=[identity.pk]),
+        {"speaker": ann.pk},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert not Speaker.objects.filter(pk=sam.pk).exists()  # emptied, so removed
+    ann.refresh_from_db()
+    consent.set_opted_out(speaker=ann, opted_out=True)
+
+    run.refresh_from_db()
+    assert "opted out" in run.needs_retrain
