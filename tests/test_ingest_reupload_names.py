@@ -89,7 +89,8 @@ def test_a_lone_data_json_is_named_by_its_people_not_data(staff_client, tmp_path
         assert export.status == "succeeded", export.error
     assert sorted(Conversation.objects.values_list("external_id", "title")) == [
         ("Bob", "Bob"),
-        ("data", "Bob, Cy"),  # a group's title is not in its file: its people show instead
+        # A group's title is not in its file: its people show instead.
+        ("data 2024-01-01T09:00:00", "Bob, Cy"),
     ]
     # Someone new speaks in the group: its re-upload still finds what it had (the name a
     # group's file keeps does not hang on who has spoken).
@@ -101,3 +102,27 @@ def test_a_lone_data_json_is_named_by_its_people_not_data(staff_client, tmp_path
     whole = build_sigexport(tmp_path / "signal-export.zip", {"Bob": bob})
     again = import_export(export_id=upload(staff_client, whole, owner_name="Al").pk)
     assert (again.messages_count, again.duplicates_count) == (0, 2)
+
+
+def test_two_groups_uploaded_as_data_json_stay_two_conversations(staff_client, tmp_path):
+    """Every group's lone file is called data.json: keyed by that name alone, the second group
+    was poured into the first (its title replacing the first's, and a message sent to both in
+    one second taken for a duplicate). A group is known by its file and its first message."""
+    family = [sig(WHEN, "Me", "dinner?"), sig(WHEN, "Mum", "7pm"), sig(WHEN, "Dad", "ok")]
+    earlier = WHEN - dt.timedelta(days=3)
+    work = [sig(earlier, "Kim", "standup"), sig(WHEN, "Me", "dinner?"), sig(WHEN, "Lee", "10")]
+    path = tmp_path / "data.json"
+    for rows in (family, work):
+        path.write_text(chat_files(rows)["data.json"])
+        export = import_export(export_id=upload(staff_client, path, owner_name="Al").pk)
+        assert (export.messages_count, export.duplicates_count) == (3, 0)
+
+    assert sorted(Conversation.objects.values_list("title", flat=True)) == [
+        "Dad, Mum",
+        "Kim, Lee",
+    ]
+    # Each group uploaded again, with a new voice, still finds what it had.
+    path.write_text(chat_files([*work, sig(WHEN, "Sol", "hi")])["data.json"])
+    again = import_export(export_id=upload(staff_client, path, owner_name="Al").pk)
+    assert (again.messages_count, again.duplicates_count) == (1, 3)
+    assert Conversation.objects.count() == 2

@@ -259,7 +259,11 @@ def _records(
     count = 0
     for chat in chats:
         # First pass: who speaks, so identities and the group flag come before messages.
-        senders = dict.fromkeys(str(r.get("sender") or NO_SENDER) for r in chat.rows())
+        senders: dict[str, None] = {}
+        started = ""  # when the chat's first message was written
+        for r in chat.rows():
+            started = started or str(r.get("date") or "")
+            senders[str(r.get("sender") or NO_SENDER)] = None
         senders.pop(NO_SENDER, None)
         for sender in senders:
             if sender not in announced:
@@ -271,9 +275,10 @@ def _records(
         if not chat.folder:
             # signal-export names a one-to-one chat's folder after the other person: the same
             # name (and so the same ids) as that chat in a whole export. A group's title is not
-            # in its file, and who has spoken changes: it keeps the file's name, which stays put
-            # (the ids hold the time and sender too), and shows its people.
-            chat.folder = others[0] if len(others) == 1 else chat.unnamed
+            # in its file, and who has spoken changes: it is known by the file's name and when
+            # its first message was written, which stay put (every group's file is called
+            # data.json: the name alone made one conversation of them all), and shows its people.
+            chat.folder = others[0] if len(others) == 1 else f"{chat.unnamed} {started}".strip()
             title = chat.folder if len(others) == 1 else ", ".join(sorted(others)) or chat.folder
         # The owner's messages are told apart by their name: every export calls its owner "Me",
         # and two friends' exports may hold a chat of one name with messages of the same second.
