@@ -21,7 +21,7 @@ from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_client_event
 
 from accounts import consent
 from accounts.decorators import staff_required
@@ -242,10 +242,10 @@ def export_retry(request: HttpRequest, pk: int) -> HttpResponse:
 SPEAKERS_PER_PAGE = 25
 
 
-def _speakers_context(request: HttpRequest) -> dict:
+def _speakers_context(request: HttpRequest, show: Speaker | None = None) -> dict:
     """The list as the page shows it: ``q`` finds people by any of their names, ``page`` pages
     through them (a phone backup brings hundreds of contacts); every speaker stays a choice to
-    merge into or move to."""
+    merge into or move to. ``show``: a speaker the search finds is shown on its page."""
     identities = Identity.objects.annotate(message_count=Count("messages")).order_by(
         "source_kind", "display_name"
     )
@@ -266,20 +266,27 @@ def _speakers_context(request: HttpRequest) -> dict:
             for i in unassigned
             if wanted in f"{normalise(i.display_name)} {normalise(i.full_name)}"
         ]
+    number = request.GET.get("page")
+    if show is not None and show in found:
+        number = found.index(show) // SPEAKERS_PER_PAGE + 1
+    page = Paginator(found, SPEAKERS_PER_PAGE).get_page(number)
     return {
         "speakers": speakers,
-        "page": Paginator(found, SPEAKERS_PER_PAGE).get_page(request.GET.get("page")),
+        "page": page,
         "query": query,
-        "here": _list_state(request),
+        "here": _list_state(request, page.number if show is not None else None),
         "unassigned": unassigned,
         "suggestions": merge_suggestions(speakers),
     }
 
 
-def _list_state(request: HttpRequest) -> str:
+def _list_state(request: HttpRequest, page: int | None = None) -> str:
     """The list's search and page as a query string: the actions' URLs carry it, so that the
-    list they refresh (or redirect to) is the one staff were looking at."""
+    list they refresh (or redirect to) is the one staff were looking at (or ``page`` of it)."""
     state = {key: request.GET[key] for key in ("q", "page") if request.GET.get(key, "").strip()}
+    if page is not None:
+        state.pop("page", None)
+        state.update({"page": str(page)} if page > 1 else {})
     return f"?{urlencode(state)}" if state else ""
 
 
@@ -299,15 +306,19 @@ def _speakers_changed(
     focus_suggestions: bool = False,
 ) -> HttpResponse:
     """After an action: the refreshed list and a toast (htmx), or a redirect and a message.
-    ``focus``: the speaker whose heading takes the focus (the control used is gone), or
-    the suggestions' heading."""
+    ``focus``: the speaker whose heading takes the focus (the control used is gone; the list
+    turns to its page), or the suggestions' heading."""
     if request.htmx:
         context = {
-            **_speakers_context(request),
+            **_speakers_context(request, show=focus),
             "focus_speaker": focus.pk if focus else None,
             "focus_suggestions": focus_suggestions,
         }
+        # Merged into someone the search does not find: the list's count takes the focus.
+        context["focus_count"] = focus is not None and focus not in context["page"].object_list
         response = render(request, "ingest/speakers.html#speaker_list", context)
+        if focus is not None and context["here"] != _list_state(request):
+            push_url(response, reverse("ingest:speakers") + context["here"])
         return trigger_client_event(response, "toast", {"level": level, "message": message})
     messages.add_message(request, messages.ERROR if level == "error" else messages.SUCCESS, message)
     return redirect(reverse("ingest:speakers") + _list_state(request))

@@ -112,6 +112,39 @@ def test_after_a_merge_the_keyboard_carries_on_from_the_speaker_merged_into(
 
 
 @pytest.mark.browser
+def test_after_a_merge_into_someone_on_another_page_the_keyboard_carries_on_from_them(
+    new_page, staff, tmp_path
+):
+    """A phone's contacts fill several pages: the speaker merged into was on page 2, so its
+    heading was not there to take the focus, and it fell to the page itself."""
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    for n in range(30):
+        Speaker.create_named(f"Contact {n:02}")
+    alice = Speaker.objects.get(display_name="Alice")
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(reverse("ingest:speakers"))
+
+    page.get_by_label("Merge Alice into").select_option(label="Contact 29")  # on page 2
+    page.locator(f"#merge-{alice.pk}").press("Enter")
+    page.get_by_text("Merged Alice into Contact 29.").wait_for()
+    page.wait_for_function("document.activeElement !== document.body")  # once htmx settles
+
+    assert page.evaluate("document.activeElement.textContent") == "Contact 29"
+    assert "page=2" in page.url  # the page it is on, as a reload shows it
+
+    # Merged into someone the search does not find: the list's count takes the focus.
+    page.get_by_label("Find a person").fill("contact 0")
+    page.wait_for_function("document.querySelectorAll('[data-testid=speaker]').length === 10")
+    contact = Speaker.objects.get(display_name="Contact 05")
+    page.get_by_label("Merge Contact 05 into").select_option(label="Bob")
+    page.locator(f"#merge-{contact.pk}").press("Enter")
+    page.get_by_text("Merged Contact 05 into Bob.").wait_for()
+    page.wait_for_function("document.activeElement !== document.body")
+    assert page.evaluate("document.activeElement.dataset.testid") == "speaker-count"
+
+
+@pytest.mark.browser
 def test_an_error_toast_stays_until_dismissed(new_page, staff, tmp_path):
     import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
     page = new_page()
