@@ -316,6 +316,9 @@ def _speakers_changed(
         }
         # Merged into someone the search does not find: the list's count takes the focus.
         context["focus_count"] = focus is not None and focus not in context["page"].object_list
+        if focus_suggestions and not context["suggestions"] and context["page"].object_list:
+            # The last pair told apart took the suggestions away: the list's first speaker.
+            context["focus_speaker"] = context["page"].object_list[0].pk
         response = render(request, "ingest/speakers.html#speaker_list", context)
         if focus is not None and context["here"] != _list_state(request):
             push_url(response, reverse("ingest:speakers") + context["here"])

@@ -145,6 +145,32 @@ def test_after_a_merge_into_someone_on_another_page_the_keyboard_carries_on_from
 
 
 @pytest.mark.browser
+def test_after_telling_the_last_suggested_pair_apart_the_keyboard_carries_on(
+    new_page, staff, tmp_path
+):
+    """The suggestions' heading took the focus, but with the last pair told apart it was gone
+    too, and the focus fell to the page itself."""
+    from ingest.models import Identity
+
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    Identity.objects.create(
+        source_kind="telegram",
+        external_id="user7",
+        display_name="Alice Park",
+        speaker=Speaker.create_named("Alice Park"),
+    )
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(reverse("ingest:speakers"))
+
+    page.get_by_role("button", name="They are two people").press("Enter")
+    page.get_by_text("joe no longer suggests merging them").wait_for()
+    page.wait_for_function("document.activeElement !== document.body")  # once htmx settles
+
+    assert page.evaluate("document.activeElement.textContent") == "Alice"  # the list's first
+
+
+@pytest.mark.browser
 def test_an_error_toast_stays_until_dismissed(new_page, staff, tmp_path):
     import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
     page = new_page()
