@@ -171,6 +171,19 @@ def test_after_telling_the_last_suggested_pair_apart_the_keyboard_carries_on(
 
 
 @pytest.mark.browser
+def test_on_a_phone_a_long_name_does_not_widen_the_speakers_page(new_page, staff, tmp_path):
+    """Every speaker's merge list holds every name: one long name made each merge form wider
+    than a phone, and the whole page scrolled sideways."""
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    Speaker.create_named("Alice Parkinson-Longname")
+    page = new_page(viewport={"width": 360, "height": 740})
+    log_in(page, "staff", "correct horse 3")
+    page.goto(reverse("ingest:speakers"))
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+@pytest.mark.browser
 def test_an_error_toast_stays_until_dismissed(new_page, staff, tmp_path):
     import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
     page = new_page()
