@@ -423,7 +423,8 @@ def identity_assign(request: HttpRequest, pk: int) -> HttpResponse:
             f" Exclude the identity if they are still {previous}'s."
         )
     message += _drop_if_emptied(previous)
-    return _speakers_changed(request, message)
+    # The row goes to the speaker it moved to, which may be on another page: the list follows.
+    return _speakers_changed(request, message, focus=target)
 
 
 def _drop_if_emptied(speaker: Speaker | None) -> str:

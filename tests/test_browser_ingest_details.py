@@ -145,6 +145,31 @@ def test_after_a_merge_into_someone_on_another_page_the_keyboard_carries_on_from
 
 
 @pytest.mark.browser
+def test_after_moving_an_identity_to_someone_on_another_page_the_keyboard_stays_on_it(
+    new_page, staff, tmp_path
+):
+    """The identity's row went to a speaker on page 2, its Move button with it, and the focus
+    fell to the page itself."""
+    from ingest.models import Identity
+
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    for n in range(30):
+        Speaker.create_named(f"Contact {n:02}")
+    identity = Identity.objects.get(display_name="Alice")
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(reverse("ingest:speakers"))
+
+    page.get_by_label("Speaker for Alice").select_option(label="Contact 29")  # on page 2
+    page.locator(f"#move-{identity.pk}").press("Enter")
+    page.get_by_text("now speaks as Contact 29").wait_for()
+    page.wait_for_function("document.activeElement !== document.body")  # once htmx settles
+
+    assert page.evaluate("document.activeElement.id") == f"move-{identity.pk}"
+    assert "page=2" in page.url
+
+
+@pytest.mark.browser
 def test_after_telling_the_last_suggested_pair_apart_the_keyboard_carries_on(
     new_page, staff, tmp_path
 ):
