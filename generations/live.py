@@ -21,8 +21,8 @@ from generations import services
 from generations.models import Bubble, GenerationBatch, LiveGeneration, Snippet
 from generations.services import GenerationError
 from ingest.models import Speaker
-from joe_site.jobs import JobStatus
-from trainer.models import HEARTBEAT_STALE, TrainingRun
+from joe_site.jobs import HEARTBEAT_STALE, JobStatus
+from trainer.models import TrainingRun
 
 NO_WORKER = (
     "No generation worker is running right now, so nothing can be written live. "

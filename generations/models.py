@@ -15,11 +15,11 @@ from django.utils import timezone
 
 from generations import ranking
 from ingest.models import Speaker
-from joe_site.jobs import Job, JobStatus
-from trainer.models import HEARTBEAT_STALE, TrainingRun
+from joe_site.jobs import Job, ReportsHeartbeat
+from trainer.models import TrainingRun
 
 
-class GenerationBatch(Job):
+class GenerationBatch(ReportsHeartbeat, Job):
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="batches")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -44,14 +44,6 @@ class GenerationBatch(Job):
 
     def __str__(self) -> str:
         return f"Batch {self.pk} of {self.run}"
-
-    @property
-    def worker_silent(self) -> bool:
-        """Running, and its worker has reported nothing for HEARTBEAT_STALE: it has most likely
-        stopped (killed, out of memory, its machine gone)."""
-        if self.status != JobStatus.RUNNING:
-            return False
-        return self.heartbeat_at is None or timezone.now() - self.heartbeat_at > HEARTBEAT_STALE
 
     def get_absolute_url(self) -> str:
         return reverse("generations:batch", args=[self.pk])

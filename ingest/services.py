@@ -44,7 +44,7 @@ from ingest.parsers.records import (
 )
 from ingest.progress import ImportCancelled, ImportProgress, ProgressReporter
 from ingest.rows import clean_id, clean_name, clean_text, message_row
-from joe_site.jobs import JobStatus
+from joe_site.jobs import HEARTBEAT_STALE, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,6 @@ QUEUE_DOWN = (
 FILE_GONE = "The uploaded file is no longer on the server, so there is nothing to import."
 NOT_SUPPORTED_YET = "joe cannot read {label} files yet."
 STILL_RUNNING = "This export is still being imported: cancel the import first."
-# A running import whose worker has not written its progress for this long has lost it (the
-# progress is written twice a second while an import runs).
-HEARTBEAT_STALE = timedelta(minutes=5)
 # An identity whose person deleted their messages, in CorpusWriter.identity_ids: skip them.
 ERASED = -1
 ERASED_REASON = "deleted by their author"
@@ -191,8 +188,9 @@ def expire_failed_uploads() -> int:
 
 
 def worker_silent(export: Export) -> bool:
-    """Whether a running import's worker has written no progress for HEARTBEAT_STALE: it was
-    most likely killed (on SQLite progress goes through the cache, so this never says so)."""
+    """Whether a running import's worker has written no progress (twice a second while it runs)
+    for HEARTBEAT_STALE: it was most likely killed (on SQLite progress goes through the cache,
+    so this never says so)."""
     if export.status != JobStatus.RUNNING or connection.vendor == "sqlite":
         return False
     heartbeat = export.heartbeat_at

@@ -5,10 +5,30 @@ Pages read a job's state from its row, never from a Celery result backend.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import models
 from django.utils import timezone
+
+# A running job's worker writes its heartbeat while it works (a run every 30 s, a batch every
+# chunk); one with none for this long has most likely lost its worker.
+HEARTBEAT_STALE = timedelta(minutes=5)
+
+
+class ReportsHeartbeat:
+    """For a job model whose worker writes ``heartbeat_at`` while it runs."""
+
+    status: str
+    heartbeat_at: Any
+
+    @property
+    def worker_silent(self) -> bool:
+        """Running, and its worker has written nothing for HEARTBEAT_STALE: it has most likely
+        stopped (killed, out of memory, its machine gone)."""
+        if self.status != JobStatus.RUNNING:
+            return False
+        return self.heartbeat_at is None or timezone.now() - self.heartbeat_at > HEARTBEAT_STALE
 
 
 class JobStatus(models.TextChoices):

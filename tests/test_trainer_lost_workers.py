@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from joe_site.jobs import JobStatus
+from joe_site.jobs import HEARTBEAT_STALE, JobStatus
 from tests.test_trainer_runs import (  # noqa: F401 (fixtures)
     TINY_HP,
     make_corpus,
@@ -21,7 +21,7 @@ from tests.test_trainer_runs import (  # noqa: F401 (fixtures)
     tiny_run,
 )
 from trainer import services
-from trainer.models import HEARTBEAT_STALE, MAX_WORKER_LOSSES, TrainingRun
+from trainer.models import MAX_WORKER_LOSSES, TrainingRun
 
 HTMX = {"HX-Request": "true"}
 

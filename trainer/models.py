@@ -14,7 +14,7 @@ from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
-from joe_site.jobs import ACTIVE_STATUSES, Job, JobStatus
+from joe_site.jobs import ACTIVE_STATUSES, Job, JobStatus, ReportsHeartbeat
 
 # The redaction kinds trainer/ml/data.py counts, as the run page says them: one, several.
 _REDACTED = {
@@ -28,7 +28,6 @@ _REDACTED = {
 # While a worker holds a run, it writes the run's heartbeat this often, whatever it is doing
 # (services._Heartbeat); a running run with none for HEARTBEAT_STALE has lost its worker.
 HEARTBEAT_EVERY = timedelta(seconds=30)
-HEARTBEAT_STALE = timedelta(minutes=5)
 # A run whose worker is lost this many times in a row, with no new checkpoint in between, is
 # failed rather than started again: its worker is most likely killed for using too much memory.
 MAX_WORKER_LOSSES = 3
@@ -36,7 +35,7 @@ MAX_WORKER_LOSSES = 3
 REPORT_WAIT = timedelta(minutes=15)
 
 
-class TrainingRun(Job):
+class TrainingRun(ReportsHeartbeat, Job):
     name = models.CharField(max_length=100)
     base_model = models.CharField(max_length=200, default="smollm2-135m")
     created_by = models.ForeignKey(
@@ -117,14 +116,6 @@ class TrainingRun(Job):
     @property
     def validation_losses(self) -> list[float]:
         return [h["val_loss"] for h in self.loss_history if h.get("val_loss") is not None]
-
-    @property
-    def worker_silent(self) -> bool:
-        """Running, and its worker has written nothing for HEARTBEAT_STALE: it has most likely
-        stopped (killed, out of memory, its machine gone)."""
-        if self.status != JobStatus.RUNNING:
-            return False
-        return self.heartbeat_at is None or timezone.now() - self.heartbeat_at > HEARTBEAT_STALE
 
     @property
     def awaiting_report(self) -> bool:

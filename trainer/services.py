@@ -21,9 +21,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from ingest.models import Speaker
-from joe_site.jobs import ACTIVE_STATUSES, JobStatus
+from joe_site.jobs import ACTIVE_STATUSES, HEARTBEAT_STALE, JobStatus
 from trainer.corpus import chat_format, corpus_messages
-from trainer.models import HEARTBEAT_EVERY, HEARTBEAT_STALE, MAX_WORKER_LOSSES, TrainingRun
+from trainer.models import HEARTBEAT_EVERY, MAX_WORKER_LOSSES, TrainingRun
 
 # torch and transformers load only where a run executes (the worker), never in web processes,
 # which import this module to start and cancel runs.
