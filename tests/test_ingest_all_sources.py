@@ -18,7 +18,7 @@ from tests.builders.slack import User, build_slack, msg, ts_of
 from tests.builders.telegram import Chat, build_telegram, tg
 from tests.builders.whatsapp import build_whatsapp
 from tests.signal_writer import write_backup
-from tests.test_ingest_support import PASSPHRASE, use_tmp_upload_dir
+from tests.test_ingest_support import PASSPHRASE, upload, use_tmp_upload_dir
 
 pytestmark = pytest.mark.django_db
 WHEN = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
@@ -48,13 +48,6 @@ EXPORTS = {
         p / "sigexport.zip", {"Friends": [sig(WHEN, ALICE, "hi from signal desktop")]}
     ),
 }
-
-
-def upload(client, path, **fields) -> Export:
-    with path.open("rb") as handle:
-        response = client.post("/ingest/", {"file": handle, **fields})
-    assert response.status_code in (200, 302), response.content[:500]
-    return Export.objects.latest("pk")
 
 
 @pytest.fixture(autouse=True)

@@ -9,12 +9,12 @@ import datetime as dt
 import pytest
 
 from ingest import forms, services
-from ingest.models import Conversation, Export, Message
+from ingest.models import Conversation, Message
 from ingest.parsers import telegram
 from ingest.services import import_export
 from tests.builders.signal_desktop import build_sigexport, sig
 from tests.builders.telegram import Chat, build_telegram, tg
-from tests.test_ingest_support import use_tmp_upload_dir
+from tests.test_ingest_support import upload, use_tmp_upload_dir
 
 pytestmark = pytest.mark.django_db
 DAY = dt.datetime(2024, 3, 1, 9, tzinfo=dt.UTC)
@@ -23,13 +23,6 @@ DAY = dt.datetime(2024, 3, 1, 9, tzinfo=dt.UTC)
 @pytest.fixture(autouse=True)
 def uploads(settings, tmp_path):
     return use_tmp_upload_dir(settings, tmp_path / "server")
-
-
-def upload(client, path, **fields) -> Export:
-    with path.open("rb") as handle:
-        response = client.post("/ingest/", {"file": handle, **fields})
-    assert response.status_code in (200, 302), response.content[:500]
-    return Export.objects.latest("pk")
 
 
 def telegram_account(path, days: int, me: int = 101, other: int = 102):

@@ -12,7 +12,7 @@ from ingest.services import import_export
 from tests.builders.messenger import e2ee_thread, fb
 from tests.builders.signal_desktop import chat_files, sig
 from tests.builders.whatsapp import build_whatsapp
-from tests.test_ingest_support import use_tmp_upload_dir
+from tests.test_ingest_support import upload, use_tmp_upload_dir
 
 pytestmark = pytest.mark.django_db
 WHEN = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
@@ -21,13 +21,6 @@ WHEN = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
 @pytest.fixture(autouse=True)
 def uploads(settings, tmp_path):
     return use_tmp_upload_dir(settings, tmp_path / "server")
-
-
-def upload(client, path, **fields) -> Export:
-    with path.open("rb") as handle:
-        response = client.post("/ingest/", {"file": handle, **fields})
-    assert response.status_code in (200, 302), response.content[:500]
-    return Export.objects.latest("pk")
 
 
 def test_a_kept_whatsapp_chat_uploaded_again_adds_nothing(staff_client, tmp_path):

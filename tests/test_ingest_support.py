@@ -35,6 +35,14 @@ def use_tmp_upload_dir(settings, tmp_path: Path) -> Path:
     return location
 
 
+def upload(client, path: Path, **fields) -> Export:
+    """Upload ``path`` through the Exports page's form, as staff do; the export it made."""
+    with path.open("rb") as handle:
+        response = client.post("/ingest/", {"file": handle, **fields})
+    assert response.status_code in (200, 302), response.content[:500]
+    return Export.objects.latest("pk")
+
+
 def slack_export(path: Path, channels: dict, users=PEOPLE, **kwargs) -> Path:
     return build_slack(path, users=users, channels=channels, **kwargs)
 
