@@ -59,6 +59,11 @@ def test_on_a_phone_the_menu_opens_in_the_bar(new_page, staff):
     page = new_page(viewport={"width": 375, "height": 740})
     log_in(page, "staff", "correct horse 3")
     page.goto("/")
+    # The brand and the account share the first line; the links fill the width below them
+    # (squeezed between the two they stacked five rows deep).
+    brand, account = page.locator(".brand").bounding_box(), page.locator(".account").bounding_box()
+    assert abs(brand["y"] - account["y"]) < 12
+    assert page.locator(".topbar").bounding_box()["height"] < 140
     page.locator("details.staff-menu summary").click()
     exports = page.locator(".staff-links a", has_text="Exports")
     box = exports.bounding_box()
