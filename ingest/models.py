@@ -248,6 +248,11 @@ class Speaker(models.Model):
         self.display_name = name[:100]
         self.save(update_fields=["display_name"])
 
+    def remember(self, other: Speaker) -> None:
+        """Note (unsaved) that messages of ``other`` are now this speaker's: runs trained on it,
+        or on any speaker it remembers, learnt from this friend."""
+        self.former_ids = sorted({*self.former_ids, other.pk, *other.former_ids})
+
     def merge_into(self, target: Speaker) -> Speaker:
         """Make ``target`` the one speaker for both: identities, generated snippets and the rest
         move over, then this speaker is deleted."""
@@ -270,7 +275,7 @@ class Speaker(models.Model):
             target.game_opt_in = target.game_opt_in and self.game_opt_in
             target.messages_deleted_at = target.messages_deleted_at or self.messages_deleted_at
             target.not_same_as.add(*self.not_same_as.exclude(pk=target.pk))
-            target.former_ids = sorted({*target.former_ids, self.pk, *self.former_ids})
+            target.remember(self)
             target.save(
                 update_fields=[
                     "member", "opted_out", "opted_out_at", "opted_out_by", "game_opt_in",
@@ -316,8 +321,7 @@ class Identity(models.Model):
     def assign_to(self, speaker: Speaker | None) -> None:
         if self.speaker_id is not None and speaker is not None and speaker.pk != self.speaker_id:
             # A run trained on the speaker these messages leave learnt from their friend too.
-            previous = Speaker.objects.get(pk=self.speaker_id)
-            speaker.former_ids = sorted({*speaker.former_ids, previous.pk, *previous.former_ids})
+            speaker.remember(Speaker.objects.get(pk=self.speaker_id))
             speaker.save(update_fields=["former_ids"])
         self.speaker = speaker
         self.save(update_fields=["speaker"])
@@ -332,9 +336,6 @@ class Identity(models.Model):
         with transaction.atomic():
             previous = self.speaker
             speaker = Speaker.create_named(self.display_name)
-            if previous is not None:
-                speaker.former_ids = sorted({previous.pk, *previous.former_ids})
-                speaker.save(update_fields=["former_ids"])
             if previous is not None and (previous.opted_out or previous.messages_deleted_at):
                 speaker.opted_out = previous.opted_out
                 if previous.opted_out:
