@@ -138,7 +138,6 @@ def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGenerati
     )
     if hidden and generation.is_active and not generation.cancel_requested:
         generation.request_cancel()
-    recent = LiveGeneration.objects.filter(member=request.user).select_related("speaker")
     return {
         "form": form,
         "generation": generation,
@@ -146,10 +145,29 @@ def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGenerati
         "bubbles": live.bubbles(generation.lines, speakers) if generation and not hidden else [],
         "waiting_too_long": generation is not None and live.waiting_too_long(generation),
         "no_worker_yet": live.NO_WORKER_YET,
-        "recent": [g for g in recent[: RECENT * 3] if not _voices(g) & opted_out.keys()][:RECENT],
+        "opted_out": opted_out,
         "has_model": TrainingRun.active() is not None,
         "no_model": live.no_model_message,  # called by the page only when there is none
     }
+
+
+def _recent_live(request: HttpRequest, opted_out: dict) -> list[LiveGeneration]:
+    """The member's recent live generations, less those in the voice of a friend who opted out."""
+    recent = LiveGeneration.objects.filter(member=request.user).select_related("speaker")
+    return [g for g in recent[: RECENT * 3] if not _voices(g) & opted_out.keys()][:RECENT]
+
+
+def _render_live(
+    request: HttpRequest, part: str, context: dict, *, recent: bool = True
+) -> HttpResponse:
+    """A part of the live page for htmx; with `recent`, the recent list comes along out of band
+    (a generation started or ended: its row or badge changed)."""
+    response = render(request, f"generations/live.html#{part}", context)
+    if recent:
+        context = {**context, "recent": _recent_live(request, context["opted_out"])}
+        oob = render(request, "generations/live.html#recent", {**context, "recent_oob": True})
+        response.content += oob.content
+    return response
 
 
 def live_page(request: HttpRequest) -> HttpResponse:
@@ -173,10 +191,11 @@ def live_page(request: HttpRequest) -> HttpResponse:
                 return redirect("generations:live_generation", generation.pk)
     context = _live_context(request, form, generation)
     if request.htmx:
-        response = render(request, "generations/live.html#area", context)
+        response = _render_live(request, "area", context, recent=generation is not None)
         if generation is not None:
             response["HX-Push-Url"] = reverse("generations:live_generation", args=[generation.pk])
         return response
+    context["recent"] = _recent_live(request, context["opted_out"])
     return render(request, "generations/live.html", context)
 
 
@@ -192,8 +211,12 @@ def live_generation(request: HttpRequest, pk: int) -> HttpResponse:
     }
     context = _live_context(request, LiveForm(initial=initial, allowed=allowed), generation)
     if request.htmx:
-        done = not generation.is_active
-        return _partial(request, "generations/live.html#stream", context, done=done)
+        # The poll that sees the end brings the recent list's new badge along; the others not.
+        response = _render_live(request, "stream", context, recent=not generation.is_active)
+        if not generation.is_active:
+            return HttpResponseStopPolling(response.content)
+        return response
+    context["recent"] = _recent_live(request, context["opted_out"])
     return render(request, "generations/live.html", context)
 
 
@@ -204,7 +227,7 @@ def stop_live(request: HttpRequest, pk: int) -> HttpResponse:
         generation.request_cancel()  # the worker stops within half a second, keeping the text
     if request.htmx:
         context = _live_context(request, LiveForm(allowed=[]), generation)
-        return render(request, "generations/live.html#stream", context)
+        return _render_live(request, "stream", context)
     return redirect("generations:live_generation", generation.pk)
 
 
@@ -220,7 +243,7 @@ def save_live(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         context = _live_context(request, LiveForm(allowed=[]), generation)
         context["save_error"] = error
-        return render(request, "generations/live.html#stream", context)
+        return _render_live(request, "stream", context)
     if error:
         messages.error(request, error)
     else:

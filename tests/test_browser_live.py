@@ -79,6 +79,12 @@ def test_member_watches_words_arrive_and_saves_to_the_gallery(
     page.locator("[data-testid=saved]").wait_for()
     snippet = Snippet.objects.get()
     assert snippet.source == "live" and snippet.created_by == member
+    # The recent list under the form caught up without a reload: this one, done and saved.
+    recent = page.locator("[data-testid=live-recent] li")
+    expect(recent).to_have_count(1)
+    expect(recent).to_contain_text("Bo")
+    expect(recent).to_contain_text("saved")
+    assert page.evaluate("window.__sameDocument")
     page.click("text=See it in the gallery")
     page.wait_for_url(f"**/s/{snippet.pk}/")
     # The gallery types a snippet out the first time; wait for the whole text.

@@ -117,6 +117,34 @@ def test_htmx_generate_swaps_in_the_stream_without_leaving_the_page(member_clien
 
 
 @pytest.mark.django_db
+def test_the_recent_list_follows_a_generation_started_and_ended_without_a_reload(
+    member_client, run, friends, worker_up
+):
+    """The list under the form was only rendered with the page: a generation started with htmx
+    was missing from it, and its badge said "Queued" until a reload."""
+    started = ask(member_client, friends["bo"], htmx=True).content.decode()
+    generation = LiveGeneration.objects.get()
+    link = reverse("generations:live_generation", args=[generation.pk])
+    recent = started[started.index('id="live-recent"') :]
+    assert (
+        'hx-swap-oob="true"'
+        in started[started.rindex("<section", 0, started.index('id="live-recent"')) :]
+    )
+    assert f'href="{link}"' in recent and "Queued" in recent
+
+    polled = member_client.get(link, headers={"HX-Request": "true"}).content.decode()
+    assert "live-recent" not in polled, (
+        "a poll while it is written leaves the list (and focus) alone"
+    )
+
+    LiveGeneration.objects.filter(pk=generation.pk).update(status=JobStatus.SUCCEEDED)
+    done = member_client.get(link, headers={"HX-Request": "true"})
+    assert done.status_code == 286
+    recent = done.content.decode()[done.content.decode().index('id="live-recent"') :]
+    assert "Succeeded" in recent and "Queued" not in recent
+
+
+@pytest.mark.django_db
 def test_a_conversation_only_has_the_friends_picked(member_client, run, friends, worker_up):
     ask(member_client, speakers=[friends["ann"], friends["cy"]], opening="so")
     generation = LiveGeneration.objects.get()
@@ -439,6 +467,7 @@ def test_member_saves_a_live_generation_to_the_gallery(member_client, member, ru
     )  # fmt: skip
     assert snippet.is_visible
     assert "See it in the gallery" in again.content.decode()
+    assert 'badge ok">saved' in again.content.decode(), "the recent list says it was saved"
     generation.refresh_from_db()
     assert generation.saved_snippet == snippet
 
