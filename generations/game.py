@@ -12,7 +12,8 @@ from django.db.models.functions import Length
 
 from generations.models import GameGuess, Snippet
 from ingest.models import Message, Speaker
-from trainer.ml.redaction import redact
+from trainer.ml.redaction import RedactionConfig, redact
+from trainer.models import TrainingRun
 
 MIN_CHARS, MAX_CHARS = 12, 240  # long enough to judge, short enough to read at a glance
 LEADERBOARD_MIN_GUESSES = 5
@@ -106,7 +107,20 @@ def _fake_round(snippet: Snippet) -> Round:
 def _real_round(message: Message) -> Round:
     # Redacted as training redacts (emails, phone numbers, links): the fakes never contain them
     # either, and the group does not need a friend's phone number to play.
-    return Round("real", message.pk, message.identity.speaker, redact(message.text))
+    text = redact(message.text, _redaction())
+    return Round("real", message.pk, message.identity.speaker, text)
+
+
+def _redaction() -> RedactionConfig:
+    """Emails, phone numbers and links always, and every word staff asked any run to redact (a
+    surname, an address): the training form starts each run with an empty list, so a word
+    typed for an earlier run is still one staff never wanted a page to show."""
+    words: set[str] = set()
+    for hyperparameters in TrainingRun.objects.values_list("hyperparameters", flat=True):
+        redaction = (hyperparameters or {}).get("redaction")
+        if isinstance(redaction, dict):
+            words.update(redaction.get("words") or ())
+    return RedactionConfig(words=tuple(sorted(words)))
 
 
 def record_guess(*, user, kind: str, pk: int, guessed_fake: bool) -> GameGuess:

@@ -12,6 +12,7 @@ import pytest
 from generations import game
 from generations.models import GameGuess, Snippet
 from ingest.models import Conversation, Identity, Message, Speaker
+from trainer.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 REAL = "honestly the best pho place is still the one on 5th"
@@ -164,6 +165,29 @@ def test_real_rounds_come_from_group_chats_only_and_are_redacted():
     reals = {r.text for r in (game.new_round(rng) for _ in range(80)) if r.kind == "real"}
 
     assert reals == {"call me on <phone> or mail <email> ok"}
+
+
+def test_real_rounds_leave_out_the_words_staff_asked_training_to_redact():
+    """Staff listed a surname and a street for training to redact: the model never saw them, so
+    the game must not show them to every member either (nor give the real ones away by them)."""
+    alice = make_friend("Alice", opted_in=True, n=0)
+    Message.objects.create(
+        conversation=Conversation.objects.get(external_id="C"), identity=alice.identities.get(),
+        source_kind="slack", external_id="m", sent_at=datetime(2024, 1, 2, tzinfo=UTC),
+        text="party at the Hendersons, 14 Quarry Lane, from nine",
+    )  # fmt: skip
+    redaction = {"enabled": True, "emails": True, "phones": True, "urls": True}
+    TrainingRun.objects.create(
+        name="old", hyperparameters={"redaction": {**redaction, "words": ["Quarry Lane"]}}
+    )
+    TrainingRun.objects.create(
+        name="new", hyperparameters={"redaction": {**redaction, "words": ["hendersons"]}}
+    )
+    rng = random.Random(1)
+
+    reals = {r.text for r in (game.new_round(rng) for _ in range(40)) if r.kind == "real"}
+
+    assert reals == {"party at the <redacted>, 14 <redacted>, from nine"}
 
 
 def test_every_fake_is_about_as_likely_whatever_the_gaps_between_their_keys():
