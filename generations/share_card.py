@@ -54,6 +54,8 @@ def wrap(text: str, face: ImageFont.FreeTypeFont, width: int) -> list[str]:
 
 def fit(text: str, face: ImageFont.FreeTypeFont, width: int) -> str:
     """One line no wider than `width`: cut with an ellipsis if it is (a long name, many voices)."""
+    # A name may hold a line break or another separator, which Pillow cannot lay out on one line.
+    text = " ".join(text.splitlines())
     if face.getlength(text) <= width:
         return text
     while text and face.getlength(text.rstrip() + "…") > width:

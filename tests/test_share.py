@@ -125,6 +125,20 @@ def test_card_keeps_long_names_and_many_voices_inside_it():
     assert right_margin.getcolors() == [(40 * 630, (0xF6, 0xF4, 0xEF))]  # the background alone
 
 
+def test_a_name_with_a_line_break_still_gets_a_card(client, member):
+    """A chat name can carry a line break (or another separator str.splitlines knows): the
+    card is the link's preview, and drawing the name failed with a 500."""
+    names = ["Ann\nMarie", "Bo\r", "Cy\x1cD", "Di\u2029E"]
+    voices = [make_speaker(name, slug=f"v{i}") for i, name in enumerate(names)]
+    snippet = make_snippet(*[(voice, "hi") for voice in voices])
+    link = ShareLink.objects.create(snippet=snippet, created_by=member)
+
+    response = client.get(f"/share/{link.token}/card.png")
+
+    assert response.status_code == 200
+    assert Image.open(io.BytesIO(response.content)).size == (1200, 630)
+
+
 def test_revoked_link_is_gone_page_and_image(member_client, client, link):
     card = client.get(f"/share/{link.token}/card.png")
     again = client.get(f"/share/{link.token}/card.png", headers={"If-None-Match": card["ETag"]})
