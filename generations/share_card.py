@@ -42,14 +42,25 @@ def wrap(text: str, face: ImageFont.FreeTypeFont, width: int) -> list[str]:
             if line:
                 lines.append(line)
             while face.getlength(word) > width:
-                cut = max(
-                    1, next(i for i in range(len(word), 0, -1) if face.getlength(word[:i]) <= width)
-                )
+                cut = _fitting_prefix(word, face, width)
                 lines.append(word[:cut])
                 word = word[cut:]
             line = word
         lines.append(line)
     return lines
+
+
+def _fitting_prefix(word: str, face: ImageFont.FreeTypeFont, width: int) -> int:
+    """How many of the word's characters fit in `width` (at least one), by bisection: trying
+    every shorter prefix measured a model's 1,000-character "hahaha…" some 15,000 times."""
+    low, high = 1, len(word)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if face.getlength(word[:middle]) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def fit(text: str, face: ImageFont.FreeTypeFont, width: int) -> str:

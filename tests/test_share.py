@@ -114,6 +114,25 @@ def test_card_of_a_very_long_snippet_still_fits(client, member):
     assert image.size == (1200, 630)
 
 
+def test_a_long_word_is_cut_into_lines_without_measuring_it_over_and_over():
+    """A model laughing for 256 tokens writes one 1,000-character word: cut by measuring every
+    shorter prefix, the first request for its card took seconds of the web process's CPU."""
+    face = share_card.font(44)
+    measured = []
+
+    class Counting:
+        def getlength(self, text: str) -> float:
+            measured.append(text)
+            return face.getlength(text)
+
+    lines = share_card.wrap("ha" * 500, Counting(), 900)
+
+    assert "".join(lines) == "ha" * 500
+    assert all(face.getlength(line) <= 900 for line in lines)
+    assert all(face.getlength(line + "h") > 900 for line in lines[:-1])  # each line full
+    assert len(measured) < 1000  # 15,192 when every prefix was tried
+
+
 def test_card_keeps_long_names_and_many_voices_inside_it():
     names = ["Maximilian Alexander von Hohenzollern-Sigmaringen", "Bartholomew Featherstonehaugh"]
     names.append("W" * 100)
