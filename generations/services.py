@@ -129,6 +129,14 @@ def banned_speaker_slugs() -> set[str]:
     return set(Speaker.objects.filter(opted_out=True).values_list("slug", flat=True))
 
 
+def conversation_voices(known: Iterable[str]) -> list[str]:
+    """The voices a batch conversation may write in: those the model knows that are a speaker
+    now, not opted out. A slug merged into another friend since training is that friend's
+    voice, under no speaker: no name to show, and no opt-out or veto of theirs would reach it."""
+    speakers = Speaker.objects.filter(slug__in=list(known), opted_out=False)
+    return sorted(speakers.values_list("slug", flat=True))
+
+
 def create_snippet(
     *,
     run: TrainingRun,
@@ -446,7 +454,7 @@ class _BatchRunner:
 
     # -------------------------------------------------------------- conversations
     def conversation_speakers(self) -> list[str]:
-        allowed = sorted(set(self.generator.chat_format.speakers) - self.banned)
+        allowed = conversation_voices(self.generator.chat_format.speakers)
         if not allowed:
             raise GenerationError("Every speaker this model knows has opted out.")
         return allowed
@@ -605,11 +613,11 @@ def regenerate(snippet: Snippet) -> str:
 
 def _conversation_speakers_for(snippet: Snippet, generator: Generator) -> list[str]:
     """The voices the model could pick from when the snippet was made. A batch allowed every
-    speaker not opted out; a live conversation, the voices that appear in it."""
+    speaker not opted out (conversation_voices); a live conversation, the voices in it."""
     known = set(generator.chat_format.speakers)
     if snippet.source == Snippet.Source.LIVE:
         return sorted({line["speaker"] for line in snippet.lines} & known)
-    return sorted(known - banned_speaker_slugs())
+    return conversation_voices(known)
 
 
 def seed_in_range(seed: int) -> int:

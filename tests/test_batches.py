@@ -9,9 +9,11 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import consent
 from generations import services
 from generations.models import GenerationBatch, Snippet, SnippetStatus
 from generations.services import GenerationError, create_batch, execute_batch, regenerate
+from ingest.models import Speaker
 from joe_site.jobs import JobStatus
 from tests.builders.generation import (
     CORPUS,
@@ -269,6 +271,29 @@ def test_conversations_never_include_an_opted_out_friend(run, friends, fake):
     batch = execute_batch(new_batch(run, per_speaker={}, conversations=1).pk)
 
     assert batch.snippets.get().kind == "conversation"
+
+
+def test_conversations_never_write_as_a_friend_merged_into_one_who_opted_out(
+    run, friends, fake, monkeypatch
+):
+    """Cy was Bo's other account: merged into Bo after the model was trained, then Bo opted out.
+    The model still knows the slug "cy"; a line in it was Bo's voice under a bare slug, tied to
+    no speaker, so no opt-out or veto of Bo's could hide it."""
+    consent.merge_speakers(speaker=friends["cy"], target=friends["bo"])
+    consent.set_opted_out(speaker=Speaker.objects.get(slug="bo"), opted_out=True)
+    asked = []
+    answer = fake.generate_conversation
+
+    def generate_conversation(params, *, speakers_allowed, **kwargs):
+        asked.append(set(speakers_allowed))
+        return answer(params, speakers_allowed=speakers_allowed, **kwargs)
+
+    monkeypatch.setattr(fake, "generate_conversation", generate_conversation)
+    fake.conversations = [[("ann", "so who is coming"), ("ann", "anyone at all")]]
+
+    execute_batch(new_batch(run, per_speaker={}, conversations=1).pk)
+
+    assert asked == [{"ann"}]
 
 
 def test_opted_out_speaker_is_refused(run, friends):
