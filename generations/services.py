@@ -317,6 +317,7 @@ class _BatchRunner:
             kind=Snippet.Kind.CONVERSATION, is_leak=False
         ).count()
         self.given_up: set[str] = set()
+        self.opted_out: set[str] = set()  # quotas dropped: the friend opted out while it ran
         self.filter = NearDuplicateFilter(
             Snippet.objects.exclude(text="").values_list("text", flat=True).iterator(),
             NEAR_DUPLICATE_THRESHOLD,
@@ -326,7 +327,8 @@ class _BatchRunner:
     def done(self) -> int:
         quotas = self.batch.per_speaker
         messages = sum(
-            quotas[s] if s in self.given_up else min(self.kept[s], quotas[s]) for s in quotas
+            quotas[s] if s in self.given_up | self.opted_out else min(self.kept[s], quotas[s])
+            for s in quotas
         )
         conversations = (
             self.batch.conversations
@@ -391,8 +393,16 @@ class _BatchRunner:
         return {
             slug: want - self.kept[slug]
             for slug, want in self.batch.per_speaker.items()
-            if self.kept[slug] < want and slug not in self.given_up
+            if self.kept[slug] < want and slug not in self.given_up | self.opted_out
         }
+
+    def drop_opted_out(self) -> bool:
+        """Whether a friend with a quota here opted out since the last look: not one more
+        message in their voice (opting out promises that nobody generates it)."""
+        self.banned = banned_speaker_slugs() & set(self.generator.chat_format.speakers)
+        newly = (set(self.batch.per_speaker) & self.banned) - self.opted_out
+        self.opted_out |= newly
+        return bool(newly)
 
     def next_requests(self, rows: int) -> list[str]:
         """Speakers for the next round: every missing snippet once, topped up round-robin to a
@@ -425,6 +435,8 @@ class _BatchRunner:
             for start in range(0, len(order), rows):
                 if self.batch.cancel_was_requested():
                     return False
+                if self.drop_opted_out():
+                    break  # the round planned again without them
                 chunk = order[start : start + rows]
                 first = self.cursor["next_message"]
                 seeds = [message_seed(self.batch.base_seed, first + i) for i in range(rows)]
@@ -462,7 +474,6 @@ class _BatchRunner:
     def generate_conversations(self) -> bool:
         if self.batch.conversations <= 0:
             return True
-        allowed = self.conversation_speakers()
         budget = MAX_TRIES_PER_SNIPPET * self.batch.conversations
         while self.kept_conversations < self.batch.conversations:
             if self.tries["conversations"] >= budget:
@@ -470,6 +481,7 @@ class _BatchRunner:
                 break
             if self.batch.cancel_was_requested():
                 return False
+            allowed = self.conversation_speakers()  # each time: a friend may opt out meanwhile
             index = self.cursor["next_conversation"]
             self.cursor["next_conversation"] += 1
             self.tries["conversations"] += 1
@@ -527,6 +539,10 @@ def execute_batch(
     if runner.given_up:
         names = ", ".join(sorted(runner.given_up))
         note = f"Done; gave up on filling {names} after too many filtered tries"
+    if runner.opted_out:
+        note += (
+            f"; stopped writing as {', '.join(sorted(runner.opted_out))}, who opted out meanwhile"
+        )
     runner.report(note)
     batch.mark_succeeded()
     return batch

@@ -200,6 +200,53 @@ def test_cancel_stops_between_chunks_and_keeps_what_was_saved(run, fake):
     assert batch.stats["kept"] == 32
 
 
+def test_a_friend_who_opts_out_while_a_batch_runs_gets_not_one_more_fake(
+    run, friends, fake, monkeypatch
+):
+    """Opting out promises that nobody generates your voice: a batch already running stops
+    writing it, rather than fill the quota with fakes that opting back in would bring out."""
+    chunks = []
+    answer = fake.generate_messages
+
+    def generate_messages(requests, *args, **kwargs):
+        chunks.append({slug for slug, _ in requests})
+        consent.set_opted_out(speaker=friends["bo"], opted_out=True)  # while it writes
+        return answer(requests, *args, **kwargs)
+
+    monkeypatch.setattr(fake, "generate_messages", generate_messages)
+
+    batch = execute_batch(new_batch(run, per_speaker={"ann": 40, "bo": 40}).pk)  # chunks of 32
+
+    assert all("bo" not in chunk for chunk in chunks[1:])
+    assert batch.snippets.filter(speaker=friends["ann"]).count() == 40
+    assert batch.snippets.filter(speaker=friends["bo"]).count() < 40
+    assert batch.status == JobStatus.SUCCEEDED
+    assert batch.progress_note == "Done; stopped writing as bo, who opted out meanwhile"
+    assert batch.progress_done == batch.progress_total
+
+
+def test_a_friend_who_opts_out_during_conversations_is_left_out_of_the_next(
+    run, friends, fake, monkeypatch
+):
+    asked = []
+    answer = fake.generate_conversation
+
+    def generate_conversation(params, *, speakers_allowed, **kwargs):
+        asked.append(set(speakers_allowed))
+        consent.set_opted_out(speaker=friends["bo"], opted_out=True)
+        return answer(params, speakers_allowed=speakers_allowed, **kwargs)
+
+    monkeypatch.setattr(fake, "generate_conversation", generate_conversation)
+    fake.conversations = [
+        [("ann", "so who is coming"), ("bo", "me")],
+        [("cy", "not me"), ("ann", "ok")],
+    ]
+
+    execute_batch(new_batch(run, per_speaker={}, conversations=2).pk)
+
+    assert asked == [{"ann", "bo", "cy"}, {"ann", "cy"}]
+
+
 def test_running_a_finished_batch_again_adds_nothing(run, fake):
     batch = execute_batch(new_batch(run).pk)
     count = batch.snippets.count()
