@@ -42,6 +42,10 @@ LEAK_STOPPED = (
 )
 LIVE_OFF = "Live generation is turned off on this site."
 NOTHING_WRITTEN = "The model did not write anything this time. Try again."
+OPENING_ONLY = (
+    "The model wrote nothing past your opening words, so there is no fake to save: in the "
+    "gallery your own words would pass for the model's. Try again."
+)
 WORKER_LOST = (
     "The generation worker stopped while writing this (it was restarted, or ran out of memory), "
     "so it will not finish. Try again."
@@ -378,6 +382,11 @@ def save_to_gallery(*, generation: LiveGeneration, member) -> Snippet:
             raise GenerationError("Only a finished generation can be saved.")
         if generation.run is None:
             raise GenerationError("The model that wrote this is gone, so it cannot be saved.")
+        # As a batch drops a message that is only its prompt (services._BatchRunner.keep).
+        first, opening = generation.lines[0]["text"], generation.opening
+        own = first[len(opening) :] if opening and first.startswith(opening) else first
+        if len(own.strip()) < services.MIN_MESSAGE_CHARS:
+            raise GenerationError(OPENING_ONLY)
         speakers = {s.slug: s for s in Speaker.objects.all()}
         for line in generation.lines:
             voice = speakers.get(line["speaker"])

@@ -482,6 +482,18 @@ def test_a_leak_cannot_be_saved(member, run, friends):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("text", ["a brand", "a brand ", "a brand."])
+def test_what_the_member_typed_alone_cannot_be_saved_as_a_fake(member, run, friends, text):
+    """The model stopped at once: the "fake" would be the member's own opening words, in the
+    gallery and on share links as an AI parody of Ann (a batch drops such a message too)."""
+    generation = finished(member, run, friends, text=text)
+
+    with pytest.raises(services.GenerationError, match="nothing past your opening words"):
+        live.save_to_gallery(generation=generation, member=member)
+    assert not Snippet.objects.exists()
+
+
+@pytest.mark.django_db
 def test_members_only_see_and_save_their_own(client, other_member, member, run, friends):
     generation = finished(member, run, friends)
     client.force_login(other_member)
