@@ -173,11 +173,13 @@ def link_speaker(
 def unlink_speaker(*, speaker: Speaker, staff_user):
     """Free a speaker from its member; returns that member, or None if it had none. Their
     approved claim on it says it was unlinked, by whom and when (so their page stops showing
-    it as approved); the speaker's opt-out and vetoes stay."""
+    it as approved); the speaker's opt-out and vetoes stay. Its game opt-in does not: letting
+    the friend's real messages be shown was the member's say, and a wrong link's member
+    never had it."""
     member = Speaker.objects.select_for_update().get(pk=speaker.pk).member
     if member is None:
         return None
-    Speaker.objects.filter(pk=speaker.pk).update(member=None)
+    Speaker.objects.filter(pk=speaker.pk).update(member=None, game_opt_in=False)
     now = timezone.now()
     unlinked = SpeakerClaim.objects.filter(
         speaker_id=speaker.pk, member=member, status=SpeakerClaim.Status.APPROVED

@@ -157,7 +157,8 @@ def unlink(request: HttpRequest, pk: int) -> HttpResponse:
     messages.success(
         request,
         f"Unlinked {speaker} from {member}: they no longer hold its settings. Its opt-out and "
-        "vetoes stay as they are.",
+        "vetoes stay as they are; its real messages are out of Real or fake? until its next "
+        "member lets them in.",
     )
     return redirect("claims")
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from accounts import consent
 from accounts.models import SpeakerClaim
 from ingest.models import Conversation, Identity, Message, Speaker
 from joe_site.jobs import JobStatus
@@ -202,6 +203,23 @@ def test_an_unlink_shows_on_the_members_page_and_says_who(
     assert "Bob: Approved, then unlinked by staff<" in page
     response = staff_client.post(f"/accounts/speakers/{bob.pk}/unlink/")
     assert response.status_code == 404  # nothing left to unlink
+
+
+def test_an_unlink_takes_back_the_game_opt_in_its_member_gave(
+    member_client, member, staff_client, staff
+):
+    """Alice's speaker was linked to this member by mistake, who let her real messages into
+    Real or fake?: that was never theirs to give, and after the unlink the game shows none."""
+    alice = make_corpus()["Alice"]
+    consent.link_speaker(speaker=alice, member=member, staff_user=staff)
+    member_client.post(f"/accounts/me/speakers/{alice.pk}/game/", {"game_opt_in": "1"})
+    assert Speaker.objects.get(pk=alice.pk).game_opt_in
+
+    response = staff_client.post(f"/accounts/speakers/{alice.pk}/unlink/", follow=True)
+
+    alice.refresh_from_db()
+    assert alice.member is None and not alice.game_opt_in
+    assert "out of Real or fake?" in response.content.decode()
 
 
 def test_members_cannot_unlink(member_client, member):
