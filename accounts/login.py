@@ -1,4 +1,5 @@
-"""Logging in, with failed attempts throttled (the site's login page and the admin's).
+"""Logging in, with failed attempts throttled (the site's login page and the admin's, and the
+pages that ask a logged-in member for their password again: changing it, deleting the account).
 
 Both pages use a form of ours that counts each attempt, and refuses a locked one, before the
 password is checked; a successful login gives its attempt back.
@@ -23,7 +24,7 @@ import time
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 LOCKED = (
     "Too many failed logins for this account from your address. Try again in {minutes}, or "
     "ask whoever runs joe to set a new password for you."
+)
+LOCKED_AGAIN = (
+    "Too many wrong passwords for this account from your address. Try again in {minutes}."
 )
 ADDRESS_FACTOR = 4  # an address may fail this many times the per-username count, all names
 
@@ -128,13 +132,30 @@ def reserve_attempt(request: HttpRequest, username: str) -> int:
 def _success(sender, request: HttpRequest | None, user, **kwargs) -> None:
     """A successful login: the failures before it stop counting for that username, and its own
     attempt stops counting against the address."""
-    if request is None:
-        return
-    pair, address = _keys(request, user.get_username())
+    if request is not None:
+        _forgive(request, user.get_username())
+
+
+def _forgive(request: HttpRequest, username: str) -> None:
+    pair, address = _keys(request, username)
     cache.delete(pair)
     with contextlib.suppress(ValueError):
         if (cache.get(address) or 0) > 0:
             cache.decr(address)
+
+
+def check_password_again(request: HttpRequest, user, password: str) -> bool:
+    """A logged-in member's password asked for again (to change it, to delete the account),
+    counted as a login's: a session left open on a shared computer is no way to guess it
+    without end. Raises ValidationError while that username is locked for this address."""
+    username = user.get_username()
+    left = reserve_attempt(request, username)
+    if left:
+        raise ValidationError(LOCKED_AGAIN.format(minutes=_in_words(left)), code="locked")
+    if not user.check_password(password):
+        return False
+    _forgive(request, username)
+    return True
 
 
 def _in_words(seconds: int) -> str:
@@ -160,6 +181,27 @@ class ThrottledAuthenticationForm(_SaysWhenLocked, AuthenticationForm):
 
 class ThrottledAdminAuthenticationForm(_SaysWhenLocked, AdminAuthenticationForm):
     pass
+
+
+class ThrottledPasswordChangeForm(PasswordChangeForm):
+    def __init__(self, user, *args, request: HttpRequest, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+
+    def clean_old_password(self) -> str:
+        password = self.cleaned_data["old_password"]
+        if not check_password_again(self.request, self.user, password):
+            raise ValidationError(
+                self.error_messages["password_incorrect"], code="password_incorrect"
+            )
+        return password
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = ThrottledPasswordChangeForm
+
+    def get_form_kwargs(self) -> dict:
+        return {**super().get_form_kwargs(), "request": self.request}
 
 
 class LoginView(auth_views.LoginView):

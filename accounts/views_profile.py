@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts import consent
+from accounts import consent, login
 from accounts.decorators import staff_required
 from accounts.models import SpeakerClaim
 from ingest.models import Identity, Speaker
@@ -193,13 +193,14 @@ class DeleteAccountForm(forms.Form):
         help_text="To be sure it is you.",
     )
 
-    def __init__(self, user, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, user, *args, request: HttpRequest, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
         self.user = user
+        self.request = request
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
-        if not self.user.check_password(password):
+        if not login.check_password_again(self.request, self.user, password):
             raise forms.ValidationError("That is not your password.")
         return password
 
@@ -216,7 +217,7 @@ def delete_account(request: HttpRequest) -> HttpResponse:
     """A member deletes their own account (their speaker and its messages stay, see the page)."""
     user = request.user
     last_admin = _last_admin(user)
-    form = DeleteAccountForm(user, request.POST or None)
+    form = DeleteAccountForm(user, request.POST or None, request=request)
     if request.method == "POST" and not last_admin and form.is_valid():
         username = user.get_username()
         logout(request)

@@ -184,3 +184,42 @@ def test_failures_count_for_the_lock_minutes_on_every_cache(rf, settings, tmp_pa
             ttl = pickle.load(stored) - time.time()  # noqa: S301 (our own file: its expiry)
     assert 14 * 60 < ttl <= 15 * 60
     assert cache.get(pair) == 3
+
+
+NEW = "a new horse battery 9"
+
+
+def change_password(client: Client, old: str, at: str):
+    data = {"old_password": old, "new_password1": NEW, "new_password2": NEW}
+    return client.post("/accounts/password/", data, REMOTE_ADDR=at)
+
+
+def test_a_session_left_open_cannot_guess_the_password_without_end(client, member):
+    """Changing the password and deleting the account ask for it again: on a shared computer
+    where alice stayed logged in, each wrong guess counts as a failed login does."""
+    here = address()
+    client.force_login(member)
+    for _ in range(3):
+        assert "incorrectly" in change_password(client, "wrong", here).content.decode()
+    for _ in range(2):
+        client.post("/accounts/me/delete-account/", {"password": "wrong"}, REMOTE_ADDR=here)
+
+    response = change_password(client, "correct horse 1", here)  # the right one, too late
+
+    assert "Too many wrong passwords for this account from your address" in (
+        response.content.decode()
+    )
+    member.refresh_from_db()
+    assert member.check_password("correct horse 1")
+    assert attempt(Client(), "alice", "correct horse 1", here).status_code == 429
+
+
+def test_the_right_password_asked_again_clears_the_count(client, member):
+    here = address()
+    client.force_login(member)
+    for _ in range(4):
+        change_password(client, "wrong", here)
+
+    assert change_password(client, "correct horse 1", here).status_code == 302
+
+    assert attempt(Client(), "alice", NEW, here).status_code == 302  # not one try from the lock
