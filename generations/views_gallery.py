@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import replace
 
 from django import forms
 from django.conf import settings
@@ -30,7 +31,8 @@ from django_htmx.http import trigger_client_event
 
 from accounts.decorators import staff_required
 from generations import cards, consent, ranking, selectors, share_card, votes
-from generations.models import CurationError, ShareLink, Snippet
+from generations.models import Bubble, CurationError, ShareLink, Snippet
+from trainer.ml.redaction import redact
 
 
 class GalleryForm(forms.Form):
@@ -192,11 +194,11 @@ def share(request: HttpRequest, token: str) -> HttpResponse:
     if link is None:
         # Revoked, taken down or never made: one page for all, which tells no stranger which.
         return render(request, "generations/share_gone.html", status=404)
-    speakers = selectors.speakers_by_slug()
-    shown = selectors.dress([link.snippet], speakers)[0]
+    shown = selectors.dress([link.snippet], selectors.speakers_by_slug())[0]
+    shown.bubble_list, label = _for_strangers(shown.bubble_list)
     context = {
         "snippet": shown,
-        "label": _parody_label(shown.voice_names(speakers)),
+        "label": label,
         "page_url": request.build_absolute_uri(),
         "image_url": request.build_absolute_uri(reverse("generations:share_image", args=[token])),
     }
@@ -205,6 +207,20 @@ def share(request: HttpRequest, token: str) -> HttpResponse:
 
 # Direction controls a chat display name may carry (a prank's right-to-left override, say).
 BIDI_CONTROLS = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+
+
+UNNAMED = {"name": "a friend", "initial": "?"}
+
+
+def _for_strangers(bubbles: list[Bubble]) -> tuple[list[Bubble], str]:
+    """The bubbles and label a share link shows. A chat app names someone it has no name for by
+    their phone number or address (a WhatsApp group, a Signal backup, iMessage): fine within
+    the group, not on a page or card that anyone with the link can see."""
+    bubbles = [
+        bubble if redact(bubble.name) == bubble.name else replace(bubble, **UNNAMED)
+        for bubble in bubbles
+    ]
+    return bubbles, _parody_label(list(dict.fromkeys(bubble.name for bubble in bubbles)))
 
 
 def _parody_label(names: list[str]) -> str:
@@ -220,9 +236,7 @@ def _parody_label(names: list[str]) -> str:
 @require_safe
 def share_image(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)  # checked on every request, so a revoked link stops at once
-    speakers = selectors.speakers_by_slug()
-    bubbles = link.snippet.bubbles(speakers)
-    label = _parody_label(link.snippet.voice_names(speakers))
+    bubbles, label = _for_strangers(link.snippet.bubbles(selectors.speakers_by_slug()))
     digest = hashlib.sha256(repr((bubbles, label)).encode()).hexdigest()[:24]
     etag = f'"{digest}"'
     if etag in request.headers.get("If-None-Match", ""):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 
 import pytest
 from PIL import Image
@@ -207,6 +208,32 @@ def test_a_name_with_a_right_to_left_override_cannot_reverse_the_label(client, m
     label = "AI parody of \u2068Mira \u202eRTL\u2069 and Ann"
     assert f'<h1 class="parody-label" data-testid="parody-label">{label}</h1>' in html
     assert f'<meta property="og:title" content="{label}">' in html
+
+
+def test_a_voice_named_by_its_phone_number_is_not_published_with_it(
+    client, member, monkeypatch, settings
+):
+    """A WhatsApp group names someone its exporter had not saved by their number: fine among
+    the group, not on a page that anyone with the link opens, nor in its unfurl or card."""
+    number = make_speaker("+44 7700 900123", slug="number")
+    snippet = make_snippet((number, "see you there"), (make_speaker("Ann"), "ok"))
+    link = ShareLink.objects.create(snippet=snippet, created_by=member)
+    drawn = {}
+
+    def render_card(*, bubbles, label):
+        drawn.update(names=[bubble.name for bubble in bubbles], label=label)
+        return b"png"
+
+    monkeypatch.setattr(share_card, "render_card", render_card)
+    local = "django.core.cache.backends.locmem.LocMemCache"
+    settings.CACHES = {"default": {"BACKEND": local, "LOCATION": secrets.token_hex(4)}}  # drawn
+
+    html = client.get(f"/share/{link.token}/").content.decode()
+    client.get(f"/share/{link.token}/card.png")
+
+    assert "7700" not in html and "900123" not in html
+    assert '<meta property="og:title" content="AI parody of a friend and Ann">' in html
+    assert drawn == {"names": ["a friend", "Ann"], "label": "AI parody of a friend and Ann"}
 
 
 def test_hostile_text_is_escaped_on_the_share_page(client, member):
