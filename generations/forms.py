@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Iterable
 
 from django import forms
+from django.db.models import Q
 from django.urls import reverse
 
 from ingest.models import Speaker
@@ -113,8 +114,8 @@ class LiveForm(forms.Form):
     MODES = [("speaker", "One friend"), ("conversation", "A conversation between…")]
 
     mode = forms.ChoiceField(choices=MODES, initial="speaker", widget=forms.RadioSelect)
-    # Any speaker validates, so a stale page that offers someone who opted out since gets the
-    # service's sentence rather than "select a valid choice"; only allowed ones are offered.
+    # Those offered and those who opted out validate (see __init__), so a stale page that offers
+    # someone who opted out since gets the service's sentence rather than "select a valid choice".
     speaker = forms.ModelChoiceField(
         queryset=Speaker.objects.all(), required=False, label="Who", empty_label=None
     )
@@ -135,9 +136,14 @@ class LiveForm(forms.Form):
 
     def __init__(self, *args, allowed: Iterable[Speaker], **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        allowed = list(allowed)
+        # Any other id is "not one of the available choices", never answered with a name: a phone
+        # backup's contacts, kept out of training, are no member's business.
+        valid = Speaker.objects.filter(Q(pk__in=[s.pk for s in allowed]) | Q(opted_out=True))
         choices = [(speaker.pk, speaker.display_name) for speaker in allowed]
-        self.fields["speaker"].choices = choices
-        self.fields["speakers"].choices = choices
+        for name in ("speaker", "speakers"):
+            self.fields[name].queryset = valid
+            self.fields[name].choices = choices
 
     def clean(self) -> dict:
         data = super().clean()

@@ -14,6 +14,7 @@ from django.utils.html import escape
 from generations import live, services
 from generations.models import LiveGeneration, Snippet
 from generations.services import regenerate
+from ingest.models import Speaker
 from joe_site.jobs import JobStatus
 from tests.builders.generation import (
     CORPUS,
@@ -287,6 +288,23 @@ def test_opted_out_friend_is_refused(member_client, run, friends, worker_up):
     assert refusal in alone.content.decode() and refusal in together.content.decode()
     assert not LiveGeneration.objects.exists()
     assert ">Bo<" not in member_client.get(LIVE).content.decode(), "no longer offered"
+
+
+@pytest.mark.django_db
+def test_the_form_tells_no_member_the_name_of_someone_it_does_not_offer(
+    member_client, run, friends, worker_up
+):
+    """A phone backup brings contacts staff keep out of training and out of members' sight:
+    posting one's id to the live form must not answer with their name."""
+    contact = Speaker.objects.create(display_name="Dr Quill's clinic", slug="dr-quill")
+
+    alone = ask(member_client, contact)
+    together = ask(member_client, speakers=[friends["ann"], contact])
+
+    for response in (alone, together):
+        assert "Quill" not in response.content.decode()
+        assert "not one of the available choices" in response.content.decode()
+    assert not LiveGeneration.objects.exists()
 
 
 @pytest.mark.django_db
