@@ -323,6 +323,10 @@ def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> 
     fmt = chat_format()
     if not fmt.speakers:
         raise TrainingError(NO_CORPUS)
+    # Recorded before a message is read: a friend who opts out while the data is built (minutes
+    # on a large corpus) flags this run like any other that learnt from them.
+    speaker_ids = sorted(Speaker.objects.filter(slug__in=fmt.speakers).values_list("pk", flat=True))
+    run._save_fields(speaker_ids=speaker_ids)
 
     run.set_progress(0, note=f"Loading the base model {run.base_model}")
     model, tokenizer = load_base(run.base_model, fmt)
@@ -341,9 +345,6 @@ def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> 
     device = pick_device(train_config.device)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     fields: dict[str, Any] = {
-        "speaker_ids": sorted(
-            Speaker.objects.filter(slug__in=fmt.speakers).values_list("pk", flat=True)
-        ),
         "dataset_summary": summary,
         "device": device_name,
         "progress_total": train_config.total_steps(len(dataset.train)),
