@@ -78,7 +78,15 @@ def _training_texts(run: TrainingRun) -> Iterator[str]:
     does not take the messages out of the weights, so the guard must still know them."""
     messages = Message.objects.filter(identity__speaker__isnull=False)
     if run.speaker_ids:
-        messages = messages.filter(identity__speaker_id__in=run.speaker_ids)
+        # Their messages may have moved since (a merge, a split, an identity moved): to the
+        # speakers that remember those ids.
+        trained = set(run.speaker_ids)
+        holders = [
+            pk
+            for pk, former in Speaker.objects.values_list("pk", "former_ids")
+            if pk in trained or trained.intersection(former)
+        ]
+        messages = messages.filter(identity__speaker_id__in=holders)
     return messages.values_list("text", flat=True).iterator(chunk_size=5000)
 
 

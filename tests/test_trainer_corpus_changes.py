@@ -8,15 +8,17 @@ from __future__ import annotations
 import pytest
 
 from accounts import consent
-from ingest.models import Speaker
+from ingest.models import Conversation, Identity, Message, Speaker
 from joe_site.jobs import JobStatus
 from tests.test_trainer_runs import (  # noqa: F401 (fixtures)
+    T0,
     make_corpus,
     models_dir,
     tiny_base,
     tiny_run,
 )
 from trainer import corpus, services
+from trainer.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -42,3 +44,33 @@ def test_a_friend_who_opts_out_while_the_worker_reads_the_corpus_flags_the_run(
     assert "alice" in run.dataset_summary["speakers"]  # read before the opt-out
     assert run.needs_retrain == "Alice opted out after this run was trained on their messages."
     assert Speaker.objects.get(pk=speakers["Alice"].pk).opted_out
+
+
+SECRET = "my sister is visiting from Lisbon this weekend so no pho"
+
+
+def test_the_leak_index_knows_a_speaker_merged_into_someone_the_run_never_saw(tmp_path):
+    """The index (built as training ends, again when the threshold is lowered) looked up the
+    run's speaker ids; staff who merged Alice into a speaker from a later import moved her
+    messages away from those ids, and the guard passed verbatim copies of them."""
+    from generations.leak_guard import tokenize
+    from generations.services import build_leak_index
+
+    alice, later = Speaker.create_named("Alice"), Speaker.create_named("Alice (phone)")
+    identity = Identity.objects.create(
+        source_kind="slack", external_id="U1", display_name="Alice", speaker=alice
+    )
+    Message.objects.create(
+        conversation=Conversation.objects.create(source_kind="slack", external_id="C1"),
+        identity=identity,
+        source_kind="slack",
+        external_id="m1",
+        sent_at=T0,
+        text=SECRET,
+    )
+    run = TrainingRun.objects.create(
+        name="before", status=JobStatus.SUCCEEDED, speaker_ids=[alice.pk], checkpoint_dir=tmp_path
+    )
+    consent.merge_speakers(speaker=alice, target=later)
+
+    assert build_leak_index(run).longest_shared_run(SECRET) == len(tokenize(SECRET))
