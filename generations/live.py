@@ -324,7 +324,7 @@ def execute_live(live_id: int, *, speaker_ids: list[int] | None = None) -> LiveG
     generator = services.load_generator(run.checkpoint_dir)
     index = services.leak_index(run)
     speakers = {s.slug: s for s in Speaker.objects.all()}
-    banned = services.banned_speaker_slugs()
+    banned = services.banned_speaker_slugs(generator.chat_format.speakers)
     params = services.sampling_params(generation)
     stream = _Stream(generation, index, speakers)
     if generation.conversation:
@@ -345,7 +345,7 @@ def execute_live(live_id: int, *, speaker_ids: list[int] | None = None) -> LiveG
         pairs = list(conversation.lines)
     else:
         speaker = generation.speaker
-        if speaker is None or speaker.slug in banned:
+        if speaker is None or speaker.opted_out or speaker.slug in banned:
             raise GenerationError("That friend has opted out, so joe does not write as them.")
         if speaker.slug not in generator.chat_format.speakers:
             raise GenerationError(f"The current model does not know {speaker.display_name}.")

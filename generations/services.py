@@ -133,16 +133,20 @@ def is_leak(shared_run: int) -> bool:
 
 
 # ------------------------------------------------------------------------------ snippets
-def banned_speaker_slugs() -> set[str]:
-    return set(Speaker.objects.filter(opted_out=True).values_list("slug", flat=True))
+def banned_speaker_slugs(known: Iterable[str]) -> set[str]:
+    """Of the voices a model knows, those joe must not write in: friends who opted out, and
+    voices no speaker holds any more (merged into another speaker, perhaps one who opted out:
+    no one could veto a line in a voice that is nobody's)."""
+    known = set(known)
+    allowed = Speaker.objects.filter(slug__in=known, opted_out=False)
+    return known - set(allowed.values_list("slug", flat=True))
 
 
 def conversation_voices(known: Iterable[str]) -> list[str]:
-    """The voices a batch conversation may write in: those the model knows that are a speaker
-    now, not opted out. A slug merged into another friend since training is that friend's
-    voice, under no speaker: no name to show, and no opt-out or veto of theirs would reach it."""
-    speakers = Speaker.objects.filter(slug__in=list(known), opted_out=False)
-    return sorted(speakers.values_list("slug", flat=True))
+    """The voices a batch conversation may write in: those the model knows that joe may write
+    in (``banned_speaker_slugs``)."""
+    known = set(known)
+    return sorted(known - banned_speaker_slugs(known))
 
 
 def create_snippet(
@@ -303,7 +307,7 @@ class _BatchRunner:
         self.index = leak_index(self.run)
         self.params = sampling_params(batch)
         self.speakers = {s.slug: s for s in Speaker.objects.all()}
-        self.banned = banned_speaker_slugs() & set(self.generator.chat_format.speakers)
+        self.banned = banned_speaker_slugs(self.generator.chat_format.speakers)
         saved = dict(batch.stats or {})
         # Public counts (generated, kept, too_short, near_duplicate, leak, spare) and, apart, where
         # a redelivered job resumes: the next seed indexes and the tries per quota.
@@ -407,7 +411,7 @@ class _BatchRunner:
     def drop_opted_out(self) -> bool:
         """Whether a friend with a quota here opted out since the last look: not one more
         message in their voice (opting out promises that nobody generates it)."""
-        self.banned = banned_speaker_slugs() & set(self.generator.chat_format.speakers)
+        self.banned = banned_speaker_slugs(self.generator.chat_format.speakers)
         newly = (set(self.batch.per_speaker) & self.banned) - self.opted_out
         self.opted_out |= newly
         return bool(newly)

@@ -343,6 +343,30 @@ def test_conversations_never_write_as_a_friend_merged_into_one_who_opted_out(
     assert asked == [{"ann"}]
 
 
+def test_conversations_leave_out_a_voice_merged_into_a_friend_who_opted_out(
+    run, friends, fake, monkeypatch
+):
+    """Cy turned out to be the same friend as a speaker from a later import, who had opted
+    out: after the merge no speaker had the slug "cy", so nothing banned it, and the model kept
+    writing Cy's lines into conversations members see (with nobody there to veto them)."""
+    from accounts import consent
+    from ingest.models import Speaker
+
+    phone = Speaker.objects.create(display_name="Cy (phone)", slug="cy-phone", opted_out=True)
+    consent.merge_speakers(speaker=friends["cy"], target=phone)
+    allowed = []
+    conversation = fake.generate_conversation
+
+    def record(params, *, speakers_allowed, **kwargs):
+        allowed.append(sorted(speakers_allowed))
+        return conversation(params, speakers_allowed=speakers_allowed, **kwargs)
+
+    monkeypatch.setattr(fake, "generate_conversation", record)
+    execute_batch(new_batch(run, per_speaker={}, conversations=1).pk)
+
+    assert allowed == [["ann", "bo"]]
+
+
 def test_opted_out_speaker_is_refused(run, friends):
     friends["bo"].opted_out = True
     friends["bo"].save()
