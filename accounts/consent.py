@@ -17,12 +17,14 @@ from joe_site.jobs import JobStatus
 from trainer.models import TrainingRun
 
 
-def mark_runs_trained_on(speaker: Speaker, reason: str) -> int:
+def mark_runs_trained_on(speaker: Speaker, reason: str, *, unless_flagged: bool = False) -> int:
     """Flag every run whose data included the speaker (under any id their messages had: merges,
     splits) and that is, or may become, a model generations use (all but cancelled and failed
     ones: a queued run may be one waiting to resume from a checkpoint trained on them); returns
-    how many were flagged."""
+    how many were flagged. ``unless_flagged``: a run flagged already keeps its reason."""
     usable = TrainingRun.objects.exclude(status__in=(JobStatus.CANCELLED, JobStatus.FAILED))
+    if unless_flagged:
+        usable = usable.filter(needs_retrain="")
     # Under this speaker's id, or one it was merged from or split off (their messages too).
     theirs = {speaker.pk, *speaker.former_ids}
     runs = [run for run in usable.only("pk", "speaker_ids") if theirs & set(run.speaker_ids)]
@@ -51,9 +53,19 @@ def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
 def merge_speakers(*, speaker: Speaker, target: Speaker) -> int:
     """Staff make one speaker of two (``Speaker.merge_into``). When ``speaker`` had opted out
     and ``target`` had not, the merged voice is opted out as the friend asked: the runs trained
-    on ``target`` are flagged and its share links revoked, as if they had opted it out there.
-    Claims move over with the rest. Returns how many runs were flagged."""
+    on ``target`` are flagged and its share links revoked, as if they had opted it out there;
+    the other way round, those of ``speaker`` are. Claims move over with the rest. Returns how
+    many runs were flagged."""
     newly_opted_out = speaker.opted_out and not target.opted_out
+    flagged = 0
+    if target.opted_out and not speaker.opted_out:
+        revoke_public_links(speaker)
+        flagged = mark_runs_trained_on(
+            speaker,
+            f"{speaker.display_name} was merged into {target.display_name}, who opted out, "
+            "after this run was trained on their messages.",
+            unless_flagged=True,
+        )
     # A friend who claimed both (their two apps) keeps one claim: the database allows a member
     # one pending claim per speaker.
     pending = SpeakerClaim.objects.filter(status=SpeakerClaim.Status.PENDING)
@@ -62,7 +74,7 @@ def merge_speakers(*, speaker: Speaker, target: Speaker) -> int:
     ).delete()
     speaker.merge_into(target)
     if not newly_opted_out:
-        return 0
+        return flagged
     revoke_public_links(target)
     return mark_runs_trained_on(
         target,

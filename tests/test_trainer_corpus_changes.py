@@ -5,7 +5,10 @@ it learnt."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.urls import reverse
 
 from accounts import consent
 from ingest.models import Conversation, Identity, Message, Speaker
@@ -74,3 +77,36 @@ def test_the_leak_index_knows_a_speaker_merged_into_someone_the_run_never_saw(tm
     consent.merge_speakers(speaker=alice, target=later)
 
     assert build_leak_index(run).longest_shared_run(SECRET) == len(tokenize(SECRET))
+
+
+HTMX = {"HX-Request": "true"}
+
+
+def toast(response) -> str:
+    return json.loads(response["HX-Trigger"])["toast"]["message"]
+
+
+def test_merging_someone_into_a_friend_who_had_opted_out_flags_the_runs_that_learnt_them(
+    staff_client,
+):
+    """Ann's phone speaker had opted out; staff merged her Slack speaker (which a run had learnt)
+    into it. Only a merge of an opted-out speaker into one that had not flagged runs, so the run
+    that learnt her Slack messages went on looking current."""
+    ann = Speaker.create_named("Ann")
+    phone = Speaker.create_named("Ann (phone)")
+    Speaker.objects.filter(pk=phone.pk).update(opted_out=True)
+    run = TrainingRun.objects.create(
+        name="slack only", status=JobStatus.SUCCEEDED, speaker_ids=[ann.pk]
+    )
+
+    response = staff_client.post(
+        reverse("ingest:speaker_merge", args=[ann.pk]), {"speaker": phone.pk}, headers=HTMX
+    )
+
+    run.refresh_from_db()
+    assert run.needs_retrain == (
+        "Ann was merged into Ann (phone), who opted out, after this run was trained on "
+        "their messages."
+    )
+    assert "marked “needs retrain” (1)" in toast(response)
+
