@@ -468,9 +468,21 @@ def identity_exclude(request: HttpRequest, pk: int) -> HttpResponse:
             "they stay out of training.",
             "error",
         )
+    was_excluded = identity.excluded
     identity.set_excluded(form.cleaned_data.get("excluded", False))
     if identity.excluded:
-        return _speakers_changed(request, f"{identity} is excluded from training.")
+        message = f"{identity} is excluded from training."
+        if not (was_excluded or identity.is_bot) and identity.speaker is not None:
+            flagged = consent.mark_runs_trained_on(
+                identity.speaker,
+                f"{identity} was excluded from training after this run learnt from it.",
+                unless_flagged=True,
+            )
+            if flagged:
+                message += (
+                    f" Training runs that learnt from it are marked “needs retrain” ({flagged})."
+                )
+        return _speakers_changed(request, message)
     # Included again, but other rules may still keep it out (trainer.corpus): say which.
     if identity.is_bot:
         kept_out = "bots never train"

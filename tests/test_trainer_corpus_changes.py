@@ -110,3 +110,35 @@ def test_merging_someone_into_a_friend_who_had_opted_out_flags_the_runs_that_lea
     )
     assert "marked “needs retrain” (1)" in toast(response)
 
+
+def test_excluding_an_identity_flags_the_runs_that_learnt_from_it(staff_client):
+    """ "Never train on this identity": the next run leaves it out, but the runs that had already
+    learnt it (the active model among them) said nothing on the runs page."""
+    bo = Speaker.create_named("Bo")
+    guest = Identity.objects.create(
+        source_kind="slack", external_id="U9", display_name="Guest", speaker=bo
+    )
+    run = TrainingRun.objects.create(name="before", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk])
+    earlier = TrainingRun.objects.create(
+        name="flagged",
+        status=JobStatus.SUCCEEDED,
+        speaker_ids=[bo.pk],
+        needs_retrain="Bo opted out.",
+    )
+
+    response = staff_client.post(
+        reverse("ingest:identity_exclude", args=[guest.pk]), {"excluded": "on"}, headers=HTMX
+    )
+
+    run.refresh_from_db(), earlier.refresh_from_db()
+    assert run.needs_retrain == (
+        "Guest (Slack export) was excluded from training after this run learnt from it."
+    )
+    assert earlier.needs_retrain == "Bo opted out."  # the graver reason stays
+    assert "Guest (Slack export) is excluded from training." in toast(response)
+    assert "marked “needs retrain” (1)" in toast(response)
+    page = staff_client.get(reverse("trainer:runs")).content.decode()
+    assert (
+        'title="Guest (Slack export) was excluded from training after this run learnt from it."'
+        in page
+    )
