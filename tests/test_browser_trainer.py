@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.utils import timezone
 
 from joe_site.jobs import JobStatus
 from tests.conftest import log_in, screenshot
@@ -67,3 +68,26 @@ def test_staff_watch_a_run_train_and_make_it_active(
     run = TrainingRun.objects.get()
     assert run.status == JobStatus.SUCCEEDED and run.is_active
     screenshot(page, "trainer-run-finished")
+
+
+def test_the_focused_button_keeps_the_focus_while_the_page_refreshes(new_page, staff, tmp_path):
+    """The panel is swapped every two seconds while a run trains or waits for its report: a
+    keyboard user on "Make this the active model" or "Retrain" was thrown back to the top of the
+    page before they could press it (only Cancel had an id for htmx to give the focus back to)."""
+    finished = TrainingRun.objects.create(
+        name="just done", status=JobStatus.SUCCEEDED, checkpoint_dir=str(tmp_path),
+        finished_at=timezone.now(),  # its report is still to come: the page polls
+    )  # fmt: skip
+    training = TrainingRun.objects.create(
+        name="training", status=JobStatus.RUNNING, heartbeat_at=timezone.now(),
+        needs_retrain="Ann opted out after this run was trained on their messages.",
+    )  # fmt: skip
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    for run, button in ((finished, "Make this the active model"), (training, "Retrain")):
+        page.goto(run.get_absolute_url())
+        page.get_by_role("button", name=button).focus()
+        with page.expect_response(run.get_absolute_url()):  # one refresh of the panel
+            pass
+        page.wait_for_timeout(300)  # settled
+        assert page.evaluate("document.activeElement.textContent").startswith(button)
