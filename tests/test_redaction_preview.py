@@ -64,3 +64,21 @@ def test_preview_says_when_redaction_is_off(staff_client, corpus):
 
 def test_members_cannot_preview(member_client, corpus):
     assert member_client.post("/trainer/redaction-preview/", ON).status_code == 403
+
+
+def test_a_phone_number_written_in_pairs_shows_as_training_will_redact_it(staff_client):
+    """A number like 06 12 34 56 78 has no three digits in a row: the preview's database filter
+    passed it over and said no message could hold a phone number, while training replaced it."""
+    conv = Conversation.objects.create(source_kind="slack", external_id="C", title="general")
+    bo = Speaker.objects.create(display_name="Bo", slug="bo")
+    ident = Identity.objects.create(
+        source_kind="slack", external_id="U2", display_name="Bo", speaker=bo
+    )
+    Message.objects.create(
+        conversation=conv, identity=ident, source_kind="slack", external_id="p",
+        sent_at=datetime(2024, 1, 1, tzinfo=UTC), text="mon portable: 06 12 34 56 78",
+    )  # fmt: skip
+
+    page = staff_client.post("/trainer/redaction-preview/", ON).content.decode()
+
+    assert "<td>mon portable: &lt;phone&gt;</td>" in page
