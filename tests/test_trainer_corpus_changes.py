@@ -9,6 +9,7 @@ import json
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts import consent
 from ingest.models import Conversation, Identity, Message, Speaker
@@ -142,3 +143,19 @@ def test_excluding_an_identity_flags_the_runs_that_learnt_from_it(staff_client):
         'title="Guest (Slack export) was excluded from training after this run learnt from it."'
         in page
     )
+
+
+def test_a_run_flagged_while_it_trains_is_announced_once_not_at_every_refresh(staff_client):
+    """The "needs a retrain" box was a role="alert" inside the panel htmx swaps every two
+    seconds: a screen reader read it out again at each swap for as long as the run trained."""
+    run = TrainingRun.objects.create(
+        name="training", status=JobStatus.RUNNING, heartbeat_at=timezone.now(),
+        needs_retrain="Ann opted out after this run was trained on their messages.",
+    )  # fmt: skip
+
+    panel = staff_client.get(run.get_absolute_url(), headers=HTMX).content.decode()
+
+    assert 'hx-trigger="every 2s"' in panel  # it is polled
+    assert "Ann opted out after this run was trained on their messages." in panel
+    assert 'role="alert"' not in panel
+    assert 'data-status-announce="training: running, needs a retrain"' in panel
