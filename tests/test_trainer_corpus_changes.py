@@ -174,3 +174,33 @@ def test_the_runs_page_says_why_a_run_needs_a_retrain_in_words(staff_client):
     assert flagged_on_runs_page(staff_client) == [
         "Ann opted out after this run was trained on their messages."
     ]
+
+
+def test_a_run_staff_make_active_is_not_replaced_by_a_retrain_started_before(
+    staff_client, models_dir
+):
+    """Staff retrained the active model after an opt-out, then made another finished run active
+    while the retrain trained: when the retrain ended it silently took that run's place."""
+    make_corpus()
+    retrain = tiny_run(max_steps=2)
+    TrainingRun.objects.filter(pk=retrain.pk).update(activate_on_success=True)
+    chosen = TrainingRun.objects.create(
+        name="v2", status=JobStatus.SUCCEEDED, checkpoint_dir="/models/runs/v2"
+    )
+    said = []
+
+    def staff_choose_v2_meanwhile(progress) -> None:
+        if not said:
+            page = staff_client.get(retrain.get_absolute_url()).content.decode()
+            assert "It becomes the active model when it finishes." in page
+            url = reverse("trainer:make_active", args=[chosen.pk])
+            said.append(toast(staff_client.post(url, headers=HTMX)))
+
+    retrain = services.execute_run(retrain.pk, on_progress=staff_choose_v2_meanwhile)
+
+    assert retrain.status == JobStatus.SUCCEEDED and not retrain.is_active
+    assert TrainingRun.active() == chosen
+    assert said == [
+        "“v2” is now the active model: new generations use it. “tiny”, still training, will "
+        "not take its place when done."
+    ]

@@ -420,7 +420,8 @@ def _train(run: TrainingRun, on_progress: Callable[[Progress], None] | None) -> 
     if result.checkpoint is not None:
         _drop_resume_state(result.checkpoint)
     run.mark_succeeded()
-    if run.activate_on_success:
+    # Read again: staff who made another run active meanwhile took the takeover back.
+    if TrainingRun.objects.filter(pk=run.pk, activate_on_success=True).exists():
         run.make_active()
     _queue_quality_report(run.pk)
 

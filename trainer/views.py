@@ -94,6 +94,12 @@ def make_active(request: HttpRequest, pk: int) -> HttpResponse:
     except ValueError as error:
         return _after_action(request, training_run, str(error), "error")
     note = f"“{training_run}” is now the active model: new generations use it."
+    # Staff chose this model: a retrain started earlier must not replace it when it ends.
+    takeovers = TrainingRun.objects.filter(status__in=ACTIVE_STATUSES, activate_on_success=True)
+    names = [f"“{run}”" for run in takeovers]
+    if names:
+        takeovers.update(activate_on_success=False)
+        note += f" {', '.join(names)}, still training, will not take its place when done."
     return _after_action(request, training_run, note, "success")
 
 
