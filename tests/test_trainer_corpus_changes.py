@@ -204,3 +204,14 @@ def test_a_run_staff_make_active_is_not_replaced_by_a_retrain_started_before(
         "“v2” is now the active model: new generations use it. “tiny”, still training, will "
         "not take its place when done."
     ]
+
+
+def test_the_data_table_lists_who_said_most_first():
+    """The table came in the order PostgreSQL keeps a JSON object's keys (shortest slug first):
+    in a big group, an order that looked random."""
+    speakers = {"alexandra": 300, "bo": 2, "cy": 40}
+    summary = {"speakers": {s: {"messages": n, "tokens": 9 * n} for s, n in speakers.items()}}
+    run = TrainingRun.objects.create(name="v1", dataset_summary=summary)
+    run.refresh_from_db()
+
+    assert [row["slug"] for row in run.speaker_rows()] == ["alexandra", "cy", "bo"]

@@ -161,12 +161,14 @@ class TrainingRun(ReportsHeartbeat, Job):
         return rows
 
     def speaker_rows(self) -> list[dict[str, Any]]:
-        """Messages and tokens per speaker in the training data, with display names."""
+        """Messages and tokens per speaker in the training data, with display names, most
+        messages first (PostgreSQL keeps a JSON object's keys shortest first)."""
         names = self.dataset_summary.get("names", {})
-        return [
+        rows = [
             {"slug": slug, "name": names.get(slug, slug), **counts}
             for slug, counts in self.dataset_summary.get("speakers", {}).items()
         ]
+        return sorted(rows, key=lambda row: (-row.get("messages", 0), row["name"].lower()))
 
     def data_notes(self) -> list[str]:
         """What the data preparation replaced or left out, as short phrases."""
