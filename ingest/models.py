@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef
+from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -41,6 +42,12 @@ NEEDS_OWNER = (
     "{kind} calls its owner “me”, whoever they are: say whose it is (“Whose phone is it?”), "
     "so that their messages go to them and not to the owner of another such export."
 )
+
+
+# Sent once an export's deletion has committed, for the stages after the corpus (the trainer
+# flags the runs that learnt from it). Arguments: name, the export's file name; speaker_ids,
+# every id its messages' speakers had (merges, splits); imported_at, when its import ended.
+export_deleted = Signal()
 
 
 class Export(Job):

@@ -30,6 +30,7 @@ from ingest.models import (
     Message,
     SourceKind,
     Speaker,
+    export_deleted,
     unreferenced_speakers,
 )
 from ingest.parsers.detect import PARSERS, detect_kind, load_parser
@@ -690,6 +691,8 @@ def _delete(export: Export) -> int:
     # order_by(): with the model's ordering DISTINCT would return a row per message.
     identity_ids = set(messages.order_by().values_list("identity_id", flat=True).distinct())
     conversation_ids = set(messages.order_by().values_list("conversation_id", flat=True).distinct())
+    voices = Speaker.objects.filter(identities__in=identity_ids).values_list("pk", "former_ids")
+    voice_ids = {i for pk, former in voices for i in (pk, *former)}
     deleted = messages.delete_in_sql()
     Conversation.objects.filter(pk__in=conversation_ids).filter(
         ~Exists(Message.objects.filter(conversation=OuterRef("pk")))
@@ -710,6 +713,12 @@ def _delete(export: Export) -> int:
     key, export_id = f"ingest:deleted:{export.pk}", export.pk
     export.delete()
     transaction.on_commit(lambda: cache.set(key, notice, DELETED_NOTICE_SECONDS))
+    export_name, imported_at = export.original_name, export.finished_at
+    transaction.on_commit(
+        lambda: export_deleted.send(
+            Export, name=export_name, speaker_ids=voice_ids, imported_at=imported_at
+        )
+    )
     if name:
         transaction.on_commit(lambda: storage.delete(name))
     log.info("Deleted export %s and its %d messages", export_id, deleted)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -215,3 +216,33 @@ def test_the_data_table_lists_who_said_most_first():
     run.refresh_from_db()
 
     assert [row["slug"] for row in run.speaker_rows()] == ["alexandra", "cy", "bo"]
+
+
+def test_deleting_an_export_flags_the_runs_that_learnt_from_it(
+    settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """An export uploaded by mistake (someone's family chat) was deleted, but the active model
+    trained on it kept looking current: nothing told staff it still holds those messages."""
+    from ingest import services as ingest
+    from tests.test_ingest_support import import_path, slack_export, use_tmp_upload_dir
+
+    use_tmp_upload_dir(settings, tmp_path)
+    before = TrainingRun.objects.create(name="before", status=JobStatus.SUCCEEDED)
+    export = import_path(slack_export(tmp_path / "family.zip", {"general": [("U1", "hi mum")]}))
+    alice = Speaker.objects.get(identities__messages__export=export)
+    trained = Speaker.create_named("Alice (phone)")
+    consent.merge_speakers(speaker=alice, target=trained)  # the run knows her by the new id
+    after = TrainingRun.objects.create(
+        name="after", status=JobStatus.SUCCEEDED, speaker_ids=[trained.pk],
+        started_at=timezone.now(),
+    )  # fmt: skip
+    TrainingRun.objects.filter(pk=before.pk).update(
+        speaker_ids=[trained.pk], started_at=export.finished_at - timedelta(minutes=1)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest.delete_export(export_id=export.pk)
+
+    after.refresh_from_db(), before.refresh_from_db()
+    assert after.needs_retrain == "family.zip was deleted after this run was trained on it."
+    assert before.needs_retrain == ""  # it trained before the export was imported

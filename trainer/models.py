@@ -14,6 +14,7 @@ from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
+from ingest.models import export_deleted
 from joe_site.jobs import ACTIVE_STATUSES, Job, JobStatus, ReportsHeartbeat
 
 # The redaction kinds trainer/ml/data.py counts, as the run page says them: one, several.
@@ -224,3 +225,21 @@ def _delete_run_files(sender: type[TrainingRun], instance: TrainingRun, **kwargs
 
     run_dir = instance.run_dir
     transaction.on_commit(lambda: delete_run_files(run_dir))
+
+
+@receiver(export_deleted, dispatch_uid="trainer-export-deleted")
+def _flag_runs_trained_on_export(
+    sender: Any, name: str, speaker_ids: set[int], imported_at: Any, **kwargs: Any
+) -> None:
+    """Runs that read the corpus after the export was imported, and learnt one of its speakers,
+    hold its messages still: they need a retrain (a graver reason already there stays)."""
+    runs = TrainingRun.objects.exclude(status__in=(JobStatus.CANCELLED, JobStatus.FAILED)).filter(
+        needs_retrain=""
+    )
+    if imported_at is not None:
+        runs = runs.filter(started_at__gte=imported_at)
+    learnt = [
+        run.pk for run in runs.only("pk", "speaker_ids") if speaker_ids & set(run.speaker_ids)
+    ]
+    reason = f"{name} was deleted after this run was trained on it."
+    TrainingRun.objects.filter(pk__in=learnt).update(needs_retrain=reason[:300])
