@@ -246,3 +246,29 @@ def test_deleting_an_export_flags_the_runs_that_learnt_from_it(
     after.refresh_from_db(), before.refresh_from_db()
     assert after.needs_retrain == "family.zip was deleted after this run was trained on it."
     assert before.needs_retrain == ""  # it trained before the export was imported
+
+
+@pytest.mark.django_db(transaction=True)  # on_commit runs at once, as on the worker
+def test_a_broker_that_does_not_answer_as_the_run_ends_does_not_fail_the_run(
+    models_dir, monkeypatch
+):
+    """Queueing the quality report is the run's very last step: Redis restarting at that moment
+    turned a finished run (its checkpoint saved, perhaps already the active model) into a failed
+    one, which could no longer be made active."""
+    from kombu.exceptions import OperationalError
+
+    from joe_site.celery import app
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    make_corpus()
+    monkeypatch.setattr(app, "send_task", broker_down)
+    run = tiny_run(max_steps=2)
+    TrainingRun.objects.filter(pk=run.pk).update(activate_on_success=True)
+
+    run = services.execute_run(run.pk)
+
+    assert run.status == JobStatus.SUCCEEDED and run.is_active and not run.error
+    assert run.report == {"error": services.REPORT_NOT_QUEUED}
+    assert not run.awaiting_report  # the page does not wait a quarter of an hour for it

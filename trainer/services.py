@@ -53,6 +53,10 @@ PROGRESS_EVERY_S = 2.0
 # The worker checks for a cancel click at most this often (one query per check).
 CANCEL_CHECK_EVERY_S = 1.0
 
+REPORT_NOT_QUEUED = (
+    "The quality report could not be queued: the task queue (Redis) did not answer as the run "
+    "ended. The model is fine; its leak index is built at its first generation."
+)
 NO_CORPUS = "No trainable messages: upload an export and map its people to speakers first."
 
 
@@ -434,9 +438,14 @@ def _queue_quality_report(run_id: int) -> None:
     """
     from joe_site.celery import app
 
-    transaction.on_commit(
-        lambda: app.send_task("generations.report.refresh_run_report", args=[run_id])
-    )
+    def send() -> None:
+        try:
+            app.send_task("generations.report.refresh_run_report", args=[run_id])
+        except Exception:  # the broker did not answer: the run succeeded all the same
+            logger.exception("Could not queue the quality report of run %s", run_id)
+            TrainingRun.objects.filter(pk=run_id).update(report={"error": REPORT_NOT_QUEUED})
+
+    transaction.on_commit(send)
 
 
 def _configs(hp: dict[str, Any]) -> tuple[TrainConfig, DataConfig]:
