@@ -54,7 +54,8 @@ def merge_speakers(*, speaker: Speaker, target: Speaker) -> int:
     """Staff make one speaker of two (``Speaker.merge_into``). When ``speaker`` had opted out
     and ``target`` had not, the merged voice is opted out as the friend asked: the runs trained
     on ``target`` are flagged and its share links revoked, as if they had opted it out there;
-    the other way round, those of ``speaker`` are. Claims move over with the rest. Returns how
+    the other way round, those of ``speaker`` are; and those that learnt ``speaker`` in any case,
+    since the model no longer writes in its voice. Claims move over with the rest. Returns how
     many runs were flagged."""
     newly_opted_out = speaker.opted_out and not target.opted_out
     flagged = 0
@@ -64,6 +65,16 @@ def merge_speakers(*, speaker: Speaker, target: Speaker) -> int:
             speaker,
             f"{speaker.display_name} was merged into {target.display_name}, who opted out, "
             "after this run was trained on their messages.",
+            unless_flagged=True,
+        )
+    elif not speaker.opted_out:
+        # The model knows the speaker's slug, which no speaker holds any more: it no longer
+        # writes in that voice (generations leave voices nobody holds out).
+        flagged = mark_runs_trained_on(
+            speaker,
+            f"{speaker.display_name} was merged into {target.display_name} after this run was "
+            f"trained: it knows them as two voices, and no longer writes as "
+            f"{speaker.display_name}.",
             unless_flagged=True,
         )
     # A friend who claimed both (their two apps) keeps one claim: the database allows a member

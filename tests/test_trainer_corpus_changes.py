@@ -272,3 +272,29 @@ def test_a_broker_that_does_not_answer_as_the_run_ends_does_not_fail_the_run(
     assert run.status == JobStatus.SUCCEEDED and run.is_active and not run.error
     assert run.report == {"error": services.REPORT_NOT_QUEUED}
     assert not run.awaiting_report  # the page does not wait a quarter of an hour for it
+
+
+def test_merging_two_speakers_flags_the_runs_that_learnt_the_one_merged_away(staff_client):
+    """The model knows Ann by a slug no speaker holds after the merge, so it no longer writes as
+    her anywhere; the runs page said nothing."""
+    ann, phone = Speaker.create_named("Ann"), Speaker.create_named("Ann (phone)")
+    learnt_ann = TrainingRun.objects.create(
+        name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[ann.pk, phone.pk]
+    )
+    phone_only = TrainingRun.objects.create(
+        name="v0", status=JobStatus.SUCCEEDED, speaker_ids=[phone.pk]
+    )
+
+    response = staff_client.post(
+        reverse("ingest:speaker_merge", args=[ann.pk]), {"speaker": phone.pk}, headers=HTMX
+    )
+
+    learnt_ann.refresh_from_db(), phone_only.refresh_from_db()
+    assert learnt_ann.needs_retrain == (
+        "Ann was merged into Ann (phone) after this run was trained: it knows them as two "
+        "voices, and no longer writes as Ann."
+    )
+    assert phone_only.needs_retrain == ""
+    assert "Training runs that learnt Ann (phone)'s voice are marked “needs retrain” (1)." in (
+        toast(response)
+    )
