@@ -422,9 +422,27 @@ def identity_assign(request: HttpRequest, pk: int) -> HttpResponse:
             f" {previous} opted out of training; these messages now train as {target}'s."
             f" Exclude the identity if they are still {previous}'s."
         )
+    if previous is not None and previous != target and _trains(identity):
+        message += _flag_runs_that_learnt(
+            previous, f"{identity} moved from {previous} to {target} after this run was trained."
+        )
     message += _drop_if_emptied(previous)
     # The row goes to the speaker it moved to, which may be on another page: the list follows.
     return _speakers_changed(request, message, focus=target)
+
+
+def _trains(identity: Identity) -> bool:
+    """Whether runs may have learnt the identity's messages (trainer.corpus leaves these out)."""
+    return not (identity.excluded or identity.is_bot)
+
+
+def _flag_runs_that_learnt(speaker: Speaker, reason: str) -> str:
+    """Mark the runs that learnt ``speaker`` as it was (a graver reason already there stays);
+    what the toast adds about them."""
+    flagged = consent.mark_runs_trained_on(speaker, reason, unless_flagged=True)
+    if not flagged:
+        return ""
+    return f" Training runs that learnt {speaker}'s voice are marked “needs retrain” ({flagged})."
 
 
 def _drop_if_emptied(speaker: Speaker | None) -> str:
@@ -451,6 +469,10 @@ def identity_split(request: HttpRequest, pk: int) -> HttpResponse:
     message = f"{identity} is now a speaker of their own, {speaker}."
     if speaker.opted_out:
         message += f" It stays opted out of training, as {previous} is."
+    if previous is not None and _trains(identity):
+        message += _flag_runs_that_learnt(
+            previous, f"{identity} was split off {previous} after this run was trained on both."
+        )
     message += _drop_if_emptied(previous)
     return _speakers_changed(request, message)
 
@@ -473,15 +495,10 @@ def identity_exclude(request: HttpRequest, pk: int) -> HttpResponse:
     if identity.excluded:
         message = f"{identity} is excluded from training."
         if not (was_excluded or identity.is_bot) and identity.speaker is not None:
-            flagged = consent.mark_runs_trained_on(
+            message += _flag_runs_that_learnt(
                 identity.speaker,
                 f"{identity} was excluded from training after this run learnt from it.",
-                unless_flagged=True,
             )
-            if flagged:
-                message += (
-                    f" Training runs that learnt from it are marked “needs retrain” ({flagged})."
-                )
         return _speakers_changed(request, message)
     # Included again, but other rules may still keep it out (trainer.corpus): say which.
     if identity.is_bot:

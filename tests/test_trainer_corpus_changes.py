@@ -298,3 +298,31 @@ def test_merging_two_speakers_flags_the_runs_that_learnt_the_one_merged_away(sta
     assert "Training runs that learnt Ann (phone)'s voice are marked “needs retrain” (1)." in (
         toast(response)
     )
+
+
+def test_splitting_or_moving_an_identity_flags_the_runs_that_learnt_it_in_the_old_voice(
+    staff_client,
+):
+    """Staff found that a "Bo" on Slack was Bo's brother and split him off, then moved Bo's
+    phone identity to Ann: the runs that learnt them all as Bo still looked current."""
+    bo, ann = Speaker.create_named("Bo"), Speaker.create_named("Ann")
+    brother, phone, bot = (
+        Identity.objects.create(
+            source_kind="slack", external_id=uid, display_name=name, speaker=bo, is_bot=is_bot
+        )
+        for uid, name, is_bot in (("U1", "Bo B", False), ("U2", "Bo P", False), ("B1", "CI", True))
+    )
+    run = TrainingRun.objects.create(name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk])
+
+    def flags_after(action: str, identity: Identity, data: dict) -> tuple[str, str]:
+        TrainingRun.objects.filter(pk=run.pk).update(needs_retrain="")
+        url = reverse(f"ingest:identity_{action}", args=[identity.pk])
+        response = staff_client.post(url, data, headers=HTMX)
+        return TrainingRun.objects.get(pk=run.pk).needs_retrain, toast(response)
+
+    reason, said = flags_after("split", brother, {})
+    assert reason == "Bo B (Slack export) was split off Bo after this run was trained on both."
+    assert "Training runs that learnt Bo's voice are marked “needs retrain” (1)." in said
+    reason, said = flags_after("assign", phone, {"speaker": ann.pk})
+    assert reason == "Bo P (Slack export) moved from Bo to Ann after this run was trained."
+    assert flags_after("split", bot, {})[0] == ""  # bots never train
