@@ -91,3 +91,24 @@ def test_the_focused_button_keeps_the_focus_while_the_page_refreshes(new_page, s
             pass
         page.wait_for_timeout(300)  # settled
         assert page.evaluate("document.activeElement.textContent").startswith(button)
+
+
+def test_after_cancel_by_keyboard_the_focus_stays_on_the_run(new_page, staff):
+    """Enter on Cancel swapped in a panel without that button: the focus fell to the page
+    itself, and the next Tab started again at the top, above the navigation."""
+    run = TrainingRun.objects.create(
+        name="training", status=JobStatus.RUNNING, heartbeat_at=timezone.now()
+    )
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(run.get_absolute_url())
+    page.get_by_role("button", name="Cancel run").focus()
+    page.keyboard.press("Enter")
+    page.get_by_text("Cancelling…").wait_for()
+    with page.expect_response(run.get_absolute_url()):  # and through the next refresh
+        pass
+    page.wait_for_timeout(300)
+
+    assert page.evaluate("document.activeElement.id") == "run-state"
+    page.keyboard.press("Shift+Tab")  # back to where they were, not from the top of the page
+    assert page.evaluate("document.activeElement.textContent").strip() == "← All runs"

@@ -233,7 +233,8 @@ def _after_action(
     if request.htmx:
         training_run.refresh_from_db()
         # The panel replaces itself; without the polling trigger in it, polling ends there too.
-        response = render(request, "trainer/run.html#live", _run_context(training_run))
+        context = {**_run_context(training_run), "after_action": True}
+        response = render(request, "trainer/run.html#live", context)
         return trigger_client_event(response, "toast", {"level": level, "message": note})
     getattr(messages, level)(request, note)
     return redirect(training_run)
