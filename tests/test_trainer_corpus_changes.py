@@ -326,3 +326,23 @@ def test_splitting_or_moving_an_identity_flags_the_runs_that_learnt_it_in_the_ol
     reason, said = flags_after("assign", phone, {"speaker": ann.pk})
     assert reason == "Bo P (Slack export) moved from Bo to Ann after this run was trained."
     assert flags_after("split", bot, {})[0] == ""  # bots never train
+
+
+def test_a_retrain_of_a_retrain_still_training_takes_over_in_its_place(staff_client, monkeypatch):
+    """The retrain of the active model was flagged in turn (another friend opted out while it
+    trained) and staff retrained it: the new run would never become the active model, since
+    only a retrain of the active run did, so the flagged one took over and stayed."""
+    from trainer.tasks import train_run
+
+    monkeypatch.setattr(train_run, "delay", lambda run_id: type("Sent", (), {"id": "t"}))
+    flagged = TrainingRun.objects.create(
+        name="v1 (retrain)", base_model="tiny", status=JobStatus.RUNNING,
+        heartbeat_at=timezone.now(), activate_on_success=True,
+        hyperparameters=services.resolved_hyperparameters({}),
+        needs_retrain="Bo opted out after this run was trained on their messages.",
+    )  # fmt: skip
+
+    staff_client.post(reverse("trainer:retrain", args=[flagged.pk]))
+
+    retrain = TrainingRun.objects.exclude(pk=flagged.pk).get()
+    assert retrain.activate_on_success

@@ -115,6 +115,12 @@ class TrainingRun(ReportsHeartbeat, Job):
         )
 
     @property
+    def retrain_takes_over(self) -> bool:
+        """A retrain of this run becomes the active model when it succeeds: of the active model,
+        or of a run still training that is to take its place (itself such a retrain)."""
+        return self.is_active or (self.in_progress and self.activate_on_success)
+
+    @property
     def validation_losses(self) -> list[float]:
         return [h["val_loss"] for h in self.loss_history if h.get("val_loss") is not None]
 

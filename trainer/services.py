@@ -159,14 +159,15 @@ def start_run(
 def retrain(run: TrainingRun, *, created_by: Any = None) -> TrainingRun:
     """Train again with the same settings on today's corpus (after an opt-out, say).
 
-    A retrain of the active model takes its place as soon as it succeeds.
+    A retrain of the active model takes its place as soon as it succeeds
+    (TrainingRun.retrain_takes_over).
     """
     return start_run(
         name=retrain_name(run),
         base_model=run.base_model,
         hyperparameters=run.hyperparameters,
         created_by=created_by or run.created_by,
-        activate_on_success=run.is_active,
+        activate_on_success=run.retrain_takes_over,
     )
 
 
