@@ -41,12 +41,13 @@ def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
         opted_out_by_id=speaker.member_id if opted_out else None,
     )
     speaker.opted_out = opted_out
+    reason = f"{speaker.display_name} opted out after this run was trained on their messages."
     if opted_out:
-        mark_runs_trained_on(
-            speaker,
-            f"{speaker.display_name} opted out after this run was trained on their messages.",
-        )
+        mark_runs_trained_on(speaker, reason)
         revoke_public_links(speaker)
+    else:
+        # Back in: the runs flagged for their opt-out alone may generate in their voice again.
+        TrainingRun.objects.filter(needs_retrain=reason[:300]).update(needs_retrain="")
 
 
 @transaction.atomic

@@ -346,3 +346,23 @@ def test_a_retrain_of_a_retrain_still_training_takes_over_in_its_place(staff_cli
 
     retrain = TrainingRun.objects.exclude(pk=flagged.pk).get()
     assert retrain.activate_on_success
+
+
+def test_a_friend_who_opts_back_in_takes_back_the_flag_their_opt_out_put_on_runs():
+    """Ann opted out, then back in: the runs that learnt her kept saying "Ann opted out" in red
+    on the runs page, for a friend who is in again."""
+    ann, bo = Speaker.create_named("Ann"), Speaker.create_named("Bo")
+    learnt_ann = TrainingRun.objects.create(
+        name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[ann.pk, bo.pk]
+    )
+    consent.set_opted_out(speaker=ann, opted_out=True)
+    learnt_ann.refresh_from_db()
+    assert learnt_ann.needs_retrain.startswith("Ann opted out")
+    also_bo = TrainingRun.objects.create(
+        name="v0", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk], needs_retrain="Bo opted out."
+    )
+
+    consent.set_opted_out(speaker=ann, opted_out=False)
+
+    learnt_ann.refresh_from_db(), also_bo.refresh_from_db()
+    assert (learnt_ann.needs_retrain, also_bo.needs_retrain) == ("", "Bo opted out.")
