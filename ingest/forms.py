@@ -113,10 +113,14 @@ class UploadForm(forms.Form):
             return data
         kind = data.get("kind") or ""
         if not kind and hasattr(upload, "temporary_file_path"):
+            temporary = Path(upload.temporary_file_path())
             try:
-                kind = detect_kind(Path(upload.temporary_file_path()))
+                kind = detect_kind(temporary)
             except ExportError as error:
-                self.detect_error = str(error)  # reported on the export's page, with the file
+                # Reported on the export's page, with the file: by the name staff chose, not
+                # the temporary one it arrived under ("tmpkor3_b2k.upload.zip looks like…").
+                chosen = Path(upload.name or "").name or "The file"
+                self.detect_error = str(error).replace(temporary.name, chosen)
         data["kind"] = self.detected_kind = kind
         self.detected_name = Path(upload.name or "").name
         if kind == SourceKind.SIGNAL:

@@ -19,6 +19,7 @@ from tests.test_ingest_support import (
     PASSPHRASE,
     slack_export,
     stored_export,
+    upload,
     use_tmp_upload_dir,
 )
 
@@ -43,6 +44,28 @@ def test_an_error_names_the_uploaded_file_not_its_name_in_storage(tmp_path):
     assert export.status == JobStatus.FAILED
     assert export.error.startswith("slack.zip is not a Slack export: it has no users.json.")
     assert export.has_file  # a retry can read it (with another kind, say)
+
+
+@pytest.mark.parametrize(
+    ("members", "says"),
+    [
+        ({"../../evil.json": "[]", "users.json": "[]"}, "contains a file with an unsafe path"),
+        ({"users.json": "[]", "general/2020-01-01.json": "[" + " " * 2_000_000 + "]"}, "zip bomb"),
+    ],
+)
+def test_a_refused_zip_is_named_as_staff_chose_it_not_by_its_temporary_name(
+    tmp_path, staff_client, members, says
+):
+    path = tmp_path / "our-workspace.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+    export = upload(staff_client, path)
+
+    assert export.status == JobStatus.FAILED
+    assert export.error.startswith("our-workspace.zip ") and says in export.error
+    assert ".upload" not in export.error
 
 
 def test_a_damaged_backup_is_not_kept_for_a_retry_that_cannot_help(tmp_path):
