@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.text import Truncator
 
 from ingest.models import Conversation, Export, Identity, Message, Speaker
@@ -6,9 +7,25 @@ from ingest.models import Conversation, Export, Identity, Message, Speaker
 
 @admin.register(Export)
 class ExportAdmin(admin.ModelAdmin):
+    """To look at only: exports are uploaded and deleted on the site (its "View on site" link).
+    Added here, an export waited for an import nobody queued and could then not be deleted;
+    deleted here, its uploaded file stayed on disk, and the people and conversations only it
+    held stayed in the corpus (services.delete_export removes them), and the confirmation page
+    listed every one of its messages."""
+
     list_display = ["original_name", "kind", "status", "messages_count", "created_at"]
     list_filter = ["kind", "status"]
-    readonly_fields = ["sha256", "size_bytes", "skipped", "error"]
+    search_fields = ["original_name", "sha256"]
+    exclude = ["file"]  # uploads are never web-reachable: the admin's link to one led nowhere
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Export | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Export | None = None) -> bool:
+        return False
 
 
 @admin.register(Speaker)
