@@ -20,6 +20,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
 class SnippetAdmin(admin.ModelAdmin):
     list_display = ["text", "speaker", "status", "score", "longest_shared_run", "created_at"]
     list_filter = ["status", "kind", "is_leak"]
+    list_select_related = ["speaker"]  # nullable: Django's own select_related() leaves it out
     search_fields = ["text"]
     raw_id_fields = ["batch", "run", "speaker", "vetoed_by", "created_by"]
 
@@ -39,9 +40,12 @@ class FavouriteAdmin(admin.ModelAdmin):
 @admin.register(ShareLink)
 class ShareLinkAdmin(admin.ModelAdmin):
     list_display = ["snippet", "created_by", "created_at", "revoked_at"]
+    list_select_related = ["snippet", "created_by"]
     raw_id_fields = ["snippet"]
 
 
 @admin.register(LiveGeneration)
 class LiveGenerationAdmin(admin.ModelAdmin):
     list_display = ["member", "speaker", "status", "created_at"]
+    list_select_related = ["member", "speaker"]
+    raw_id_fields = ["saved_snippet"]  # not a menu of every snippet ever generated

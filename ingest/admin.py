@@ -31,6 +31,8 @@ class ExportAdmin(admin.ModelAdmin):
 @admin.register(Speaker)
 class SpeakerAdmin(admin.ModelAdmin):
     list_display = ["display_name", "slug", "member", "opted_out", "game_opt_in"]
+    list_select_related = ["member"]  # nullable: Django's own select_related() leaves it out
+    search_fields = ["display_name", "slug"]
     prepopulated_fields = {"slug": ["display_name"]}
 
 
@@ -38,6 +40,7 @@ class SpeakerAdmin(admin.ModelAdmin):
 class IdentityAdmin(admin.ModelAdmin):
     list_display = ["display_name", "source_kind", "external_id", "speaker", "excluded", "is_bot"]
     list_filter = ["source_kind", "excluded", "is_bot"]
+    list_select_related = ["speaker"]
     search_fields = ["display_name", "external_id"]
 
 
@@ -45,6 +48,7 @@ class IdentityAdmin(admin.ModelAdmin):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["title", "source_kind", "is_group"]
     list_filter = ["source_kind"]
+    search_fields = ["title", "external_id"]
 
 
 @admin.register(Message)

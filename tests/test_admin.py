@@ -39,3 +39,52 @@ def test_exports_are_only_looked_at_in_the_admin(staff_client, tmp_path):
     )
     assert changelist.status_code in (200, 302)
     assert Export.objects.filter(pk=export.pk).exists() and export.has_file
+
+
+def _rows(n: int) -> None:
+    """``n`` rows of each admin list, each pointing at people of its own (and n speakers)."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Invite
+    from generations.models import LiveGeneration, ShareLink
+    from ingest.models import Identity, Speaker
+    from tests.builders.snippets import make_snippet
+
+    User = get_user_model()
+    start = Speaker.objects.count()
+    for i in range(start, start + n):
+        user = User.objects.create_user(username=f"friend{i}")
+        speaker = Speaker.objects.create(display_name=f"Friend {i}", slug=f"f{i}", member=user)
+        Identity.objects.create(
+            source_kind="slack", external_id=f"U{i}", display_name=f"f{i}", speaker=speaker
+        )
+        snippet = make_snippet((speaker, f"hello {i}"))
+        ShareLink.objects.create(snippet=snippet, created_by=user)
+        LiveGeneration.objects.create(member=user, speaker=speaker)
+        Invite.objects.create(note=f"for {i}", created_by=user, used_by=user)
+
+
+@pytest.mark.parametrize(
+    "changelist",
+    [
+        "ingest_speaker",
+        "ingest_identity",
+        "generations_snippet",
+        "generations_sharelink",
+        "generations_livegeneration",
+        "accounts_invite",
+    ],
+)
+def test_admin_lists_take_as_many_queries_for_many_rows_as_for_few(staff_client, changelist):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse(f"admin:{changelist}_changelist")
+    _rows(2)
+    with CaptureQueriesContext(connection) as few:
+        assert staff_client.get(url).status_code == 200
+    _rows(20)
+    with CaptureQueriesContext(connection) as many:
+        assert staff_client.get(url).status_code == 200
+
+    assert len(many) == len(few)
