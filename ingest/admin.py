@@ -30,10 +30,28 @@ class ExportAdmin(admin.ModelAdmin):
 
 @admin.register(Speaker)
 class SpeakerAdmin(admin.ModelAdmin):
+    """Consent is the friend's own (their Me page), and the slug is how trained models know the
+    speaker: the admin shows them but changes neither. Nor does it delete a speaker, which took
+    the snippets in their voice with it and forgot their opt-out (the next import of their
+    name made a new, trainable speaker): the Speakers page merges them instead."""
+
     list_display = ["display_name", "slug", "member", "opted_out", "game_opt_in"]
     list_select_related = ["member"]  # nullable: Django's own select_related() leaves it out
     search_fields = ["display_name", "slug"]
     prepopulated_fields = {"slug": ["display_name"]}
+    readonly_fields = [
+        "opted_out", "opted_out_at", "opted_out_by", "messages_deleted_at", "game_opt_in",
+        "former_ids",
+    ]  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Speaker | None = None) -> list[str]:
+        return [*self.readonly_fields, "slug"] if obj else self.readonly_fields
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Speaker | None = None) -> dict:
+        return {} if obj else self.prepopulated_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Speaker | None = None) -> bool:
+        return False
 
 
 @admin.register(Identity)
@@ -42,6 +60,8 @@ class IdentityAdmin(admin.ModelAdmin):
     list_filter = ["source_kind", "excluded", "is_bot"]
     list_select_related = ["speaker"]
     search_fields = ["display_name", "external_id"]
+    # Set when the friend deletes their messages: cleared here, a re-import brought them back.
+    readonly_fields = ["messages_deleted_at"]
 
 
 @admin.register(Conversation)

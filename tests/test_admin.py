@@ -88,3 +88,66 @@ def test_admin_lists_take_as_many_queries_for_many_rows_as_for_few(staff_client,
         assert staff_client.get(url).status_code == 200
 
     assert len(many) == len(few)
+
+
+def test_the_admin_changes_neither_a_speakers_consent_nor_their_models_token(staff_client):
+    from django.utils import timezone
+
+    from ingest.models import Speaker
+
+    speaker = Speaker.objects.create(
+        display_name="Ann", slug="ann", opted_out=True, opted_out_at=timezone.now()
+    )
+    url = reverse("admin:ingest_speaker_change", args=[speaker.pk])
+
+    response = staff_client.post(
+        url,
+        {"display_name": "Annie", "slug": "annie", "member": "", "game_opt_in": "on",
+         "former_ids": "[]", "created_at_0": "2026-01-01", "created_at_1": "12:00:00"},
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    speaker.refresh_from_db()
+    assert (speaker.display_name, speaker.slug) == ("Annie", "ann")
+    assert speaker.opted_out and not speaker.game_opt_in
+
+
+def test_a_speaker_is_not_deleted_from_the_admin(staff_client):
+    from ingest.models import Speaker
+    from tests.builders.snippets import make_snippet
+
+    speaker = Speaker.objects.create(display_name="Ann", slug="ann", opted_out=True)
+    make_snippet((speaker, "a fake in Ann's voice"))
+
+    delete = reverse("admin:ingest_speaker_delete", args=[speaker.pk])
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 403
+    staff_client.post(
+        reverse("admin:ingest_speaker_changelist"),
+        {"action": "delete_selected", "_selected_action": [speaker.pk], "post": "yes"},
+    )
+
+    assert Speaker.objects.filter(pk=speaker.pk, opted_out=True).exists()
+    assert speaker.snippets.exists()
+
+
+def test_the_admin_cannot_bring_back_messages_their_author_deleted(staff_client):
+    from django.utils import timezone
+
+    from ingest.models import Identity
+
+    identity = Identity.objects.create(
+        source_kind="slack", external_id="U1", display_name="ann", excluded=True,
+        messages_deleted_at=timezone.now(),
+    )  # fmt: skip
+    url = reverse("admin:ingest_identity_change", args=[identity.pk])
+
+    response = staff_client.post(
+        url,
+        {"source_kind": "slack", "external_id": "U1", "display_name": "ann", "speaker": "",
+         "excluded": "on", "messages_deleted_at_0": "", "messages_deleted_at_1": "",
+         "created_at_0": "2026-01-01", "created_at_1": "12:00:00"},
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    identity.refresh_from_db()
+    assert identity.messages_deleted_at is not None
