@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from joe_site.jobs import HEARTBEAT_STALE, JobStatus
@@ -279,8 +280,18 @@ def test_a_run_in_use_cannot_be_deleted(staff_client, member_client):
     for run in (running_run, active, generating, reporting):
         assert 'id="run-delete"' not in staff_client.get(run.get_absolute_url()).content.decode()
         staff_client.post(f"/trainer/{run.pk}/delete/")
+        # Nor from the admin, one by one or in bulk.
+        admin_delete = reverse("admin:trainer_trainingrun_delete", args=[run.pk])
+        assert staff_client.post(admin_delete, {"post": "yes"}).status_code == 403
+        staff_client.post(
+            reverse("admin:trainer_trainingrun_changelist"),
+            {"action": "delete_selected", "_selected_action": [run.pk], "post": "yes"},
+        )
         assert TrainingRun.objects.filter(pk=run.pk).exists()
     assert member_client.post(f"/trainer/{active.pk}/delete/").status_code == 403
+    ended = TrainingRun.objects.create(name="old", status=JobStatus.SUCCEEDED)
+    staff_client.post(reverse("admin:trainer_trainingrun_delete", args=[ended.pk]), {"post": "yes"})
+    assert not TrainingRun.objects.filter(pk=ended.pk).exists()
 
 
 @pytest.mark.django_db(transaction=True)

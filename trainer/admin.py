@@ -1,10 +1,15 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from trainer.models import TrainingRun
 
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
+    """Deletes a run only when its page would (TrainingRun.why_not_deletable): not the active
+    model the gallery generates with, nor a run or batch a worker is still writing. No bulk
+    delete, which would not ask each run."""
+
     list_display = ["name", "base_model", "status", "final_val_loss", "is_active", "created_at"]
     list_filter = ["status", "is_active"]
     readonly_fields = [
@@ -16,3 +21,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "resumed_from_step",
         "heartbeat_at",
     ]
+
+    def has_delete_permission(self, request: HttpRequest, obj: TrainingRun | None = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or not obj.why_not_deletable())
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions

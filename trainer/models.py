@@ -135,6 +135,18 @@ class TrainingRun(ReportsHeartbeat, Job):
             and timezone.now() - self.finished_at < REPORT_WAIT
         )
 
+    def why_not_deletable(self) -> str:
+        """Why the run cannot be deleted now ("" when it can): its page and the admin ask."""
+        if self.in_progress:
+            return "This run is still going: cancel it first, then delete it."
+        if self.is_active:
+            return "This is the active model: make another run active first."
+        if self.batches.filter(status__in=ACTIVE_STATUSES).exists():
+            return "A batch is generating from this run: wait for it or cancel it first."
+        if self.awaiting_report:
+            return "Its quality report is being computed: delete it once the report is in."
+        return ""
+
     @property
     def keeps_polling(self) -> bool:
         return self.in_progress or self.awaiting_report

@@ -109,7 +109,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete a run that is over and not the active model, with its checkpoints on disk; the
     snippets it generated stay in the gallery."""
     training_run = get_object_or_404(TrainingRun, pk=pk)
-    refusal = _why_not_deletable(training_run)
+    refusal = training_run.why_not_deletable()
     if refusal:
         messages.error(request, refusal)
         return redirect(training_run)
@@ -180,23 +180,10 @@ def _start_once(
         return run, True
 
 
-def _why_not_deletable(training_run: TrainingRun) -> str:
-    """Why the run cannot be deleted now ("" when it can)."""
-    if training_run.in_progress:
-        return "This run is still going: cancel it first, then delete it."
-    if training_run.is_active:
-        return "This is the active model: make another run active first."
-    if training_run.batches.filter(status__in=ACTIVE_STATUSES).exists():
-        return "A batch is generating from this run: wait for it or cancel it first."
-    if training_run.awaiting_report:
-        return "Its quality report is being computed: delete it once the report is in."
-    return ""
-
-
 def _run_context(training_run: TrainingRun) -> dict:
     return {
         "run": training_run,
-        "deletable": not _why_not_deletable(training_run),
+        "deletable": not training_run.why_not_deletable(),
         "loss_plot": loss_plot_svg(training_run.loss_history),
         "not_held_out": _not_held_out(training_run),
     }
