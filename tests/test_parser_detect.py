@@ -151,6 +151,20 @@ def test_other_databases_and_zips_are_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_slack_export_without_its_users_is_read_as_slack_to_say_so(tmp_path: Path) -> None:
+    path = build_slack(
+        tmp_path / "slack.zip",
+        users={"U1": "Alice"},
+        channels={"general": [("U1", "hi")]},
+        omit=["users.json"],
+    )
+
+    assert detect_kind(path) == "slack"
+    with pytest.raises(ExportError) as error:
+        list(load_parser("slack")(path))
+    assert str(error.value).startswith("slack.zip is not a Slack export: it has no users.json.")
+
+
 def test_a_zip_cut_short_is_called_incomplete_not_foreign(tmp_path: Path) -> None:
     whole = build_slack(
         tmp_path / "slack.zip", users={"U1": "Alice"}, channels={"c": [("U1", "hi")]}

@@ -41,6 +41,8 @@ _WHATSAPP_LINE = re.compile("^" + WHATSAPP_LINE_START, re.M)
 _SIGEXPORT_MD_LINE = re.compile(r"^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] [^:\n]+: ", re.M)
 _SIGEXPORT_MD_END = re.compile(r"  \r?\n\r?\n\[\d{4}-\d{2}-\d{2} ")
 _MESSENGER_FILE = re.compile(r"(^|/)message_\d+\.json$")
+_SLACK_LISTS = {"channels.json", "groups.json", "dms.json", "mpims.json"}
+_SLACK_DAY = re.compile(r"(^|/)[^/]+/\d{4}-\d{2}-\d{2}\.json$")
 
 
 def load_parser(kind: str) -> Callable[..., Iterator[Record]]:
@@ -125,6 +127,10 @@ def _archive_kind(archive: Archive) -> str | None:
         return "signal_desktop"
     if "chat.db" in base:
         return "imessage"
+    if base & _SLACK_LISTS and any(_SLACK_DAY.search(m) for m in members):
+        # Slack's layout without its users.json: the Slack parser says what is missing, where
+        # "not an export joe can read" left staff guessing.
+        return "slack"
     # Otherwise look inside the first few text files (one chat per file: WhatsApp, Discord,
     # Messenger's end-to-end encrypted chats), shallow ones first.
     texts = [m for m in members if m.endswith((".txt", ".json"))]
