@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from generations.models import (
     Favourite,
@@ -12,8 +13,26 @@ from generations.models import (
 
 @admin.register(GenerationBatch)
 class GenerationBatchAdmin(admin.ModelAdmin):
+    """Batches are started from the site, which queues them (one added here waited forever),
+    and one still generating is cancelled there, not deleted: the worker writing its snippets
+    failed. No bulk delete, which would not ask each batch."""
+
     list_display = ["pk", "run", "status", "progress_done", "progress_total", "created_at"]
     list_filter = ["status"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: GenerationBatch | None = None
+    ) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or not obj.is_active)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
 
 @admin.register(Snippet)

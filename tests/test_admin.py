@@ -151,3 +151,27 @@ def test_the_admin_cannot_bring_back_messages_their_author_deleted(staff_client)
     assert response.status_code == 302, response.context["adminform"].form.errors
     identity.refresh_from_db()
     assert identity.messages_deleted_at is not None
+
+
+def test_runs_and_batches_are_started_on_the_site_and_a_generating_batch_is_not_deleted(
+    staff_client,
+):
+    from generations.models import GenerationBatch
+    from joe_site.jobs import JobStatus
+    from trainer.models import TrainingRun
+
+    assert staff_client.get(reverse("admin:trainer_trainingrun_add")).status_code == 403
+    assert staff_client.get(reverse("admin:generations_generationbatch_add")).status_code == 403
+    run = TrainingRun.objects.create(name="done", status=JobStatus.SUCCEEDED)
+    generating = GenerationBatch.objects.create(run=run, status=JobStatus.RUNNING)
+    done = GenerationBatch.objects.create(run=run, status=JobStatus.SUCCEEDED)
+
+    for batch in (generating, done):
+        staff_client.post(
+            reverse("admin:generations_generationbatch_changelist"),
+            {"action": "delete_selected", "_selected_action": [batch.pk], "post": "yes"},
+        )
+        url = reverse("admin:generations_generationbatch_delete", args=[batch.pk])
+        staff_client.post(url, {"post": "yes"})
+
+    assert list(GenerationBatch.objects.all()) == [generating]

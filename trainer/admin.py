@@ -8,7 +8,8 @@ from trainer.models import TrainingRun
 class TrainingRunAdmin(admin.ModelAdmin):
     """Deletes a run only when its page would (TrainingRun.why_not_deletable): not the active
     model the gallery generates with, nor a run or batch a worker is still writing. No bulk
-    delete, which would not ask each run."""
+    delete, which would not ask each run. Runs are started from the site, which queues them:
+    one added here waited forever."""
 
     list_display = ["name", "base_model", "status", "final_val_loss", "is_active", "created_at"]
     list_filter = ["status", "is_active"]
@@ -21,6 +22,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "resumed_from_step",
         "heartbeat_at",
     ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: TrainingRun | None = None) -> bool:
         allowed = super().has_delete_permission(request, obj)
