@@ -56,12 +56,19 @@ class SpeakerAdmin(admin.ModelAdmin):
 
 @admin.register(Identity)
 class IdentityAdmin(admin.ModelAdmin):
+    """Not deleted here: the row is what remembers that staff excluded someone, or that they
+    deleted their messages (services.delete_export keeps such identities for that reason);
+    deleted, the next upload of the export trained on them again. Exclude them instead."""
+
     list_display = ["display_name", "source_kind", "external_id", "speaker", "excluded", "is_bot"]
     list_filter = ["source_kind", "excluded", "is_bot"]
     list_select_related = ["speaker"]
     search_fields = ["display_name", "external_id"]
     # Set when the friend deletes their messages: cleared here, a re-import brought them back.
     readonly_fields = ["messages_deleted_at"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Identity | None = None) -> bool:
+        return False
 
 
 @admin.register(Conversation)

@@ -175,3 +175,23 @@ def test_runs_and_batches_are_started_on_the_site_and_a_generating_batch_is_not_
         staff_client.post(url, {"post": "yes"})
 
     assert list(GenerationBatch.objects.all()) == [generating]
+
+
+def test_an_excluded_identity_is_not_deleted_from_the_admin(staff_client, tmp_path):
+    from ingest.models import Identity, Message
+    from tests.test_ingest_support import import_path
+
+    path = slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]})
+    import_path(path)
+    alice = Identity.objects.get(external_id="U1")
+    alice.set_excluded(True)
+
+    staff_client.post(reverse("admin:ingest_identity_delete", args=[alice.pk]), {"post": "yes"})
+    staff_client.post(
+        reverse("admin:ingest_identity_changelist"),
+        {"action": "delete_selected", "_selected_action": [alice.pk], "post": "yes"},
+    )
+    import_path(path)  # the same export again: Alice's messages stay out of training
+
+    assert Identity.objects.get(external_id="U1").excluded
+    assert Message.objects.filter(identity__external_id="U1").count() == 1
