@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from generations.models import (
@@ -9,6 +10,7 @@ from generations.models import (
     Snippet,
     Vote,
 )
+from generations.votes import recount
 
 
 @admin.register(GenerationBatch)
@@ -46,8 +48,24 @@ class SnippetAdmin(admin.ModelAdmin):
 
 @admin.register(Vote)
 class VoteAdmin(admin.ModelAdmin):
+    """A vote added, changed or deleted here counts in its snippet's score and ranking, as one
+    cast on the site does (they went stale until the next vote on that snippet)."""
+
     list_display = ["snippet", "user", "value", "created_at"]
     raw_id_fields = ["snippet"]
+
+    def save_model(self, request: HttpRequest, obj: Vote, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        recount({obj.snippet_id, form.initial.get("snippet") or obj.snippet_id})
+
+    def delete_model(self, request: HttpRequest, obj: Vote) -> None:
+        super().delete_model(request, obj)
+        recount([obj.snippet_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Vote]) -> None:
+        snippet_ids = list(queryset.values_list("snippet_id", flat=True))
+        super().delete_queryset(request, queryset)
+        recount(snippet_ids)
 
 
 @admin.register(Favourite)

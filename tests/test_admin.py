@@ -195,3 +195,28 @@ def test_an_excluded_identity_is_not_deleted_from_the_admin(staff_client, tmp_pa
 
     assert Identity.objects.get(external_id="U1").excluded
     assert Message.objects.filter(identity__external_id="U1").count() == 1
+
+
+def test_a_vote_deleted_or_changed_in_the_admin_counts_in_the_score(staff_client, member, ann):
+    from generations.models import Vote
+    from generations.votes import set_vote
+    from tests.builders.snippets import make_snippet
+
+    snippet = make_snippet((ann, "a fake"))
+    set_vote(member=member, snippet_id=snippet.pk, value=1)
+    vote = Vote.objects.get()
+
+    staff_client.post(
+        reverse("admin:generations_vote_change", args=[vote.pk]),
+        {"user": member.pk, "snippet": snippet.pk, "value": "-1",
+         "created_at_0": "2026-01-01", "created_at_1": "12:00:00"},
+    )  # fmt: skip
+    snippet.refresh_from_db()
+    assert (snippet.upvotes, snippet.downvotes, snippet.score) == (0, 1, -1)
+
+    staff_client.post(
+        reverse("admin:generations_vote_changelist"),
+        {"action": "delete_selected", "_selected_action": [vote.pk], "post": "yes"},
+    )
+    snippet.refresh_from_db()
+    assert (Vote.objects.count(), snippet.downvotes, snippet.score) == (0, 0, 0)
