@@ -399,6 +399,18 @@ def test_including_an_opted_out_friend_says_they_stay_out_of_training(
     assert not trainable_messages().filter(identity=on_slack).exists()
 
 
+def test_each_identitys_buttons_say_whose_they_are(staff_client, slack_and_signal):
+    """A screen reader lists a page's buttons: "Exclude, Exclude, Exclude" said nothing of whom."""
+    page = staff_client.get(SPEAKERS).content.decode()
+
+    bob = Identity.objects.get(source_kind="slack", external_id="U2")
+    for action in ("move", "split", "exclude"):
+        button = re.search(rf'<button[^>]*id="{action}-{bob.pk}"[^>]*>', page).group(0)
+        assert f'aria-describedby="identity-{bob.pk}"' in button
+    assert re.search(rf'<td id="identity-{bob.pk}">Bob', page)
+    assert "<th></th>" not in page
+
+
 def test_members_cannot_change_speakers(member_client, slack_and_signal):
     response = member_client.post(
         reverse("ingest:speaker_rename", args=[speaker("Bob").pk]), {"display_name": "X"}
