@@ -205,8 +205,8 @@ def export_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         request_cancel_via_cache(export.pk)
     else:
         services.cancel_import(export)
-    if request.htmx:
-        return _export_page(request, overlay_live_progress(export))
+    if request.htmx:  # the button goes with the swap: the focus goes to the status instead
+        return _export_page(request, overlay_live_progress(export), focus_status=True)
     messages.info(request, "Cancelling the import: nothing of it will be kept.")
     return redirect(export)
 

@@ -141,3 +141,31 @@ def test_a_mistyped_passphrase_is_caught_before_the_upload_and_shown_after_it(
     assert page.get_by_text(CHOOSE_AGAIN).is_visible()
     screenshot(page, "ingest-passphrase-refused")
     assert not Export.objects.exists()
+
+
+def test_the_import_is_read_out_when_it_ends_and_cancel_leaves_the_focus_on_its_status(
+    new_page, staff, tmp_path
+):
+    from tests.test_ingest_support import stored_export
+
+    waiting = stored_export(slack_export(tmp_path / "team.zip", {"general": [("U1", "hi")]}))
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(waiting.get_absolute_url())
+    page.locator("[data-testid=export-status]", has_text="Queued").wait_for()
+
+    services.import_export(export_id=waiting.pk)  # as the worker would, while the page polls
+
+    page.wait_for_function(
+        "document.getElementById('status-announcer').textContent.includes('succeeded')"
+    )
+    assert page.locator("#status-announcer").text_content() == "team.zip: succeeded, 1 new message"
+
+    other = stored_export(slack_export(tmp_path / "more.zip", {"general": [("U2", "yo")]}))
+    page.goto(other.get_absolute_url())
+    page.focus("#export-cancel")
+    page.keyboard.press("Enter")
+    page.locator("[data-testid=export-status]", has_text="Cancelled").wait_for()
+    page.wait_for_function("document.activeElement !== document.body")
+    assert page.evaluate("document.activeElement.contains(document.querySelector("
+                         "'[data-testid=export-status]'))")  # fmt: skip
