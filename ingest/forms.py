@@ -105,6 +105,11 @@ class UploadForm(forms.Form):
         if self.too_big:  # the upload handler dropped the file while it arrived
             self._errors.pop("file", None)
             self.add_error("file", too_big_message(0))
+        # The refused form replaces itself, and the button pressed with it: the focus goes to
+        # the first field to fix (read out with its error), not to the top of the page.
+        first = next((name for name in self.fields if name in self._errors), None)
+        if first is not None:
+            self.fields[first].widget.attrs["data-focus-after-swap"] = ""
 
     def clean(self) -> dict:
         data = super().clean()

@@ -139,6 +139,8 @@ def test_a_mistyped_passphrase_is_caught_before_the_upload_and_shown_after_it(
     page.get_by_text("The passphrase must be the 30 digits").wait_for()
     assert page.locator("input[name=passphrase]").is_visible()
     assert page.get_by_text(CHOOSE_AGAIN).is_visible()
+    # The button pressed went with the form: the focus is on the field to fix, not the page top.
+    page.wait_for_function("document.activeElement.name === 'passphrase'")
     screenshot(page, "ingest-passphrase-refused")
     assert not Export.objects.exists()
 
