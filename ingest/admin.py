@@ -70,6 +70,17 @@ class IdentityAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Identity | None = None) -> bool:
         return False
 
+    def save_model(self, request: HttpRequest, obj: Identity, form, change: bool) -> None:
+        """A move to another speaker goes through Identity.assign_to, as on the Speakers page:
+        the speaker it moves to remembers the one it left (runs trained on that one learnt
+        from this friend, and an opt-out must flag them)."""
+        if not change or "speaker" not in form.changed_data:
+            return super().save_model(request, obj, form, change)
+        target = obj.speaker
+        obj.speaker_id = form.initial.get("speaker")
+        super().save_model(request, obj, form, change)
+        obj.assign_to(target)
+
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):

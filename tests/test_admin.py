@@ -220,3 +220,24 @@ def test_a_vote_deleted_or_changed_in_the_admin_counts_in_the_score(staff_client
     )
     snippet.refresh_from_db()
     assert (Vote.objects.count(), snippet.downvotes, snippet.score) == (0, 0, 0)
+
+
+def test_an_identity_moved_in_the_admin_is_remembered_by_its_new_speaker(staff_client):
+    from ingest.models import Identity, Speaker
+
+    sam = Speaker.objects.create(display_name="Sam", slug="sam")
+    samuel = Speaker.objects.create(display_name="Samuel", slug="samuel")
+    identity = Identity.objects.create(
+        source_kind="slack", external_id="U3", display_name="sam", speaker=sam
+    )
+
+    response = staff_client.post(
+        reverse("admin:ingest_identity_change", args=[identity.pk]),
+        {"source_kind": "slack", "external_id": "U3", "display_name": "sam",
+         "speaker": samuel.pk, "created_at_0": "2026-01-01", "created_at_1": "12:00:00"},
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    identity.refresh_from_db()
+    samuel.refresh_from_db()
+    assert identity.speaker == samuel and sam.pk in samuel.former_ids
