@@ -116,6 +116,8 @@ def test_a_dropped_file_over_the_limit_is_refused_before_uploading(new_page, sta
     page.dispatch_event("[data-dropzone]", "drop", {"dataTransfer": drop})
 
     assert "more than the 1.0 KB limit" in page.locator("[data-file-info]").inner_text()
+    # Read out as it appears: the button it disables can't be reached to ask why.
+    assert page.locator("[data-file-info]").get_attribute("aria-live") == "polite"
     assert page.locator("button[type=submit].primary").is_disabled()
     assert page.locator("input[name=passphrase]").is_visible()  # a .backup is a Signal backup
 
