@@ -1,7 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
+from accounts import consent
 from ingest.models import Conversation, Export, Identity, Message, Speaker
 
 
@@ -31,17 +32,18 @@ class ExportAdmin(admin.ModelAdmin):
 @admin.register(Speaker)
 class SpeakerAdmin(admin.ModelAdmin):
     """Consent is the friend's own (their Me page), and the slug is how trained models know the
-    speaker: the admin shows them but changes neither. Nor does it delete a speaker, which took
-    the snippets in their voice with it and forgot their opt-out (the next import of their
-    name made a new, trainable speaker): the Speakers page merges them instead."""
+    speaker: the admin shows them but changes neither, except that staff may opt out a friend
+    who asked them to (as the friend would: runs trained on them flagged, links revoked); only
+    the friend opts back in. Nor does it delete a speaker, which took the snippets in their
+    voice with it and forgot their opt-out (the next import of their name made a new,
+    trainable speaker): the Speakers page merges them instead."""
 
     list_display = ["display_name", "slug", "member", "opted_out", "game_opt_in"]
     list_select_related = ["member"]  # nullable: Django's own select_related() leaves it out
     search_fields = ["display_name", "slug"]
     prepopulated_fields = {"slug": ["display_name"]}
     readonly_fields = [
-        "opted_out", "opted_out_at", "opted_out_by", "messages_deleted_at", "game_opt_in",
-        "former_ids",
+        "opted_out_at", "opted_out_by", "messages_deleted_at", "game_opt_in", "former_ids",
     ]  # fmt: skip
 
     def get_readonly_fields(self, request: HttpRequest, obj: Speaker | None = None) -> list[str]:
@@ -52,6 +54,15 @@ class SpeakerAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Speaker | None = None) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: Speaker, form, change: bool) -> None:
+        changed = change and "opted_out" in form.changed_data
+        if changed and not obj.opted_out:
+            obj.opted_out = True
+            messages.warning(request, f"{obj} stays opted out: only they opt back in (Me page).")
+        super().save_model(request, obj, form, change)
+        if changed and obj.opted_out:
+            consent.set_opted_out(speaker=obj, opted_out=True)
 
 
 @admin.register(Identity)

@@ -241,3 +241,26 @@ def test_an_identity_moved_in_the_admin_is_remembered_by_its_new_speaker(staff_c
     identity.refresh_from_db()
     samuel.refresh_from_db()
     assert identity.speaker == samuel and sam.pk in samuel.former_ids
+
+
+def test_staff_may_opt_out_a_friend_in_the_admin_as_the_friend_would(staff_client):
+    from generations.models import ShareLink
+    from ingest.models import Speaker
+    from joe_site.jobs import JobStatus
+    from tests.builders.snippets import make_snippet
+    from trainer.models import TrainingRun
+
+    cy = Speaker.objects.create(display_name="Cy", slug="cy")
+    run = TrainingRun.objects.create(name="r", status=JobStatus.SUCCEEDED, speaker_ids=[cy.pk])
+    link = ShareLink.objects.create(snippet=make_snippet((cy, "a fake")))
+
+    staff_client.post(
+        reverse("admin:ingest_speaker_change", args=[cy.pk]),
+        {"display_name": "Cy", "slug": "cy", "member": "", "opted_out": "on",
+         "created_at_0": "2026-01-01", "created_at_1": "12:00:00"},
+    )  # fmt: skip
+
+    cy.refresh_from_db()
+    assert cy.opted_out and cy.opted_out_at is not None
+    assert TrainingRun.objects.get(pk=run.pk).needs_retrain
+    assert ShareLink.objects.get(pk=link.pk).revoked_at is not None
