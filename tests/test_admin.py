@@ -264,3 +264,22 @@ def test_staff_may_opt_out_a_friend_in_the_admin_as_the_friend_would(staff_clien
     assert cy.opted_out and cy.opted_out_at is not None
     assert TrainingRun.objects.get(pk=run.pk).needs_retrain
     assert ShareLink.objects.get(pk=link.pk).revoked_at is not None
+
+
+def test_deleting_a_chat_in_the_admin_counts_its_messages_instead_of_listing_them(
+    staff_client, tmp_path
+):
+    from ingest.models import Conversation, Message
+    from tests.test_ingest_support import import_path
+
+    lines = [("U1", f"private {n}") for n in range(300)]
+    import_path(slack_export(tmp_path / "s.zip", {"secret": lines, "general": [("U2", "hi")]}))
+    secret = Conversation.objects.get(title__contains="secret")
+    url = reverse("admin:ingest_conversation_delete", args=[secret.pk])
+
+    page = staff_client.get(url).content.decode()
+
+    assert "private 1" not in page and "300" in page
+    assert staff_client.post(url, {"post": "yes"}).status_code == 302
+    assert not Conversation.objects.filter(pk=secret.pk).exists()
+    assert list(Message.objects.values_list("text", flat=True)) == ["hi"]
