@@ -107,6 +107,14 @@ def test_the_image_leaves_secrets_and_private_data_out():
     assert "chown -R joe /data" in dockerfile and "mkdir -p /data/models" in dockerfile
 
 
+def test_git_leaves_the_env_file_and_private_data_out():
+    """The README has a stranger put SECRET_KEY and POSTGRES_PASSWORD into .env in the checkout:
+    a `git add .` must not commit them."""
+    ignored = (ROOT / ".gitignore").read_text().split()
+    for path in (".env", "data/", ".venv/"):
+        assert path in ignored, path
+
+
 def test_the_image_collects_static_files_as_production_reads_them(tmp_path):
     """With DEBUG=0 the site serves hashed names from a manifest: collectstatic run with DEBUG=1
     writes none, and every page is then a 500."""
