@@ -8,13 +8,15 @@ from django.core.management import call_command
 
 from generations.models import GenerationBatch, Snippet
 from ingest.models import Export, Message, Speaker
+from joe_site.jobs import JobStatus
+from joe_site.management.commands import load_demo
 from tests.test_ingest_support import use_tmp_upload_dir
 from tests.test_trainer_runs import models_dir, tiny_base  # noqa: F401 - fixtures
 from trainer.models import TrainingRun
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_quick_demo_fills_the_gallery_and_reruns_reuse_it(
     settings,
     tmp_path,
@@ -43,3 +45,26 @@ def test_quick_demo_fills_the_gallery_and_reruns_reuse_it(
     assert (Message.objects.count(), TrainingRun.objects.count()) == counts[:2]
     assert GenerationBatch.objects.count() == counts[2]
     assert Export.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_full_demo_after_the_quick_one_trains_its_own_model(monkeypatch, staff):
+    finished = {"status": JobStatus.SUCCEEDED, "checkpoint_dir": "models/demo"}
+    tiny = TrainingRun.objects.create(name="Demo (tiny)", base_model="tiny", **finished)
+    started = []
+
+    def start_run(**fields):  # a worker that finishes at once
+        started.append(fields["base_model"])
+        return TrainingRun.objects.create(
+            name=fields["name"], base_model=fields["base_model"], **finished
+        )
+
+    monkeypatch.setattr(load_demo, "start_run", start_run)
+    command = load_demo.Command()
+    command.timeout = 1
+
+    full = command.train(load_demo.FULL, staff, retrain=False)
+    assert full.base_model == "smollm2-135m" and started == ["smollm2-135m"]
+    assert command.train(load_demo.QUICK, staff, retrain=False) == tiny
+    assert command.train(load_demo.FULL, staff, retrain=False) == full
+    assert started == ["smollm2-135m"]

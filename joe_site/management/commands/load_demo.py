@@ -103,7 +103,9 @@ class Command(BaseCommand):
         return self.wait(Export, export.pk, "import")
 
     def train(self, plan: dict, admin, *, retrain: bool) -> TrainingRun:
-        demo_runs = TrainingRun.objects.filter(name__startswith="Demo")
+        # This plan's own demo run: the full demo after a quick one trains SmolLM2, it does not
+        # reuse the tiny model.
+        demo_runs = TrainingRun.objects.filter(name=f"Demo ({plan['base_model']})")
         run = demo_runs.filter(status__in=ACTIVE_STATUSES).first()
         if run is None and not retrain:
             run = demo_runs.filter(status=JobStatus.SUCCEEDED).first()
