@@ -13,6 +13,7 @@ from joe_site.management.commands import load_demo
 from tests.test_ingest_support import use_tmp_upload_dir
 from tests.test_trainer_runs import models_dir, tiny_base  # noqa: F401 - fixtures
 from trainer.models import TrainingRun
+from trainer.services import resolved_hyperparameters
 
 
 @pytest.mark.slow
@@ -68,3 +69,12 @@ def test_full_demo_after_the_quick_one_trains_its_own_model(monkeypatch, staff):
     assert command.train(load_demo.QUICK, staff, retrain=False) == tiny
     assert command.train(load_demo.FULL, staff, retrain=False) == full
     assert started == ["smollm2-135m"]
+
+
+@pytest.mark.parametrize("plan", [load_demo.QUICK, load_demo.FULL], ids=["quick", "full"])
+def test_demo_spends_its_time_training_not_evaluating(plan):
+    """Each evaluation reads the held-out set: together they read fewer tokens than training."""
+    hp = resolved_hyperparameters(plan["hyperparameters"])
+    evaluations = hp["max_steps"] // hp["eval_every"] + 1  # and the base model's, first
+    trained = hp["max_steps"] * hp["batch_size"] * hp["window_len"]
+    assert evaluations * hp["val_max_tokens"] < trained
