@@ -3,6 +3,8 @@ real worker. Re-running it reuses everything."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.management import call_command
 
@@ -78,3 +80,25 @@ def test_demo_spends_its_time_training_not_evaluating(plan):
     evaluations = hp["max_steps"] // hp["eval_every"] + 1  # and the base model's, first
     trained = hp["max_steps"] * hp["batch_size"] * hp["window_len"]
     assert evaluations * hp["val_max_tokens"] < trained
+
+
+@pytest.mark.django_db
+def test_rerun_says_where_to_watch_the_run_it_waits_for(monkeypatch, staff):
+    """A run left by a demo stopped with Ctrl-C resumes: the terminal points at its page."""
+    run = TrainingRun.objects.create(
+        name="Demo (tiny)", base_model="tiny", status=JobStatus.RUNNING
+    )
+
+    def worker_finishes(seconds):
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=JobStatus.SUCCEEDED, checkpoint_dir="models/demo"
+        )
+
+    monkeypatch.setattr(load_demo.time, "sleep", worker_finishes)
+    out = io.StringIO()
+    command = load_demo.Command(stdout=out)
+    command.timeout = 5
+
+    assert command.train(load_demo.QUICK, staff, retrain=False) == run
+    assert f"Training Demo (tiny) (watch it on /trainer/{run.pk}/)..." in out.getvalue()
+    assert TrainingRun.objects.count() == 1

@@ -108,8 +108,7 @@ class Command(BaseCommand):
                     uploaded_by=admin,
                 )
             queue_import(export=export)
-            self.stdout.write(f"Importing {name} (watch it on {export.get_absolute_url()})...")
-        return self.wait(Export, export.pk, "import")
+        return self.wait(Export, export.pk, "import", doing=f"Importing {name}")
 
     def train(self, plan: dict, admin, *, retrain: bool) -> TrainingRun:
         # This plan's own demo run: the full demo after a quick one trains SmolLM2, it does not
@@ -126,8 +125,7 @@ class Command(BaseCommand):
                 created_by=admin,
                 activate_on_success=True,
             )
-            self.stdout.write(f"Training {run.name} (watch it on {run.get_absolute_url()})...")
-        run = self.wait(TrainingRun, run.pk, "training run")
+        run = self.wait(TrainingRun, run.pk, "training run", doing=f"Training {run.name}")
         if not TrainingRun.active():
             run.make_active()
         return run
@@ -148,15 +146,20 @@ class Command(BaseCommand):
                 base_seed=1234,
                 created_by=admin,
             )
-            self.stdout.write(f"Generating a batch (watch it on {batch.get_absolute_url()})...")
-        return self.wait(GenerationBatch, batch.pk, "generation batch")
+        return self.wait(GenerationBatch, batch.pk, "generation batch", doing="Generating a batch")
 
-    def wait(self, model, pk: int, what: str):
+    def wait(self, model, pk: int, what: str, *, doing: str):
+        """Wait for the row's job; while it is not done, say once where to watch it (a job left
+        by an earlier run of the demo too, resuming or still queued)."""
         deadline = time.monotonic() + self.timeout
+        announced = False
         while True:
             row = model.objects.get(pk=pk)
             if row.status == JobStatus.SUCCEEDED:
                 return row
+            if not announced and row.status in ACTIVE_STATUSES:
+                self.stdout.write(f"{doing} (watch it on {row.get_absolute_url()})...")
+                announced = True
             if row.status in (JobStatus.FAILED, JobStatus.CANCELLED):
                 raise CommandError(f"The demo {what} {row.status}: {row.error or 'cancelled'}")
             if time.monotonic() > deadline:
