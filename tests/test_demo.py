@@ -102,3 +102,21 @@ def test_rerun_says_where_to_watch_the_run_it_waits_for(monkeypatch, staff):
     assert command.train(load_demo.QUICK, staff, retrain=False) == run
     assert f"Training Demo (tiny) (watch it on /trainer/{run.pk}/)..." in out.getvalue()
     assert TrainingRun.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_rerun_generates_again_after_the_demo_batch_was_cancelled(monkeypatch, staff):
+    run = TrainingRun.objects.create(
+        name="Demo (tiny)", status=JobStatus.SUCCEEDED, checkpoint_dir="models/demo"
+    )
+    GenerationBatch.objects.create(run=run, status=JobStatus.CANCELLED)
+
+    def start_batch(**fields):  # a worker that finishes at once
+        return GenerationBatch.objects.create(run=fields["run"], status=JobStatus.SUCCEEDED)
+
+    monkeypatch.setattr(load_demo, "start_batch", start_batch)
+    command = load_demo.Command()
+    command.timeout = 1
+
+    assert command.generate(load_demo.QUICK, staff, run).status == JobStatus.SUCCEEDED
+    assert GenerationBatch.objects.count() == 2

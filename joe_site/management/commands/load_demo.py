@@ -62,6 +62,8 @@ QUICK = {
     "per_speaker": 3,
     "conversations_to_generate": 1,
 }
+# A demo job that ended so (an import or a batch cancelled from its page, say) starts again.
+GAVE_UP = (JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class Command(BaseCommand):
@@ -97,7 +99,7 @@ class Command(BaseCommand):
                 path, speakers=plan["speakers"], max_conversations=plan["conversations"]
             )
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        export = Export.objects.filter(sha256=digest).exclude(status=JobStatus.FAILED).first()
+        export = Export.objects.filter(sha256=digest).exclude(status__in=GAVE_UP).first()
         if export is None:
             with path.open("rb") as handle:
                 export = create_export(
@@ -131,7 +133,7 @@ class Command(BaseCommand):
         return run
 
     def generate(self, plan: dict, admin, run: TrainingRun) -> GenerationBatch:
-        batch = GenerationBatch.objects.filter(run=run).exclude(status=JobStatus.FAILED).first()
+        batch = GenerationBatch.objects.filter(run=run).exclude(status__in=GAVE_UP).first()
         if batch is None:
             speakers = trainable_speakers().filter(pk__in=run.speaker_ids)
             batch = start_batch(
@@ -160,7 +162,7 @@ class Command(BaseCommand):
             if not announced and row.status in ACTIVE_STATUSES:
                 self.stdout.write(f"{doing} (watch it on {row.get_absolute_url()})...")
                 announced = True
-            if row.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            if row.status in GAVE_UP:
                 raise CommandError(f"The demo {what} {row.status}: {row.error or 'cancelled'}")
             if time.monotonic() > deadline:
                 raise CommandError(
