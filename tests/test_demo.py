@@ -4,9 +4,10 @@ real worker. Re-running it reuses everything."""
 from __future__ import annotations
 
 import io
+import sys
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from generations.models import GenerationBatch, Snippet
 from ingest.models import Export, Message, Speaker
@@ -120,3 +121,14 @@ def test_rerun_generates_again_after_the_demo_batch_was_cancelled(monkeypatch, s
 
     assert command.generate(load_demo.QUICK, staff, run).status == JobStatus.SUCCEEDED
     assert GenerationBatch.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_screenshots_after_the_demo_alone_say_what_they_need(monkeypatch):
+    """bin/demo installs the site without the test tools; the README sends its visitor on to
+    `manage.py screenshots`, which takes them with Playwright."""
+    TrainingRun.objects.create(name="Demo (tiny)", status=JobStatus.SUCCEEDED)
+    monkeypatch.setenv("JOE_ADMIN_PASSWORD", "printed-by-the-demo")
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # not installed
+    with pytest.raises(CommandError, match="bin/test installs both"):
+        call_command("screenshots")

@@ -21,6 +21,16 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="admin")
 
     def handle(self, *args, base_url: str, out: str, username: str, **options):
+        # bin/demo installs the site alone; Playwright and Chromium are the test tools.
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            sync_playwright = None
+        if sync_playwright is None or not Path(CHROMIUM).exists():
+            raise CommandError(
+                "Screenshots need Playwright and Debian's chromium: bin/test installs both "
+                "(or bin/setup --dev, then apt-get install chromium)."
+            )
         password_file = settings.DATA_DIR / "admin-password"
         password = os.environ.get("JOE_ADMIN_PASSWORD") or (
             password_file.read_text().strip() if password_file.exists() else ""
@@ -30,8 +40,6 @@ class Command(BaseCommand):
         run = TrainingRun.active() or TrainingRun.objects.filter(status="succeeded").first()
         if run is None:
             raise CommandError("No finished training run yet: let the demo finish first.")
-        from playwright.sync_api import sync_playwright
-
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as playwright:
