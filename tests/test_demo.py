@@ -3,8 +3,13 @@ real worker. Re-running it reuses everything."""
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+import socket
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -132,3 +137,42 @@ def test_screenshots_after_the_demo_alone_say_what_they_need(monkeypatch):
     monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # not installed
     with pytest.raises(CommandError, match="bin/test installs both"):
         call_command("screenshots")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_second_demo_on_the_same_data_folder_starts_nothing(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    # The port is taken too: were the demo to go on, its web server would stop it at once.
+    with socket.socket() as taken, (data / "demo.lock").open("a") as first_demo:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env.update(JOE_DATA_DIR=str(data), JOE_BIND=f"127.0.0.1:{taken.getsockname()[1]}")
+        fcntl.flock(first_demo, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = subprocess.run(
+            [ROOT / "bin" / "demo", "--quick"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert "a demo is already running on" in result.stderr
+    assert not (data / "logs").exists()  # no worker was started
+
+
+def test_a_fresh_demo_keeps_its_data_folder_to_its_user(tmp_path):
+    """The folder holds the chat database, uploads and models: made by bin/demo or by settings,
+    it is the user's alone."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    with socket.socket() as taken:  # the web server cannot start: the demo stops there
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env.update(JOE_DATA_DIR=str(data), JOE_BIND=f"127.0.0.1:{taken.getsockname()[1]}")
+        result = subprocess.run(
+            [ROOT / "bin" / "demo", "--quick"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert "the web server did not start" in result.stderr
+    assert data.stat().st_mode & 0o777 == 0o700
