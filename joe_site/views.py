@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from accounts.models import SpeakerClaim
 from generations.models import Snippet
 from ingest.models import Export, Message, Speaker
 from trainer.models import TrainingRun
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    staff = request.user.is_staff
+    pending = SpeakerClaim.objects.filter(status=SpeakerClaim.Status.PENDING)
     context = {
         "speaker_count": Speaker.objects.count(),
         "message_count": Message.objects.count(),
@@ -27,6 +30,12 @@ def home(request: HttpRequest) -> HttpResponse:
         "active_run": TrainingRun.active(),
         "recent_exports": Export.objects.all()[:5] if request.user.is_staff else [],
         "recent_runs": TrainingRun.objects.all()[:5] if request.user.is_staff else [],
+        # Claims wait on a page of the Staff menu: say so where staff land.
+        "pending_claims": pending.count() if staff else 0,
+        # A friend who just joined controls their voice only once linked to their speaker.
+        "unlinked": not staff
+        and not Speaker.objects.filter(member=request.user).exists()
+        and not pending.filter(member=request.user).exists(),
     }
     return render(request, "home.html", context)
 

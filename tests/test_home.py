@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.models import Export
+from accounts.models import SpeakerClaim
+from ingest.models import Export, Speaker
 
 pytestmark = pytest.mark.django_db
 
@@ -22,3 +23,20 @@ def test_staff_getting_started_steps_and_recent_jobs_are_links(staff_client, sta
 def test_members_see_no_staff_steps(member_client):
     html = member_client.get("/").content.decode()
     assert "Getting started" not in html and 'href="/ingest/"' not in html
+
+
+def test_staff_are_told_a_friend_asks_to_be_linked(staff_client, member):
+    speaker = Speaker.objects.create(display_name="Bob", slug="bob")
+    SpeakerClaim.objects.create(member=member, speaker=speaker)
+
+    html = staff_client.get("/").content.decode()
+
+    assert '<a href="/accounts/claims/">1 member asks to be linked to a speaker</a>' in html
+
+
+def test_a_friend_who_just_joined_is_asked_which_speaker_they_are(member_client, member):
+    assert "Link your account to your voice" in member_client.get("/").content.decode()
+
+    speaker = Speaker.objects.create(display_name="Bob", slug="bob")
+    SpeakerClaim.objects.create(member=member, speaker=speaker)  # asked: staff decide now
+    assert "Which speaker are you?" not in member_client.get("/").content.decode()
