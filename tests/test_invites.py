@@ -44,6 +44,17 @@ def test_friend_signs_up_once_with_an_invite(client, staff):
     assert client.get("/").status_code == 200
 
 
+def test_staff_who_open_their_own_invite_link_are_told_it_is_for_the_friend(staff_client, staff):
+    invite = Invite.objects.create(created_by=staff, note="Carol")
+
+    html = staff_client.get(f"/accounts/signup/{invite.token}/").content.decode()
+
+    assert "You are logged in as <bdi>staff</bdi>." in html
+    assert "would use it up and log you out" in html
+    invite.refresh_from_db()
+    assert invite.state == "open"
+
+
 def test_used_invite_is_refused(client, staff):
     invite = Invite.objects.create(created_by=staff)
     signup(client, invite)
