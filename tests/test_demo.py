@@ -1,5 +1,5 @@
-"""The README's demo, quick variant: real chat messages → ingest → training → a first batch, on a
-real worker. Re-running it reuses everything."""
+"""The README's demo: the quick variant end to end on a real worker (real chat messages → ingest →
+training → a first batch; re-running it reuses everything), what load_demo reuses, and bin/demo."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from tests.test_ingest_support import use_tmp_upload_dir
 from tests.test_trainer_runs import models_dir, tiny_base  # noqa: F401 - fixtures
 from trainer.models import TrainingRun
 from trainer.services import resolved_hyperparameters
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
@@ -139,9 +141,6 @@ def test_screenshots_after_the_demo_alone_say_what_they_need(monkeypatch):
         call_command("screenshots")
 
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 def test_a_second_demo_on_the_same_data_folder_starts_nothing(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -176,3 +175,19 @@ def test_a_fresh_demo_keeps_its_data_folder_to_its_user(tmp_path):
         )  # fmt: skip
     assert "the web server did not start" in result.stderr
     assert data.stat().st_mode & 0o777 == 0o700
+
+
+def test_demo_help_says_the_options_and_starts_nothing(tmp_path):
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    with socket.socket() as taken:  # were it to start the site, it would stop there
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env.update(JOE_DATA_DIR=str(data), JOE_BIND=f"127.0.0.1:{taken.getsockname()[1]}")
+        result = subprocess.run(
+            [ROOT / "bin" / "demo", "--help"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--quick" in result.stdout and "JOE_BIND" in result.stdout
+    assert not data.exists()
