@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,21 @@ def test_compose_web_is_for_the_local_proxy_and_workers_keep_their_names():
         test = services[name]["healthcheck"]["test"]
         # $HOSTNAME needs a shell: the exec form would ping a worker literally named so.
         assert test[0] == "CMD-SHELL" and "$$HOSTNAME" in test[1]
+
+
+def test_setup_with_another_python_says_it_needs_3_11(tmp_path):
+    checkout = tmp_path / "joe"
+    for folder in ("bin", "requirements"):
+        shutil.copytree(ROOT / folder, checkout / folder)
+    python = tmp_path / "python3.13"  # too new for the pinned torch; it does nothing else here
+    python.write_text('#!/bin/sh\necho "python3.13 $*" >&2\nexit 1\n')
+    python.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(python)}
+
+    result = subprocess.run(
+        [checkout / "bin" / "setup"], cwd=checkout, env=env, capture_output=True, text=True
+    )
+
+    assert result.returncode == 1
+    assert "joe: needs Python 3.11" in result.stderr and str(python) in result.stderr
+    assert not (checkout / ".venv").exists()
