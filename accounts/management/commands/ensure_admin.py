@@ -32,6 +32,9 @@ class Command(BaseCommand):
             password = password_file.read_text().strip()
         else:
             password_file.unlink(missing_ok=True)
-            self.stdout.write(f"Admin account '{username}' exists (its password was changed).")
+            self.stdout.write(
+                f"Admin account '{username}' exists (its password was changed; forgotten, "
+                f"`.venv/bin/python manage.py changepassword {username}` sets a new one)."
+            )
             return
         self.stdout.write(self.style.SUCCESS(f"Log in as '{username}' with password: {password}"))
