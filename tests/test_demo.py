@@ -6,9 +6,11 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,57 @@ def test_demo_help_says_the_options_and_starts_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "--quick" in result.stdout and "JOE_BIND" in result.stdout
     assert not data.exists()
+
+
+def processes_on(data: Path) -> list[int]:
+    """The processes started with this data folder (bin/demo's servers)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"JOE_DATA_DIR={data}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def lock_is_free(data: Path) -> bool:
+    """bin/demo's lock: held until the script and everything it started have exited."""
+    with (data / "demo.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_while_the_demo_stops_leaves_nothing_running(tmp_path):
+    """The first Ctrl-C gives the servers 10 s; a worker stopped mid-task can hang there, and a
+    second Ctrl-C ended the script before it, leaving that worker behind for good."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env.update(JOE_DATA_DIR=str(data), JOE_BIND=f"127.0.0.1:{port}")
+    demo = subprocess.Popen(
+        [ROOT / "bin" / "demo", "--quick"], cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        for line in demo.stdout:  # the default worker is busy importing from here on
+            if line.startswith("Importing"):
+                break
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C
+        time.sleep(2)
+        os.killpg(demo.pid, signal.SIGINT)  # and again, while it stops
+        demo.wait(timeout=30)
+        # Gone with it, not left stopping (or hanging) on their own.
+        assert not processes_on(data), "a server of the demo outlived it"
+        assert lock_is_free(data)
+    finally:
+        for pid in processes_on(data):
+            os.kill(pid, signal.SIGKILL)
+        demo.wait(timeout=30)
