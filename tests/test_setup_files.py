@@ -112,8 +112,16 @@ def test_git_leaves_the_env_file_and_private_data_out():
     """The README has a stranger put SECRET_KEY and POSTGRES_PASSWORD into .env in the checkout:
     a `git add .` must not commit them."""
     ignored = (ROOT / ".gitignore").read_text().split()
-    for path in (".env", "data/", ".venv/"):
+    for path in (".env", "data/"):
         assert path in ignored, path
+
+
+def test_git_leaves_a_virtualenv_out_even_when_it_is_a_symlink():
+    """A second checkout sharing the first's virtualenv links to it: with `.venv/` (folders
+    only) `git add -A` committed the link, and checking that commit out in the first checkout
+    deleted the real virtualenv. A pattern without the slash matches the link too."""
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert ".venv" in ignored
 
 
 def test_the_image_collects_static_files_as_production_reads_them(tmp_path):
