@@ -116,12 +116,13 @@ class Export(Job):
             return False
         if self.status not in (JobStatus.FAILED, JobStatus.CANCELLED) or not self.has_file:
             return False
-        # A damaged, cut-off or foreign file fails the same way every time: the error says to
-        # upload it again instead.
-        from ingest.parsers.signal_crypto import CORRUPTED, NOT_A_BACKUP, TRUNCATED
+        if self.status == JobStatus.CANCELLED:
+            return True
+        # A damaged, empty or foreign file fails the same way every time: its error says what
+        # to upload instead.
+        from ingest.services import retry_helps  # services imports this module
 
-        damaged = tuple(message.split("{")[0] for message in (CORRUPTED, TRUNCATED, NOT_A_BACKUP))
-        return not self.error.startswith(damaged)
+        return retry_helps(self.error)
 
     def earlier_import(self) -> Export | None:
         """The first successful import of the same file (same sha256), if this is a re-upload."""

@@ -65,6 +65,8 @@ QUEUE_DOWN = (
 )
 FILE_GONE = "The uploaded file is no longer on the server, so there is nothing to import."
 NOT_SUPPORTED_YET = "joe cannot read {label} files yet."
+# Said of a file read as the kind its uploader picked, which looks like another kind.
+READ_AS_OTHER = "It looks like {label} instead: pick that kind and import it again."
 STILL_RUNNING = "This export is still being imported: cancel the import first."
 # An identity whose person deleted their messages, in CorpusWriter.identity_ids: skip them.
 ERASED = -1
@@ -311,8 +313,9 @@ def import_export(
                 reporter.stop()
                 writer.save_summary(note=reporter.snapshot().note)
     except ExportError as error:
-        export.mark_failed(_as_uploaded(str(error), export, path))
         export.refresh_from_db()
+        message = " ".join(filter(None, [str(error), _read_as_other(export, path)]))
+        export.mark_failed(_as_uploaded(message, export, path))
         if not export.can_retry and not export.keep_file:
             export.delete_file()  # damaged or foreign: no retry will ever read it
     except ImportCancelled:
@@ -368,6 +371,40 @@ def _as_uploaded(message: str, export: Export, path: str | Path | None) -> str:
     if stored and stored != export.original_name:
         message = message.replace(stored, export.original_name)
     return message
+
+
+def retry_helps(error: str) -> bool:
+    """Whether a failed import's ``error`` is one a retry can mend (a passphrase, whose the
+    export is, the kind it is read as, a queue or worker that is back). The rest are the file's
+    own: its upload is deleted at once, as no retry would ever read it."""
+    from ingest.parsers import signal_crypto  # protobuf and cryptography, only for this
+
+    mendable = (
+        signal_crypto.WRONG_KEY,
+        signal_crypto.NOT_30_DIGITS,
+        signal_crypto.UNSUPPORTED_VERSION.split("{")[0],  # a later joe may read it
+        NEEDS_OWNER.split("{kind}")[1][:40],
+        READ_AS_OTHER.split("{label}")[1],
+        SIGNAL_KEY_GONE,
+        QUEUE_DOWN,
+        INTERNAL_ERROR,
+    )
+    return any(part in error for part in mendable)
+
+
+def _read_as_other(export: Export, path: str | Path | None) -> str:
+    """For an upload read as the kind picked for it, that fails as such: the kind it looks
+    like instead, in a sentence, if any."""
+    if path is not None or not export.kind or not export.has_file:
+        return ""
+    try:
+        kind = detect_kind(export.file.path)
+    except ExportError:
+        return ""
+    if kind == export.kind:
+        return ""
+    label = SourceKind(kind).label
+    return READ_AS_OTHER.format(label=f"an {label}" if label[0] in "AEIOUi" else f"a {label}")
 
 
 def _upload_path(export: Export) -> Path:

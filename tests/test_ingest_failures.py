@@ -43,7 +43,30 @@ def test_an_error_names_the_uploaded_file_not_its_name_in_storage(tmp_path):
 
     assert export.status == JobStatus.FAILED
     assert export.error.startswith("slack.zip is not a Slack export: it has no users.json.")
-    assert export.has_file  # a retry can read it (with another kind, say)
+    assert not export.can_retry and not export.has_file  # no retry can read it
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind"),
+    [
+        ("result.json", '{"name": "Chat", "messages": [', "telegram"),  # malformed JSON
+        ("photo.jpg", "\xff\xd8\xff\xe0 not a chat", ""),  # not an export at all
+        ("signal.backup", "not a backup", "signal"),
+    ],
+)
+def test_a_file_no_retry_can_read_is_not_offered_a_retry_nor_kept(
+    tmp_path, staff_client, name, content, kind
+):
+    path = tmp_path / name
+    path.write_text(content)
+    export = stored_export(path, kind=kind)
+
+    export = services.import_export(export_id=export.pk, passphrase=PASSPHRASE)
+
+    assert export.status == JobStatus.FAILED and export.error
+    assert not export.can_retry and not export.has_file
+    page = staff_client.get(export.get_absolute_url()).content.decode()
+    assert "Try again" not in page and "Import again" not in page
 
 
 @pytest.mark.parametrize(
@@ -111,6 +134,9 @@ def test_a_file_read_as_the_wrong_kind_can_be_retried_as_another(
     path = slack_export(tmp_path / "slack.zip", {"general": [("U1", "hi")]})
     export = services.import_export(export_id=stored_export(path, kind="whatsapp").pk)
     assert export.status == JobStatus.FAILED and export.can_retry
+    assert export.error.endswith(
+        "It looks like a Slack export instead: pick that kind and import it again."
+    )
     url = reverse("ingest:export_retry", args=[export.pk])
     page = staff_client.get(export.get_absolute_url()).content.decode()
     assert 'name="kind"' in page and "Read it as" in page
@@ -151,7 +177,9 @@ def test_files_of_old_failed_imports_are_deleted_unless_kept(tmp_path, settings,
     long_ago = timezone.now() - timedelta(days=8)
     old = stored_export(path, status=JobStatus.FAILED, finished_at=long_ago)
     kept = stored_export(path, status=JobStatus.CANCELLED, finished_at=long_ago, keep_file=True)
-    recent = stored_export(path, status=JobStatus.FAILED, finished_at=timezone.now())
+    recent = stored_export(
+        path, status=JobStatus.FAILED, finished_at=timezone.now(), error=services.QUEUE_DOWN
+    )
     done = stored_export(path, status=JobStatus.SUCCEEDED, finished_at=long_ago, keep_file=True)
     page = staff_client.get(recent.get_absolute_url()).content.decode()
     until = (recent.finished_at + timedelta(days=7)).strftime("%-d %b %Y")
