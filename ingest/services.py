@@ -64,6 +64,9 @@ QUEUE_DOWN = (
     "Check that it is running, then try again."
 )
 FILE_GONE = "The uploaded file is no longer on the server, so there is nothing to import."
+# Every parser's sentence for a file with no message in it (its parser may not say so itself:
+# a Signal backup of a phone that never chatted has all its tables, and no rows).
+NO_MESSAGES = "{name} contains no messages."
 NOT_SUPPORTED_YET = "joe cannot read {label} files yet."
 # Said of a file read as the kind its uploader picked, which looks like another kind.
 READ_AS_OTHER = "It looks like {label} instead: pick that kind and import it again."
@@ -310,6 +313,8 @@ def import_export(
                 else:
                     records = parser(source, progress=reporter.parser_progress, **options)
                     writer.write(records, reporter)
+                if writer.is_empty:
+                    raise ExportError(NO_MESSAGES.format(name=source.name))
                 reporter.stop()
                 writer.save_summary(note=reporter.snapshot().note)
     except ExportError as error:
@@ -569,6 +574,11 @@ class CorpusWriter:
             defaults={**defaults, **({"pk": pk} if pk is not None else {})},
         )
         return conversation.pk
+
+    @property
+    def is_empty(self) -> bool:
+        """No message came, not even one left out: bad input, as every parser tells it."""
+        return not (self.loader and self.loader.seen) and not self.skipped
 
     def save_summary(self, *, note: str) -> None:
         loader = self.loader

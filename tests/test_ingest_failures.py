@@ -16,7 +16,9 @@ from ingest.models import Export
 from joe_site.jobs import JobStatus
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import (
+    EMPTY,
     PASSPHRASE,
+    corpus,
     slack_export,
     stored_export,
     upload,
@@ -105,6 +107,22 @@ def test_a_damaged_backup_is_not_kept_for_a_retry_that_cannot_help(tmp_path):
     assert not export.can_retry and not export.has_file
     assert not Export.objects.get(pk=export.pk).file
     assert not os.path.exists(stored)
+
+
+@pytest.mark.parametrize("kind", ["signal", "slack"])
+def test_an_empty_export_fails_saying_so_whatever_its_app(tmp_path, kind):
+    if kind == "signal":
+        path = tmp_path / "signal.backup"
+        write_backup(path, messages=[])  # every table, no row
+    else:
+        path = slack_export(tmp_path / "slack.zip", {"general": []})
+
+    export = services.import_export(export_id=stored_export(path).pk, passphrase=PASSPHRASE)
+
+    assert (export.kind, export.status, export.messages_count) == (kind, JobStatus.FAILED, 0)
+    assert export.error.startswith(f"{path.name} contains no messages")
+    assert corpus() == EMPTY
+    assert not export.can_retry and not export.has_file
 
 
 def test_a_wrong_passphrase_keeps_the_file_for_the_retry(tmp_path):
