@@ -283,3 +283,30 @@ def test_deleting_a_chat_in_the_admin_counts_its_messages_instead_of_listing_the
     assert staff_client.post(url, {"post": "yes"}).status_code == 302
     assert not Conversation.objects.filter(pk=secret.pk).exists()
     assert list(Message.objects.values_list("text", flat=True)) == ["hi"]
+
+
+def test_the_message_list_reads_no_whole_table_and_narrows_by_export_or_speaker(
+    staff_client, tmp_path
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from ingest.models import Message, Speaker
+    from ingest.services import import_export
+
+    path = slack_export(tmp_path / "slack.zip", {"general": [("U1", "hi"), ("U2", "hello")]})
+    export = import_export(export_id=stored_export(path).pk)
+    url = reverse("admin:ingest_message_changelist")
+
+    page = staff_client.get(url)
+
+    html = page.content.decode()
+    assert f"export__id__exact={export.pk}" in html
+    speaker = Speaker.objects.get(identities__messages__text="hi")
+    assert f"identity__speaker__id__exact={speaker.pk}" in html
+    with CaptureQueriesContext(connection) as queries:
+        narrowed = staff_client.get(url, {"identity__speaker__id__exact": speaker.pk})
+    assert narrowed.context["cl"].result_count == 1 == Message.objects.filter(text="hi").count()
+    sql = [q["sql"] for q in queries.captured_queries if '"ingest_message"' in q["sql"]]
+    assert not [q for q in sql if "COUNT(" in q and "WHERE" not in q]  # the whole table's
+    assert not [q for q in sql if "sent_at" in q.split("ORDER BY")[-1] or "MIN(" in q]
