@@ -1,6 +1,17 @@
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.http import HttpRequest
 
-from accounts.models import Invite
+from accounts.models import Invite, is_last_admin
+
+User = get_user_model()
+LAST_ADMIN = (
+    "{user} is the last active superuser: with them gone, nobody could run the site. Make "
+    "someone else a superuser first."
+)
 
 
 @admin.register(Invite)
@@ -8,3 +19,37 @@ class InviteAdmin(admin.ModelAdmin):
     list_display = ["note", "created_by", "created_at", "expires_at", "used_by", "revoked"]
     list_select_related = ["created_by", "used_by"]  # nullable: not in Django's select_related()
     readonly_fields = ["token", "used_by", "used_at"]
+
+
+class MemberChangeForm(UserChangeForm):
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # The instance holds the saved values until the form is applied to it, after this.
+        demoted = not (cleaned.get("is_superuser") and cleaned.get("is_active"))
+        if self.instance.pk and demoted and is_last_admin(self.instance):
+            raise forms.ValidationError(LAST_ADMIN.format(user=self.instance))
+        return cleaned
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class MemberAdmin(UserAdmin):
+    """Django's own, except that it refuses to delete or demote the last active superuser, as
+    the site's own account deletion does."""
+
+    form = MemberChangeForm
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        users = list(objs)
+        remaining = User.objects.filter(is_superuser=True, is_active=True).exclude(
+            pk__in=[user.pk for user in users]
+        )
+        if not remaining.exists():
+            protected = [
+                *protected,
+                *(LAST_ADMIN.format(user=u) for u in users if u.is_superuser and u.is_active),
+            ]
+        return deleted, counts, perms_needed, protected

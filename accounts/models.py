@@ -6,9 +6,19 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+
+
+def is_last_admin(user) -> bool:
+    """Whether deleting ``user``, or taking away their superuser status, would leave nobody
+    able to run the site."""
+    if not (user.is_superuser and user.is_active):
+        return False
+    others = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk)
+    return not others.exists()
 
 
 def _new_token() -> str:

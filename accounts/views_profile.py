@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import consent, login
 from accounts.decorators import staff_required
-from accounts.models import SpeakerClaim
+from accounts.models import SpeakerClaim, is_last_admin
 from ingest.models import Identity, Speaker
 
 
@@ -205,18 +205,10 @@ class DeleteAccountForm(forms.Form):
         return password
 
 
-def _last_admin(user) -> bool:
-    """Whether deleting ``user`` would leave nobody able to run the site."""
-    if not user.is_superuser:
-        return False
-    others = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk)
-    return not others.exists()
-
-
 def delete_account(request: HttpRequest) -> HttpResponse:
     """A member deletes their own account (their speaker and its messages stay, see the page)."""
     user = request.user
-    last_admin = _last_admin(user)
+    last_admin = is_last_admin(user)
     form = DeleteAccountForm(user, request.POST or None, request=request)
     if request.method == "POST" and not last_admin and form.is_valid():
         username = user.get_username()

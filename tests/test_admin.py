@@ -310,3 +310,35 @@ def test_the_message_list_reads_no_whole_table_and_narrows_by_export_or_speaker(
     sql = [q["sql"] for q in queries.captured_queries if '"ingest_message"' in q["sql"]]
     assert not [q for q in sql if "COUNT(" in q and "WHERE" not in q]  # the whole table's
     assert not [q for q in sql if "sent_at" in q.split("ORDER BY")[-1] or "MIN(" in q]
+
+
+def test_the_admin_neither_deletes_nor_demotes_the_last_active_superuser(staff_client, staff):
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    delete = reverse("admin:auth_user_delete", args=[staff.pk])
+    change = reverse("admin:auth_user_change", args=[staff.pk])
+    form = {
+        "username": "staff", "is_active": "on", "is_staff": "on",
+        "date_joined_0": "2026-01-01", "date_joined_1": "10:00:00",
+    }  # fmt: skip
+
+    asked = staff_client.get(delete).content.decode()
+    staff_client.post(delete, {"post": "yes"})
+    staff_client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "delete_selected", "_selected_action": [staff.pk], "post": "yes"},
+    )
+    demoted = staff_client.post(change, form)
+
+    assert "staff is the last active superuser" in asked
+    assert "staff is the last active superuser" in demoted.content.decode()
+    staff.refresh_from_db()
+    assert staff.is_superuser and staff.is_active
+    other = User.objects.create_superuser(username="other", password="x" * 12)
+    assert staff_client.post(change, form).status_code == 302  # someone else can run it now
+    staff.refresh_from_db()
+    assert not staff.is_superuser
+    staff_client.force_login(other)
+    staff_client.post(delete, {"post": "yes"})
+    assert not User.objects.filter(pk=staff.pk).exists()
