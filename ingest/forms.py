@@ -25,6 +25,14 @@ OWNER_HELP = (
 # What the browser checks before sending the file (the server checks again): 30 digits, spaces
 # anywhere. An HTML pattern must match the whole value.
 PASSPHRASE_PATTERN = r"(\s*\d){30}\s*"  # noqa: S105 (a pattern, not a secret)
+# The passphrase field of the upload and retry forms: a phone shows digits, a browser refuses
+# anything but 30 of them before the file is sent again.
+PASSPHRASE_ATTRS = {
+    "autocomplete": "off",
+    "inputmode": "numeric",
+    "pattern": PASSPHRASE_PATTERN,
+    "title": "The 30 digits Signal showed when backups were turned on.",
+}
 
 
 def available_kinds() -> list[tuple[str, str]]:
@@ -63,14 +71,7 @@ class UploadForm(forms.Form):
         label="Backup passphrase",
         help_text="Signal only. The 30 digits from when backups were turned on. Used once, "
         "never stored.",
-        widget=forms.PasswordInput(
-            attrs={
-                "autocomplete": "off",
-                "inputmode": "numeric",
-                "pattern": PASSPHRASE_PATTERN,
-                "title": "The 30 digits Signal showed when backups were turned on.",
-            }
-        ),
+        widget=forms.PasswordInput(attrs=PASSPHRASE_ATTRS),
     )
     owner_name = forms.CharField(
         required=False,
@@ -152,7 +153,7 @@ class RetryForm(forms.Form):
     passphrase = forms.CharField(
         required=False,
         label="Backup passphrase",
-        widget=forms.PasswordInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+        widget=forms.PasswordInput(attrs=PASSPHRASE_ATTRS),
     )
     owner_name = forms.CharField(required=False, max_length=100, label="Whose is it?")
 

@@ -4,6 +4,7 @@ will ever read."""
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ingest import services, tasks
+from ingest.forms import PASSPHRASE_PATTERN
 from ingest.models import Export
 from joe_site.jobs import JobStatus
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
@@ -133,6 +135,20 @@ def test_a_wrong_passphrase_keeps_the_file_for_the_retry(tmp_path):
     export = services.import_export(export_id=export.pk, passphrase="9" * 30)
 
     assert export.status == JobStatus.FAILED and export.can_retry and export.has_file
+
+
+def test_the_retry_asks_for_the_passphrase_as_the_upload_does(tmp_path, staff_client):
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    export = services.import_export(
+        export_id=stored_export(path, kind="signal").pk, passphrase="9" * 30
+    )
+
+    html = staff_client.get(export.get_absolute_url()).content.decode()
+
+    field = re.search(r'<input type="password" name="passphrase"[^>]*>', html).group()
+    assert 'inputmode="numeric"' in field and f'pattern="{PASSPHRASE_PATTERN}"' in field
+    assert 'title="The 30 digits Signal showed' in field
 
 
 def test_a_damaged_backup_the_admin_asked_to_keep_is_kept(tmp_path):
