@@ -48,6 +48,17 @@ class GenerationBatch(ReportsHeartbeat, Job):
     def get_absolute_url(self) -> str:
         return reverse("generations:batch", args=[self.pk])
 
+    def speaker_counts(self) -> list[tuple[str, int]]:
+        """The single messages asked of each speaker, by the name the site shows them under, in
+        name order (``per_speaker`` keeps the slug the model knows them by; a speaker since gone
+        shows that)."""
+        names = dict(
+            Speaker.objects.filter(slug__in=list(self.per_speaker)).values_list(
+                "slug", "display_name"
+            )
+        )
+        return sorted((names.get(slug, slug), n) for slug, n in self.per_speaker.items())
+
 
 class SnippetStatus(models.TextChoices):
     TRIAGE = "triage", "Waiting for staff"

@@ -631,3 +631,13 @@ def test_the_batches_table_follows_running_batches_then_stops(staff_client, run)
     poll = staff_client.get(reverse("generations:batches"), headers={"HX-Request": "true"})
     assert poll.status_code == 286  # htmx stops polling: nothing moves any more
     assert "Succeeded" in poll.content.decode() and "every 3s" not in poll.content.decode()
+
+
+def test_a_batch_page_names_its_speakers_as_the_site_does(staff_client, run, friends):
+    friends["ann"].rename("Annabel Lee")
+    batch = new_batch(run)
+
+    page = staff_client.get(batch.get_absolute_url()).content.decode()
+
+    assert "Annabel Lee: 2, Bo: 1" in page
+    assert "ann: 2" not in page
