@@ -11,6 +11,7 @@ admin.site.site_title = "joe"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/", include("accounts.urls")),
     path("ingest/", include("ingest.urls")),
     path("trainer/", include("trainer.urls")),

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 
 from accounts.models import SpeakerClaim
@@ -74,3 +75,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     failures = [f for f in (_check_database(), _check_broker()) if f]
     body = {"status": "ok" if not failures else "unavailable", "failed": failures}
     return JsonResponse(body, status=503 if failures else 200)
+
+
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponse:
+    """What a browser asks for where a page names no icon (the admin's error pages, a link
+    preview): the site's icon, rather than a 404 logged each time."""
+    return redirect(static("favicon.svg"))

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-PUBLIC = {"login", "signup", "healthz", "share", "share_image", "logout"}
+PUBLIC = {"login", "signup", "healthz", "favicon", "share", "share_image", "logout"}
 DUMMY = {
     "int": "1",
     "str": "abc",
