@@ -116,13 +116,15 @@ class Export(Job):
             return False
         if self.status not in (JobStatus.FAILED, JobStatus.CANCELLED) or not self.has_file:
             return False
-        if self.status == JobStatus.CANCELLED:
-            return True
-        # A damaged, empty or foreign file fails the same way every time: its error says what
-        # to upload instead.
+        return self.status == JobStatus.CANCELLED or not self.failed_for_good
+
+    @property
+    def failed_for_good(self) -> bool:
+        """Failed for the file's own reason: a damaged, empty or foreign file fails the same way
+        every time (its error says what is wrong with it), so its import is not retried."""
         from ingest.services import retry_helps  # services imports this module
 
-        return retry_helps(self.error)
+        return self.status == JobStatus.FAILED and not retry_helps(self.error)
 
     def earlier_import(self) -> Export | None:
         """The first successful import of the same file (same sha256), if this is a re-upload."""

@@ -71,6 +71,7 @@ def test_a_file_no_retry_can_read_is_not_offered_a_retry_nor_kept(
     assert not export.can_retry and not export.has_file
     page = staff_client.get(export.get_absolute_url()).content.decode()
     assert "Try again" not in page and "Import again" not in page
+    assert "Importing this file again would fail the same way, so joe has deleted it." in page
 
 
 @pytest.mark.parametrize(
