@@ -25,7 +25,9 @@ class MemberChangeForm(UserChangeForm):
     def clean(self) -> dict:
         cleaned = super().clean()
         # The instance holds the saved values until the form is applied to it, after this.
-        demoted = not (cleaned.get("is_superuser") and cleaned.get("is_active"))
+        # Without staff status too, they could open neither the admin nor the staff pages.
+        kept = ("is_superuser", "is_active", "is_staff")
+        demoted = not all(cleaned.get(field) for field in kept)
         if self.instance.pk and demoted and is_last_admin(self.instance):
             raise forms.ValidationError(LAST_ADMIN.format(user=self.instance))
         return cleaned

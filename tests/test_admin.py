@@ -330,11 +330,13 @@ def test_the_admin_neither_deletes_nor_demotes_the_last_active_superuser(staff_c
         {"action": "delete_selected", "_selected_action": [staff.pk], "post": "yes"},
     )
     demoted = staff_client.post(change, form)
+    unstaffed = staff_client.post(change, {**form, "is_superuser": "on", "is_staff": ""})
 
     assert "staff is the last active superuser" in asked
     assert "staff is the last active superuser" in demoted.content.decode()
+    assert "staff is the last active superuser" in unstaffed.content.decode()
     staff.refresh_from_db()
-    assert staff.is_superuser and staff.is_active
+    assert staff.is_superuser and staff.is_active and staff.is_staff
     other = User.objects.create_superuser(username="other", password="x" * 12)
     assert staff_client.post(change, form).status_code == 302  # someone else can run it now
     staff.refresh_from_db()
