@@ -94,6 +94,7 @@ def test_a_refused_zip_is_named_as_staff_chose_it_not_by_its_temporary_name(
     assert export.status == JobStatus.FAILED
     assert export.error.startswith("our-workspace.zip ") and says in export.error
     assert ".upload" not in export.error
+    assert not export.can_retry and not export.has_file  # refused again on every retry
 
 
 def test_a_damaged_backup_is_not_kept_for_a_retry_that_cannot_help(tmp_path):
