@@ -21,6 +21,7 @@ from trainer.ml.loop import (
     TrainConfig,
     WindowOrder,
     checkpoint_path,
+    evals_left,
     lr_factor,
     train,
 )
@@ -119,6 +120,41 @@ def test_validation_loss_falls_and_checkpoint_loads(
     assert fmt2 == FORMAT and tok2.pad_token_id == tok.pad_token_id
     for (name, a), b in zip(model.state_dict().items(), model2.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_time_left_counts_the_evaluations_to_come(
+    tiny: Path, dataset: ChatDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quick run whose evaluations take most of its time: the page must not say "2 s left"
+    with minutes to go. Each evaluation here takes over a second, the steps a fraction of it."""
+    import time
+
+    from trainer.ml import loop
+
+    real_evaluate = loop.evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        time.sleep(1.0)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", slow_evaluate)
+    model, tok = fresh(tiny, tmp_path)
+    reports: list[Progress] = []
+    train(config(), model, tok, dataset, tmp_path / "run", on_progress=reports.append)
+
+    at_step_2 = next(r for r in reports if r.event == "step" and r.step == 2)
+    assert at_step_2.eta_s >= 2 * 1.0  # the evaluations at steps 3 and 6 are still to come
+    at_step_5 = next(r for r in reports if r.event == "step" and r.step == 5)
+    assert 1.0 <= at_step_5.eta_s < at_step_2.eta_s
+
+
+def test_evaluations_left() -> None:
+    assert evals_left(2, 6, 3, True) == 2  # at 3 and 6 (the last step is one of them)
+    assert evals_left(3, 6, 3, True) == 1
+    assert evals_left(2, 7, 3, True) == 3  # at 3, 6 and the end
+    assert evals_left(2, 7, 0, True) == 1  # only at the end
+    assert evals_left(7, 7, 3, True) == 0
+    assert evals_left(2, 7, 3, False) == 0  # no validation data, no evaluations
 
 
 def test_kill_and_resume_gives_identical_losses(

@@ -477,9 +477,12 @@ def train(
     def val_loss() -> float | None:
         return evaluate(model, dataset.val, dataset.pad_id, micro_bs, device, autocast, chunked)
 
-    # Throughput and ETA are measured on training compute only (not evals or saves).
+    # Throughput is measured on training compute only (not evals or saves); the ETA adds the
+    # evaluations still to come, at the time the last one took (on a small run they can be most
+    # of the time left).
     window_tokens, window_time, window_losses = 0, 0.0, []
     step_time_ewm: float | None = None
+    eval_s = 0.0
     last_report = last_ckpt = time.monotonic()
     run_start = time.monotonic() - state.elapsed_s
 
@@ -499,7 +502,13 @@ def train(
                 train_loss=sum(window_losses) / len(window_losses) if window_losses else None,
                 val_loss=latest_val,
                 tokens_per_s=window_tokens / window_time if window_time > 0 else 0.0,
-                eta_s=remaining * step_time_ewm if step_time_ewm is not None else None,
+                eta_s=(
+                    remaining * step_time_ewm
+                    + evals_left(state.step, total_steps, config.eval_every, bool(dataset.val))
+                    * eval_s
+                    if step_time_ewm is not None
+                    else None
+                ),
                 elapsed_s=time.monotonic() - run_start,
                 history=list(state.history),
             )
@@ -508,13 +517,17 @@ def train(
         last_report = time.monotonic()
 
     def eval_and_record() -> None:
+        nonlocal eval_s
         since = state.history[-1]["step"] if state.history else 0
         recent = state.train_losses[since:]
+        t0 = time.perf_counter()
+        loss = val_loss()
+        eval_s = time.perf_counter() - t0
         state.history.append(
             {
                 "step": state.step,
                 "train_loss": sum(recent) / len(recent) if recent else None,
-                "val_loss": val_loss(),
+                "val_loss": loss,
             }
         )
         report("eval")
@@ -607,6 +620,15 @@ def train(
         resumed_from_step=resumed_from,
         device=str(device),
     )
+
+
+def evals_left(step: int, total_steps: int, eval_every: int, has_val: bool) -> int:
+    """The evaluations the loop still runs after ``step``: every ``eval_every`` steps, and one
+    at the end (the same one when the last step is a multiple)."""
+    if not has_val or step >= total_steps:
+        return 0
+    periodic = total_steps // eval_every - step // eval_every if eval_every else 0
+    return periodic + (0 if eval_every and total_steps % eval_every == 0 else 1)
 
 
 def _check_resumable(
