@@ -366,3 +366,14 @@ def test_a_friend_who_opts_back_in_takes_back_the_flag_their_opt_out_put_on_runs
 
     learnt_ann.refresh_from_db(), also_bo.refresh_from_db()
     assert (learnt_ann.needs_retrain, also_bo.needs_retrain) == ("", "Bo opted out.")
+
+
+def test_a_run_that_cannot_resume_on_changed_data_names_every_kind_of_change():
+    """Staff who merged two speakers or excluded a bot must recognise what they did."""
+    error = ValueError("the checkpoint was trained on different data; use a new out_dir")
+
+    message = services._explain(error, model=None)
+
+    for change in ("imported", "deleted", "merged", "excluded", "opting out"):
+        assert change in message
+    assert "start a new run" in message

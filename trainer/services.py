@@ -581,8 +581,9 @@ def _explain(error: ValueError, model: Any) -> str:
     text = str(error)
     if "different data" in text:
         return (
-            "The corpus changed since this run started (an import, a new speaker or an opt-out), "
-            "so it cannot continue from its checkpoint: start a new run."
+            "The messages this run trains on changed since it started (an export imported or "
+            "deleted, speakers merged, an identity excluded or moved, someone opting out or "
+            "deleting their messages), so it cannot continue from its checkpoint: start a new run."
         )
     if "different settings" in text:
         return "This run's checkpoint was made with other settings, so it cannot resume from it."
