@@ -377,3 +377,44 @@ def test_a_run_that_cannot_resume_on_changed_data_names_every_kind_of_change():
     for change in ("imported", "deleted", "merged", "excluded", "opting out"):
         assert change in message
     assert "start a new run" in message
+
+
+def flagged_run(status: str = JobStatus.SUCCEEDED) -> TrainingRun:
+    return TrainingRun.objects.create(
+        name="v1", base_model="tiny", status=status, heartbeat_at=timezone.now(),
+        hyperparameters=services.resolved_hyperparameters({}),
+        needs_retrain="Bo opted out after this run was trained on their messages.",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def no_broker(monkeypatch):
+    from trainer.tasks import train_run
+
+    monkeypatch.setattr(train_run, "delay", lambda run_id: type("Sent", (), {"id": "t"}))
+
+
+def test_a_retrained_run_links_to_its_retrain_instead_of_offering_another(staff_client, no_broker):
+    """The flagged run kept its Retrain button after its retrain succeeded, with no word of it:
+    a second click started a second retrain."""
+    flagged = flagged_run()
+    staff_client.post(reverse("trainer:retrain", args=[flagged.pk]))
+    retrain = TrainingRun.objects.get(retrain_of=flagged)
+
+    def page() -> str:
+        return staff_client.get(flagged.get_absolute_url()).content.decode()
+
+    assert f'Retrained as <a href="{retrain.get_absolute_url()}">run #{retrain.pk}' in page()
+    assert 'id="run-retrain"' not in page()
+    TrainingRun.objects.filter(pk=retrain.pk).update(
+        status=JobStatus.SUCCEEDED, created_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert "(succeeded)" in page() and 'id="run-retrain"' not in page()
+
+    # A page left open from before: its button does not start a second one.
+    response = staff_client.post(reverse("trainer:retrain", args=[flagged.pk]))
+    assert response.url == retrain.get_absolute_url()
+    assert TrainingRun.objects.filter(retrain_of=flagged).count() == 1
+
+    TrainingRun.objects.filter(pk=retrain.pk).update(status=JobStatus.FAILED)
+    assert 'id="run-retrain"' in page()  # that one failed: retraining is offered again

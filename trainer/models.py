@@ -72,6 +72,10 @@ class TrainingRun(ReportsHeartbeat, Job):
     # Set by a retrain of the active run (and `manage.py train --make-active`): the new run takes
     # over as the active model the moment it succeeds, so an opted-out voice leaves the site.
     activate_on_success = models.BooleanField(default=False)
+    # The run this one retrains (the Retrain button on a flagged run): that run's page links here.
+    retrain_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retrains"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -119,6 +123,15 @@ class TrainingRun(ReportsHeartbeat, Job):
         """A retrain of this run becomes the active model when it succeeds: of the active model,
         or of a run still training that is to take its place (itself such a retrain)."""
         return self.is_active or (self.in_progress and self.activate_on_success)
+
+    def current_retrain(self) -> TrainingRun | None:
+        """Its latest retrain that is queued, training or done: the one a second click would
+        duplicate (after a failed or cancelled one, Retrain is offered again)."""
+        return (
+            self.retrains.exclude(status__in=(JobStatus.FAILED, JobStatus.CANCELLED))
+            .order_by("-created_at", "-pk")
+            .first()
+        )
 
     @property
     def validation_losses(self) -> list[float]:

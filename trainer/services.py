@@ -121,6 +121,7 @@ def new_run(
     hyperparameters: dict[str, Any],
     created_by: Any = None,
     activate_on_success: bool = False,
+    retrain_of: TrainingRun | None = None,
 ) -> TrainingRun:
     """A queued run row, not yet handed to a worker (the terminal command runs it itself)."""
     name, base_model, hp = stored_settings(name, base_model, hyperparameters)
@@ -130,6 +131,7 @@ def new_run(
         hyperparameters=hp,
         created_by=created_by,
         activate_on_success=activate_on_success,
+        retrain_of=retrain_of,
         progress_total=hp["max_steps"],
         progress_note="Waiting for a GPU worker",
     )
@@ -143,6 +145,7 @@ def start_run(
     hyperparameters: dict[str, Any],
     created_by: Any,
     activate_on_success: bool = False,
+    retrain_of: TrainingRun | None = None,
 ) -> TrainingRun:
     """Create a run and queue it for the GPU worker once the row is committed."""
     run = new_run(
@@ -151,6 +154,7 @@ def start_run(
         hyperparameters=hyperparameters,
         created_by=created_by,
         activate_on_success=activate_on_success,
+        retrain_of=retrain_of,
     )
     _enqueue(run.pk)
     return run
@@ -168,6 +172,7 @@ def retrain(run: TrainingRun, *, created_by: Any = None) -> TrainingRun:
         hyperparameters=run.hyperparameters,
         created_by=created_by or run.created_by,
         activate_on_success=run.retrain_takes_over,
+        retrain_of=run,
     )
 
 

@@ -123,6 +123,10 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def retrain(request: HttpRequest, pk: int) -> HttpResponse:
     training_run = get_object_or_404(TrainingRun, pk=pk)
+    earlier = training_run.current_retrain()
+    if earlier is not None:  # a page left open from before the first click
+        messages.info(request, f"“{training_run}” is already retrained as “{earlier}”.")
+        return redirect(earlier)
     new_run, started = _start_once(
         request.user,
         name=services.retrain_name(training_run),
@@ -183,6 +187,7 @@ def _start_once(
 def _run_context(training_run: TrainingRun) -> dict:
     return {
         "run": training_run,
+        "retrained_as": training_run.current_retrain() if training_run.needs_retrain else None,
         "deletable": not training_run.why_not_deletable(),
         "loss_plot": loss_plot_svg(training_run.loss_history),
         "not_held_out": _not_held_out(training_run),
