@@ -418,3 +418,18 @@ def test_a_retrained_run_links_to_its_retrain_instead_of_offering_another(staff_
 
     TrainingRun.objects.filter(pk=retrain.pk).update(status=JobStatus.FAILED)
     assert 'id="run-retrain"' in page()  # that one failed: retraining is offered again
+
+
+def test_retraining_a_run_still_training_says_the_new_one_waits_behind_it(staff_client, no_broker):
+    flagged = flagged_run(JobStatus.RUNNING)
+    assert (
+        "trains one run at a time" in staff_client.get(flagged.get_absolute_url()).content.decode()
+    )
+
+    response = staff_client.post(reverse("trainer:retrain", args=[flagged.pk]), follow=True)
+
+    said = [str(m) for m in response.context["messages"]]
+    assert said == [
+        "Retraining with the same settings as “v1”. It waits in the queue until “v1” has "
+        "finished: the GPU worker trains one run at a time."
+    ]

@@ -135,10 +135,18 @@ def retrain(request: HttpRequest, pk: int) -> HttpResponse:
         start=lambda: services.retrain(training_run, created_by=request.user),
     )
     if started:
-        messages.success(request, f"Retraining with the same settings as “{training_run}”.")
+        note = f"Retraining with the same settings as “{training_run}”."
+        if training_run.in_progress:
+            note += f" {_WAITS_BEHIND.format(run=training_run)}"
+        messages.success(request, note)
     else:
         messages.info(request, _ALREADY_STARTED.format(run=new_run))
     return redirect(new_run)
+
+
+_WAITS_BEHIND = (
+    "It waits in the queue until “{run}” has finished: the GPU worker trains one run at a time."
+)
 
 
 _ALREADY_STARTED = "“{run}” was started with these settings a moment ago: it is not started twice."
