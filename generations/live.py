@@ -12,7 +12,6 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -22,6 +21,7 @@ from generations.models import Bubble, GenerationBatch, LiveGeneration, Snippet
 from generations.services import GenerationError
 from ingest.models import Speaker
 from joe_site.jobs import HEARTBEAT_STALE, JobStatus
+from joe_site.workers import gpu_worker_is_up
 from trainer.models import TrainingRun
 
 NO_WORKER = (
@@ -58,7 +58,6 @@ FLUSH_EVERY_TOKENS = 3
 FLUSH_EVERY_S = 0.25
 CANCEL_CHECK_EVERY_S = 0.5
 LIVE_MAX_NEW_TOKENS = 40
-_WORKER_SEEN_KEY = "generations:gpu-worker-seen"
 
 
 # ------------------------------------------------------------------------------ starting
@@ -100,25 +99,6 @@ def rate_limit_message(member, *, now: datetime | None = None) -> str | None:
         "the most allowed. "
         f"The next one frees up in {minutes} minute{'s' if minutes != 1 else ''}."
     )
-
-
-def gpu_worker_is_up() -> bool | None:
-    """Whether a worker listening on the `gpu` queue answers (Redis only; None where the
-    embedded broker cannot broadcast). A yes is remembered for a minute: asking takes a second."""
-    if not settings.REDIS_URL:
-        return None
-    if cache.get(_WORKER_SEEN_KEY):
-        return True
-    from joe_site.celery import app
-
-    try:
-        replies = app.control.inspect(timeout=1.0).active_queues() or {}
-    except OSError:
-        return False
-    up = any(q.get("name") == "gpu" for queues in replies.values() for q in queues or [])
-    if up:
-        cache.set(_WORKER_SEEN_KEY, True, 60)
-    return up
 
 
 def _worker_is_busy() -> bool:

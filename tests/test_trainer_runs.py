@@ -588,3 +588,41 @@ def test_data_notes_count_in_words():
         "1 message left out (too long)",
         "3 messages left out (empty)",
     ]
+
+
+@pytest.mark.django_db
+def test_a_run_no_worker_takes_says_so_and_how_to_start_one(staff_client, monkeypatch):
+    """It said "Waiting for a GPU worker" for ever, with no worker running at all."""
+    answers = {"up": False}
+    monkeypatch.setattr(services, "gpu_worker_is_up", lambda: answers["up"])
+    run = services.new_run(name="stuck", base_model="tiny", hyperparameters={})
+
+    def note() -> str:
+        return staff_client.get(
+            run.get_absolute_url(), headers={"HX-Request": "true"}
+        ).content.decode()
+
+    assert 'data-testid="queue-note"' not in note()  # just queued: a worker takes it in seconds
+    TrainingRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    said = note()
+    assert "No GPU worker is running, so this run cannot start." in said
+    assert "celery -A joe_site worker -Q gpu" in said and 'hx-trigger="every 2s"' in said
+    answers["up"] = None  # no Redis to ask
+    assert "No GPU worker has taken this run yet: none may be running." in note()
+    answers["up"] = True
+    assert 'data-testid="queue-note"' not in note()
+
+
+@pytest.mark.django_db
+def test_a_run_queued_behind_another_says_which(staff_client, monkeypatch):
+    monkeypatch.setattr(services, "gpu_worker_is_up", lambda: False)  # a solo pool, busy
+    TrainingRun.objects.create(name="first", status=JobStatus.RUNNING, heartbeat_at=timezone.now())
+    second = services.new_run(name="second", base_model="tiny", hyperparameters={})
+    TrainingRun.objects.filter(pk=second.pk).update(
+        created_at=timezone.now() - timedelta(minutes=1)
+    )
+
+    page = staff_client.get(second.get_absolute_url()).content.decode()
+
+    assert "It waits for “first”, which the GPU worker is training: one run at a time." in page
+    assert "No GPU worker" not in page

@@ -34,6 +34,8 @@ HEARTBEAT_EVERY = timedelta(seconds=30)
 MAX_WORKER_LOSSES = 3
 # How long a finished run's page waits for its quality report before it stops looking.
 REPORT_WAIT = timedelta(minutes=15)
+# A worker takes a queued run within seconds: queued this long, the page asks why it waits.
+UNCLAIMED_HINT_AFTER = timedelta(seconds=20)
 
 
 class TrainingRun(ReportsHeartbeat, Job):
@@ -111,6 +113,15 @@ class TrainingRun(ReportsHeartbeat, Job):
         # Job.is_active means queued-or-running, but this model's `is_active` field (the model the
         # gallery uses) shadows it; this is the same question under another name.
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def queued_too_long(self) -> bool:
+        """Queued for a while with no worker taking it (since it was created, or since its
+        lost worker last reported, for a run waiting to resume)."""
+        if self.status != JobStatus.QUEUED:
+            return False
+        since = max(self.created_at, self.heartbeat_at or self.created_at)
+        return timezone.now() - since > UNCLAIMED_HINT_AFTER
 
     @property
     def can_be_made_active(self) -> bool:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from ingest.models import Speaker
 from joe_site.jobs import ACTIVE_STATUSES, HEARTBEAT_STALE, JobStatus
+from joe_site.workers import START_GPU_WORKER, gpu_worker_is_up
 from trainer.corpus import chat_format, corpus_messages
 from trainer.models import HEARTBEAT_EVERY, MAX_WORKER_LOSSES, TrainingRun
 
@@ -75,6 +76,10 @@ class RunBusy(Exception):
         super().__init__(f"Run {run.pk} is held by {run.worker_host}")
         self.run = run
 
+
+NO_GPU_WORKER = f"No GPU worker is running, so this run cannot start. {START_GPU_WORKER}"
+NO_GPU_WORKER_YET = f"No GPU worker has taken this run yet: none may be running. {START_GPU_WORKER}"
+WAITS_BEHIND = "It waits for “{run}”, which the GPU worker is training: one run at a time."
 
 WORKER_LOST_TOO_OFTEN = (
     "Its worker stopped {n} times in a row before the run could save a new checkpoint, each "
@@ -174,6 +179,27 @@ def retrain(run: TrainingRun, *, created_by: Any = None) -> TrainingRun:
         activate_on_success=run.retrain_takes_over,
         retrain_of=run,
     )
+
+
+def queue_note(run: TrainingRun) -> tuple[str, bool]:
+    """Why a run has been queued for a while ("" while it has not), and whether that is a
+    problem: the run the GPU worker is training first is not; no worker listening at all (asked
+    of Redis, as live generation does) is."""
+    if not run.queued_too_long:
+        return "", False
+    ahead = (
+        TrainingRun.objects.filter(
+            status=JobStatus.RUNNING, heartbeat_at__gt=timezone.now() - HEARTBEAT_STALE
+        )
+        .exclude(pk=run.pk)
+        .first()
+    )
+    if ahead is not None:
+        return WAITS_BEHIND.format(run=ahead), False
+    up = gpu_worker_is_up()
+    if up is None:  # the embedded broker cannot tell
+        return NO_GPU_WORKER_YET, True
+    return ("", False) if up else (NO_GPU_WORKER, True)
 
 
 def cancel_run(run: TrainingRun) -> None:

@@ -193,9 +193,12 @@ def _start_once(
 
 
 def _run_context(training_run: TrainingRun) -> dict:
+    queue_note, queue_stuck = services.queue_note(training_run)
     return {
         "run": training_run,
         "retrained_as": training_run.current_retrain() if training_run.needs_retrain else None,
+        "queue_note": queue_note,
+        "queue_stuck": queue_stuck,
         "deletable": not training_run.why_not_deletable(),
         "loss_plot": loss_plot_svg(training_run.loss_history),
         "not_held_out": _not_held_out(training_run),

@@ -1,0 +1,33 @@
+"""Whether a Celery worker listens on a queue: pages of jobs that wait for one ask it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.cache import cache
+
+_WORKER_SEEN_KEY = "generations:gpu-worker-seen"
+
+# For staff: how to start the worker that training and generation wait for.
+START_GPU_WORKER = (
+    "Start one on the machine with the GPU: “.venv/bin/celery -A joe_site worker -Q gpu -c 1 "
+    "-n gpu@%h”, or “docker compose up -d worker-gpu”."
+)
+
+
+def gpu_worker_is_up() -> bool | None:
+    """Whether a worker listening on the `gpu` queue answers (Redis only; None where the
+    embedded broker cannot broadcast). A yes is remembered for a minute: asking takes a second."""
+    if not settings.REDIS_URL:
+        return None
+    if cache.get(_WORKER_SEEN_KEY):
+        return True
+    from joe_site.celery import app
+
+    try:
+        replies = app.control.inspect(timeout=1.0).active_queues() or {}
+    except OSError:
+        return False
+    up = any(q.get("name") == "gpu" for queues in replies.values() for q in queues or [])
+    if up:
+        cache.set(_WORKER_SEEN_KEY, True, 60)
+    return up
