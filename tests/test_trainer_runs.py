@@ -626,3 +626,20 @@ def test_a_run_queued_behind_another_says_which(staff_client, monkeypatch):
 
     assert "It waits for “first”, which the GPU worker is training: one run at a time." in page
     assert "No GPU worker" not in page
+
+
+@pytest.mark.django_db
+def test_the_start_form_says_what_a_run_would_train_on(staff_client):
+    """It said "every message of every speaker who has not opted out", with no numbers, while
+    excluded identities and bots are left out too."""
+    make_corpus(("Alice", "Bob", "Carol"))
+    Speaker.objects.filter(display_name="Carol").update(opted_out=True)
+    bob = Identity.objects.get(speaker__display_name="Bob")
+    Identity.objects.filter(pk=bob.pk).update(is_bot=True)
+    alice_messages = Message.objects.filter(identity__speaker__display_name="Alice").count()
+
+    page = staff_client.get("/trainer/").content.decode()
+
+    said = f"Trains on <strong>{alice_messages}</strong> messages from <strong>1</strong> speaker"
+    assert said in page
+    assert "excluded identities, bots" in page

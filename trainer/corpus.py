@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from ingest.models import Message, Speaker
 from trainer.ml.chat_format import ChatFormat
@@ -31,6 +31,13 @@ def trainable_speakers() -> QuerySet[Speaker]:
     return Speaker.objects.filter(
         opted_out=False, pk__in=trainable_messages().values("identity__speaker")
     ).order_by("slug")
+
+
+def corpus_counts() -> dict[str, int]:
+    """How many messages, from how many speakers, a run started now would read (one query)."""
+    return trainable_messages().aggregate(
+        messages=Count("pk"), speakers=Count("identity__speaker", distinct=True)
+    )
 
 
 def chat_format() -> ChatFormat:

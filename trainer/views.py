@@ -22,6 +22,7 @@ from accounts.decorators import staff_required
 from ingest.models import Speaker
 from joe_site.jobs import ACTIVE_STATUSES, JobStatus
 from trainer import services
+from trainer.corpus import corpus_counts
 from trainer.forms import StartRunForm
 from trainer.loss_plot import loss_plot_svg
 from trainer.models import TrainingRun
@@ -58,7 +59,7 @@ def runs(request: HttpRequest) -> HttpResponse:
     }
     if request.htmx:
         return _live(request, "trainer/runs.html#runs_table", context, context["any_in_progress"])
-    return render(request, "trainer/runs.html", context)
+    return render(request, "trainer/runs.html", {**context, "corpus": corpus_counts()})
 
 
 @staff_required
