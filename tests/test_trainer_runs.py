@@ -643,3 +643,24 @@ def test_the_start_form_says_what_a_run_would_train_on(staff_client):
     said = f"Trains on <strong>{alice_messages}</strong> messages from <strong>1</strong> speaker"
     assert said in page
     assert "excluded identities, bots" in page
+
+
+@pytest.mark.django_db
+def test_the_data_table_and_report_date_read_as_numbers_and_dates(staff_client):
+    """ "12345678" tokens with no separators, and "Computed 2024-01-01T09:30" with a raw T."""
+    run = TrainingRun.objects.create(
+        name="big", status=JobStatus.SUCCEEDED,
+        dataset_summary={
+            "speakers": {"alice": {"messages": 52314, "tokens": 1234567}},
+            "names": {"alice": "Alice"},
+            "train": {"sessions": 1200, "messages": 50000, "windows": 9000, "tokens": 12345678},
+            "val": {"sessions": 130, "messages": 2314, "windows": 900, "tokens": 123456},
+        },
+        report={"computed_at": "2024-01-01T09:30:12.5+00:00", "perplexity": []},
+    )  # fmt: skip
+
+    page = staff_client.get(run.get_absolute_url()).content.decode()
+
+    for number in ("52,314", "1,234,567", "1,200", "50,000", "12,345,678", "2,314", "123,456"):
+        assert f"<td>{number}</td>" in page
+    assert "Computed 2024-01-01 09:30 UTC." in page

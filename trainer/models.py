@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,14 @@ class TrainingRun(ReportsHeartbeat, Job):
             .order_by("-created_at", "-pk")
             .first()
         )
+
+    @property
+    def report_computed_at(self) -> datetime | None:
+        """When its report was computed (stored in the JSON as an ISO string)."""
+        try:
+            return datetime.fromisoformat(self.report.get("computed_at") or "")
+        except (AttributeError, TypeError, ValueError):
+            return None
 
     @property
     def validation_losses(self) -> list[float]:
