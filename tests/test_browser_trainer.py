@@ -112,3 +112,19 @@ def test_after_cancel_by_keyboard_the_focus_stays_on_the_run(new_page, staff):
     assert page.evaluate("document.activeElement.id") == "run-state"
     page.keyboard.press("Shift+Tab")  # back to where they were, not from the top of the page
     assert page.evaluate("document.activeElement.textContent").strip() == "← All runs"
+
+
+def test_on_a_phone_the_retrain_reason_reads_as_a_sentence(new_page, staff):
+    """The reason squeezed into a first column a word or two wide, many lines tall: the table
+    now scrolls sideways instead."""
+    TrainingRun.objects.create(
+        name="v1", status=JobStatus.SUCCEEDED,
+        needs_retrain="Ann opted out after this run was trained on their messages.",
+    )  # fmt: skip
+    page = new_page(viewport={"width": 375, "height": 800})
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/trainer/")
+
+    why = page.get_by_test_id("needs-retrain-why").bounding_box()
+    assert why["width"] >= 200, why
+    assert why["height"] < 80, why  # three lines at most
