@@ -96,8 +96,12 @@ def test_retrain_twice_in_a_row_makes_one_run(
     assert queued == [retrained.pk]
     assert "it is not started twice" in second.content.decode()
 
-    # Once the first retrain has waited a while, another click is a deliberate second one.
+    # Later, a page left open from before still leads to that retrain, while it is queued,
+    # training or done; once it failed, another click is a deliberate second one.
     TrainingRun.objects.update(created_at=timezone.now() - timedelta(seconds=11))
+    staff_client.post(f"/trainer/{run.pk}/retrain/")
+    assert TrainingRun.objects.filter(name="friends v1 (retrain)").count() == 1
+    TrainingRun.objects.filter(pk=retrained.pk).update(status=JobStatus.FAILED)
     staff_client.post(f"/trainer/{run.pk}/retrain/")
     assert TrainingRun.objects.filter(name="friends v1 (retrain)").count() == 2
 

@@ -126,7 +126,7 @@ def retrain(request: HttpRequest, pk: int) -> HttpResponse:
     training_run = get_object_or_404(TrainingRun, pk=pk)
     earlier = training_run.current_retrain()
     if earlier is not None:  # a page left open from before the first click
-        messages.info(request, f"“{training_run}” is already retrained as “{earlier}”.")
+        messages.info(request, _ALREADY_RETRAINED.format(run=training_run, retrain=earlier))
         return redirect(earlier)
     new_run, started = _start_once(
         request.user,
@@ -151,6 +151,7 @@ _WAITS_BEHIND = (
 
 
 _ALREADY_STARTED = "“{run}” was started with these settings a moment ago: it is not started twice."
+_ALREADY_RETRAINED = "“{run}” is already retrained as “{retrain}”: it is not started twice."
 
 
 def _start_once(
