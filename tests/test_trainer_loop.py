@@ -122,11 +122,9 @@ def test_validation_loss_falls_and_checkpoint_loads(
         assert torch.equal(a, b), name
 
 
-def test_time_left_counts_the_evaluations_to_come(
-    tiny: Path, dataset: ChatDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A quick run whose evaluations take most of its time: the page must not say "2 s left"
-    with minutes to go. Each evaluation here takes over a second, the steps a fraction of it."""
+@pytest.fixture
+def slow_evaluations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each evaluation takes over a second, a tiny model's steps a fraction of one."""
     import time
 
     from trainer.ml import loop
@@ -138,6 +136,13 @@ def test_time_left_counts_the_evaluations_to_come(
         return real_evaluate(*args, **kwargs)
 
     monkeypatch.setattr(loop, "evaluate", slow_evaluate)
+
+
+def test_time_left_counts_the_evaluations_to_come(
+    tiny: Path, dataset: ChatDataset, tmp_path: Path, slow_evaluations: None
+) -> None:
+    """A quick run whose evaluations take most of its time: the page must not say "2 s left"
+    with minutes to go."""
     model, tok = fresh(tiny, tmp_path)
     reports: list[Progress] = []
     train(config(), model, tok, dataset, tmp_path / "run", on_progress=reports.append)
@@ -146,6 +151,23 @@ def test_time_left_counts_the_evaluations_to_come(
     assert at_step_2.eta_s >= 2 * 1.0  # the evaluations at steps 3 and 6 are still to come
     at_step_5 = next(r for r in reports if r.event == "step" and r.step == 5)
     assert 1.0 <= at_step_5.eta_s < at_step_2.eta_s
+
+
+def test_a_resumed_run_counts_the_evaluations_to_come_at_once(
+    tiny: Path, dataset: ChatDataset, tmp_path: Path, slow_evaluations: None
+) -> None:
+    """A resumed run does not evaluate at its start: it remembers what the last one took."""
+    cfg = config(checkpoint_every_steps=3)
+    steps: list[int] = []
+    model, tok = fresh(tiny, tmp_path)
+    train(cfg, model, tok, dataset, tmp_path / "run",
+          on_progress=lambda p: steps.append(p.step), should_stop=lambda: 4 in steps)  # fmt: skip
+    model, tok = fresh(tiny, tmp_path)
+    reports: list[Progress] = []
+    train(cfg, model, tok, dataset, tmp_path / "run", on_progress=reports.append)
+
+    first = next(r for r in reports if r.event == "step")
+    assert first.step == 4 and first.eta_s >= 1.0  # the evaluation at step 6 is still to come
 
 
 def test_evaluations_left() -> None:

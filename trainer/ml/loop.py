@@ -137,6 +137,7 @@ class _State:
     tokens_seen: int = 0
     elapsed_s: float = 0.0
     compute_s: float = 0.0  # time inside training steps, for the overall tokens/s
+    eval_s: float = 0.0  # what the last evaluation took, for the ETA (a resume does not redo one)
     train_losses: list[float] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -482,7 +483,6 @@ def train(
     # of the time left).
     window_tokens, window_time, window_losses = 0, 0.0, []
     step_time_ewm: float | None = None
-    eval_s = 0.0
     last_report = last_ckpt = time.monotonic()
     run_start = time.monotonic() - state.elapsed_s
 
@@ -505,7 +505,7 @@ def train(
                 eta_s=(
                     remaining * step_time_ewm
                     + evals_left(state.step, total_steps, config.eval_every, bool(dataset.val))
-                    * eval_s
+                    * state.eval_s
                     if step_time_ewm is not None
                     else None
                 ),
@@ -517,12 +517,11 @@ def train(
         last_report = time.monotonic()
 
     def eval_and_record() -> None:
-        nonlocal eval_s
         since = state.history[-1]["step"] if state.history else 0
         recent = state.train_losses[since:]
         t0 = time.perf_counter()
         loss = val_loss()
-        eval_s = time.perf_counter() - t0
+        state.eval_s = time.perf_counter() - t0
         state.history.append(
             {
                 "step": state.step,
