@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -594,6 +595,7 @@ def test_data_notes_count_in_words():
 def test_a_run_no_worker_takes_says_so_and_how_to_start_one(staff_client, monkeypatch):
     """It said "Waiting for a GPU worker" for ever, with no worker running at all."""
     answers = {"up": False}
+    cache.delete("trainer:no-gpu-worker")
     monkeypatch.setattr(services, "gpu_worker_is_up", lambda: answers["up"])
     run = services.new_run(name="stuck", base_model="tiny", hyperparameters={})
 
@@ -607,10 +609,12 @@ def test_a_run_no_worker_takes_says_so_and_how_to_start_one(staff_client, monkey
     said = note()
     assert "No GPU worker is running, so this run cannot start." in said
     assert "celery -A joe_site worker -Q gpu" in said and 'hx-trigger="every 2s"' in said
+    answers["up"] = True  # a worker started: the page asks again within 15 s
+    assert "No GPU worker is running" in note()
+    cache.delete("trainer:no-gpu-worker")
+    assert 'data-testid="queue-note"' not in note()
     answers["up"] = None  # no Redis to ask
     assert "No GPU worker has taken this run yet: none may be running." in note()
-    answers["up"] = True
-    assert 'data-testid="queue-note"' not in note()
 
 
 @pytest.mark.django_db

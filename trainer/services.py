@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -79,6 +80,7 @@ class RunBusy(Exception):
 
 NO_GPU_WORKER = f"No GPU worker is running, so this run cannot start. {START_GPU_WORKER}"
 NO_GPU_WORKER_YET = f"No GPU worker has taken this run yet: none may be running. {START_GPU_WORKER}"
+_NO_GPU_WORKER_KEY = "trainer:no-gpu-worker"
 WAITS_BEHIND = "It waits for “{run}”, which the GPU worker is training: one run at a time."
 
 WORKER_LOST_TOO_OFTEN = (
@@ -196,7 +198,11 @@ def queue_note(run: TrainingRun) -> tuple[str, bool]:
     )
     if ahead is not None:
         return WAITS_BEHIND.format(run=ahead), False
-    up = gpu_worker_is_up()
+    # Asking takes a second with no worker to answer: the page, polled every two seconds,
+    # asks once in a while (a worker that starts takes the run, which ends the note anyway).
+    up = False if cache.get(_NO_GPU_WORKER_KEY) else gpu_worker_is_up()
+    if up is False:
+        cache.set(_NO_GPU_WORKER_KEY, True, 15)
     if up is None:  # the embedded broker cannot tell
         return NO_GPU_WORKER_YET, True
     return ("", False) if up else (NO_GPU_WORKER, True)
