@@ -433,3 +433,17 @@ def test_retraining_a_run_still_training_says_the_new_one_waits_behind_it(staff_
         "Retraining with the same settings as “v1”. It waits in the queue until “v1” has "
         "finished: the GPU worker trains one run at a time."
     ]
+
+
+def test_the_runs_list_links_each_flagged_run_to_its_retrain(
+    staff_client, no_broker, django_assert_max_num_queries
+):
+    flagged = [flagged_run() for _ in range(3)]
+    retrains = [services.retrain(run) for run in flagged[:2]]
+    TrainingRun.objects.filter(pk=retrains[1].pk).update(status=JobStatus.CANCELLED)
+
+    with django_assert_max_num_queries(9):  # one for all the retrains, not one per run
+        page = staff_client.get("/trainer/").content.decode()
+
+    assert f'Retrained as <a href="{retrains[0].get_absolute_url()}">run #{retrains[0].pk}' in page
+    assert page.count('data-testid="retrained-as"') == 1  # the cancelled one is no retrain

@@ -138,11 +138,17 @@ class TrainingRun(ReportsHeartbeat, Job):
     def current_retrain(self) -> TrainingRun | None:
         """Its latest retrain that is queued, training or done: the one a second click would
         duplicate (after a failed or cancelled one, Retrain is offered again)."""
-        return (
-            self.retrains.exclude(status__in=(JobStatus.FAILED, JobStatus.CANCELLED))
-            .order_by("-created_at", "-pk")
-            .first()
+        return TrainingRun.current_retrains([self.pk]).get(self.pk)
+
+    @classmethod
+    def current_retrains(cls, run_ids: list[int]) -> dict[int, TrainingRun]:
+        """The current retrain of each of these runs that has one, in one query."""
+        retrains = (
+            cls.objects.filter(retrain_of__in=run_ids)
+            .exclude(status__in=(JobStatus.FAILED, JobStatus.CANCELLED))
+            .order_by("created_at", "pk")
         )
+        return {retrain.retrain_of_id: retrain for retrain in retrains}  # the newest wins
 
     @property
     def report_computed_at(self) -> datetime | None:

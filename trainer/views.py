@@ -51,6 +51,10 @@ def runs(request: HttpRequest) -> HttpResponse:
         return redirect(run)
     newest_first = TrainingRun.objects.select_related("created_by").order_by("-created_at", "-pk")
     page = Paginator(newest_first, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    flagged = [r.pk for r in page.object_list if r.needs_retrain]
+    retrains = TrainingRun.current_retrains(flagged) if flagged else {}
+    for r in page.object_list:
+        r.retrained_as = retrains.get(r.pk)
     context = {
         "form": form,
         "page": page,
