@@ -609,6 +609,8 @@ def test_a_run_no_worker_takes_says_so_and_how_to_start_one(staff_client, monkey
     said = note()
     assert "No GPU worker is running, so this run cannot start." in said
     assert "celery -A joe_site worker -Q gpu" in said and 'hx-trigger="every 2s"' in said
+    # A screen reader hears it once, from the status line the refreshes announce.
+    assert 'data-status-announce="stuck: queued, no GPU worker is taking it"' in said
     answers["up"] = True  # a worker started: the page asks again within 15 s
     assert "No GPU worker is running" in note()
     cache.delete("trainer:no-gpu-worker")
