@@ -394,3 +394,18 @@ def test_browser_double_click_sends_the_start_form_once(new_page, staff, queued,
     page.click("#named")
     page.wait_for_url("**/redaction-preview/")
     assert "Redaction is on, but nothing is chosen" in page.content()
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_which_run_a_retrain_came_from_without_letting_it_be_changed(
+    staff_client, queued
+):
+    """An editable select of every run: changing it would link the wrong runs on their pages."""
+    from django.urls import reverse
+
+    run = finished_run("v1", needs_retrain="Bo opted out.")
+    retrain = services.retrain(run)
+
+    page = staff_client.get(reverse("admin:trainer_trainingrun_change", args=[retrain.pk]))
+
+    assert 'name="retrain_of"' not in page.content.decode() and "v1" in page.content.decode()

@@ -21,6 +21,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "checkpoint_step",
         "resumed_from_step",
         "heartbeat_at",
+        "retrain_of",  # a record of what happened: the run page links the two by it
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
