@@ -447,3 +447,17 @@ def test_the_runs_list_links_each_flagged_run_to_its_retrain(
 
     assert f'Retrained as <a href="{retrains[0].get_absolute_url()}">run #{retrains[0].pk}' in page
     assert page.count('data-testid="retrained-as"') == 1  # the cancelled one is no retrain
+
+
+def test_a_run_started_while_another_trains_says_it_waits_for_it(staff_client, no_broker):
+    from tests.test_trainer_runs import FORM
+
+    flagged_run(JobStatus.RUNNING)
+
+    response = staff_client.post("/trainer/", FORM, follow=True)
+
+    said = [str(m) for m in response.context["messages"]]
+    assert said == [
+        "“first try” is queued. It waits in the queue until “v1” has finished: the GPU worker "
+        "trains one run at a time."
+    ]

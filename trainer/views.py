@@ -45,7 +45,8 @@ def runs(request: HttpRequest) -> HttpResponse:
             hyperparameters=form.hyperparameters(),
         )
         if started:
-            messages.success(request, f"“{run}” is queued: a GPU worker will pick it up.")
+            ahead = _waits_behind(run) or "A GPU worker will pick it up."
+            messages.success(request, f"“{run}” is queued. {ahead}")
         else:
             messages.info(request, _ALREADY_STARTED.format(run=run))
         return redirect(run)
@@ -140,18 +141,27 @@ def retrain(request: HttpRequest, pk: int) -> HttpResponse:
         start=lambda: services.retrain(training_run, created_by=request.user),
     )
     if started:
-        note = f"Retraining with the same settings as “{training_run}”."
-        if training_run.in_progress:
-            note += f" {_WAITS_BEHIND.format(run=training_run)}"
-        messages.success(request, note)
+        note = f"Retraining with the same settings as “{training_run}”. {_waits_behind(new_run)}"
+        messages.success(request, note.strip())
     else:
         messages.info(request, _ALREADY_STARTED.format(run=new_run))
     return redirect(new_run)
 
 
-_WAITS_BEHIND = (
-    "It waits in the queue until “{run}” has finished: the GPU worker trains one run at a time."
-)
+def _waits_behind(new_run: TrainingRun) -> str:
+    """A word on the run a new one waits for ("" if none): the one training, else the oldest
+    of those queued before it."""
+    others = TrainingRun.objects.exclude(pk=new_run.pk)
+    ahead = (
+        others.filter(status=JobStatus.RUNNING).first()
+        or others.filter(status=JobStatus.QUEUED).order_by("created_at", "pk").first()
+    )
+    if ahead is None:
+        return ""
+    return (
+        f"It waits in the queue until “{ahead}” has finished: the GPU worker trains one run at "
+        "a time."
+    )
 
 
 _ALREADY_STARTED = "“{run}” was started with these settings a moment ago: it is not started twice."
