@@ -461,3 +461,15 @@ def test_a_run_started_while_another_trains_says_it_waits_for_it(staff_client, n
         "“first try” is queued. It waits in the queue until “v1” has finished: the GPU worker "
         "trains one run at a time."
     ]
+
+
+def test_a_run_whose_worker_went_silent_is_not_named_as_the_one_ahead(staff_client, no_broker):
+    from tests.test_trainer_runs import FORM
+
+    lost = flagged_run(JobStatus.RUNNING)
+    TrainingRun.objects.filter(pk=lost.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+
+    response = staff_client.post("/trainer/", FORM, follow=True)
+
+    said = [str(m) for m in response.context["messages"]]
+    assert said == ["“first try” is queued. A GPU worker will pick it up."]

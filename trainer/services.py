@@ -183,19 +183,24 @@ def retrain(run: TrainingRun, *, created_by: Any = None) -> TrainingRun:
     )
 
 
+def training_now(*, other_than: TrainingRun) -> TrainingRun | None:
+    """The run a worker is training now, if any (a run whose worker went silent is not)."""
+    return (
+        TrainingRun.objects.filter(
+            status=JobStatus.RUNNING, heartbeat_at__gt=timezone.now() - HEARTBEAT_STALE
+        )
+        .exclude(pk=other_than.pk)
+        .first()
+    )
+
+
 def queue_note(run: TrainingRun) -> tuple[str, bool]:
     """Why a run has been queued for a while ("" while it has not), and whether that is a
     problem: the run the GPU worker is training first is not; no worker listening at all (asked
     of Redis, as live generation does) is."""
     if not run.queued_too_long:
         return "", False
-    ahead = (
-        TrainingRun.objects.filter(
-            status=JobStatus.RUNNING, heartbeat_at__gt=timezone.now() - HEARTBEAT_STALE
-        )
-        .exclude(pk=run.pk)
-        .first()
-    )
+    ahead = training_now(other_than=run)
     if ahead is not None:
         return WAITS_BEHIND.format(run=ahead), False
     # Asking takes a second with no worker to answer: the page, polled every two seconds,

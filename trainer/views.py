@@ -151,10 +151,12 @@ def retrain(request: HttpRequest, pk: int) -> HttpResponse:
 def _waits_behind(new_run: TrainingRun) -> str:
     """A word on the run a new one waits for ("" if none): the one training, else the oldest
     of those queued before it."""
-    others = TrainingRun.objects.exclude(pk=new_run.pk)
     ahead = (
-        others.filter(status=JobStatus.RUNNING).first()
-        or others.filter(status=JobStatus.QUEUED).order_by("created_at", "pk").first()
+        services.training_now(other_than=new_run)
+        or TrainingRun.objects.filter(status=JobStatus.QUEUED)
+        .exclude(pk=new_run.pk)
+        .order_by("created_at", "pk")
+        .first()
     )
     if ahead is None:
         return ""
