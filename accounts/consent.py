@@ -41,13 +41,35 @@ def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
         opted_out_by_id=speaker.member_id if opted_out else None,
     )
     speaker.opted_out = opted_out
-    reason = f"{speaker.display_name} opted out after this run was trained on their messages."
+    reason = _opted_out_reason(speaker)
     if opted_out:
         mark_runs_trained_on(speaker, reason)
         revoke_public_links(speaker)
-    else:
-        # Back in: the runs flagged for their opt-out alone may generate in their voice again.
-        TrainingRun.objects.filter(needs_retrain=reason[:300]).update(needs_retrain="")
+        return
+    # Back in: the runs their opt-out flagged may generate in their voice again, unless they
+    # learnt someone still withheld too (their flag may have overwritten that friend's).
+    flagged = list(TrainingRun.objects.filter(needs_retrain=reason[:300]).only("speaker_ids"))
+    if not flagged:
+        return
+    withheld = Speaker.objects.filter(Q(opted_out=True) | Q(messages_deleted_at__isnull=False))
+    withheld = sorted(withheld, key=lambda s: s.messages_deleted_at is None)  # the gravest first
+    for run in flagged:
+        still = next((s for s in withheld if {s.pk, *s.former_ids} & set(run.speaker_ids)), None)
+        run.needs_retrain = _withheld_reason(still)[:300] if still else ""
+    TrainingRun.objects.bulk_update(flagged, ["needs_retrain"])
+
+
+def _opted_out_reason(speaker: Speaker) -> str:
+    return f"{speaker.display_name} opted out after this run was trained on their messages."
+
+
+def _deleted_reason(speaker: Speaker) -> str:
+    return f"{speaker.display_name} deleted their messages after this run was trained on them."
+
+
+def _withheld_reason(speaker: Speaker) -> str:
+    """Why a run that learnt a speaker who is out of training needs a retrain."""
+    return _deleted_reason(speaker) if speaker.messages_deleted_at else _opted_out_reason(speaker)
 
 
 @transaction.atomic
@@ -118,10 +140,7 @@ def delete_messages(*, speaker: Speaker) -> int:
     now = timezone.now()
     identities.update(excluded=True, messages_deleted_at=now)
     Speaker.objects.filter(pk=speaker.pk).update(messages_deleted_at=now)
-    mark_runs_trained_on(
-        speaker,
-        f"{speaker.display_name} deleted their messages after this run was trained on them.",
-    )
+    mark_runs_trained_on(speaker, _deleted_reason(speaker))
     return deleted
 
 

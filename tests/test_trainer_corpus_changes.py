@@ -473,3 +473,28 @@ def test_a_run_whose_worker_went_silent_is_not_named_as_the_one_ahead(staff_clie
 
     said = [str(m) for m in response.context["messages"]]
     assert said == ["“first try” is queued. A GPU worker will pick it up."]
+
+
+def test_opting_back_in_keeps_the_flag_of_a_friend_still_out_or_whose_messages_are_gone():
+    """Ann opted out, then Bo (whose flag replaced hers on the run), then Bo came back in: the
+    run looked current though Ann is still out. Cy deleted her messages and later opted out and
+    back in: her run looked current, trained on messages she had deleted."""
+    ann, bo, cy = (Speaker.create_named(name) for name in ("Ann", "Bo", "Cy"))
+    both = TrainingRun.objects.create(
+        name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[ann.pk, bo.pk]
+    )
+    learnt_cy = TrainingRun.objects.create(
+        name="v2", status=JobStatus.SUCCEEDED, speaker_ids=[cy.pk]
+    )
+    consent.set_opted_out(speaker=ann, opted_out=True)
+    consent.set_opted_out(speaker=bo, opted_out=True)
+    consent.delete_messages(speaker=cy)
+    cy.refresh_from_db()
+    consent.set_opted_out(speaker=cy, opted_out=True)
+
+    consent.set_opted_out(speaker=bo, opted_out=False)
+    consent.set_opted_out(speaker=cy, opted_out=False)
+
+    both.refresh_from_db(), learnt_cy.refresh_from_db()
+    assert both.needs_retrain.startswith("Ann opted out")
+    assert learnt_cy.needs_retrain.startswith("Cy deleted their messages")
