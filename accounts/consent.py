@@ -32,6 +32,19 @@ def mark_runs_trained_on(speaker: Speaker, reason: str, *, unless_flagged: bool 
     return len(runs)
 
 
+def flag_runs_that_learnt_identity(identity: Identity, speaker: Speaker | None, reason: str) -> str:
+    """Mark the runs that learnt ``identity`` (as it is before a move, a split or an exclusion,
+    on the Speakers page or in the admin) in ``speaker``'s voice "needs retrain": bots and
+    excluded identities trained nothing (trainer.corpus), and a graver reason already there
+    stays. What to tell staff about them ("" when none was marked)."""
+    if speaker is None or identity.excluded or identity.is_bot:
+        return ""
+    flagged = mark_runs_trained_on(speaker, reason, unless_flagged=True)
+    if not flagged:
+        return ""
+    return f"Training runs that learnt {speaker}'s voice are marked “needs retrain” ({flagged})."
+
+
 @transaction.atomic
 def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
     """The speaker's member opts it out (remembered as theirs) or back in."""

@@ -86,13 +86,25 @@ class IdentityAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Identity, form, change: bool) -> None:
         """A move to another speaker goes through Identity.assign_to, as on the Speakers page:
         the speaker it moves to remembers the one it left (runs trained on that one learnt
-        from this friend, and an opt-out must flag them)."""
-        if not change or "speaker" not in form.changed_data:
+        from this friend, and an opt-out must flag them). As there, a move or an exclusion
+        marks the runs that learnt the identity in its old voice "needs retrain"."""
+        if not change:
             return super().save_model(request, obj, form, change)
+        before = Identity.objects.select_related("speaker").get(pk=obj.pk)
+        moved = "speaker" in form.changed_data
         target = obj.speaker
-        obj.speaker_id = form.initial.get("speaker")
+        if moved:
+            obj.speaker = before.speaker
         super().save_model(request, obj, form, change)
-        obj.assign_to(target)
+        if moved:
+            obj.assign_to(target)
+            reason = f"{obj} moved from {before.speaker} to {target} after this run was trained."
+        else:
+            reason = f"{obj} was excluded from training after this run learnt from it."
+        if moved or obj.excluded:
+            note = consent.flag_runs_that_learnt_identity(before, before.speaker, reason)
+            if note:
+                messages.info(request, note)
 
 
 @admin.register(Conversation)

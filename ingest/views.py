@@ -422,27 +422,21 @@ def identity_assign(request: HttpRequest, pk: int) -> HttpResponse:
             f" {previous} opted out of training; these messages now train as {target}'s."
             f" Exclude the identity if they are still {previous}'s."
         )
-    if previous is not None and previous != target and _trains(identity):
+    if previous != target:
         message += _flag_runs_that_learnt(
-            previous, f"{identity} moved from {previous} to {target} after this run was trained."
+            identity,
+            previous,
+            f"{identity} moved from {previous} to {target} after this run was trained.",
         )
     message += _drop_if_emptied(previous)
     # The row goes to the speaker it moved to, which may be on another page: the list follows.
     return _speakers_changed(request, message, focus=target)
 
 
-def _trains(identity: Identity) -> bool:
-    """Whether runs may have learnt the identity's messages (trainer.corpus leaves these out)."""
-    return not (identity.excluded or identity.is_bot)
-
-
-def _flag_runs_that_learnt(speaker: Speaker, reason: str) -> str:
-    """Mark the runs that learnt ``speaker`` as it was (a graver reason already there stays);
-    what the toast adds about them."""
-    flagged = consent.mark_runs_trained_on(speaker, reason, unless_flagged=True)
-    if not flagged:
-        return ""
-    return f" Training runs that learnt {speaker}'s voice are marked “needs retrain” ({flagged})."
+def _flag_runs_that_learnt(identity: Identity, speaker: Speaker | None, reason: str) -> str:
+    """What the toast adds about the runs marked for the identity's change."""
+    note = consent.flag_runs_that_learnt_identity(identity, speaker, reason)
+    return f" {note}" if note else ""
 
 
 def _drop_if_emptied(speaker: Speaker | None) -> str:
@@ -469,10 +463,11 @@ def identity_split(request: HttpRequest, pk: int) -> HttpResponse:
     message = f"{identity} is now a speaker of their own, {speaker}."
     if speaker.opted_out:
         message += f" It stays opted out of training, as {previous} is."
-    if previous is not None and _trains(identity):
-        message += _flag_runs_that_learnt(
-            previous, f"{identity} was split off {previous} after this run was trained on both."
-        )
+    message += _flag_runs_that_learnt(
+        identity,
+        previous,
+        f"{identity} was split off {previous} after this run was trained on both.",
+    )
     message += _drop_if_emptied(previous)
     return _speakers_changed(request, message)
 
@@ -490,16 +485,17 @@ def identity_exclude(request: HttpRequest, pk: int) -> HttpResponse:
             "they stay out of training.",
             "error",
         )
-    was_excluded = identity.excluded
-    identity.set_excluded(form.cleaned_data.get("excluded", False))
+    excluding = form.cleaned_data.get("excluded", False)
+    flagged = ""
+    if excluding:  # asked of the identity as it was: excluded already, it trained nothing
+        flagged = _flag_runs_that_learnt(
+            identity,
+            identity.speaker,
+            f"{identity} was excluded from training after this run learnt from it.",
+        )
+    identity.set_excluded(excluding)
     if identity.excluded:
-        message = f"{identity} is excluded from training."
-        if not (was_excluded or identity.is_bot) and identity.speaker is not None:
-            message += _flag_runs_that_learnt(
-                identity.speaker,
-                f"{identity} was excluded from training after this run learnt from it.",
-            )
-        return _speakers_changed(request, message)
+        return _speakers_changed(request, f"{identity} is excluded from training.{flagged}")
     # Included again, but other rules may still keep it out (trainer.corpus): say which.
     if identity.is_bot:
         kept_out = "bots never train"

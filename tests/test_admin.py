@@ -243,6 +243,38 @@ def test_an_identity_moved_in_the_admin_is_remembered_by_its_new_speaker(staff_c
     assert identity.speaker == samuel and sam.pk in samuel.former_ids
 
 
+def test_an_identity_moved_or_excluded_in_the_admin_flags_the_runs_that_learnt_it(staff_client):
+    """As on the Speakers page: the runs that learnt it in its old voice looked current."""
+    from ingest.models import Identity, Speaker
+    from joe_site.jobs import JobStatus
+    from trainer.models import TrainingRun
+
+    bo, ann = Speaker.create_named("Bo"), Speaker.create_named("Ann")
+    phone, guest = (
+        Identity.objects.create(source_kind="slack", external_id=uid, display_name=name, speaker=bo)
+        for uid, name in (("U1", "Bo P"), ("U2", "Guest"))
+    )
+    run = TrainingRun.objects.create(name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk])
+
+    def flag_after(identity: Identity, **changes: object) -> str:
+        TrainingRun.objects.filter(pk=run.pk).update(needs_retrain="")
+        data = {"source_kind": "slack", "external_id": identity.external_id,
+                "display_name": identity.display_name, "speaker": bo.pk,
+                "created_at_0": "2026-01-01", "created_at_1": "12:00:00", **changes}  # fmt: skip
+        response = staff_client.post(
+            reverse("admin:ingest_identity_change", args=[identity.pk]), data, follow=True
+        )
+        assert "marked “needs retrain” (1)" in response.content.decode()
+        return TrainingRun.objects.get(pk=run.pk).needs_retrain
+
+    assert flag_after(phone, speaker=ann.pk) == (
+        "Bo P (Slack export) moved from Bo to Ann after this run was trained."
+    )
+    assert flag_after(guest, excluded="on") == (
+        "Guest (Slack export) was excluded from training after this run learnt from it."
+    )
+
+
 def test_staff_may_opt_out_a_friend_in_the_admin_as_the_friend_would(staff_client):
     from generations.models import ShareLink
     from ingest.models import Speaker
