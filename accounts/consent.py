@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from accounts.models import SpeakerClaim
 from ingest.models import Identity, Message, Speaker
-from joe_site.jobs import JobStatus
 from trainer.models import TrainingRun
 
 
@@ -22,14 +21,9 @@ def mark_runs_trained_on(speaker: Speaker, reason: str, *, unless_flagged: bool 
     splits) and that is, or may become, a model generations use (all but cancelled and failed
     ones: a queued run may be one waiting to resume from a checkpoint trained on them); returns
     how many were flagged. ``unless_flagged``: a run flagged already keeps its reason."""
-    usable = TrainingRun.objects.exclude(status__in=(JobStatus.CANCELLED, JobStatus.FAILED))
-    if unless_flagged:
-        usable = usable.filter(needs_retrain="")
     # Under this speaker's id, or one it was merged from or split off (their messages too).
     theirs = {speaker.pk, *speaker.former_ids}
-    runs = [run for run in usable.only("pk", "speaker_ids") if theirs & set(run.speaker_ids)]
-    TrainingRun.objects.filter(pk__in=[run.pk for run in runs]).update(needs_retrain=reason[:300])
-    return len(runs)
+    return TrainingRun.mark_those_that_learnt(theirs, reason, unless_flagged=unless_flagged)
 
 
 def flag_runs_that_learnt_identity(identity: Identity, speaker: Speaker | None, reason: str) -> str:

@@ -129,6 +129,30 @@ class TrainingRun(ReportsHeartbeat, Job):
             self.status == JobStatus.SUCCEEDED and bool(self.checkpoint_dir) and not self.is_active
         )
 
+    @classmethod
+    def mark_those_that_learnt(
+        cls,
+        speaker_ids: set[int],
+        reason: str,
+        *,
+        unless_flagged: bool = False,
+        started_since: datetime | None = None,
+    ) -> int:
+        """Mark "needs retrain" every run whose data included one of the speaker ids and that
+        is, or may become, a model generations use (all but cancelled and failed ones: a queued
+        run may be one waiting to resume from a checkpoint trained on them); returns how many.
+        ``unless_flagged``: a run flagged already keeps its reason; ``started_since``: only
+        the runs that read the corpus since then."""
+        usable = cls.objects.exclude(status__in=(JobStatus.CANCELLED, JobStatus.FAILED))
+        if unless_flagged:
+            usable = usable.filter(needs_retrain="")
+        if started_since is not None:
+            usable = usable.filter(started_at__gte=started_since)
+        learnt = [
+            run.pk for run in usable.only("pk", "speaker_ids") if speaker_ids & {*run.speaker_ids}
+        ]
+        return cls.objects.filter(pk__in=learnt).update(needs_retrain=reason[:300])
+
     @property
     def retrain_takes_over(self) -> bool:
         """A retrain of this run becomes the active model when it succeeds: of the active model,
@@ -289,13 +313,9 @@ def _flag_runs_trained_on_export(
 ) -> None:
     """Runs that read the corpus after the export was imported, and learnt one of its speakers,
     hold its messages still: they need a retrain (a graver reason already there stays)."""
-    runs = TrainingRun.objects.exclude(status__in=(JobStatus.CANCELLED, JobStatus.FAILED)).filter(
-        needs_retrain=""
+    TrainingRun.mark_those_that_learnt(
+        speaker_ids,
+        f"{name} was deleted after this run was trained on it.",
+        unless_flagged=True,
+        started_since=imported_at,
     )
-    if imported_at is not None:
-        runs = runs.filter(started_at__gte=imported_at)
-    learnt = [
-        run.pk for run in runs.only("pk", "speaker_ids") if speaker_ids & set(run.speaker_ids)
-    ]
-    reason = f"{name} was deleted after this run was trained on it."
-    TrainingRun.objects.filter(pk__in=learnt).update(needs_retrain=reason[:300])
