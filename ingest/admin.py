@@ -49,7 +49,9 @@ class SpeakerAdmin(admin.ModelAdmin):
     ]  # fmt: skip
 
     def get_readonly_fields(self, request: HttpRequest, obj: Speaker | None = None) -> list[str]:
-        return [*self.readonly_fields, "slug"] if obj else self.readonly_fields
+        # Its member is linked and unlinked on the Claims page (consent.link_speaker, which asks
+        # before handing someone else's opt-out over; unlink_speaker, which ends the game opt-in).
+        return [*self.readonly_fields, "slug", "member"] if obj else self.readonly_fields
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Speaker | None = None) -> dict:
         return {} if obj else self.prepopulated_fields

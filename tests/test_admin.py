@@ -112,6 +112,31 @@ def test_the_admin_changes_neither_a_speakers_consent_nor_their_models_token(sta
     assert speaker.opted_out and not speaker.game_opt_in
 
 
+def test_a_speaker_is_linked_and_unlinked_on_the_claims_page_not_in_the_admin(
+    staff_client, member, other_member
+):
+    """Unlinked in the admin, a wrong member's game opt-in stayed on (unlink_speaker turns it
+    off); linked there, a member got someone else's opt-out to undo, with no question asked."""
+    from django.utils import timezone
+
+    from ingest.models import Speaker
+
+    ann = Speaker.objects.create(display_name="Ann", slug="ann", member=member, game_opt_in=True)
+    bo = Speaker.objects.create(
+        display_name="Bo", slug="bo", opted_out=True, opted_out_at=timezone.now()
+    )
+    for speaker, posted in ((ann, ""), (bo, other_member.pk)):
+        response = staff_client.post(
+            reverse("admin:ingest_speaker_change", args=[speaker.pk]),
+            {"display_name": speaker.display_name, "member": posted, "former_ids": "[]",
+             "created_at_0": "2026-01-01", "created_at_1": "12:00:00"},
+        )  # fmt: skip
+        assert response.status_code == 302, response.context["adminform"].form.errors
+
+    ann.refresh_from_db(), bo.refresh_from_db()
+    assert (ann.member, ann.game_opt_in, bo.member) == (member, True, None)
+
+
 def test_a_speaker_is_not_deleted_from_the_admin(staff_client):
     from ingest.models import Speaker
     from tests.builders.snippets import make_snippet
