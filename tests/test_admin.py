@@ -178,6 +178,29 @@ def test_the_admin_cannot_bring_back_messages_their_author_deleted(staff_client)
     assert identity.messages_deleted_at is not None
 
 
+def test_a_run_is_made_active_on_its_page_not_in_the_admin(staff_client):
+    """Ticked there, a failed run with no checkpoint became the model the gallery generates
+    with (make_active refuses it), and unticked there the active model could be deleted."""
+    from joe_site.jobs import JobStatus
+    from trainer.models import TrainingRun
+
+    failed = TrainingRun.objects.create(name="broken", status=JobStatus.FAILED)
+    url = reverse("admin:trainer_trainingrun_change", args=[failed.pk])
+    form = staff_client.get(url).context["adminform"].form
+    data = {name: "" if value is None else value for name, value in form.initial.items()}
+    data.update({"is_active": "on", "status": JobStatus.SUCCEEDED, "activate_on_success": "on",
+                 "created_at_0": "2026-01-01", "created_at_1": "12:00:00"})  # fmt: skip
+    data = {name: value for name, value in data.items() if value is not False}
+
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    failed.refresh_from_db()
+    assert (failed.is_active, failed.status, failed.activate_on_success) == (
+        False, JobStatus.FAILED, False
+    )  # fmt: skip
+
+
 def test_runs_and_batches_are_started_on_the_site_and_a_generating_batch_is_not_deleted(
     staff_client,
 ):

@@ -9,11 +9,16 @@ class TrainingRunAdmin(admin.ModelAdmin):
     """Deletes a run only when its page would (TrainingRun.why_not_deletable): not the active
     model the gallery generates with, nor a run or batch a worker is still writing. No bulk
     delete, which would not ask each run. Runs are started from the site, which queues them:
-    one added here waited forever."""
+    one added here waited forever. Nor is a run made active, given a status or a takeover
+    here: its page does that through make_active, which refuses a run with no checkpoint."""
 
     list_display = ["name", "base_model", "status", "final_val_loss", "is_active", "created_at"]
     list_filter = ["status", "is_active"]
     readonly_fields = [
+        "status",
+        "is_active",
+        "activate_on_success",
+        "speaker_ids",  # whom it learnt: what an opt-out looks up
         "loss_history",
         "dataset_summary",
         "report",
