@@ -1,10 +1,10 @@
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
 from accounts import consent
+from ingest import services
 from ingest.models import Conversation, Export, Identity, Message, Speaker
 
 
@@ -131,9 +131,7 @@ class ConversationAdmin(admin.ModelAdmin):
         self.delete_queryset(request, Conversation.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
-        with transaction.atomic():
-            Message.objects.filter(conversation__in=queryset).delete_in_sql()
-            queryset.delete()
+        services.delete_conversations(queryset)  # the runs that learnt them: "needs retrain"
 
 
 @admin.register(Message)

@@ -1,4 +1,5 @@
-"""Writes to the corpus: take an upload, import an export in one transaction, delete an export."""
+"""Writes to the corpus: take an upload, import an export in one transaction, delete an export
+or a chat."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Min, OuterRef
 from django.utils import timezone
 
 from ingest import slack_import
@@ -738,8 +739,7 @@ def _delete(export: Export) -> int:
     # order_by(): with the model's ordering DISTINCT would return a row per message.
     identity_ids = set(messages.order_by().values_list("identity_id", flat=True).distinct())
     conversation_ids = set(messages.order_by().values_list("conversation_id", flat=True).distinct())
-    voices = Speaker.objects.filter(identities__in=identity_ids).values_list("pk", "former_ids")
-    voice_ids = {i for pk, former in voices for i in (pk, *former)}
+    voice_ids = _voice_ids(identity_ids)
     deleted = messages.delete_in_sql()
     Conversation.objects.filter(pk__in=conversation_ids).filter(
         ~Exists(Message.objects.filter(conversation=OuterRef("pk")))
@@ -760,13 +760,41 @@ def _delete(export: Export) -> int:
     key, export_id = f"ingest:deleted:{export.pk}", export.pk
     export.delete()
     transaction.on_commit(lambda: cache.set(key, notice, DELETED_NOTICE_SECONDS))
-    export_name, imported_at = export.original_name, export.finished_at
-    transaction.on_commit(
-        lambda: export_deleted.send(
-            Export, name=export_name, speaker_ids=voice_ids, imported_at=imported_at
-        )
-    )
+    _say_deleted(export.original_name, voice_ids, export.finished_at)
     if name:
         transaction.on_commit(lambda: storage.delete(name))
     log.info("Deleted export %s and its %d messages", export_id, deleted)
     return deleted
+
+
+def delete_conversations(conversations: Iterable[Conversation]) -> int:
+    """Delete chats with their messages, in SQL (staff's admin: a private chat that should
+    not be in the corpus); the runs that learnt from them are told, as for an export. Returns
+    how many messages went."""
+    with transaction.atomic():
+        conversations = list(conversations)
+        messages = Message.objects.filter(conversation__in=conversations)
+        identity_ids = set(messages.order_by().values_list("identity_id", flat=True).distinct())
+        imported = Export.objects.filter(pk__in=messages.order_by().values("export_id").distinct())
+        imported_at = imported.aggregate(first=Min("finished_at"))["first"]
+        voice_ids = _voice_ids(identity_ids)
+        deleted = messages.delete_in_sql()
+        Conversation.objects.filter(pk__in=[c.pk for c in conversations]).delete()
+        names = [f"The chat “{c}”" for c in conversations]
+        _say_deleted(names[0] if len(names) == 1 else f"{len(names)} chats", voice_ids, imported_at)
+    return deleted
+
+
+def _voice_ids(identity_ids: set[int]) -> set[int]:
+    """Every id the identities' speakers had (merges, splits): the runs that learnt them."""
+    voices = Speaker.objects.filter(identities__in=identity_ids).values_list("pk", "former_ids")
+    return {i for pk, former in voices for i in (pk, *former)}
+
+
+def _say_deleted(name: str, voice_ids: set[int], imported_at: datetime | None) -> None:
+    """export_deleted, once the deletion commits: the trainer flags the runs that learnt it."""
+    transaction.on_commit(
+        lambda: export_deleted.send(
+            Export, name=name, speaker_ids=voice_ids, imported_at=imported_at
+        )
+    )

@@ -424,3 +424,31 @@ def test_the_admin_neither_deletes_nor_demotes_the_last_active_superuser(staff_c
     staff_client.force_login(other)
     staff_client.post(delete, {"post": "yes"})
     assert not User.objects.filter(pk=staff.pk).exists()
+
+
+def test_deleting_a_chat_in_the_admin_flags_the_runs_that_learnt_from_it(
+    staff_client, tmp_path, django_capture_on_commit_callbacks
+):
+    """As deleting its export does: the active model trained on the private chat staff took
+    out of the corpus kept looking current."""
+    from django.utils import timezone
+
+    from ingest.models import Conversation, Speaker
+    from joe_site.jobs import JobStatus
+    from tests.test_ingest_support import import_path
+    from trainer.models import TrainingRun
+
+    import_path(slack_export(tmp_path / "s.zip", {"secret": [("U1", "private")]}))
+    ids = list(Speaker.objects.values_list("pk", flat=True))
+    run = TrainingRun.objects.create(
+        name="v1", status=JobStatus.SUCCEEDED, speaker_ids=ids, started_at=timezone.now()
+    )
+    secret = Conversation.objects.get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(
+            reverse("admin:ingest_conversation_delete", args=[secret.pk]), {"post": "yes"}
+        )
+
+    run.refresh_from_db()
+    assert run.needs_retrain == f"The chat “{secret}” was deleted after this run was trained on it."
