@@ -53,17 +53,38 @@ def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
         mark_runs_trained_on(speaker, reason)
         revoke_public_links(speaker)
         return
-    # Back in: the runs their opt-out flagged may generate in their voice again, unless they
-    # learnt someone still withheld too (their flag may have overwritten that friend's).
-    flagged = list(TrainingRun.objects.filter(needs_retrain=reason[:300]).only("speaker_ids"))
+    # Back in: the runs their opt-out flagged (as themselves, or as someone merged into them)
+    # may generate in their voice again, unless they learnt someone still withheld, or a voice
+    # merged away: their flag may have replaced that reason, which holds again.
+    theirs = {speaker.pk, *speaker.former_ids}
+    flagged = [
+        run
+        for run in TrainingRun.objects.filter(
+            needs_retrain__startswith=f"{speaker.display_name} opted out "
+        ).only("speaker_ids")
+        if theirs & set(run.speaker_ids)
+    ]
     if not flagged:
         return
     withheld = Speaker.objects.filter(Q(opted_out=True) | Q(messages_deleted_at__isnull=False))
     withheld = sorted(withheld, key=lambda s: s.messages_deleted_at is None)  # the gravest first
+    held = set(Speaker.objects.filter(pk__in=theirs).values_list("pk", flat=True))
     for run in flagged:
-        still = next((s for s in withheld if {s.pk, *s.former_ids} & set(run.speaker_ids)), None)
-        run.needs_retrain = _withheld_reason(still)[:300] if still else ""
+        learnt = set(run.speaker_ids)
+        still = next((s for s in withheld if {s.pk, *s.former_ids} & learnt), None)
+        if still:
+            run.needs_retrain = _withheld_reason(still)[:300]
+        elif learnt & (theirs - held):
+            run.needs_retrain = VOICE_MERGED_AWAY
+        else:
+            run.needs_retrain = ""
     TrainingRun.objects.bulk_update(flagged, ["needs_retrain"])
+
+
+VOICE_MERGED_AWAY = (
+    "A voice it learnt was merged into another speaker since: no speaker holds it now, so it "
+    "no longer writes in it."
+)
 
 
 def _opted_out_reason(speaker: Speaker) -> str:

@@ -498,3 +498,26 @@ def test_opting_back_in_keeps_the_flag_of_a_friend_still_out_or_whose_messages_a
     both.refresh_from_db(), learnt_cy.refresh_from_db()
     assert both.needs_retrain.startswith("Ann opted out")
     assert learnt_cy.needs_retrain.startswith("Cy deleted their messages")
+
+
+def test_opting_back_in_after_a_merge_takes_back_the_flag_the_merge_gave_their_runs():
+    """Sam (opted out) was merged into Samuel, whose runs were flagged "Samuel opted out (as
+    Sam, merged into them)"; Samuel opted back in and they stayed red for good. The run that
+    learnt Sam still needs its retrain: it writes in a voice nobody holds now."""
+    sam, samuel = Speaker.create_named("Sam"), Speaker.create_named("Samuel")
+    consent.set_opted_out(speaker=sam, opted_out=True)
+    learnt_samuel, learnt_sam = (
+        TrainingRun.objects.create(name=n, status=JobStatus.SUCCEEDED, speaker_ids=[s.pk])
+        for n, s in (("v1", samuel), ("v2", sam))
+    )
+    consent.merge_speakers(speaker=sam, target=samuel)
+    samuel.refresh_from_db()
+    assert TrainingRun.objects.get(pk=learnt_samuel.pk).needs_retrain.startswith(
+        "Samuel opted out (as Sam"
+    )
+
+    consent.set_opted_out(speaker=samuel, opted_out=False)
+
+    learnt_samuel.refresh_from_db(), learnt_sam.refresh_from_db()
+    assert learnt_samuel.needs_retrain == ""
+    assert "no speaker holds" in learnt_sam.needs_retrain
