@@ -100,7 +100,11 @@ class IdentityAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if moved:
             obj.assign_to(target)
-            reason = f"{obj} moved from {before.speaker} to {target} after this run was trained."
+            reason = (
+                f"{obj} moved from {before.speaker} to {target} after this run was trained."
+                if target
+                else f"{obj} was taken off {before.speaker} after this run was trained."
+            )
         else:
             reason = f"{obj} was excluded from training after this run learnt from it."
         if moved or obj.excluded:

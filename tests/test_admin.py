@@ -298,9 +298,9 @@ def test_an_identity_moved_or_excluded_in_the_admin_flags_the_runs_that_learnt_i
     from trainer.models import TrainingRun
 
     bo, ann = Speaker.create_named("Bo"), Speaker.create_named("Ann")
-    phone, guest = (
+    phone, guest, work = (
         Identity.objects.create(source_kind="slack", external_id=uid, display_name=name, speaker=bo)
-        for uid, name in (("U1", "Bo P"), ("U2", "Guest"))
+        for uid, name in (("U1", "Bo P"), ("U2", "Guest"), ("U3", "Bo W"))
     )
     run = TrainingRun.objects.create(name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk])
 
@@ -317,6 +317,9 @@ def test_an_identity_moved_or_excluded_in_the_admin_flags_the_runs_that_learnt_i
 
     assert flag_after(phone, speaker=ann.pk) == (
         "Bo P (Slack export) moved from Bo to Ann after this run was trained."
+    )
+    assert flag_after(work, speaker="") == (
+        "Bo W (Slack export) was taken off Bo after this run was trained."
     )
     assert flag_after(guest, excluded="on") == (
         "Guest (Slack export) was excluded from training after this run learnt from it."
