@@ -320,6 +320,19 @@ def test_conversations_never_include_an_opted_out_friend(run, friends, fake):
     assert batch.snippets.get().kind == "conversation"
 
 
+def voices_asked_for(fake, monkeypatch) -> list[list[str]]:
+    """The voices each conversation the fake model writes may use, as the batch asked."""
+    asked = []
+    answer = fake.generate_conversation
+
+    def generate_conversation(params, *, speakers_allowed, **kwargs):
+        asked.append(sorted(speakers_allowed))
+        return answer(params, speakers_allowed=speakers_allowed, **kwargs)
+
+    monkeypatch.setattr(fake, "generate_conversation", generate_conversation)
+    return asked
+
+
 def test_conversations_never_write_as_a_friend_merged_into_one_who_opted_out(
     run, friends, fake, monkeypatch
 ):
@@ -328,19 +341,12 @@ def test_conversations_never_write_as_a_friend_merged_into_one_who_opted_out(
     no speaker, so no opt-out or veto of Bo's could hide it."""
     consent.merge_speakers(speaker=friends["cy"], target=friends["bo"])
     consent.set_opted_out(speaker=Speaker.objects.get(slug="bo"), opted_out=True)
-    asked = []
-    answer = fake.generate_conversation
-
-    def generate_conversation(params, *, speakers_allowed, **kwargs):
-        asked.append(set(speakers_allowed))
-        return answer(params, speakers_allowed=speakers_allowed, **kwargs)
-
-    monkeypatch.setattr(fake, "generate_conversation", generate_conversation)
+    asked = voices_asked_for(fake, monkeypatch)
     fake.conversations = [[("ann", "so who is coming"), ("ann", "anyone at all")]]
 
     execute_batch(new_batch(run, per_speaker={}, conversations=1).pk)
 
-    assert asked == [{"ann"}]
+    assert asked == [["ann"]]
 
 
 def test_conversations_leave_out_a_voice_merged_into_a_friend_who_opted_out(
@@ -354,14 +360,7 @@ def test_conversations_leave_out_a_voice_merged_into_a_friend_who_opted_out(
 
     phone = Speaker.objects.create(display_name="Cy (phone)", slug="cy-phone", opted_out=True)
     consent.merge_speakers(speaker=friends["cy"], target=phone)
-    allowed = []
-    conversation = fake.generate_conversation
-
-    def record(params, *, speakers_allowed, **kwargs):
-        allowed.append(sorted(speakers_allowed))
-        return conversation(params, speakers_allowed=speakers_allowed, **kwargs)
-
-    monkeypatch.setattr(fake, "generate_conversation", record)
+    allowed = voices_asked_for(fake, monkeypatch)
     execute_batch(new_batch(run, per_speaker={}, conversations=1).pk)
 
     assert allowed == [["ann", "bo"]]

@@ -143,20 +143,26 @@ def test_screenshots_after_the_demo_alone_say_what_they_need(monkeypatch):
         call_command("screenshots")
 
 
-def test_a_second_demo_on_the_same_data_folder_starts_nothing(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
+def demo_on_a_taken_port(data: Path, *args: str) -> subprocess.CompletedProcess:
+    """bin/demo on the embedded default with this data folder, told to serve on a port that is
+    taken: whatever it does before starting the web server, it goes no further."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    # The port is taken too: were the demo to go on, its web server would stop it at once.
-    with socket.socket() as taken, (data / "demo.lock").open("a") as first_demo:
+    with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         env.update(JOE_DATA_DIR=str(data), JOE_BIND=f"127.0.0.1:{taken.getsockname()[1]}")
-        fcntl.flock(first_demo, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        result = subprocess.run(
-            [ROOT / "bin" / "demo", "--quick"],
+        return subprocess.run(
+            [ROOT / "bin" / "demo", *args],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
+
+
+def test_a_second_demo_on_the_same_data_folder_starts_nothing(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with (data / "demo.lock").open("a") as first_demo:
+        fcntl.flock(first_demo, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = demo_on_a_taken_port(data, "--quick")
     assert result.returncode == 1
     assert "a demo is already running on" in result.stderr
     assert not (data / "logs").exists()  # no worker was started
@@ -166,30 +172,14 @@ def test_a_fresh_demo_keeps_its_data_folder_to_its_user(tmp_path):
     """The folder holds the chat database, uploads and models: made by bin/demo or by settings,
     it is the user's alone."""
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    with socket.socket() as taken:  # the web server cannot start: the demo stops there
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        env.update(JOE_DATA_DIR=str(data), JOE_BIND=f"127.0.0.1:{taken.getsockname()[1]}")
-        result = subprocess.run(
-            [ROOT / "bin" / "demo", "--quick"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+    result = demo_on_a_taken_port(data, "--quick")  # the web server cannot start: it stops there
     assert "the web server did not start" in result.stderr
     assert data.stat().st_mode & 0o777 == 0o700
 
 
 def test_demo_help_says_the_options_and_starts_nothing(tmp_path):
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    with socket.socket() as taken:  # were it to start the site, it would stop there
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        env.update(JOE_DATA_DIR=str(data), JOE_BIND=f"127.0.0.1:{taken.getsockname()[1]}")
-        result = subprocess.run(
-            [ROOT / "bin" / "demo", "--help"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+    result = demo_on_a_taken_port(data, "--help")  # were it to start the site, it would stop there
     assert result.returncode == 0, result.stderr
     assert "--quick" in result.stdout and "JOE_BIND" in result.stdout
     assert not data.exists()
