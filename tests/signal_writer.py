@@ -213,6 +213,9 @@ class Msg:
     quote: tuple[str, int] | None = None  # (author key, sent) of the quoted message
     mentions: tuple[tuple[int, int, str], ...] = ()  # (UTF-16 start, length, contact key)
     edits: tuple[str, ...] = ()  # later revisions' bodies ("message" schema only)
+    # parent_story_id: a reply to a story, >0 in the group's story replies, <0 (Signal's
+    # ParentStoryId.DirectReply) in the 1:1 chat with its author
+    story_parent: int = 0
 
 
 SCHEMAS: dict[str, list[str]] = {
@@ -376,7 +379,7 @@ def _insert(
     needs_mms = msg.chat == GROUP or msg.media or msg.long_text or msg.quote or msg.mentions
     if old and msg.edits:
         raise ValueError("edits only exist in the 'message' schema")
-    if old and not needs_mms and msg.kind != "story":
+    if old and not needs_mms and msg.kind != "story" and not msg.story_parent:
         cursor = db.execute(
             "INSERT INTO sms (thread_id, address, date, date_sent, date_server, type, body, "
             "remote_deleted, read) VALUES (?,?,?,?,?,?,?,?,1)",
@@ -387,21 +390,22 @@ def _insert(
     if old:
         cursor = db.execute(
             "INSERT INTO mms (thread_id, date, date_received, date_server, msg_box, body, "
-            "address, quote_id, quote_author, quote_body, remote_deleted, is_story, read) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1)",
+            "address, quote_id, quote_author, quote_body, remote_deleted, is_story, "
+            "parent_story_id, read) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1)",
             (thread, msg.sent, received, server, message_type, body,
              peer if outgoing else sender, quote_id, str(quote_author) if quote_author else None,
-             "quoted" if msg.quote else None, int(msg.deleted), int(msg.kind == "story")),
+             "quoted" if msg.quote else None, int(msg.deleted), int(msg.kind == "story"),
+             msg.story_parent),
         )  # fmt: skip
     else:
         cursor = db.execute(
             "INSERT INTO message (date_sent, date_received, date_server, thread_id, "
             "from_recipient_id, from_device_id, to_recipient_id, type, body, quote_id, "
-            "quote_author, quote_body, remote_deleted, story_type, read) "
-            "VALUES (?,?,?,?,?,1,?,?,?,?,?,?,?,?,1)",
+            "quote_author, quote_body, remote_deleted, story_type, parent_story_id, read) "
+            "VALUES (?,?,?,?,?,1,?,?,?,?,?,?,?,?,?,1)",
             (msg.sent, received, server, thread, sender, rid["me"] if not outgoing else peer,
              message_type, body, quote_id, quote_author, "quoted" if msg.quote else None,
-             int(msg.deleted), int(msg.kind == "story")),
+             int(msg.deleted), int(msg.kind == "story"), msg.story_parent),
         )  # fmt: skip
     message_id = cursor.lastrowid
     assert message_id is not None

@@ -213,6 +213,22 @@ def test_an_edit_keeps_the_original_timestamp_as_its_id(tmp_path):
 
 
 @pytest.mark.parametrize("schema", ["message", "sms_mms"])
+def test_a_direct_reply_to_a_story_is_a_message_of_the_chat(tmp_path, schema):
+    """Signal shows a direct reply to a story (negative parent_story_id) in the 1:1 chat; a
+    reply under a group's story (positive) only in that story's replies."""
+    msgs = [
+        Msg("alice", "alice", T, "my story", kind="story"),
+        Msg("alice", "me", T + 1_000, "where is that lake?", story_parent=-1),
+        Msg(GROUP, "bob", T + 2_000, "nice view", story_parent=1),
+    ]
+    records = parse_all(write_backup(tmp_path / "b.backup", schema=schema, messages=msgs).path)
+    assert [(m.identity_id, m.conversation_id, m.text) for m in messages(records)] == [
+        (ME, "chat:" + ALICE, "where is that lake?")
+    ]
+    assert skipped(records) == Counter({"story": 2})
+
+
+@pytest.mark.parametrize("schema", ["message", "sms_mms"])
 def test_owner_without_key_values(tmp_path, schema):
     """Without the owner's ACI/number in the backup, v185+ rows still name the sender; older
     ones fall back to a "self" identity."""

@@ -347,7 +347,9 @@ class _Reader:
             if thread_id in self.bot_threads:
                 yield SkippedRecord("bot")
                 continue
-            if story or story_parent:
+            # A story, or a reply under one in a group's story; a direct reply (negative
+            # parent, Signal's ParentStoryId.DirectReply) is a message in the 1:1 chat.
+            if story or (story_parent or 0) > 0:
                 yield SkippedRecord("story")
                 continue
             reason = classify(message_type or 0)
