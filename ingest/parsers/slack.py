@@ -316,7 +316,10 @@ class _SlackExport:
             msg = {**msg, **edits[ts], "subtype": subtype}
             get = msg.get
         if (subtype not in _SPOKEN and subtype not in _BOT_SUBTYPES) or get("hidden"):
-            return _SYSTEM
+            msg = _file_comment(msg) if subtype == "file_comment" else None
+            if msg is None:
+                return _SYSTEM
+            get, subtype = msg.get, None
         user_field = get("user")
         if subtype is None and type(user_field) is str and user_field in self.people:
             is_bot = False  # a listed person's plain message: what the checks below would say
@@ -370,6 +373,17 @@ class _SlackExport:
             f"{conversation_id}:{thread}" if thread and thread != ts else None,
         )
         return (new_identity, record) if new_identity is not None else record
+
+
+def _file_comment(msg: dict[str, Any]) -> dict[str, Any] | None:
+    """A pre-2019 comment on a file as the commenter's own message, or None without one.
+
+    Its text is generated ("<@U1> commented on <@U2>'s file <url|name>: nice"); the words and
+    their author are in ``comment``."""
+    comment = msg.get("comment")
+    if type(comment) is not dict or not comment.get("user") or not comment.get("comment"):
+        return None
+    return {**msg, "user": comment["user"], "text": comment["comment"], "subtype": None}
 
 
 _INVALID = SkippedRecord("invalid")
