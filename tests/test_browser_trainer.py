@@ -7,6 +7,7 @@ import time
 import pytest
 from django.utils import timezone
 
+from ingest.models import Conversation, Identity, Message
 from joe_site.jobs import JobStatus
 from tests.conftest import log_in, screenshot
 from tests.test_trainer_runs import make_corpus, models_dir, tiny_base  # noqa: F401 - fixtures
@@ -128,3 +129,20 @@ def test_on_a_phone_the_retrain_reason_reads_as_a_sentence(new_page, staff):
     why = page.get_by_test_id("needs-retrain-why").bounding_box()
     assert why["width"] >= 200, why
     assert why["height"] < 80, why  # three lines at most
+
+
+def test_on_a_phone_the_redaction_preview_stays_inside_the_screen(new_page, staff):
+    """A message with a long path in the preview widened the whole start form (a fieldset is
+    as wide as its widest content) and the page scrolled sideways; its table scrolls instead."""
+    make_corpus()
+    Message.objects.create(
+        conversation=Conversation.objects.get(), identity=Identity.objects.first(),
+        source_kind="slack", external_id="long", sent_at=timezone.now(),
+        text="ring 06 12 34 56 78, log in /home/alice/src/project/" + "very-long-folder/" * 8,
+    )  # fmt: skip
+    page = new_page(viewport={"width": 390, "height": 844})
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/trainer/")
+    page.locator("#redaction-preview table").wait_for()
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
