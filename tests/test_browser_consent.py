@@ -74,3 +74,13 @@ def test_friend_claims_opts_out_and_plays(new_page, member, staff, alice_and_her
     friend.locator("[data-testid=game-result]").wait_for()
     assert "right of 1" in friend.locator("[data-testid=game-score]").inner_text()
     screenshot(friend, "consent-game")
+
+
+def test_a_screen_reader_reads_the_voice_heading_as_the_name(new_page, member):
+    """The avatar's initial was read into the heading: "A Alice"."""
+    Speaker.objects.create(display_name="Alice", slug="alice", member=member)
+    page = new_page()
+    log_in(page, "alice", "correct horse 1")
+    page.goto("/accounts/me/")
+
+    assert page.get_by_role("heading", name="Alice", exact=True).is_visible()
