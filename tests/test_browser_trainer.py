@@ -143,6 +143,30 @@ def test_on_a_phone_the_redaction_preview_stays_inside_the_screen(new_page, staf
     page = new_page(viewport={"width": 390, "height": 844})
     log_in(page, "staff", "correct horse 3")
     page.goto("/trainer/")
-    page.locator("#redaction-preview table").wait_for()
+    page.locator("#redaction-examples table").wait_for()
 
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_redaction_preview_reads_out_one_sentence_not_its_table(new_page, staff):
+    """Each pause in typing words to redact had a screen reader read out the whole table of
+    examples (thousands of characters): the live region now holds only the sentence."""
+    make_corpus()
+    Message.objects.create(
+        conversation=Conversation.objects.get(), identity=Identity.objects.first(),
+        source_kind="slack", external_id="phone", sent_at=timezone.now(),
+        text="ring me on 06 12 34 56 78 " + "and then some more words " * 20,
+    )  # fmt: skip
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/trainer/")
+    table = page.locator("#start-run fieldset table")
+    table.wait_for()
+    assert "<phone>" in table.inner_text()
+
+    region = page.locator("#redaction-preview[aria-live=polite]")
+    assert region.locator("table").count() == 0
+    assert len(region.inner_text()) < 120
+    page.locator("#id_redact_words").press_sequentially("ring")  # as typed: keyup
+    page.locator("#start-run fieldset td", has_text="<redacted>").first.wait_for()
+    assert region.locator("table").count() == 0
