@@ -241,3 +241,24 @@ def test_more_after_a_batch_landed_shows_no_card_twice(new_page, member):
     page.wait_for_selector(".more", state="detached")  # the last page came: no more "More"
     ids = page.eval_on_selector_all("#snippets .snippet", "cards => cards.map(c => c.id)")
     assert len(ids) == len(set(ids)) == 25
+
+
+def test_keyboard_on_more_goes_on_to_the_next_cards(new_page, member):
+    """Tabbing onto "More" loaded the next page, which took the link away with the focus: the
+    next Tab started again at the top of the page. The focus moves to the first new card."""
+    ann = make_speaker("Ann")
+    for i in range(25):
+        make_snippet((ann, f"fake {i}"))
+    page = new_page()
+    page.emulate_media(reduced_motion="reduce")
+    log_in(page, "alice", "correct horse 1")
+    page.goto("/gallery/?sort=new")
+    last = page.locator("#snippets .snippet .permalink").last
+    last.focus()
+    page.keyboard.press("Tab")  # onto "More", which scrolls it into view and loads the next page
+    page.wait_for_selector(".more", state="detached")
+
+    first_new = page.locator("#snippets .snippet").nth(20)
+    assert first_new.evaluate("card => card.contains(document.activeElement)")
+    page.keyboard.press("Tab")
+    assert first_new.evaluate("card => card.contains(document.activeElement)")

@@ -74,9 +74,31 @@
     });
   }
 
+  // "More" loads as it comes into view, which a Tab onto it does too: the link goes with the
+  // swap and the focus with it, and the next Tab would start again at the top of the page.
+  // The focus goes on to the first new card instead (or to the next "More"). Noted as the
+  // request starts: the link is hidden while it loads, which already takes the focus away.
+  var cardBeforeMore = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var more = event.detail.elt;
+    cardBeforeMore = more.classList.contains("more") && more.contains(document.activeElement)
+      ? more.previousElementSibling : null;
+  });
+  function focusAfterMore() {
+    var card = cardBeforeMore;
+    cardBeforeMore = null;
+    if (!card || !card.isConnected) return;
+    var next = card.nextElementSibling;
+    if (next && next.classList.contains("more")) next = next.querySelector("a");
+    if (!next || !next.matches(".snippet, a")) next = card;
+    if (next.matches(".snippet")) next.setAttribute("tabindex", "-1");
+    next.focus();
+  }
+
   document.addEventListener("DOMContentLoaded", function () { setUp(document); });
   document.addEventListener("htmx:afterSwap", function (event) {
     dropRepeats();
     setUp(event.detail.target.parentNode || document);
+    focusAfterMore();
   });
 })();
