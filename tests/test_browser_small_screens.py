@@ -1,0 +1,30 @@
+"""On the narrowest phones (320 px, where a page must reflow): a table scrolls in its own box,
+the page itself never sideways."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import Invite
+from tests.conftest import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_members_game_page_fits_a_small_phone(new_page, member):
+    page = new_page(viewport={"width": 320, "height": 640})
+    log_in(page, "alice", "correct horse 1")
+    page.goto("/game/")
+    page.get_by_role("heading", name="Best guessers").wait_for()
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_the_invites_page_fits_a_small_phone(new_page, staff):
+    Invite.objects.create(note="for Cy")
+    page = new_page(viewport={"width": 320, "height": 640})
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/accounts/invites/")
+    page.locator("table").wait_for()
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
