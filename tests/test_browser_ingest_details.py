@@ -288,3 +288,18 @@ def test_the_exports_list_follows_a_running_import(staff_client):
 
     assert part.lstrip().startswith('<section class="card" id="export-list"')
     assert "Succeeded" in part and "every 2s" not in part  # done: it stops polling
+
+
+@pytest.mark.browser
+def test_on_a_phone_a_long_file_name_does_not_widen_the_export_page(new_page, staff):
+    """The export's file name is its page's heading: one without spaces ran off the screen and
+    the page scrolled sideways."""
+    export = Export.objects.create(
+        original_name="family_group_chat_export_with_everyone.zip", kind="slack",
+        status=JobStatus.SUCCEEDED,
+    )  # fmt: skip
+    page = new_page(viewport={"width": 390, "height": 844})
+    log_in(page, "staff", "correct horse 3")
+    page.goto(export.get_absolute_url())
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
