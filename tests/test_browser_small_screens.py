@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Invite
+from tests.builders.slack import User
 from tests.conftest import log_in
+from tests.test_ingest_support import import_path, slack_export
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,5 +28,19 @@ def test_the_invites_page_fits_a_small_phone(new_page, staff):
     log_in(page, "staff", "correct horse 3")
     page.goto("/accounts/invites/")
     page.locator("table").wait_for()
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_the_speakers_page_fits_a_small_phone(new_page, staff, tmp_path):
+    """Its tables scrolled in their box, but their column heading for screen readers ("Actions",
+    positioned out of sight) sat outside it, past the screen's edge: the page scrolled sideways."""
+    people = [User("U1", "featherstonehaugh", "Alexandra Featherstonehaugh"), User("U2", "ron")]
+    channels = {"general": [("U1", "hi"), ("U2", "yo")]}
+    import_path(slack_export(tmp_path / "s.zip", channels, users=people))
+    page = new_page(viewport={"width": 320, "height": 640})
+    log_in(page, "staff", "correct horse 3")
+    page.goto("/ingest/speakers/")
+    page.locator("table").first.wait_for()
 
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
