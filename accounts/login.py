@@ -176,7 +176,13 @@ class _SaysWhenLocked:
 
 
 class ThrottledAuthenticationForm(_SaysWhenLocked, AuthenticationForm):
-    pass
+    def full_clean(self) -> None:
+        super().full_clean()
+        # "Wrong password" and "locked" belong to no one field: both point at the sentence
+        # (login.html's #login-error), so a screen reader on the focused username reads it.
+        if self.non_field_errors():
+            for field in self.fields.values():
+                field.widget.attrs |= {"aria-invalid": "true", "aria-describedby": "login-error"}
 
 
 class ThrottledAdminAuthenticationForm(_SaysWhenLocked, AdminAuthenticationForm):

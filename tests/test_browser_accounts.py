@@ -35,3 +35,22 @@ def test_staff_invites_a_friend_who_signs_up(new_page, staff):
     stranger = new_page()
     stranger.goto(link)
     assert "already been used" in stranger.content()
+
+
+def test_a_wrong_password_is_read_out_on_the_field_that_has_the_focus(new_page, member):
+    """The page came back with the focus on the username and the sentence tied to no field: a
+    screen reader said "Username, alice" and nothing of what went wrong."""
+    page = new_page()
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "not her password")
+    page.click("button[type=submit]")
+    page.locator(".errorlist").wait_for()
+
+    assert page.evaluate("document.activeElement.name") == "username"
+    described = page.evaluate(
+        """() => (document.activeElement.getAttribute('aria-describedby') || '').split(' ')
+             .map(id => document.getElementById(id)?.textContent || '').join(' ')"""
+    )
+    assert "enter a correct username and password" in described
+    assert page.locator("input[name=password]").get_attribute("aria-invalid") == "true"
