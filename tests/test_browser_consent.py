@@ -84,3 +84,26 @@ def test_a_screen_reader_reads_the_voice_heading_as_the_name(new_page, member):
     page.goto("/accounts/me/")
 
     assert page.get_by_role("heading", name="Alice", exact=True).is_visible()
+
+
+CONTRAST = """el => {
+    const rgb = c => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+    const lum = c => rgb(c).map(v => (v /= 255) <= .03928 ? v / 12.92 : ((v + .055) / 1.055) ** 2.4)
+        .reduce((sum, v, i) => sum + v * [.2126, .7152, .0722][i], 0);
+    let back = el;
+    while (getComputedStyle(back).backgroundColor === "rgba(0, 0, 0, 0)") back = back.parentElement;
+    const [a, b] = [lum(getComputedStyle(el).color), lum(getComputedStyle(back).backgroundColor)];
+    return (Math.max(a, b) + .05) / (Math.min(a, b) + .05);
+}"""
+
+
+def test_in_dark_mode_the_opt_out_button_can_be_read(new_page, member):
+    """Red on the dark card read at 2.5:1: the danger buttons and error messages were the
+    light theme's red."""
+    Speaker.objects.create(display_name="Alice", slug="alice", member=member)
+    page = new_page()
+    page.emulate_media(color_scheme="dark")
+    log_in(page, "alice", "correct horse 1")
+    page.goto("/accounts/me/")
+
+    assert page.get_by_role("button", name="Opt out of joe").evaluate(CONTRAST) >= 4.5
