@@ -131,15 +131,20 @@ def test_on_a_phone_the_retrain_reason_reads_as_a_sentence(new_page, staff):
     assert why["height"] < 80, why  # three lines at most
 
 
+def add_message(text: str) -> Message:
+    """One more message in make_corpus()'s conversation, for the redaction preview to show."""
+    return Message.objects.create(
+        conversation=Conversation.objects.get(), identity=Identity.objects.first(),
+        source_kind="slack", external_id=f"extra-{Message.objects.count()}",
+        sent_at=timezone.now(), text=text,
+    )  # fmt: skip
+
+
 def test_on_a_phone_the_redaction_preview_stays_inside_the_screen(new_page, staff):
     """A message with a long path in the preview widened the whole start form (a fieldset is
     as wide as its widest content) and the page scrolled sideways; its table scrolls instead."""
     make_corpus()
-    Message.objects.create(
-        conversation=Conversation.objects.get(), identity=Identity.objects.first(),
-        source_kind="slack", external_id="long", sent_at=timezone.now(),
-        text="ring 06 12 34 56 78, log in /home/alice/src/project/" + "very-long-folder/" * 8,
-    )  # fmt: skip
+    add_message("ring 06 12 34 56 78, log in /home/alice/src/project/" + "very-long-folder/" * 8)
     page = new_page(viewport={"width": 390, "height": 844})
     log_in(page, "staff", "correct horse 3")
     page.goto("/trainer/")
@@ -152,11 +157,7 @@ def test_the_redaction_preview_reads_out_one_sentence_not_its_table(new_page, st
     """Each pause in typing words to redact had a screen reader read out the whole table of
     examples (thousands of characters): the live region now holds only the sentence."""
     make_corpus()
-    Message.objects.create(
-        conversation=Conversation.objects.get(), identity=Identity.objects.first(),
-        source_kind="slack", external_id="phone", sent_at=timezone.now(),
-        text="ring me on 06 12 34 56 78 " + "and then some more words " * 20,
-    )  # fmt: skip
+    add_message("ring me on 06 12 34 56 78 " + "and then some more words " * 20)
     page = new_page()
     log_in(page, "staff", "correct horse 3")
     page.goto("/trainer/")
