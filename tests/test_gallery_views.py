@@ -130,7 +130,9 @@ def test_opted_out_speaker_vanishes_from_every_page(member_client, member, ann, 
     for url in ["/gallery/", "/favourites/", "/leaderboards/", "/gallery/?speaker=bo"]:
         html = member_client.get(url).content.decode()
         assert "bo was here" not in html, url
-    assert member_client.get(f"/s/{gone.pk}/").status_code == 404
+    missing = member_client.get(f"/s/{gone.pk}/")
+    assert missing.status_code == 404
+    assert 'href="/">Back home</a>' in missing.content.decode()  # as the 403 page has
     asked = member_client.get("/gallery/?speaker=bo").content.decode()
     assert "opted out of joe: fakes in their voice are hidden" in asked  # not silently everyone
 
@@ -206,6 +208,11 @@ def test_staff_keep_or_discard_in_triage(client, staff, ann):
     client.force_login(staff)
     html = client.get("/triage/").content.decode()
     assert "keeper" in html and "tosser" in html
+    # Moving from button to button, a screen reader says whose fake each Keep/Discard is for.
+    what = f"Fake message #{keep.pk} by {ann.display_name}"
+    assert f'aria-label="{what}"' in html
+    assert f'<span class="sr-only" id="triage-what-{keep.pk}">{what}</span>' in html
+    assert html.count(f'aria-describedby="triage-what-{keep.pk}"') == 2
     client.post(f"/s/{keep.pk}/curate/", {"action": "publish"})
     client.post(f"/s/{toss.pk}/curate/", {"action": "discard"})
     keep.refresh_from_db()
