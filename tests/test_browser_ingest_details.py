@@ -111,19 +111,26 @@ def test_after_a_merge_the_keyboard_carries_on_from_the_speaker_merged_into(
     )
 
 
+def speakers_over_two_pages(new_page, tmp_path):
+    """Alice and Bob from a Slack export and 30 contacts (a phone's), so the Speakers page
+    runs to a second page; staff logged in on its first."""
+    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
+    for n in range(30):
+        Speaker.create_named(f"Contact {n:02}")
+    page = new_page()
+    log_in(page, "staff", "correct horse 3")
+    page.goto(reverse("ingest:speakers"))
+    return page
+
+
 @pytest.mark.browser
 def test_after_a_merge_into_someone_on_another_page_the_keyboard_carries_on_from_them(
     new_page, staff, tmp_path
 ):
     """A phone's contacts fill several pages: the speaker merged into was on page 2, so its
     heading was not there to take the focus, and it fell to the page itself."""
-    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
-    for n in range(30):
-        Speaker.create_named(f"Contact {n:02}")
+    page = speakers_over_two_pages(new_page, tmp_path)
     alice = Speaker.objects.get(display_name="Alice")
-    page = new_page()
-    log_in(page, "staff", "correct horse 3")
-    page.goto(reverse("ingest:speakers"))
 
     page.get_by_label("Merge Alice into").select_option(label="Contact 29")  # on page 2
     page.locator(f"#merge-{alice.pk}").press("Enter")
@@ -152,13 +159,8 @@ def test_after_moving_an_identity_to_someone_on_another_page_the_keyboard_stays_
     fell to the page itself."""
     from ingest.models import Identity
 
-    import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]}))
-    for n in range(30):
-        Speaker.create_named(f"Contact {n:02}")
+    page = speakers_over_two_pages(new_page, tmp_path)
     identity = Identity.objects.get(display_name="Alice")
-    page = new_page()
-    log_in(page, "staff", "correct horse 3")
-    page.goto(reverse("ingest:speakers"))
 
     page.get_by_label("Speaker for Alice").select_option(label="Contact 29")  # on page 2
     page.locator(f"#move-{identity.pk}").press("Enter")
