@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from generations.models import GenerationBatch, Snippet
+from generations.models import GenerationBatch, Snippet, SnippetStatus
 from ingest.models import Export, Message, Speaker
 from joe_site.jobs import JobStatus
 from joe_site.management.commands import load_demo
@@ -42,7 +42,7 @@ def test_quick_demo_fills_the_gallery_and_reruns_reuse_it(
     use_tmp_upload_dir(settings, tmp_path)
     call_command("load_demo", "--quick", "--timeout", "600")
     out = capsys.readouterr().out
-    assert "Demo ready" in out, out
+    assert f"Demo ready: {Snippet.objects.visible().count()} snippets in the gallery." in out, out
 
     export = Export.objects.get()
     assert export.status == "succeeded" and export.kind == "slack"
@@ -54,7 +54,11 @@ def test_quick_demo_fills_the_gallery_and_reruns_reuse_it(
     assert Snippet.objects.visible().exists()
     counts = (Message.objects.count(), TrainingRun.objects.count(), GenerationBatch.objects.count())
 
+    hidden = Snippet.objects.visible().first()
+    Snippet.objects.filter(pk=hidden.pk).update(status=SnippetStatus.HIDDEN)
     call_command("load_demo", "--quick", "--timeout", "600")
+    out = capsys.readouterr().out  # the gallery's count, less the hidden one (not the batch's)
+    assert f"Demo ready: {Snippet.objects.visible().count()} snippets in the gallery." in out, out
     assert (Message.objects.count(), TrainingRun.objects.count()) == counts[:2]
     assert GenerationBatch.objects.count() == counts[2]
     assert Export.objects.count() == 1
@@ -231,6 +235,43 @@ def test_a_second_ctrl_c_while_the_demo_stops_leaves_nothing_running(tmp_path):
         os.killpg(demo.pid, signal.SIGINT)  # and again, while it stops
         demo.wait(timeout=30)
         # Gone with it, not left stopping (or hanging) on their own.
+        assert not processes_on(data), "a server of the demo outlived it"
+        assert lock_is_free(data)
+    finally:
+        for pid in processes_on(data):
+            os.kill(pid, signal.SIGKILL)
+        demo.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_server_that_dies_on_its_own_stops_the_demo_and_says_which(tmp_path):
+    """A worker killed (out of memory, say) left the demo waiting for ever on a job nobody ran,
+    saying nothing; it stops now, naming the server and its log, and leaves nothing behind."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env.update(JOE_DATA_DIR=str(data), JOE_BIND=f"127.0.0.1:{port}")
+    demo = subprocess.Popen(
+        [ROOT / "bin" / "demo", "--quick"], cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        for line in demo.stdout:
+            if line.startswith("joe is up"):
+                break
+        gpu_worker = next(
+            pid
+            for pid in processes_on(data)
+            if b"\0-Q\0gpu\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            and Path(f"/proc/{pid}/stat").read_text().split()[3] == str(demo.pid)  # not its pool
+        )
+        os.kill(gpu_worker, signal.SIGKILL)
+        output = demo.communicate(timeout=60)[0]
+        assert demo.returncode == 1
+        assert f"the gpu worker (its log: {data}/logs/worker-gpu.log) stopped on its own" in output
+        assert "bin/demo again carries on where it was" in output
         assert not processes_on(data), "a server of the demo outlived it"
         assert lock_is_free(data)
     finally:
