@@ -578,8 +578,9 @@ class CorpusWriter:
 
     @property
     def is_empty(self) -> bool:
-        """No message came, not even one left out: bad input, as every parser tells it."""
-        return not (self.loader and self.loader.seen) and not self.skipped
+        """No message came, or only the app's own notices (WhatsApp's encryption notice, Slack's
+        joins): nobody said anything, an empty export as every parser tells it."""
+        return not (self.loader and self.loader.seen) and not (set(self.skipped) - {"system"})
 
     def save_summary(self, *, note: str) -> None:
         loader = self.loader
