@@ -220,7 +220,7 @@ class _Reader:
                 external_id = f"e164:{e164}"
             else:
                 external_id = f"recipient:{rid}"
-            people[rid] = Person(external_id, name or e164 or "Unknown", extra=extra)
+            people[rid] = Person(external_id, name or e164 or _unknown(external_id), extra=extra)
         return people
 
     def _find_self(self, account: Account) -> Person:
@@ -404,7 +404,8 @@ class _Reader:
         return self.people.get(rid) if rid is not None else None
 
     def _person(self, recipient: object) -> Person:
-        return self._lookup(recipient) or Person(f"recipient:{recipient}", "Unknown")
+        external_id = f"recipient:{recipient}"
+        return self._lookup(recipient) or Person(external_id, _unknown(external_id))
 
     def _mentions(self, message_id: int) -> list[tuple[int, int, str]]:
         if "mention" not in self.tables:
@@ -419,6 +420,14 @@ class _Reader:
         if not quote_id or quote_id <= 0 or quote_author in (None, 0, "0", ""):
             return None
         return f"{self._person(quote_author).external_id}:{quote_id}"
+
+
+def _unknown(external_id: str) -> str:
+    """A label for someone with no name and no number (an ACI, or only their row): from the id
+    they are stored under, so it is theirs alone and the same on every import. Several plain
+    "Unknown" could not be told apart, and would have been taken for one person elsewhere."""
+    kind, _, value = external_id.partition(":")
+    return f"Unknown (…{value[-4:]})" if kind == "aci" else f"Unknown (#{value})"
 
 
 def _first(*names: str | None) -> str | None:
