@@ -69,11 +69,76 @@ def test_tg2md_2021_export() -> None:
 @needs_samples
 def test_tg2md_2020_export_with_integer_ids_and_no_unixtime() -> None:
     records = parse(SAMPLES / "tg2md_result_2020-old-from_id-int.json", timezone="Europe/Berlin")
-    assert identities(records) == [IdentityRecord("user9882011936", "test")]
+    # 9882011936 is Telegram Desktop's pre-2021 peer id: channel 1292077344 with bit 33 set.
+    assert identities(records) == [IdentityRecord("channel1292077344", "test")]
     found = messages(records)
     assert [m.text for m in found] == TG2MD_TEXTS
     assert found[0].sent_at == utc(2020, 11, 12, 11, 54, 7)  # 12:54 in Berlin
     assert skipped(records) == {"system": 1, "media-only": 3}
+
+
+@needs_samples
+def test_a_pre_2021_export_and_a_newer_one_of_a_chat_share_its_ids() -> None:
+    """The same channel exported in 2020 and in 2021: the old layout wrote the chat's and the
+    sender's ids with their kind in bit 33, so every shared message had two ids (doubled)."""
+    old = parse(SAMPLES / "tg2md_result_2020-old-from_id-int.json")
+    new = parse(SAMPLES / "tg2md_result.json")
+
+    assert conversations(old) == conversations(new)
+    assert identities(old) == identities(new)
+    new_ids = {m.text: (m.external_id, m.identity_id) for m in messages(new)}
+    assert [(m.external_id, m.identity_id) for m in messages(old)] == [
+        new_ids[m.text] for m in messages(old)
+    ]
+
+
+@needs_samples
+def test_a_chat_imported_under_its_pre_2021_id_keeps_it() -> None:
+    """Imported before the old layout was read this way, the chat's messages are held as
+    "9882011936:<n>": re-importing the old export, or importing a newer one, finds them."""
+    held = {"9882011936"}  # the corpus's numbered chats
+    old = parse(SAMPLES / "tg2md_result_2020-old-from_id-int.json", numbered_chats=held)
+    new = parse(SAMPLES / "tg2md_result.json", numbered_chats=held)
+
+    assert [c.external_id for c in conversations(old)] == ["9882011936"]
+    assert [c.external_id for c in conversations(new)] == ["9882011936"]
+    assert messages(old)[0].external_id == messages(new)[0].external_id == "9882011936:2"
+    assert identities(old) == [IdentityRecord("user9882011936", "test")]  # as imported then
+
+
+def test_pre_2021_ids_of_groups_and_their_senders(tmp_path: Path) -> None:
+    """Built exports of both layouts: a supergroup's messages meet (the old one's ids carry bit
+    33, an anonymous admin writes as the group, a user as their number or with bit 32). A basic
+    group's messages are known by content and time, and the old layout has no Unix time: it
+    keeps its old id, so re-importing an old export finds what it imported before."""
+    big, basic = 1_300_000_000, 777
+    said = [tg("Ann", 101, "hi", id=1), tg("Big group", 0, "as the group", id=2),
+            tg("Ben", 102, "hey", id=3)]  # fmt: skip
+
+    def export(name: str, style: str, ids: tuple[int, int], senders: tuple) -> list:
+        msgs = [{**m, "from_id": s} for m, s in zip(said, senders, strict=True)]
+        chats = [Chat(ids[0], "Big group", "private_supergroup", msgs),
+                 Chat(ids[1], "Old group", "private_group", msgs)]  # fmt: skip
+        return parse(build_telegram(tmp_path / name, chats, me=(101, "Ann", "A"), style=style))
+
+    old = export("old.json", "2020", (big | 2 << 32, basic | 2 << 32),
+                 (101, big | 2 << 32, 102 | 1 << 32))  # fmt: skip
+    new = export("new.json", "2021", (big, basic), (101, f"channel{big}", 102))
+
+    def keyed(records: list) -> list[tuple]:
+        return [(m.conversation_id, m.external_id, m.identity_id) for m in messages(records)]
+
+    assert (
+        keyed(old)[:3]
+        == keyed(new)[:3]
+        == [
+            (str(big), f"{big}:1", "user101"),
+            (str(big), f"{big}:2", f"channel{big}"),
+            (str(big), f"{big}:3", "user102"),
+        ]
+    )
+    assert [c.external_id for c in conversations(old)] == [str(big), str(basic | 2 << 32)]
+    assert [c.external_id for c in conversations(new)] == [str(big), str(basic)]
 
 
 @needs_samples

@@ -100,6 +100,37 @@ def user_id(raw: Any) -> str:
     return str(raw)
 
 
+# Before 2021 Telegram Desktop wrote its own peer ids: a user's or chat's number with its kind in
+# bit 32 (users) or 33 (basic groups, supergroups, channels); a chat's "id" always, a sender's
+# "from_id" since senders could be channels. Since then "id" is the bare number and "from_id"
+# says the kind in words ("user123", "channel123"). Read the old way, one chat had two ids.
+_USER_SHIFT, _CHAT_SHIFT = 1 << 32, 2 << 32
+_BARE = 0xFFFFFFFF
+_USER_KINDS = {"personal_chat", "bot_chat", "saved_messages"}
+_ERA_PEEK = 1000  # messages read ahead at most to tell a chat's era
+
+
+def old_user_id(raw: Any) -> str:
+    """A pre-2021 integer sender as the sender is known today ("user123", "channel123")."""
+    if isinstance(raw, int) and raw >= _CHAT_SHIFT:
+        return f"channel{raw & _BARE}"
+    if isinstance(raw, int) and raw >= _USER_SHIFT:
+        return f"user{raw & _BARE}"
+    return user_id(raw)
+
+
+def _old_era(msg: Any) -> bool | None:
+    """Whether a message is in the pre-2021 layout (integer sender), if it tells."""
+    if not isinstance(msg, dict):
+        return None
+    if msg.get("date_unixtime"):
+        return False
+    sender = msg.get("from_id", msg.get("actor_id"))
+    if isinstance(sender, bool) or sender is None:
+        return None
+    return isinstance(sender, int)
+
+
 class _Parser:
     def __init__(
         self,
@@ -112,6 +143,7 @@ class _Parser:
         self.include_forwarded = include_forwarded
         self.label = label
         self.numbered_chats = numbered_chats
+        self.sender_id = user_id  # how this chat's senders are named (old_user_id: pre-2021)
         self.self_id = ""
         self.announced: set[str] = set()
         self.chats = 0
@@ -144,8 +176,18 @@ class _Parser:
     def messages(self, js: JsonStream, meta: dict[str, Any], tick: Any) -> Iterator[Record]:
         """A chat's messages array, after the chat's name, type and id were read into meta."""
         self.chats += 1
-        chat_id = str(meta.get("id") or meta.get("name") or f"chat{self.chats}")
         kind = str(meta.get("type") or "")
+        # Read ahead to the first message that tells the era (its ids depend on it).
+        ahead: list[Any] = []
+        rest = js.elements()
+        old = None
+        for _ in rest:
+            ahead.append(js.value())
+            old = _old_era(ahead[-1])
+            if old is not None or len(ahead) >= _ERA_PEEK:
+                break
+        meta = {**meta, "id": self.chat_number(meta.get("id"), kind, bool(old))}
+        chat_id = str(meta.get("id") or meta.get("name") or f"chat{self.chats}")
         title = meta.get("name") or ("Saved Messages" if kind == "saved_messages" else chat_id)
         per_account = kind in _PER_ACCOUNT_IDS and meta.get("id") is not None
         if chat_id in self.numbered_chats:
@@ -157,11 +199,38 @@ class _Parser:
             chat_id = "dm:" + ":".join(sorted((self.self_id, user_id(meta["id"]))))
         yield ConversationRecord(chat_id, str(title), is_group=kind not in _ONE_TO_ONE)
         ids = _ContentIds(chat_id) if per_account else None
-        for _ in js.elements():
+        for msg in ahead:
+            self.seen_messages += 1
+            yield from self.message(chat_id, msg, ids)
+            tick()
+        for _ in rest:
             msg = js.value()
             self.seen_messages += 1
             yield from self.message(chat_id, msg, ids)
             tick()
+
+    def chat_number(self, number: Any, kind: str, old: bool) -> Any:
+        """The chat's id as a 2021+ export writes it (the bare number), and how its senders are
+        named; unless the corpus holds the chat under the id a pre-2021 export gave it
+        (imported before such exports were read this way): then it keeps that id, so that
+        re-importing it adds nothing and a newer export of it joins it.
+
+        Chats whose messages Telegram numbers per account keep their pre-2021 ids: they are
+        known by content and time, and pre-2021 exports have no Unix time (the ids could not
+        meet a newer export's anyway), while the corpus cannot tell us which of them it holds.
+        """
+        self.sender_id = old_user_id if old else user_id
+        if not isinstance(number, int) or isinstance(number, bool):
+            return number
+        shift = _USER_SHIFT if kind in _USER_KINDS else _CHAT_SHIFT
+        if old and number >= _USER_SHIFT:
+            if kind in _PER_ACCOUNT_IDS or str(number) in self.numbered_chats:
+                self.sender_id = user_id
+                return number
+            return number & _BARE
+        if not old and number <= _BARE and str(number | shift) in self.numbered_chats:
+            return number | shift
+        return number
 
     def message(self, chat_id: str, msg: Any, ids: _ContentIds | None = None) -> Iterator[Record]:
         if not isinstance(msg, dict):
@@ -186,7 +255,8 @@ class _Parser:
             yield SkippedRecord("invalid")
             return
         name = msg.get("from") or "Deleted Account"
-        sender = user_id(msg["from_id"]) if msg.get("from_id") is not None else f"name:{name}"
+        raw_sender = msg.get("from_id")
+        sender = self.sender_id(raw_sender) if raw_sender is not None else f"name:{name}"
         if sender not in self.announced:
             self.announced.add(sender)
             yield IdentityRecord(sender, str(name), is_self=sender == self.self_id)
@@ -273,7 +343,7 @@ def parse(
     """Stream the records of a Telegram Desktop JSON export (result.json, its folder or zip).
     ``numbered_chats``: ids of chats the corpus holds under Telegram's own message numbers (as
     imported before one-to-one chats and basic groups were known by their content): they keep
-    those numbers."""
+    those numbers; one held under its pre-2021 id keeps that id."""
     tz = time_zone(timezone)
     p = existing(path)
     stream, size, closer = _open(p, limits)
