@@ -303,6 +303,11 @@ def import_export(
                     options["numbered_chats"] = _telegram_numbered_chats()
                 if kind == SourceKind.SIGNAL_DESKTOP:
                     options["shared_me_chats"] = _signal_export_shared_me_chats()
+                    options["known_chats"] = dict(
+                        Conversation.objects.filter(source_kind=kind).values_list(
+                            "external_id", "title"
+                        )
+                    )
                 writer = CorpusWriter(export=export, kind=kind, owner_name=owner_name)
                 split = (
                     slack_import.plan(source, include_bots=include_bots)

@@ -17,7 +17,7 @@ import io
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -46,6 +46,10 @@ _MD_STICKER = re.compile(r"\n\(\( .* \)\)$")
 _MD_FILE = re.compile(r"!?\[[^\]]*\]\(\.{0,2}/?(media|exported_stickers)/[^)]*\)\s*")
 _MD_QUOTE = re.compile(r"^\n*(> .*\n?)+\n*")
 _CALL = re.compile(r"^(Incoming|Outgoing|Missed) .*call")
+_TITLE_LENGTH = 255  # a conversation's title is stored this long at most
+# A lone chat file's own name, as signal-export writes it or as a browser or file manager saves
+# it a second time: "data (1).json", "data-2.json", "data copy.json". No chat is called that.
+_GENERIC_NAME = re.compile(r"(data|chat)(?: ?\(\d+\)|[-_ ]\d+| copy(?: \d+)?)?", re.IGNORECASE)
 
 
 def _md_messages(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
@@ -85,6 +89,7 @@ class _Chat:
         self.opener = opener
         self.folder = folder
         self.unnamed = ""  # a lone data.json's own name, when its folder is not known
+        self.own_name = ""  # that file's name as uploaded ("data (1)")
         self.member = member
         self.tz = tz
 
@@ -198,6 +203,52 @@ def _quoted(recent: OrderedDict[str, str], quote: str) -> str | None:
     return None
 
 
+def _second(date: Any) -> str:
+    """A signal-export date to the second, as data.json ("2024-03-01T09:00:00.123000") and
+    chat.md ("2024-03-01 09:00:00") both write it; "" if it is none."""
+    try:
+        return dt.datetime.fromisoformat(str(date)).replace(microsecond=0).isoformat()
+    except ValueError:
+        return ""
+
+
+def _lone_groups(known_chats: Collection[str]) -> dict[str, str]:
+    """The corpus's groups imported from a lone file ("data 2024-03-01T09:00:00"), by the
+    second their first message was written."""
+    groups: dict[str, str] = {}
+    for chat_id in sorted(known_chats, reverse=True):  # two of one second: the same one wins
+        name, _, started = chat_id.partition(" ")
+        if name.lower() in ("data", "chat") and _second(started):
+            groups[_second(started)] = chat_id
+    return groups
+
+
+def _lone_group(
+    chat: _Chat, started: str, held: list[str], others: list[str], known_chats: Mapping[str, str]
+) -> str:
+    """A group's lone file's conversation. signal-export writes no group id or name into it, so
+    it is known by the file's name and when its first message was written; but the group
+    the corpus holds from an earlier file of it, if this one holds that file's first message
+    and everyone who spoke in it: a longer export (Signal Desktop holds what it received since
+    it was linked, so a later export can start earlier), its chat.md, or the file saved again
+    as "data (1).json". (Its first second alone is not enough: a message sent to two groups at
+    once is in both.)"""
+    own = f"{chat.unnamed} {started}".strip()
+    if chat.own_name.lower() not in ("data", "chat") and chat.own_name in known_chats:
+        return chat.own_name  # "data (1).json" was imported as a group called "data (1)"
+    if own in known_chats:
+        return own
+    speakers = set(others)
+    same = [c for c in held if _people(known_chats[c]) <= speakers]
+    return min(same, key=lambda c: _second(c.partition(" ")[2])) if same else own
+
+
+def _people(title: str) -> set[str]:
+    """Who spoke in a lone group, as its title lists them (the last name may be cut short)."""
+    people = title.split(", ")
+    return set(people[:-1] if len(title) >= _TITLE_LENGTH else people)
+
+
 def _chats(archive: Archive, fallback: str) -> list[tuple[str, str]]:
     """(conversation folder, file to read) pairs, data.json preferred over chat.md."""
     found: dict[str, str] = {}
@@ -217,22 +268,26 @@ def parse(
     limits: Limits | None = None,
     file_name: str = "",
     shared_me_chats: Collection[str] = (),
+    known_chats: Mapping[str, str] | None = None,
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a signal-export output: zip, folder, or one data.json/chat.md.
     ``file_name``: the name it was uploaded under; an upload's folder on the server is no
     chat's name. ``shared_me_chats``: chats the corpus holds with the owner's messages under
-    the plain "Me" (imported before owners were told apart): they keep those ids."""
+    the plain "Me" (imported before owners were told apart): they keep those ids.
+    ``known_chats``: the chats the corpus holds (id: title), where a lone group's file finds
+    its group."""
     tz = time_zone(timezone)
     p = existing(path)
     with ExitStack() as stack:
         if p.is_file() and p.suffix.lower() in (".json", ".md"):
             folder = Path(file_name).stem if file_name else p.parent.name or p.stem
             chat = _Chat(partial(p.open, "rb"), folder, p.name, tz)
-            if folder.lower() in ("data", "chat"):
+            generic = _GENERIC_NAME.fullmatch(folder)
+            if generic:
                 # An uploaded data.json or chat.md: a one-to-one chat is named by the other
                 # person (below), a group keeps the file's name.
-                chat.folder, chat.unnamed = "", folder
+                chat.folder, chat.unnamed, chat.own_name = "", generic[1], folder
             chats = [chat]
         else:
             archive = stack.enter_context(open_archive(p, limits))
@@ -245,7 +300,7 @@ def parse(
                 f"{p.name} holds no signal-export conversations (folders with data.json or "
                 "chat.md)."
             )
-        yield from _records(chats, self_name, progress, shared_me_chats)
+        yield from _records(chats, self_name, progress, shared_me_chats, known_chats or {})
 
 
 def _records(
@@ -253,7 +308,10 @@ def _records(
     self_name: str,
     progress: ProgressCallback | None,
     shared_me_chats: Collection[str] = (),
+    known_chats: Mapping[str, str] | None = None,
 ) -> Iterator[Record]:
+    known_chats = known_chats or {}
+    lone_groups = _lone_groups(known_chats)
     announced: set[str] = set()
     state = Progress(done=0, total=len(chats), unit="files")
     count = 0
@@ -261,9 +319,14 @@ def _records(
         # First pass: who speaks, so identities and the group flag come before messages.
         senders: dict[str, None] = {}
         started = ""  # when the chat's first message was written
+        held: list[str] = []  # lone groups of the corpus whose first message this file holds
         for r in chat.rows():
             started = started or str(r.get("date") or "")
             senders[str(r.get("sender") or NO_SENDER)] = None
+            if lone_groups and not chat.folder:
+                group = lone_groups.get(_second(r.get("date")))
+                if group is not None:
+                    held.append(group)
         senders.pop(NO_SENDER, None)
         for sender in senders:
             if sender not in announced:
@@ -278,7 +341,11 @@ def _records(
             # in its file, and who has spoken changes: it is known by the file's name and when
             # its first message was written, which stay put (every group's file is called
             # data.json: the name alone made one conversation of them all), and shows its people.
-            chat.folder = others[0] if len(others) == 1 else f"{chat.unnamed} {started}".strip()
+            chat.folder = (
+                others[0]
+                if len(others) == 1
+                else _lone_group(chat, started, held, others, known_chats)
+            )
             title = chat.folder if len(others) == 1 else ", ".join(sorted(others)) or chat.folder
         # The owner's messages are told apart by their name: every export calls its owner "Me",
         # and two friends' exports may hold a chat of one name with messages of the same second.
