@@ -11,7 +11,14 @@ import pytest
 
 from ingest.parsers import telegram
 from ingest.parsers.records import ConversationRecord, ExportError, IdentityRecord, Progress
-from tests.builders.checks import check_contract, conversations, identities, messages, skipped
+from tests.builders.checks import (
+    check_contract,
+    conversations,
+    identities,
+    messages,
+    skipped,
+    zip_with,
+)
 from tests.builders.telegram import Chat, build_telegram, service, tg
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "telegram"
@@ -386,6 +393,34 @@ def test_html_export_is_explained(tmp_path: Path) -> None:
         'Telegram.zip is a Telegram export in HTML; export again and choose "Machine-readable '
         'JSON" as the format.'
     )
+
+
+def test_a_zip_of_two_exports_is_refused_not_half_read(tmp_path: Path) -> None:
+    """Two exports zipped together (a chat exported in 2020 and again now) were read as the
+    first one alone, the other left out without a word."""
+    old = build_telegram(tmp_path / "old.json", [Chat(1, "A", messages=[tg("A", 1, "old")])])
+    new = build_telegram(tmp_path / "new.json", [Chat(1, "A", messages=[tg("A", 1, "new")])])
+    path = zip_with(
+        tmp_path / "Telegram.zip",
+        {"ChatExport_2020-05-01/result.json": old.read_bytes(),
+         "ChatExport_2024-01-01/result.json": new.read_bytes()},
+    )  # fmt: skip
+    with pytest.raises(ExportError) as error:
+        parse(path)
+    assert str(error.value) == (
+        "Telegram.zip holds 2 Telegram exports (ChatExport_2020-05-01, ChatExport_2024-01-01): "
+        "upload each on its own."
+    )
+
+
+def test_a_file_called_result_json_sent_in_a_chat_is_not_another_export(tmp_path: Path) -> None:
+    chat = build_telegram(tmp_path / "r.json", [Chat(1, "A", messages=[tg("A", 1, "see file")])])
+    path = zip_with(
+        tmp_path / "Telegram.zip",
+        {"ChatExport_2024-01-01/result.json": chat.read_bytes(),
+         "ChatExport_2024-01-01/files/result.json": b"{}"},
+    )  # fmt: skip
+    assert [m.text for m in messages(parse(path))] == ["see file"]
 
 
 def test_zip_without_result_json(tmp_path: Path) -> None:

@@ -318,6 +318,13 @@ def _open(path: Path, limits: Limits | None) -> tuple[IO[bytes], int, Any]:
         return stream, path.stat().st_size, stream
     archive = open_archive(path, limits)
     candidates = sorted((m for m in archive.members if m.split("/")[-1] == "result.json"), key=len)
+    exports = _export_folders(candidates)
+    if len(exports) > 1:
+        archive.close()
+        raise ExportError(
+            f"{path.name} holds {len(exports)} Telegram exports ({', '.join(exports)}): "
+            "upload each on its own."
+        )
     if not candidates:
         html = any(m.split("/")[-1] == "messages.html" for m in archive.members)
         archive.close()
@@ -328,6 +335,17 @@ def _open(path: Path, limits: Limits | None) -> tuple[IO[bytes], int, Any]:
             )
         raise ExportError(f"{path.name} has no result.json, so it is not a Telegram export.")
     return archive.open(candidates[0]), archive.size(candidates[0]), archive
+
+
+def _export_folders(results: list[str]) -> list[str]:
+    """The folders of the exports among these result.json files: not those inside another's
+    folder, which are files someone sent in a chat ("ChatExport/files/result.json")."""
+    folders = [member.rpartition("/")[0] for member in results]
+
+    def inside(folder: str, other: str) -> bool:
+        return other != folder and (not other or folder.startswith(other + "/"))
+
+    return [f for f in folders if not any(inside(f, other) for other in folders)]
 
 
 def parse(
