@@ -113,6 +113,16 @@ def test_a_chat_imported_under_its_pre_2021_id_keeps_it() -> None:
     assert identities(old) == [IdentityRecord("user9882011936", "test")]  # as imported then
 
 
+def test_a_one_to_one_chat_is_not_taken_for_an_old_id(tmp_path: Path) -> None:
+    """Users' numbers now pass 2**32, where pre-2021 ids of one-to-one chats began: a chat with
+    user 101 is not the chat the corpus holds with user 2**32 + 101."""
+    path = build_telegram(
+        tmp_path / "result.json", [Chat(101, "Ann", "personal_chat", [tg("Ann", 101, "hi")])]
+    )
+    records = parse(path, numbered_chats={str(2**32 + 101)})
+    assert [c.external_id for c in conversations(records)] == ["101"]
+
+
 def test_pre_2021_ids_of_groups_and_their_senders(tmp_path: Path) -> None:
     """Built exports of both layouts: a supergroup's messages meet (the old one's ids carry bit
     33, an anonymous admin writes as the group, a user as their number or with bit 32). A basic

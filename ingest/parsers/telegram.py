@@ -222,14 +222,15 @@ class _Parser:
         self.sender_id = old_user_id if old else user_id
         if not isinstance(number, int) or isinstance(number, bool):
             return number
-        shift = _USER_SHIFT if kind in _USER_KINDS else _CHAT_SHIFT
         if old and number >= _USER_SHIFT:
             if kind in _PER_ACCOUNT_IDS or str(number) in self.numbered_chats:
                 self.sender_id = user_id
                 return number
             return number & _BARE
-        if not old and number <= _BARE and str(number | shift) in self.numbered_chats:
-            return number | shift
+        # Not a one-to-one chat's: users' numbers now pass 2**32, where the old ids began.
+        legacy = number | _CHAT_SHIFT
+        if not old and kind not in _USER_KINDS and number <= _BARE:
+            return legacy if str(legacy) in self.numbered_chats else number
         return number
 
     def message(self, chat_id: str, msg: Any, ids: _ContentIds | None = None) -> Iterator[Record]:
