@@ -728,8 +728,8 @@ def _refuse_active(export: Export) -> None:
 
 def delete_export(*, export_id: int) -> int:
     """Delete an export and exactly its messages, then the conversations, identities (but
-    those staff excluded) and speakers that only those messages held up. Returns how many
-    messages went.
+    those staff excluded or whose friend opted out) and speakers that only those messages held
+    up. Returns how many messages went.
 
     Waits for a running import of another export to finish (they share a lock)."""
     with transaction.atomic():
@@ -752,9 +752,12 @@ def _delete(export: Export) -> int:
     ).delete()
     # One pass to find the orphans: right after the DELETE each of these lookups still walks
     # the deleted rows' index entries (1.3 s for a 1M-message export). An identity staff
-    # excluded stays, with its speaker: re-importing the export must not train on it again.
+    # excluded, or one of a friend who opted out, stays with its speaker: re-importing the
+    # export finds it again (by the app's id, whatever the speaker is called now) and trains
+    # on none of it.
     orphans = list(
         Identity.objects.filter(pk__in=identity_ids, excluded=False)
+        .exclude(speaker__opted_out=True)
         .filter(~Exists(Message.objects.filter(identity=OuterRef("pk"))))
         .values_list("pk", "speaker_id")
     )
