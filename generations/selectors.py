@@ -40,6 +40,18 @@ def gallery_voices(speakers: dict[str, Speaker]) -> list[Speaker]:
     return [speaker for speaker in speakers.values() if speaker.pk in ids]
 
 
+def shown_before_opting_out(speaker: Speaker) -> bool:
+    """Whether a fake in this opted-out voice was on show until they opted out: the gallery
+    then says why it has none, where a voice members never saw is not named at all."""
+    published = Snippet.objects.filter(
+        status=SnippetStatus.PUBLISHED,
+        is_leak=False,
+        vetoed_by__isnull=True,
+        vetoed_at__isnull=True,
+    )
+    return published.featuring(speaker).exists()
+
+
 def dress(snippets: Iterable[Snippet], speakers: dict[str, Speaker]) -> list[Snippet]:
     """Attach bubbles and the (cached) speaker so drawing a card runs no query."""
     by_pk = {speaker.pk: speaker for speaker in speakers.values()}

@@ -64,16 +64,17 @@ def gallery(request: HttpRequest) -> HttpResponse:
     if seed is None:
         seed = secrets.randbelow(2**31)
     speakers = selectors.speakers_by_slug()
-    speaker = speakers.get(params.get("speaker") or "")
-    opted_out = None  # asked for a voice that opted out: say so rather than show everyone
-    if speaker is not None and speaker.opted_out:
-        opted_out, speaker = speaker, None
+    voices = selectors.gallery_voices(speakers)
+    asked = speakers.get(params.get("speaker") or "")
+    # Only a voice with a fake on show filters: any other slug (a phone backup's contact,
+    # someone staff excluded, a voice with nothing shown yet) is unknown, and named nowhere.
+    speaker = asked if asked in voices else None
+    opted_out = None  # a voice whose fakes the group saw, gone since: say so, not everyone
+    if asked is not None and asked.opted_out and selectors.shown_before_opting_out(asked):
+        opted_out = asked
     result = selectors.gallery_page(
         member=request.user, sort=sort, speaker=speaker, page=page, seed=seed, speakers=speakers
     )
-    voices = [s for s in selectors.gallery_voices(speakers) if not s.opted_out]
-    if speaker is not None and speaker not in voices:
-        voices.append(speaker)  # asked for (a link) before any fake of theirs is on show
     query = {"sort": sort, **({"speaker": speaker.slug} if speaker else {})}
     if sort == "random":
         query["seed"] = seed
