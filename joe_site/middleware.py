@@ -8,6 +8,7 @@ from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+from django.utils.cache import patch_cache_control
 from django_htmx.http import HttpResponseClientRedirect
 
 
@@ -56,3 +57,26 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
             self.get_redirect_field_name(view_func),
         )
         return HttpResponseClientRedirect(login.url)
+
+
+class PrivateCacheMiddleware:
+    """A page that depends on who asks (it read the session: every member's page does, with
+    the login check) is private, so no shared proxy keeps a friend's messages; and, unless
+    the view said how long it may be kept, not stored either, so neither the browser's disk
+    nor its back-forward cache shows it again after they log out. A view's own header stays
+    (the share card's "private, no-cache" is revalidated with its ETag); a response that read
+    no session (the public share page) is left as it is, and static files never get here:
+    WhiteNoise answers them first."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if getattr(request, "session", None) is None or not request.session.accessed:
+            return response
+        if response.has_header("Cache-Control"):
+            patch_cache_control(response, private=True)
+        else:
+            patch_cache_control(response, private=True, no_store=True)
+        return response

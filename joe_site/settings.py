@@ -119,6 +119,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Whatever read the session is private (not kept by proxies), and unstored unless it says.
+    "joe_site.middleware.PrivateCacheMiddleware",
     # Members only: every view needs a login unless it is marked @login_not_required.
     "joe_site.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
