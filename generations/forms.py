@@ -114,8 +114,9 @@ class LiveForm(forms.Form):
     MODES = [("speaker", "One friend"), ("conversation", "A conversation between…")]
 
     mode = forms.ChoiceField(choices=MODES, initial="speaker", widget=forms.RadioSelect)
-    # Those offered and those who opted out validate (see __init__), so a stale page that offers
-    # someone who opted out since gets the service's sentence rather than "select a valid choice".
+    # Those offered and the model's voices who opted out validate (see __init__), so a stale page
+    # that offers someone who opted out since gets the service's sentence rather than "select a
+    # valid choice".
     speaker = forms.ModelChoiceField(
         queryset=Speaker.objects.all(), required=False, label="Who", empty_label=None
     )
@@ -134,12 +135,15 @@ class LiveForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "0.1"}),
     )  # fmt: skip
 
-    def __init__(self, *args, allowed: Iterable[Speaker], **kwargs) -> None:
+    def __init__(
+        self, *args, allowed: Iterable[Speaker], opted_out: Iterable[int] = (), **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         allowed = list(allowed)
         # Any other id is "not one of the available choices", never answered with a name: a phone
-        # backup's contacts, kept out of training, are no member's business.
-        valid = Speaker.objects.filter(Q(pk__in=[s.pk for s in allowed]) | Q(opted_out=True))
+        # backup's contacts, kept out of training, are no member's business, opted out or not
+        # (``opted_out``: the ids of the active model's voices who opted out since).
+        valid = Speaker.objects.filter(Q(pk__in=[s.pk for s in allowed]) | Q(pk__in=opted_out))
         choices = [(speaker.pk, speaker.display_name) for speaker in allowed]
         for name in ("speaker", "speakers"):
             self.fields[name].queryset = valid

@@ -72,6 +72,16 @@ def allowed_speakers(run: TrainingRun | None) -> QuerySet[Speaker]:
     return trainable_speakers().order_by("display_name")
 
 
+def opted_out_voices(run: TrainingRun | None) -> list[int]:
+    """The ids of the run's voices who opted out since: asked for from a page that still offers
+    them, they are told so by name (anyone else who opted out is no voice of the model)."""
+    if run is None or not run.speaker_ids:
+        return []
+    return list(
+        Speaker.objects.filter(pk__in=run.speaker_ids, opted_out=True).values_list("pk", flat=True)
+    )
+
+
 def no_model_message() -> str:
     """Why there is nothing to write with: no model trained yet, or none of them active."""
     trained = TrainingRun.objects.filter(status=JobStatus.SUCCEEDED).exclude(checkpoint_dir="")

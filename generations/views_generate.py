@@ -171,8 +171,9 @@ def _render_live(
 
 
 def live_page(request: HttpRequest) -> HttpResponse:
-    allowed = live.allowed_speakers(TrainingRun.active())
-    form = LiveForm(request.POST or None, allowed=allowed)
+    run = TrainingRun.active()
+    allowed = live.allowed_speakers(run)
+    form = LiveForm(request.POST or None, allowed=allowed, opted_out=live.opted_out_voices(run))
     generation = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -297,12 +297,17 @@ def test_the_form_tells_no_member_the_name_of_someone_it_does_not_offer(
     """A phone backup brings contacts staff keep out of training and out of members' sight:
     posting one's id to the live form must not answer with their name."""
     contact = Speaker.objects.create(display_name="Dr Quill's clinic", slug="dr-quill")
+    # Opted out too, but never a voice of the model: their choice is no reason to name them.
+    opted_out = Speaker.objects.create(display_name="Dee Contact", slug="dee", opted_out=True)
 
     alone = ask(member_client, contact)
     together = ask(member_client, speakers=[friends["ann"], contact])
+    out_alone = ask(member_client, opted_out)
+    out_together = ask(member_client, speakers=[friends["ann"], opted_out])
 
-    for response in (alone, together):
+    for response in (alone, together, out_alone, out_together):
         assert "Quill" not in response.content.decode()
+        assert "Dee" not in response.content.decode()
         assert "not one of the available choices" in response.content.decode()
     assert not LiveGeneration.objects.exists()
 
