@@ -16,4 +16,4 @@ RUN DEBUG=0 SECRET_KEY=build-only-not-a-secret-$(date +%s)-collectstatic-only-01
 RUN useradd --create-home joe && mkdir -p /data/models && chown -R joe /data && chmod -R 700 /data
 USER joe
 EXPOSE 8000
-CMD ["gunicorn", "joe_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]
+CMD ["docker/web"]

@@ -32,13 +32,20 @@ def test_compose_has_every_service_with_healthchecks():
 
 
 def test_compose_commands_point_at_real_modules():
+    """The services run the image's scripts (tests/test_deploy_entrypoints.py runs them)."""
     services = compose()["services"]
-    assert "joe_site.wsgi" in " ".join(services["web"]["command"])
+    assert services["web"]["command"] == ["docker/web"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'CMD ["docker/web"]' in dockerfile  # `docker run joe` migrates too
+    assert "exec gunicorn joe_site.wsgi" in (ROOT / "docker" / "web").read_text()
     assert (ROOT / "joe_site" / "wsgi.py").exists()
     for name, queue in (("worker", "default"), ("worker-gpu", "gpu")):
         command = " ".join(services[name]["command"])
-        assert "-A joe_site" in command and f"-Q {queue}" in command
+        assert command.startswith("docker/worker ") and f"-Q {queue}" in command
+    assert "exec celery -A joe_site worker" in (ROOT / "docker" / "worker").read_text()
     assert (ROOT / "joe_site" / "celery.py").exists()
+    for script in ("web", "worker"):
+        assert os.access(ROOT / "docker" / script, os.X_OK), script
 
 
 def test_env_names_match_settings():
