@@ -1,6 +1,8 @@
 # joe: one image for the web server and both workers.
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 JOE_DATA_DIR=/data
+# Hugging Face downloads (a hub id as base model) go to the models volume: kept across upgrades,
+# and shared with the default worker, whose quality report loads the base model too.
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 JOE_DATA_DIR=/data HF_HOME=/data/models/huggingface
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 && rm -rf /var/lib/apt/lists/*
 COPY requirements ./requirements

@@ -48,6 +48,19 @@ def test_compose_commands_point_at_real_modules():
         assert os.access(ROOT / "docker" / script, os.X_OK), script
 
 
+def test_what_compose_keeps_lives_in_named_volumes():
+    """`docker compose down` (then up) drops a container's anonymous volumes: the queued jobs in
+    Redis went with them, and a base model downloaded from the hub was fetched again by each
+    recreated worker, into a home folder the default worker's quality report did not share."""
+    services = compose()["services"]
+    assert "redis:/data" in services["redis"]["volumes"]
+    assert "redis" in compose()["volumes"]
+    hf_home = re.search(r"HF_HOME=(\S+)", (ROOT / "Dockerfile").read_text())[1]
+    assert hf_home.startswith("/data/models/")
+    for name in ("worker", "worker-gpu"):
+        assert "models:/data/models" in services[name]["volumes"]
+
+
 def test_env_names_match_settings():
     settings_source = (ROOT / "joe_site" / "settings.py").read_text()
     read = set(re.findall(r'env_\w+\("([A-Z_]+)"', settings_source))
