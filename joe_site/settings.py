@@ -232,7 +232,9 @@ SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
 SECURE_SSL_REDIRECT = _https and env_bool("JOE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = env_int("JOE_HSTS_SECONDS", 31536000 if _https else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("JOE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Every subdomain for a year is a promise about sites joe does not know of: joe on an apex domain
+# (ourgang.net) would make browsers refuse its other, plain-HTTP hosts. Opt in, as for preload.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("JOE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("JOE_HSTS_PRELOAD", False)
 # Behind a TLS proxy on this machine: trust its X-Forwarded-Proto, and take a client's address
 # from the last X-Forwarded-For entry (the one the proxy added) for the login throttle.
@@ -255,8 +257,9 @@ SECURE_CSP = {
 }
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
-# HSTS preload is an irreversible promise for a whole domain: a self-hoster opts in explicitly.
-SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# HSTS for subdomains (W005) and preload (W021) are promises for a whole domain: a self-hoster opts
+# in explicitly (above).
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 
 # joe's own knobs
 JOE_SESSION_GAP_MINUTES = env_int("JOE_SESSION_GAP_MINUTES", 30)
