@@ -18,4 +18,4 @@ RUN DEBUG=0 SECRET_KEY=build-only-not-a-secret-$(date +%s)-collectstatic-only-01
 RUN useradd --create-home joe && mkdir -p /data/models && chown -R joe /data && chmod -R 700 /data
 USER joe
 EXPOSE 8000
-CMD ["docker/web"]
+CMD ["/app/docker/web"]

@@ -34,14 +34,16 @@ def test_compose_has_every_service_with_healthchecks():
 def test_compose_commands_point_at_real_modules():
     """The services run the image's scripts (tests/test_deploy_entrypoints.py runs them)."""
     services = compose()["services"]
-    assert services["web"]["command"] == ["docker/web"]
+    # Absolute: how a relative path resolves is up to the container runtime.
+    assert services["web"]["command"] == ["/app/docker/web"]
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert 'CMD ["docker/web"]' in dockerfile  # `docker run joe` migrates too
+    assert 'CMD ["/app/docker/web"]' in dockerfile  # `docker run joe` migrates too
+    assert "WORKDIR /app" in dockerfile and "COPY . ." in dockerfile
     assert "exec gunicorn joe_site.wsgi" in (ROOT / "docker" / "web").read_text()
     assert (ROOT / "joe_site" / "wsgi.py").exists()
     for name, queue in (("worker", "default"), ("worker-gpu", "gpu")):
         command = " ".join(services[name]["command"])
-        assert command.startswith("docker/worker ") and f"-Q {queue}" in command
+        assert command.startswith("/app/docker/worker ") and f"-Q {queue}" in command
     assert "exec celery -A joe_site worker" in (ROOT / "docker" / "worker").read_text()
     assert (ROOT / "joe_site" / "celery.py").exists()
     for script in ("web", "worker"):
