@@ -63,6 +63,15 @@ def test_what_compose_keeps_lives_in_named_volumes():
         assert "models:/data/models" in services[name]["volumes"]
 
 
+def test_compose_refuses_to_start_without_the_database_password():
+    """Unset, Compose put an empty password in both places with a mere warning; PostgreSQL then
+    refused to initialise, restarting again and again, and web never started."""
+    raw = (ROOT / "docker-compose.yml").read_text()
+    uses = re.findall(r"\$\{POSTGRES_PASSWORD([^}]*)\}", raw)
+    assert len(uses) == 2
+    assert all(use.startswith(":?") for use in uses), uses
+
+
 def test_env_names_match_settings():
     settings_source = (ROOT / "joe_site" / "settings.py").read_text()
     read = set(re.findall(r'env_\w+\("([A-Z_]+)"', settings_source))
