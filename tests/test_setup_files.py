@@ -72,6 +72,15 @@ def test_compose_refuses_to_start_without_the_database_password():
     assert all(use.startswith(":?") for use in uses), uses
 
 
+def test_postgres_has_room_for_parallel_work_on_a_big_message_table():
+    """Docker gives a container 64 MB of /dev/shm, where PostgreSQL's parallel workers share
+    their memory: on millions of messages a parallel index build or hash join fails with
+    "could not resize shared memory segment" (a caveat of the postgres image)."""
+    size = compose()["services"]["postgres"]["shm_size"]
+    number, unit = re.fullmatch(r"(\d+)(mb|gb)", size.lower()).groups()
+    assert int(number) * (1024 if unit == "gb" else 1) >= 256
+
+
 def test_env_names_match_settings():
     settings_source = (ROOT / "joe_site" / "settings.py").read_text()
     read = set(re.findall(r'env_\w+\("([A-Z_]+)"', settings_source))
