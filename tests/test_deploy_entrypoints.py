@@ -35,6 +35,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         JOE_DATA_DIR=str(tmp_path / "data"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'joe.sqlite3'}",
         LOG_LEVEL="INFO",
+        HOME=str(tmp_path),  # gunicorn's control socket: not the one in this user's home
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
     return env
