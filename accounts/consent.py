@@ -13,27 +13,32 @@ from django.utils import timezone
 
 from accounts.models import SpeakerClaim
 from ingest.models import Identity, Message, Speaker
-from trainer.models import TrainingRun
+from trainer.models import RetrainReason, TrainingRun
+
+# The kinds of reason to retrain: the Speakers page and the admin give theirs through here.
+Kind = RetrainReason.Kind
 
 
-def mark_runs_trained_on(speaker: Speaker, reason: str, *, unless_flagged: bool = False) -> int:
-    """Flag every run whose data included the speaker (under any id their messages had: merges,
-    splits) and that is, or may become, a model generations use (all but cancelled and failed
-    ones: a queued run may be one waiting to resume from a checkpoint trained on them); returns
-    how many were flagged. ``unless_flagged``: a run flagged already keeps its reason."""
+def mark_runs_trained_on(speaker: Speaker, kind: str, reason: str) -> set[int]:
+    """Give the reason to every run whose data included the speaker (under any id their
+    messages had: merges, splits) and that is, or may become, a model generations use (all but
+    cancelled and failed ones: a queued run may be one waiting to resume from a checkpoint
+    trained on them); returns the ids of the runs that got it."""
     # Under this speaker's id, or one it was merged from or split off (their messages too).
     theirs = {speaker.pk, *speaker.former_ids}
-    return TrainingRun.mark_those_that_learnt(theirs, reason, unless_flagged=unless_flagged)
+    return TrainingRun.mark_those_that_learnt(theirs, kind, reason, speaker=speaker)
 
 
-def flag_runs_that_learnt_identity(identity: Identity, speaker: Speaker | None, reason: str) -> str:
+def flag_runs_that_learnt_identity(
+    identity: Identity, speaker: Speaker | None, kind: str, reason: str
+) -> str:
     """Mark the runs that learnt ``identity`` (as it is before a move, a split or an exclusion,
     on the Speakers page or in the admin) in ``speaker``'s voice "needs retrain": bots and
-    excluded identities trained nothing (trainer.corpus), and a graver reason already there
-    stays. What to tell staff about them ("" when none was marked)."""
+    excluded identities trained nothing (trainer.corpus). What to tell staff about them (""
+    when none was marked)."""
     if speaker is None or identity.excluded or identity.is_bot:
         return ""
-    flagged = mark_runs_trained_on(speaker, reason, unless_flagged=True)
+    flagged = len(mark_runs_trained_on(speaker, kind, reason))
     if not flagged:
         return ""
     return f"Training runs that learnt {speaker}'s voice are marked “needs retrain” ({flagged})."
@@ -48,101 +53,61 @@ def set_opted_out(*, speaker: Speaker, opted_out: bool) -> None:
         opted_out_by_id=speaker.member_id if opted_out else None,
     )
     speaker.opted_out = opted_out
-    reason = _opted_out_reason(speaker)
     if opted_out:
-        mark_runs_trained_on(speaker, reason)
+        mark_runs_trained_on(speaker, Kind.OPTED_OUT, _opted_out_reason(speaker))
         revoke_public_links(speaker)
         return
-    # Back in: the runs their opt-out flagged (as themselves, or as someone merged into them)
-    # may generate in their voice again, unless they learnt someone still withheld, or a voice
-    # merged away: their flag may have replaced that reason, which holds again.
-    theirs = {speaker.pk, *speaker.former_ids}
-    flagged = [
-        run
-        for run in TrainingRun.objects.filter(
-            needs_retrain__startswith=f"{speaker.display_name} opted out "
-        ).only("speaker_ids")
-        if theirs & set(run.speaker_ids)
-    ]
-    if not flagged:
-        return
-    withheld = Speaker.objects.filter(Q(opted_out=True) | Q(messages_deleted_at__isnull=False))
-    withheld = sorted(withheld, key=lambda s: s.messages_deleted_at is None)  # the gravest first
-    held = set(Speaker.objects.filter(pk__in=theirs).values_list("pk", flat=True))
-    for run in flagged:
-        learnt = set(run.speaker_ids)
-        still = next((s for s in withheld if {s.pk, *s.former_ids} & learnt), None)
-        if still:
-            run.needs_retrain = _withheld_reason(still)[:300]
-        elif learnt & (theirs - held):
-            run.needs_retrain = VOICE_MERGED_AWAY
-        else:
-            run.needs_retrain = ""
-    TrainingRun.objects.bulk_update(flagged, ["needs_retrain"])
-
-
-VOICE_MERGED_AWAY = (
-    "A voice it learnt was merged into another speaker since: no speaker holds it now, so it "
-    "no longer writes in it."
-)
+    # Back in: their opt-out is no reason to retrain any more, wherever it was given, under
+    # whatever name (a merge moved a speaker's reasons to the one it was merged into). Every
+    # other reason a run has stays: a run with none left is current again.
+    RetrainReason.objects.filter(kind=Kind.OPTED_OUT, speaker_id=speaker.pk).delete()
 
 
 def _opted_out_reason(speaker: Speaker) -> str:
     return f"{speaker.display_name} opted out after this run was trained on their messages."
 
 
-def _deleted_reason(speaker: Speaker) -> str:
-    return f"{speaker.display_name} deleted their messages after this run was trained on them."
-
-
-def _withheld_reason(speaker: Speaker) -> str:
-    """Why a run that learnt a speaker who is out of training needs a retrain."""
-    return _deleted_reason(speaker) if speaker.messages_deleted_at else _opted_out_reason(speaker)
-
-
 @transaction.atomic
 def merge_speakers(*, speaker: Speaker, target: Speaker) -> int:
-    """Staff make one speaker of two (``Speaker.merge_into``). When ``speaker`` had opted out
-    and ``target`` had not, the merged voice is opted out as the friend asked: the runs trained
-    on ``target`` are flagged and its share links revoked, as if they had opted it out there;
-    the other way round, those of ``speaker`` are; and those that learnt ``speaker`` in any case,
-    since the model no longer writes in its voice. Claims move over with the rest. Returns how
-    many runs were flagged."""
+    """Staff make one speaker of two (``Speaker.merge_into``). The runs that learnt ``speaker``
+    are flagged in any case: the model knows it as a voice no speaker holds after the merge.
+    When ``speaker`` had opted out and ``target`` had not, the merged voice is opted out as the
+    friend asked: the runs trained on ``target`` are flagged and its share links revoked, as if
+    they had opted it out there; the other way round, the share links of ``speaker`` are
+    revoked. Claims move over with the rest. Returns how many runs were flagged."""
     newly_opted_out = speaker.opted_out and not target.opted_out
-    flagged = 0
     if target.opted_out and not speaker.opted_out:
         revoke_public_links(speaker)
-        flagged = mark_runs_trained_on(
-            speaker,
+        reason = (
             f"{speaker.display_name} was merged into {target.display_name}, who opted out, "
-            "after this run was trained on their messages.",
-            unless_flagged=True,
+            "after this run was trained on their messages."
         )
-    elif not speaker.opted_out:
+    else:
         # The model knows the speaker's slug, which no speaker holds any more: it no longer
         # writes in that voice (generations leave voices nobody holds out).
-        flagged = mark_runs_trained_on(
-            speaker,
+        reason = (
             f"{speaker.display_name} was merged into {target.display_name} after this run was "
             f"trained: it knows them as two voices, and no longer writes as "
-            f"{speaker.display_name}.",
-            unless_flagged=True,
+            f"{speaker.display_name}."
         )
+    flagged = mark_runs_trained_on(speaker, Kind.SPEAKER_MERGED, reason)
     # A friend who claimed both (their two apps) keeps one claim: the database allows a member
     # one pending claim per speaker.
     pending = SpeakerClaim.objects.filter(status=SpeakerClaim.Status.PENDING)
     pending.filter(
         speaker_id=speaker.pk, member__in=pending.filter(speaker_id=target.pk).values("member")
     ).delete()
-    speaker.merge_into(target)
-    if not newly_opted_out:
-        return flagged
-    revoke_public_links(target)
-    return mark_runs_trained_on(
-        target,
-        f"{target.display_name} opted out (as {speaker.display_name}, merged into them) after "
-        "this run was trained on their messages.",
-    )
+    speaker.merge_into(target)  # moves the reasons about ``speaker`` to ``target``
+    if newly_opted_out:
+        revoke_public_links(target)
+        # A run that learnt ``speaker`` holds their opt-out already: it is not said twice.
+        flagged |= mark_runs_trained_on(
+            target,
+            Kind.OPTED_OUT,
+            f"{target.display_name} opted out (as {speaker.display_name}, merged into them) "
+            "after this run was trained on their messages.",
+        )
+    return len(flagged)
 
 
 def revoke_public_links(speaker: Speaker) -> int:
@@ -168,7 +133,11 @@ def delete_messages(*, speaker: Speaker) -> int:
     now = timezone.now()
     identities.update(excluded=True, messages_deleted_at=now)
     Speaker.objects.filter(pk=speaker.pk).update(messages_deleted_at=now)
-    mark_runs_trained_on(speaker, _deleted_reason(speaker))
+    mark_runs_trained_on(
+        speaker,
+        Kind.MESSAGES_DELETED,
+        f"{speaker.display_name} deleted their messages after this run was trained on them.",
+    )
     return deleted
 
 

@@ -100,15 +100,17 @@ class IdentityAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if moved:
             obj.assign_to(target)
+            kind = consent.Kind.IDENTITY_MOVED
             reason = (
                 f"{obj} moved from {before.speaker} to {target} after this run was trained."
                 if target
                 else f"{obj} was taken off {before.speaker} after this run was trained."
             )
         else:
+            kind = consent.Kind.IDENTITY_EXCLUDED
             reason = f"{obj} was excluded from training after this run learnt from it."
         if moved or obj.excluded:
-            note = consent.flag_runs_that_learnt_identity(before, before.speaker, reason)
+            note = consent.flag_runs_that_learnt_identity(before, before.speaker, kind, reason)
             if note:
                 messages.info(request, note)
 

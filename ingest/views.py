@@ -426,6 +426,7 @@ def identity_assign(request: HttpRequest, pk: int) -> HttpResponse:
         message += _flag_runs_that_learnt(
             identity,
             previous,
+            consent.Kind.IDENTITY_MOVED,
             f"{identity} moved from {previous} to {target} after this run was trained.",
         )
     message += _drop_if_emptied(previous)
@@ -433,9 +434,11 @@ def identity_assign(request: HttpRequest, pk: int) -> HttpResponse:
     return _speakers_changed(request, message, focus=target)
 
 
-def _flag_runs_that_learnt(identity: Identity, speaker: Speaker | None, reason: str) -> str:
+def _flag_runs_that_learnt(
+    identity: Identity, speaker: Speaker | None, kind: str, reason: str
+) -> str:
     """What the toast adds about the runs marked for the identity's change."""
-    note = consent.flag_runs_that_learnt_identity(identity, speaker, reason)
+    note = consent.flag_runs_that_learnt_identity(identity, speaker, kind, reason)
     return f" {note}" if note else ""
 
 
@@ -466,6 +469,7 @@ def identity_split(request: HttpRequest, pk: int) -> HttpResponse:
     message += _flag_runs_that_learnt(
         identity,
         previous,
+        consent.Kind.IDENTITY_SPLIT,
         f"{identity} was split off {previous} after this run was trained on both.",
     )
     message += _drop_if_emptied(previous)
@@ -491,6 +495,7 @@ def identity_exclude(request: HttpRequest, pk: int) -> HttpResponse:
         flagged = _flag_runs_that_learnt(
             identity,
             identity.speaker,
+            consent.Kind.IDENTITY_EXCLUDED,
             f"{identity} was excluded from training after this run learnt from it.",
         )
     identity.set_excluded(excluding)

@@ -295,7 +295,8 @@ def test_an_identity_moved_or_excluded_in_the_admin_flags_the_runs_that_learnt_i
     """As on the Speakers page: the runs that learnt it in its old voice looked current."""
     from ingest.models import Identity, Speaker
     from joe_site.jobs import JobStatus
-    from trainer.models import TrainingRun
+    from tests.test_trainer_runs import reasons
+    from trainer.models import RetrainReason, TrainingRun
 
     bo, ann = Speaker.create_named("Bo"), Speaker.create_named("Ann")
     phone, guest, work = (
@@ -304,8 +305,8 @@ def test_an_identity_moved_or_excluded_in_the_admin_flags_the_runs_that_learnt_i
     )
     run = TrainingRun.objects.create(name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk])
 
-    def flag_after(identity: Identity, **changes: object) -> str:
-        TrainingRun.objects.filter(pk=run.pk).update(needs_retrain="")
+    def flag_after(identity: Identity, **changes: object) -> list[str]:
+        RetrainReason.objects.filter(run=run).delete()
         data = {"source_kind": "slack", "external_id": identity.external_id,
                 "display_name": identity.display_name, "speaker": bo.pk,
                 "created_at_0": "2026-01-01", "created_at_1": "12:00:00", **changes}  # fmt: skip
@@ -313,17 +314,17 @@ def test_an_identity_moved_or_excluded_in_the_admin_flags_the_runs_that_learnt_i
             reverse("admin:ingest_identity_change", args=[identity.pk]), data, follow=True
         )
         assert "marked “needs retrain” (1)" in response.content.decode()
-        return TrainingRun.objects.get(pk=run.pk).needs_retrain
+        return reasons(run)
 
-    assert flag_after(phone, speaker=ann.pk) == (
+    assert flag_after(phone, speaker=ann.pk) == [
         "Bo P (Slack export) moved from Bo to Ann after this run was trained."
-    )
-    assert flag_after(work, speaker="") == (
+    ]
+    assert flag_after(work, speaker="") == [
         "Bo W (Slack export) was taken off Bo after this run was trained."
-    )
-    assert flag_after(guest, excluded="on") == (
+    ]
+    assert flag_after(guest, excluded="on") == [
         "Guest (Slack export) was excluded from training after this run learnt from it."
-    )
+    ]
 
 
 def test_staff_may_opt_out_a_friend_in_the_admin_as_the_friend_would(staff_client):
@@ -439,6 +440,7 @@ def test_deleting_a_chat_in_the_admin_flags_the_runs_that_learnt_from_it(
     from ingest.models import Conversation, Speaker
     from joe_site.jobs import JobStatus
     from tests.test_ingest_support import import_path
+    from tests.test_trainer_runs import reasons
     from trainer.models import TrainingRun
 
     import_path(slack_export(tmp_path / "s.zip", {"secret": [("U1", "private")]}))
@@ -453,5 +455,5 @@ def test_deleting_a_chat_in_the_admin_flags_the_runs_that_learnt_from_it(
             reverse("admin:ingest_conversation_delete", args=[secret.pk]), {"post": "yes"}
         )
 
-    run.refresh_from_db()
-    assert run.needs_retrain == f"The chat “{secret}” was deleted after this run was trained on it."
+    assert reasons(run) == [f"The chat “{secret}” was deleted after this run was trained on it."]
+

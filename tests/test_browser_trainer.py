@@ -10,7 +10,7 @@ from django.utils import timezone
 from ingest.models import Conversation, Identity, Message
 from joe_site.jobs import JobStatus
 from tests.conftest import log_in, screenshot
-from tests.test_trainer_runs import make_corpus, models_dir, tiny_base  # noqa: F401 - fixtures
+from tests.test_trainer_runs import flagged, make_corpus, models_dir, tiny_base  # noqa: F401 - fixtures
 from trainer.models import TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -79,10 +79,12 @@ def test_the_focused_button_keeps_the_focus_while_the_page_refreshes(new_page, s
         name="just done", status=JobStatus.SUCCEEDED, checkpoint_dir=str(tmp_path),
         finished_at=timezone.now(),  # its report is still to come: the page polls
     )  # fmt: skip
-    training = TrainingRun.objects.create(
-        name="training", status=JobStatus.RUNNING, heartbeat_at=timezone.now(),
-        needs_retrain="Ann opted out after this run was trained on their messages.",
-    )  # fmt: skip
+    training = flagged(
+        TrainingRun.objects.create(
+            name="training", status=JobStatus.RUNNING, heartbeat_at=timezone.now()
+        ),
+        "Ann opted out after this run was trained on their messages.",
+    )
     page = new_page()
     log_in(page, "staff", "correct horse 3")
     for run, button in ((finished, "Make this the active model"), (training, "Retrain")):
@@ -118,10 +120,10 @@ def test_after_cancel_by_keyboard_the_focus_stays_on_the_run(new_page, staff):
 def test_on_a_phone_the_retrain_reason_reads_as_a_sentence(new_page, staff):
     """The reason squeezed into a first column a word or two wide, many lines tall: the table
     now scrolls sideways instead."""
-    TrainingRun.objects.create(
-        name="v1", status=JobStatus.SUCCEEDED,
-        needs_retrain="Ann opted out after this run was trained on their messages.",
-    )  # fmt: skip
+    flagged(
+        TrainingRun.objects.create(name="v1", status=JobStatus.SUCCEEDED),
+        "Ann opted out after this run was trained on their messages.",
+    )
     page = new_page(viewport={"width": 375, "height": 800})
     log_in(page, "staff", "correct horse 3")
     page.goto("/trainer/")

@@ -10,6 +10,7 @@ from accounts import consent
 from accounts.models import SpeakerClaim
 from ingest.models import Conversation, Identity, Message, Speaker
 from joe_site.jobs import JobStatus
+from tests.test_trainer_runs import reasons
 from trainer.corpus import chat_format, corpus_messages
 from trainer.models import TrainingRun
 
@@ -247,11 +248,9 @@ def test_training_corpus_leaves_out_opted_out_speakers_and_bots(member_client, m
     member_client.post(f"/accounts/me/speakers/{alice.pk}/opt-out/", {"opted_out": "1"})
     assert {m.speaker_slug for m in corpus_messages()} == {"bob"}
     assert set(chat_format().speakers) == {"bob"}
-    run.refresh_from_db()
-    cancelled.refresh_from_db()
-    resuming.refresh_from_db()
-    assert "Alice opted out" in run.needs_retrain and cancelled.needs_retrain == ""
-    assert "Alice opted out" in resuming.needs_retrain
+    opted_out = "Alice opted out after this run was trained on their messages."
+    assert reasons(run) == [opted_out] and reasons(cancelled) == []
+    assert reasons(resuming) == [opted_out]
     member_client.post(f"/accounts/me/speakers/{alice.pk}/opt-out/", {"opted_out": "0"})
     assert {m.speaker_slug for m in corpus_messages()} == {"alice", "bob"}
 

@@ -185,7 +185,8 @@ def test_runs_trained_before_a_merge_or_a_split_are_flagged_when_the_friend_opts
     """Runs record the speaker ids they trained on: once a speaker was merged into another (or
     split off), the friend's opt-out under the new speaker flagged none of those runs."""
     from joe_site.jobs import JobStatus
-    from trainer.models import TrainingRun
+    from tests.test_trainer_runs import reasons
+    from trainer.models import RetrainReason, TrainingRun
 
     slack_self = Speaker.create_named("Ann")
     phone_self = Speaker.create_named("Ann P")
@@ -196,17 +197,15 @@ def test_runs_trained_before_a_merge_or_a_split_are_flagged_when_the_friend_opts
     consent.merge_speakers(speaker=slack_self, target=phone_self)
     phone_self.refresh_from_db()
     consent.set_opted_out(speaker=phone_self, opted_out=True)
-    run.refresh_from_db()
-    assert "opted out" in run.needs_retrain
+    assert "Ann P opted out after this run was trained on their messages." in reasons(run)
 
-    TrainingRun.objects.filter(pk=run.pk).update(needs_retrain="")
+    RetrainReason.objects.filter(run=run).delete()
     identity = Identity.objects.create(
         source_kind="slack", external_id="U9", display_name="Bo's brother", speaker=other
     )
     split = identity.split_off()  # it was Bo's when the run trained
     consent.set_opted_out(speaker=split, opted_out=True)
-    run.refresh_from_db()
-    assert "opted out" in run.needs_retrain
+    assert reasons(run) == [f"{split} opted out after this run was trained on their messages."]
 
 
 def test_runs_trained_before_an_identity_was_moved_are_flagged_when_its_friend_opts_out(
@@ -216,6 +215,7 @@ def test_runs_trained_before_an_identity_was_moved_are_flagged_when_its_friend_o
     Sam (so on those messages) stayed unflagged when Ann opted out, and Sam, left empty, was
     removed with nothing remembering the run."""
     from joe_site.jobs import JobStatus
+    from tests.test_trainer_runs import reasons
     from trainer.models import TrainingRun
 
     sam = Speaker.create_named("Sam")
@@ -237,5 +237,4 @@ def test_runs_trained_before_an_identity_was_moved_are_flagged_when_its_friend_o
     ann.refresh_from_db()
     consent.set_opted_out(speaker=ann, opted_out=True)
 
-    run.refresh_from_db()
-    assert "opted out" in run.needs_retrain
+    assert "Ann opted out after this run was trained on their messages." in reasons(run)

@@ -18,6 +18,7 @@ from joe_site.jobs import JobStatus
 from tests.builders.slack import User
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import PASSPHRASE, import_path, slack_export, use_tmp_upload_dir
+from tests.test_trainer_runs import reasons
 from trainer.corpus import trainable_messages
 from trainer.models import TrainingRun
 
@@ -230,9 +231,11 @@ def test_merging_an_opted_out_speaker_flags_the_runs_trained_on_the_other(
         headers=HTMX,
     )
 
-    run.refresh_from_db()
     assert speaker("Alice").opted_out
-    assert run.needs_retrain.startswith("Alice opted out (as Alice L. (contacts), merged into")
+    assert reasons(run) == [
+        "Alice opted out (as Alice L. (contacts), merged into them) after this run was trained "
+        "on their messages."
+    ]
     message = json.loads(response["HX-Trigger"])["toast"]["message"]
     assert "Alice L. (contacts) had opted out of training, so Alice is opted out now." in message
 

@@ -18,13 +18,15 @@ from ingest.models import Conversation, Identity, Message, Speaker
 from joe_site.jobs import JobStatus
 from tests.test_trainer_runs import (  # noqa: F401 (fixtures)
     T0,
+    flagged,
     make_corpus,
     models_dir,
+    reasons,
     tiny_base,
     tiny_run,
 )
 from trainer import corpus, services
-from trainer.models import TrainingRun
+from trainer.models import RetrainReason, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +50,7 @@ def test_a_friend_who_opts_out_while_the_worker_reads_the_corpus_flags_the_run(
 
     assert run.status == JobStatus.SUCCEEDED, run.error
     assert "alice" in run.dataset_summary["speakers"]  # read before the opt-out
-    assert run.needs_retrain == "Alice opted out after this run was trained on their messages."
+    assert reasons(run) == ["Alice opted out after this run was trained on their messages."]
     assert Speaker.objects.get(pk=speakers["Alice"].pk).opted_out
 
 
@@ -112,11 +114,10 @@ def test_merging_someone_into_a_friend_who_had_opted_out_flags_the_runs_that_lea
         reverse("ingest:speaker_merge", args=[ann.pk]), {"speaker": phone.pk}, headers=HTMX
     )
 
-    run.refresh_from_db()
-    assert run.needs_retrain == (
+    assert reasons(run) == [
         "Ann was merged into Ann (phone), who opted out, after this run was trained on "
         "their messages."
-    )
+    ]
     assert "marked “needs retrain” (1)" in toast(response)
 
 
@@ -128,33 +129,31 @@ def test_excluding_an_identity_flags_the_runs_that_learnt_from_it(staff_client):
         source_kind="slack", external_id="U9", display_name="Guest", speaker=bo
     )
     run = TrainingRun.objects.create(name="before", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk])
-    earlier = TrainingRun.objects.create(
-        name="flagged",
-        status=JobStatus.SUCCEEDED,
-        speaker_ids=[bo.pk],
-        needs_retrain="Bo opted out.",
+    earlier = flagged(
+        TrainingRun.objects.create(name="flagged", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk]),
+        "Bo opted out.",
     )
 
     response = staff_client.post(
         reverse("ingest:identity_exclude", args=[guest.pk]), {"excluded": "on"}, headers=HTMX
     )
 
-    run.refresh_from_db(), earlier.refresh_from_db()
-    assert run.needs_retrain == (
-        "Guest (Slack export) was excluded from training after this run learnt from it."
-    )
-    assert earlier.needs_retrain == "Bo opted out."  # the graver reason stays
+    excluded = "Guest (Slack export) was excluded from training after this run learnt from it."
+    assert reasons(run) == [excluded]
+    assert reasons(earlier) == ["Bo opted out.", excluded]  # the earlier reason stays
     assert "Guest (Slack export) is excluded from training." in toast(response)
-    assert "marked “needs retrain” (1)" in toast(response)
+    assert "marked “needs retrain” (2)" in toast(response)
 
 
 def test_a_run_flagged_while_it_trains_is_announced_once_not_at_every_refresh(staff_client):
     """The "needs a retrain" box was a role="alert" inside the panel htmx swaps every two
     seconds: a screen reader read it out again at each swap for as long as the run trained."""
-    run = TrainingRun.objects.create(
-        name="training", status=JobStatus.RUNNING, heartbeat_at=timezone.now(),
-        needs_retrain="Ann opted out after this run was trained on their messages.",
-    )  # fmt: skip
+    run = flagged(
+        TrainingRun.objects.create(
+            name="training", status=JobStatus.RUNNING, heartbeat_at=timezone.now()
+        ),
+        "Ann opted out after this run was trained on their messages.",
+    )
 
     panel = staff_client.get(run.get_absolute_url(), headers=HTMX).content.decode()
 
@@ -167,10 +166,10 @@ def test_a_run_flagged_while_it_trains_is_announced_once_not_at_every_refresh(st
 def test_the_runs_page_says_why_a_run_needs_a_retrain_in_words(staff_client):
     """The reason was only the badge's title: a tooltip no phone, keyboard or most screen
     readers ever show, so the list said a run was out of date but not why."""
-    TrainingRun.objects.create(
-        name="v1", status=JobStatus.SUCCEEDED, needs_retrain="Ann opted out after this run was "
-        "trained on their messages.",
-    )  # fmt: skip
+    flagged(
+        TrainingRun.objects.create(name="v1", status=JobStatus.SUCCEEDED),
+        "Ann opted out after this run was trained on their messages.",
+    )
 
     assert flagged_on_runs_page(staff_client) == [
         "Ann opted out after this run was trained on their messages."
@@ -243,9 +242,8 @@ def test_deleting_an_export_flags_the_runs_that_learnt_from_it(
     with django_capture_on_commit_callbacks(execute=True):
         ingest.delete_export(export_id=export.pk)
 
-    after.refresh_from_db(), before.refresh_from_db()
-    assert after.needs_retrain == "family.zip was deleted after this run was trained on it."
-    assert before.needs_retrain == ""  # it trained before the export was imported
+    assert reasons(after) == ["family.zip was deleted after this run was trained on it."]
+    assert reasons(before) == []  # it trained before the export was imported
 
 
 @pytest.mark.django_db(transaction=True)  # on_commit runs at once, as on the worker
@@ -289,12 +287,11 @@ def test_merging_two_speakers_flags_the_runs_that_learnt_the_one_merged_away(sta
         reverse("ingest:speaker_merge", args=[ann.pk]), {"speaker": phone.pk}, headers=HTMX
     )
 
-    learnt_ann.refresh_from_db(), phone_only.refresh_from_db()
-    assert learnt_ann.needs_retrain == (
+    assert reasons(learnt_ann) == [
         "Ann was merged into Ann (phone) after this run was trained: it knows them as two "
         "voices, and no longer writes as Ann."
-    )
-    assert phone_only.needs_retrain == ""
+    ]
+    assert reasons(phone_only) == []
     assert "Training runs that learnt Ann (phone)'s voice are marked “needs retrain” (1)." in (
         toast(response)
     )
@@ -314,18 +311,18 @@ def test_splitting_or_moving_an_identity_flags_the_runs_that_learnt_it_in_the_ol
     )
     run = TrainingRun.objects.create(name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk])
 
-    def flags_after(action: str, identity: Identity, data: dict) -> tuple[str, str]:
-        TrainingRun.objects.filter(pk=run.pk).update(needs_retrain="")
+    def flags_after(action: str, identity: Identity, data: dict) -> tuple[list[str], str]:
+        RetrainReason.objects.filter(run=run).delete()
         url = reverse(f"ingest:identity_{action}", args=[identity.pk])
         response = staff_client.post(url, data, headers=HTMX)
-        return TrainingRun.objects.get(pk=run.pk).needs_retrain, toast(response)
+        return reasons(run), toast(response)
 
-    reason, said = flags_after("split", brother, {})
-    assert reason == "Bo B (Slack export) was split off Bo after this run was trained on both."
+    said_why, said = flags_after("split", brother, {})
+    assert said_why == ["Bo B (Slack export) was split off Bo after this run was trained on both."]
     assert "Training runs that learnt Bo's voice are marked “needs retrain” (1)." in said
-    reason, said = flags_after("assign", phone, {"speaker": ann.pk})
-    assert reason == "Bo P (Slack export) moved from Bo to Ann after this run was trained."
-    assert flags_after("split", bot, {})[0] == ""  # bots never train
+    said_why, said = flags_after("assign", phone, {"speaker": ann.pk})
+    assert said_why == ["Bo P (Slack export) moved from Bo to Ann after this run was trained."]
+    assert flags_after("split", bot, {})[0] == []  # bots never train
 
 
 def test_a_retrain_of_a_retrain_still_training_takes_over_in_its_place(staff_client, monkeypatch):
@@ -335,16 +332,21 @@ def test_a_retrain_of_a_retrain_still_training_takes_over_in_its_place(staff_cli
     from trainer.tasks import train_run
 
     monkeypatch.setattr(train_run, "delay", lambda run_id: type("Sent", (), {"id": "t"}))
-    flagged = TrainingRun.objects.create(
-        name="v1 (retrain)", base_model="tiny", status=JobStatus.RUNNING,
-        heartbeat_at=timezone.now(), activate_on_success=True,
-        hyperparameters=services.resolved_hyperparameters({}),
-        needs_retrain="Bo opted out after this run was trained on their messages.",
-    )  # fmt: skip
+    run = flagged(
+        TrainingRun.objects.create(
+            name="v1 (retrain)",
+            base_model="tiny",
+            status=JobStatus.RUNNING,
+            heartbeat_at=timezone.now(),
+            activate_on_success=True,
+            hyperparameters=services.resolved_hyperparameters({}),
+        ),  # fmt: skip
+        "Bo opted out after this run was trained on their messages.",
+    )
 
-    staff_client.post(reverse("trainer:retrain", args=[flagged.pk]))
+    staff_client.post(reverse("trainer:retrain", args=[run.pk]))
 
-    retrain = TrainingRun.objects.exclude(pk=flagged.pk).get()
+    retrain = TrainingRun.objects.exclude(pk=run.pk).get()
     assert retrain.activate_on_success
 
 
@@ -356,16 +358,15 @@ def test_a_friend_who_opts_back_in_takes_back_the_flag_their_opt_out_put_on_runs
         name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[ann.pk, bo.pk]
     )
     consent.set_opted_out(speaker=ann, opted_out=True)
-    learnt_ann.refresh_from_db()
-    assert learnt_ann.needs_retrain.startswith("Ann opted out")
-    also_bo = TrainingRun.objects.create(
-        name="v0", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk], needs_retrain="Bo opted out."
+    assert reasons(learnt_ann) == ["Ann opted out after this run was trained on their messages."]
+    also_bo = flagged(
+        TrainingRun.objects.create(name="v0", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk]),
+        "Bo opted out.",
     )
 
     consent.set_opted_out(speaker=ann, opted_out=False)
 
-    learnt_ann.refresh_from_db(), also_bo.refresh_from_db()
-    assert (learnt_ann.needs_retrain, also_bo.needs_retrain) == ("", "Bo opted out.")
+    assert (reasons(learnt_ann), reasons(also_bo)) == ([], ["Bo opted out."])
 
 
 def test_a_run_that_cannot_resume_on_changed_data_names_every_kind_of_change():
@@ -380,11 +381,16 @@ def test_a_run_that_cannot_resume_on_changed_data_names_every_kind_of_change():
 
 
 def flagged_run(status: str = JobStatus.SUCCEEDED) -> TrainingRun:
-    return TrainingRun.objects.create(
-        name="v1", base_model="tiny", status=status, heartbeat_at=timezone.now(),
-        hyperparameters=services.resolved_hyperparameters({}),
-        needs_retrain="Bo opted out after this run was trained on their messages.",
-    )  # fmt: skip
+    return flagged(
+        TrainingRun.objects.create(
+            name="v1",
+            base_model="tiny",
+            status=status,
+            heartbeat_at=timezone.now(),
+            hyperparameters=services.resolved_hyperparameters({}),
+        ),  # fmt: skip
+        "Bo opted out after this run was trained on their messages.",
+    )
 
 
 @pytest.fixture
@@ -495,9 +501,8 @@ def test_opting_back_in_keeps_the_flag_of_a_friend_still_out_or_whose_messages_a
     consent.set_opted_out(speaker=bo, opted_out=False)
     consent.set_opted_out(speaker=cy, opted_out=False)
 
-    both.refresh_from_db(), learnt_cy.refresh_from_db()
-    assert both.needs_retrain.startswith("Ann opted out")
-    assert learnt_cy.needs_retrain.startswith("Cy deleted their messages")
+    assert reasons(both) == ["Ann opted out after this run was trained on their messages."]
+    assert reasons(learnt_cy) == ["Cy deleted their messages after this run was trained on them."]
 
 
 def test_opting_back_in_after_a_merge_takes_back_the_flag_the_merge_gave_their_runs():
@@ -512,12 +517,14 @@ def test_opting_back_in_after_a_merge_takes_back_the_flag_the_merge_gave_their_r
     )
     consent.merge_speakers(speaker=sam, target=samuel)
     samuel.refresh_from_db()
-    assert TrainingRun.objects.get(pk=learnt_samuel.pk).needs_retrain.startswith(
-        "Samuel opted out (as Sam"
-    )
+    assert reasons(learnt_samuel) == [
+        "Samuel opted out (as Sam, merged into them) after this run was trained on their messages."
+    ]
 
     consent.set_opted_out(speaker=samuel, opted_out=False)
 
-    learnt_samuel.refresh_from_db(), learnt_sam.refresh_from_db()
-    assert learnt_samuel.needs_retrain == ""
-    assert "no speaker holds" in learnt_sam.needs_retrain
+    assert reasons(learnt_samuel) == []
+    assert reasons(learnt_sam) == [
+        "Sam was merged into Samuel after this run was trained: it knows them as two voices, "
+        "and no longer writes as Sam."
+    ]

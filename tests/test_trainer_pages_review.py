@@ -17,7 +17,7 @@ from django.utils import timezone
 from ingest.models import Conversation, Identity, Message, Speaker
 from joe_site.jobs import JobStatus
 from tests.conftest import log_in
-from tests.test_trainer_runs import FORM, finished_run, queued  # noqa: F401 (a fixture)
+from tests.test_trainer_runs import FORM, finished_run, flagged, queued  # noqa: F401 (a fixture)
 from trainer import services, views
 from trainer.forms import MAX_TOKENS_PER_STEP
 from trainer.models import TrainingRun
@@ -403,7 +403,7 @@ def test_the_admin_shows_which_run_a_retrain_came_from_without_letting_it_be_cha
     """An editable select of every run: changing it would link the wrong runs on their pages."""
     from django.urls import reverse
 
-    run = finished_run("v1", needs_retrain="Bo opted out.")
+    run = flagged(finished_run("v1"), "Bo opted out.")
     retrain = services.retrain(run)
 
     page = staff_client.get(reverse("admin:trainer_trainingrun_change", args=[retrain.pk]))

@@ -17,7 +17,7 @@ from django.utils import timezone
 from ingest.models import Conversation, Identity, Message, Speaker
 from joe_site.jobs import JobStatus
 from trainer import services
-from trainer.models import TrainingRun
+from trainer.models import RetrainReason, TrainingRun
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 # A tiny GPT-2 learns the group's habits in ten steps on CPU.
@@ -108,6 +108,19 @@ def flat(history: list[dict]) -> list:
     """Loss history as one flat list of numbers for pytest.approx (no loss yet: -1)."""
     keys = ("step", "train_loss", "val_loss")
     return [-1.0 if h[key] is None else h[key] for h in history for key in keys]
+
+
+def flagged(run: TrainingRun, *texts: str) -> TrainingRun:
+    """The run, with these reasons to retrain (of no kind the site gives: written by hand)."""
+    RetrainReason.objects.bulk_create(
+        RetrainReason(run=run, kind=RetrainReason.Kind.OTHER, text=text) for text in texts
+    )
+    return run
+
+
+def reasons(run: TrainingRun) -> list[str]:
+    """Why the run needs a retrain, first given first."""
+    return list(RetrainReason.objects.filter(run_id=run.pk).values_list("text", flat=True))
 
 
 def finished_run(name: str, **fields) -> TrainingRun:
@@ -519,10 +532,10 @@ def test_flagged_run_is_retrained_in_one_click(
     staff_client, staff, queued, django_capture_on_commit_callbacks
 ):
     hp = services.resolved_hyperparameters({"max_steps": 77, "seed": 3})
-    run = finished_run(
-        "friends v1", is_active=True, base_model="tiny", hyperparameters=hp,
-        needs_retrain="Alice opted out on 2024-05-01.",
-    )  # fmt: skip
+    run = flagged(
+        finished_run("friends v1", is_active=True, base_model="tiny", hyperparameters=hp),
+        "Alice opted out on 2024-05-01.",
+    )
     page = staff_client.get(run.get_absolute_url()).content.decode()
     assert "Alice opted out on 2024-05-01." in page and "Retrain with the same settings" in page
     with django_capture_on_commit_callbacks(execute=True):
@@ -538,8 +551,10 @@ def test_flagged_run_is_retrained_in_one_click(
 def test_retrain_of_the_active_run_takes_over_when_it_succeeds(models_dir, queued):
     make_corpus()
     hp = TINY_HP | {"max_steps": 2}
-    old = finished_run("v1", is_active=True, base_model="tiny", hyperparameters=hp)
-    old.needs_retrain = "Carol opted out."
+    old = flagged(
+        finished_run("v1", is_active=True, base_model="tiny", hyperparameters=hp),
+        "Carol opted out.",
+    )
     new = services.retrain(old)
     run = services.execute_run(new.pk)
     assert run.status == JobStatus.SUCCEEDED and run.is_active

@@ -58,7 +58,6 @@ class TrainingRun(ReportsHeartbeat, Job):
     worker_host = models.CharField(max_length=200, blank=True)
     device = models.CharField(max_length=100, blank=True)
     is_active = models.BooleanField(default=False, db_index=True)
-    needs_retrain = models.CharField(max_length=300, blank=True)
     report = models.JSONField(default=dict, blank=True)  # quality and leak report
     # Where the worker got to: the step of the last checkpoint on disk, the step a restarted
     # worker resumed from, and when the worker last reported (a silent run has lost its worker).
@@ -129,29 +128,55 @@ class TrainingRun(ReportsHeartbeat, Job):
             self.status == JobStatus.SUCCEEDED and bool(self.checkpoint_dir) and not self.is_active
         )
 
+    @property
+    def needs_retrain(self) -> bool:
+        """It has a reason to retrain (lists prefetch them: ``flagged()`` filters in SQL)."""
+        return bool(self.retrain_reasons.all())
+
+    @staticmethod
+    def flagged() -> models.Exists:
+        """In SQL, whether a run needs a retrain: ``annotate(flagged=TrainingRun.flagged())``."""
+        return models.Exists(RetrainReason.objects.filter(run=models.OuterRef("pk")))
+
     @classmethod
     def mark_those_that_learnt(
         cls,
         speaker_ids: set[int],
-        reason: str,
+        kind: str,
+        text: str,
         *,
-        unless_flagged: bool = False,
+        speaker: Any = None,
         started_since: datetime | None = None,
-    ) -> int:
-        """Mark "needs retrain" every run whose data included one of the speaker ids and that
-        is, or may become, a model generations use (all but cancelled and failed ones: a queued
-        run may be one waiting to resume from a checkpoint trained on them); returns how many.
-        ``unless_flagged``: a run flagged already keeps its reason; ``started_since``: only
-        the runs that read the corpus since then."""
+    ) -> set[int]:
+        """Give a reason to retrain to every run whose data included one of the speaker ids and
+        that is, or may become, a model generations use (all but cancelled and failed ones: a
+        queued run may be one waiting to resume from a checkpoint trained on them); returns the
+        ids of the runs that got it. A run keeps every reason it has: each is taken back only
+        by what undoes it (RetrainReason). ``speaker``: whom it is about; ``started_since``:
+        only the runs that read the corpus since then."""
         usable = cls.objects.exclude(status__in=(JobStatus.CANCELLED, JobStatus.FAILED))
-        if unless_flagged:
-            usable = usable.filter(needs_retrain="")
         if started_since is not None:
             usable = usable.filter(started_at__gte=started_since)
+        # Told twice (a signal sent again, a friend's opt-out as two speakers merged), a run
+        # holds it once.
+        same = RetrainReason.objects.filter(run=models.OuterRef("pk"), kind=kind, speaker=speaker)
+        if kind not in RetrainReason.ONE_PER_SPEAKER or speaker is None:
+            same = same.filter(text=text[:300])
+        usable = usable.exclude(models.Exists(same))
         learnt = [
             run.pk for run in usable.only("pk", "speaker_ids") if speaker_ids & {*run.speaker_ids}
         ]
-        return cls.objects.filter(pk__in=learnt).update(needs_retrain=reason[:300])
+        RetrainReason.objects.bulk_create(
+            RetrainReason(
+                run_id=pk,
+                kind=kind,
+                speaker=speaker,
+                speaker_name=speaker.display_name if speaker else "",
+                text=text[:300],
+            )
+            for pk in learnt
+        )
+        return set(learnt)
 
     @property
     def retrain_takes_over(self) -> bool:
@@ -286,6 +311,45 @@ class TrainingRun(ReportsHeartbeat, Job):
         self.is_active = True
 
 
+class RetrainReason(models.Model):
+    """One reason a run's model no longer matches the corpus (a friend opted out, an export was
+    deleted...): a run needs a retrain while it has one. An opt-out's is taken back when the
+    friend opts in again (accounts.consent.set_opted_out); the others hold until the run is
+    retrained."""
+
+    class Kind(models.TextChoices):
+        OPTED_OUT = "opted_out", "opted out"
+        MESSAGES_DELETED = "messages_deleted", "messages deleted"
+        IDENTITY_MOVED = "identity_moved", "identity moved"
+        IDENTITY_SPLIT = "identity_split", "identity split off"
+        IDENTITY_EXCLUDED = "identity_excluded", "identity excluded"
+        SPEAKER_MERGED = "speaker_merged", "speakers merged"
+        # The signal says what went (an export, a chat), not which: its text names it.
+        EXPORT_DELETED = "export_deleted", "export or chat deleted"
+        OTHER = "other", "other"  # a reason written before they were kinds
+
+    # A friend's consent is one reason on a run, whatever merges told it again.
+    ONE_PER_SPEAKER = frozenset({Kind.OPTED_OUT, Kind.MESSAGES_DELETED})
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="retrain_reasons")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    # Whom it is about: an opt-in finds its friend's by this, under any name. No reverse name:
+    # a reason holds no speaker up (ingest.models.unreferenced_speakers), and a merge moves it
+    # to the speaker merged into like any other row pointing at a speaker.
+    speaker = models.ForeignKey(
+        "ingest.Speaker", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    speaker_name = models.CharField(max_length=255, blank=True)  # as they were called then
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def duration_text(seconds: float) -> str:
     seconds = max(0, round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -312,10 +376,10 @@ def _flag_runs_trained_on_export(
     sender: Any, name: str, speaker_ids: set[int], imported_at: Any, **kwargs: Any
 ) -> None:
     """Runs that read the corpus after the export was imported, and learnt one of its speakers,
-    hold its messages still: they need a retrain (a graver reason already there stays)."""
+    hold its messages still: they need a retrain."""
     TrainingRun.mark_those_that_learnt(
         speaker_ids,
+        RetrainReason.Kind.EXPORT_DELETED,
         f"{name} was deleted after this run was trained on it.",
-        unless_flagged=True,
         started_since=imported_at,
     )

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -50,7 +51,11 @@ def runs(request: HttpRequest) -> HttpResponse:
         else:
             messages.info(request, _ALREADY_STARTED.format(run=run))
         return redirect(run)
-    newest_first = TrainingRun.objects.select_related("created_by").order_by("-created_at", "-pk")
+    newest_first = (
+        TrainingRun.objects.select_related("created_by")
+        .prefetch_related("retrain_reasons")
+        .order_by("-created_at", "-pk")
+    )
     page = Paginator(newest_first, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     flagged = [r.pk for r in page.object_list if r.needs_retrain]
     retrains = TrainingRun.current_retrains(flagged) if flagged else {}
@@ -212,6 +217,7 @@ def _start_once(
 
 def _run_context(training_run: TrainingRun) -> dict:
     queue_note, queue_stuck = services.queue_note(training_run)
+    prefetch_related_objects([training_run], "retrain_reasons")  # the page asks three times
     return {
         "run": training_run,
         "retrained_as": training_run.current_retrain() if training_run.needs_retrain else None,
