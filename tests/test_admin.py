@@ -457,3 +457,37 @@ def test_deleting_a_chat_in_the_admin_flags_the_runs_that_learnt_from_it(
 
     assert reasons(run) == [f"The chat “{secret}” was deleted after this run was trained on it."]
 
+
+def test_the_admin_lists_which_runs_need_a_retrain_and_shows_why_without_an_edit(
+    staff_client, django_assert_max_num_queries
+):
+    """The reasons are given and taken back by what happens to the corpus (an opt-in takes back
+    the friend's own): edited here, a run could look current while a friend is still out."""
+    from accounts import consent
+    from ingest.models import Speaker
+    from joe_site.jobs import JobStatus
+    from tests.test_trainer_runs import flagged
+    from trainer.models import TrainingRun
+
+    bo = Speaker.create_named("Bo <b>")
+    run = TrainingRun.objects.create(name="v1", status=JobStatus.SUCCEEDED, speaker_ids=[bo.pk])
+    consent.set_opted_out(speaker=bo, opted_out=True)
+    flagged(run, "family.zip was deleted after this run was trained on it.")
+    for n in range(4):
+        flagged(TrainingRun.objects.create(name=f"flagged {n}"), "Ann opted out.")
+        TrainingRun.objects.create(name=f"current {n}")
+    changelist = reverse("admin:trainer_trainingrun_changelist")
+
+    with django_assert_max_num_queries(12):  # whether each needs one: in the list's query
+        listed = staff_client.get(changelist, {"needs_retrain": "yes"})
+    current = staff_client.get(changelist, {"needs_retrain": "no"})
+    page = staff_client.get(reverse("admin:trainer_trainingrun_change", args=[run.pk]))
+
+    assert {r.name for r in listed.context["cl"].result_list} == {"v1"} | {
+        f"flagged {n}" for n in range(4)
+    }
+    assert {r.name for r in current.context["cl"].result_list} == {f"current {n}" for n in range(4)}
+    html = page.content.decode()  # read-only, and escaped: a speaker's name came from a chat
+    assert '<div class="readonly"><p>Bo &lt;b&gt; opted out after this run was trained' in html
+    assert "(opted out · Bo &lt;b&gt; · " in html
+    assert "<p>family.zip was deleted after this run was trained on it. " in html

@@ -1,7 +1,24 @@
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.formats import date_format
+from django.utils.html import format_html_join
+from django.utils.timezone import localtime
 
 from trainer.models import TrainingRun
+
+
+class NeedsRetrainFilter(admin.SimpleListFilter):
+    title = "needs retrain"
+    parameter_name = "needs_retrain"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(flagged=self.value() == "yes")
+        return queryset
 
 
 @admin.register(TrainingRun)
@@ -12,9 +29,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
     one added here waited forever. Nor is a run made active, given a status or a takeover
     here: its page does that through make_active, which refuses a run with no checkpoint."""
 
-    list_display = ["name", "base_model", "status", "final_val_loss", "is_active", "created_at"]
-    list_filter = ["status", "is_active"]
+    list_display = [
+        "name", "base_model", "status", "final_val_loss", "is_active", "needs_retrain", "created_at"
+    ]  # fmt: skip
+    list_filter = ["status", "is_active", NeedsRetrainFilter]
     readonly_fields = [
+        "reasons_to_retrain",  # given and taken back by what happens to the corpus, not here
         "status",
         "is_active",
         "activate_on_success",
@@ -28,6 +48,33 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "heartbeat_at",
         "retrain_of",  # a record of what happened: the run page links the two by it
     ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(flagged=TrainingRun.flagged())
+
+    @admin.display(description="needs a retrain for")
+    def reasons_to_retrain(self, run: TrainingRun) -> str:
+        rows = [
+            (
+                reason.text,
+                " · ".join(
+                    part
+                    for part in (
+                        reason.get_kind_display(),
+                        reason.speaker_name,
+                        date_format(localtime(reason.created_at), "DATETIME_FORMAT"),
+                    )
+                    if part
+                ),
+            )
+            for reason in run.retrain_reasons.all()
+        ]
+        html = format_html_join("", '<p>{} <span class="help">({})</span></p>', rows)
+        return html or self.get_empty_value_display()
+
+    @admin.display(boolean=True, description="needs retrain", ordering="flagged")
+    def needs_retrain(self, run: TrainingRun) -> bool:
+        return run.flagged
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
