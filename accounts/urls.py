@@ -1,11 +1,11 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import login, views, views_profile
+from accounts import login, logout, views, views_profile
 
 urlpatterns = [
     path("login/", login.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", logout.LogoutView.as_view(), name="logout"),
     path(
         "password/",
         login.PasswordChangeView.as_view(),

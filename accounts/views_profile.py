@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import consent, login
 from accounts.decorators import staff_required
+from accounts.logout import forget_in_browser
 from accounts.models import SpeakerClaim, is_last_admin
 from ingest.models import Identity, Speaker
 
@@ -215,7 +216,7 @@ def delete_account(request: HttpRequest) -> HttpResponse:
         logout(request)
         user.delete()
         messages.success(request, f"The account {username} is deleted.")
-        return redirect("login")
+        return forget_in_browser(redirect("login"))
     context = {
         "form": form,
         "last_admin": last_admin,
