@@ -21,6 +21,7 @@ LINE = "#e3e0d8"
 INK = "#1d1d1f"
 MUTED = "#6b6b70"
 TEXT_SIZES = (44, 38, 32, 28, 24)
+MORE_H = 34  # the "+N more lines" row under a conversation cut short
 
 
 @cache
@@ -84,13 +85,17 @@ def _height(wrapped: list[list[str]], size: int) -> int:
     return sum(name_h + len(lines) * int(size * 1.25) + 28 + GAP for lines in wrapped) - GAP
 
 
-def render_card(*, bubbles: list[Bubble], label: str) -> bytes:
-    """Draw the snippet as chat bubbles under its "AI parody of ..." label; PNG bytes."""
+def render_card(*, bubbles: list[Bubble], label: str, conversation: bool = False) -> bytes:
+    """Draw the snippet as chat bubbles under its "AI parody of ..." label; PNG bytes.
+
+    A conversation too long for the card shows its first lines and says how many more the
+    link's page holds."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
     label = fit(label, font(30, bold=True), WIDTH - 2 * PAD)
     draw.text((PAD, PAD - 16), label, font=font(30, bold=True), fill=MUTED)
-    footer = "joe · AI-generated parody, not a real message"
+    what = "conversation" if conversation else "message"
+    footer = f"joe · AI-generated parody, not a real {what}"
     draw.text((PAD, HEIGHT - PAD + 4), footer, font=font(22), fill=MUTED)
 
     top, bottom = PAD + 44, HEIGHT - PAD - 16
@@ -101,13 +106,18 @@ def render_card(*, bubbles: list[Bubble], label: str) -> bytes:
         wrapped = _layout(bubbles, size, text_width)
         if _height(wrapped, size) <= bottom - top:
             break
+    else:
+        if len(bubbles) > 1:
+            bottom -= MORE_H  # not all of it fits: keep a row to say how much is left out
     leading = int(size * 1.25)
 
     y = top
+    drawn = 0
     for bubble, lines in zip(bubbles, wrapped, strict=True):
         room = (bottom - y - 34 - 28) // leading
         if room < 1:
             break
+        drawn += 1
         if len(lines) > room:
             lines = (
                 lines[: room - 1] + [lines[room - 1].rstrip() + " …"]
@@ -134,6 +144,10 @@ def render_card(*, bubbles: list[Bubble], label: str) -> bytes:
         for i, line in enumerate(lines):
             draw.text((text_left, y + 44 + i * leading), line, font=font(size), fill=INK)
         y += box_h + GAP
+
+    if more := len(bubbles) - drawn:
+        note = f"+{more} more line{'s' if more > 1 else ''}"
+        draw.text((PAD + AVATAR + 20, y), note, font=font(24, bold=True), fill=MUTED)
 
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)

@@ -200,6 +200,7 @@ def share(request: HttpRequest, token: str) -> HttpResponse:
     context = {
         "snippet": shown,
         "label": label,
+        "what": "conversation" if shown.kind == Snippet.Kind.CONVERSATION else "message",
         "page_url": request.build_absolute_uri(),
         "image_url": request.build_absolute_uri(reverse("generations:share_image", args=[token])),
     }
@@ -238,7 +239,8 @@ def _parody_label(names: list[str]) -> str:
 def share_image(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)  # checked on every request, so a revoked link stops at once
     bubbles, label = _for_strangers(link.snippet.bubbles(selectors.speakers_by_slug()))
-    digest = hashlib.sha256(repr((bubbles, label)).encode()).hexdigest()[:24]
+    conversation = link.snippet.kind == Snippet.Kind.CONVERSATION
+    digest = hashlib.sha256(repr((bubbles, label, conversation)).encode()).hexdigest()[:24]
     etag = f'"{digest}"'
     if etag in request.headers.get("If-None-Match", ""):
         response = HttpResponseNotModified()  # the link still lives: the copy they hold is good
@@ -246,7 +248,7 @@ def share_image(request: HttpRequest, token: str) -> HttpResponse:
         key = f"share-card:{link.snippet_id}:{digest}"
         png = cache.get(key)
         if png is None:
-            png = share_card.render_card(bubbles=bubbles, label=label)
+            png = share_card.render_card(bubbles=bubbles, label=label, conversation=conversation)
             cache.set(key, png, 24 * 3600)
         response = HttpResponse(png, content_type="image/png")
     # Asked again every time (cheap, with the ETag): a revoked, opted-out or vetoed link's card

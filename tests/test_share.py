@@ -220,7 +220,7 @@ def test_a_voice_named_by_its_phone_number_is_not_published_with_it(
     link = ShareLink.objects.create(snippet=snippet, created_by=member)
     drawn = {}
 
-    def render_card(*, bubbles, label):
+    def render_card(*, bubbles, label, conversation):
         drawn.update(names=[bubble.name for bubble in bubbles], label=label)
         return b"png"
 
@@ -299,3 +299,54 @@ def test_a_dead_link_says_so_and_nothing_else(member_client, link):
         html = response.content.decode()
         assert response.status_code == 404
         assert "This link no longer works" in html and "Ann" not in html and "<nav" not in html
+
+
+@pytest.fixture
+def card_text(monkeypatch, settings):
+    """Every piece of text the card draws, in order (the PNG itself cannot be read back)."""
+    local = "django.core.cache.backends.locmem.LocMemCache"
+    settings.CACHES = {"default": {"BACKEND": local, "LOCATION": secrets.token_hex(4)}}  # drawn
+    written: list[str] = []
+    draw_text = share_card.ImageDraw.ImageDraw.text
+
+    def text(self, xy, text, *args, **kwargs):
+        written.append(text)
+        return draw_text(self, xy, text, *args, **kwargs)
+
+    monkeypatch.setattr(share_card.ImageDraw.ImageDraw, "text", text)
+    return written
+
+
+def test_a_long_conversation_says_on_its_card_how_many_lines_are_left_out(
+    client, member, card_text
+):
+    """A conversation of eight lines showed four on the card, cut off without a word, under
+    'not a real message'; the shared page shows every line."""
+    ann, bo = make_speaker("Ann"), make_speaker("Bo")
+    lines = [(ann if i % 2 else bo, f"line number {i}") for i in range(8)]
+    link = ShareLink.objects.create(snippet=make_snippet(*lines), created_by=member)
+
+    html = client.get(f"/share/{link.token}/").content.decode()
+    client.get(f"/share/{link.token}/card.png")
+
+    assert all(f"line number {i}" in html for i in range(8))
+    assert "An AI-generated fake conversation. Not a real one." in html
+    assert "fake message" not in html and "real message" not in html
+    shown = [text for text in card_text if text.startswith("line number")]
+    assert 0 < len(shown) < 8
+    assert f"+{8 - len(shown)} more lines" in card_text
+    assert "joe · AI-generated parody, not a real conversation" in card_text
+
+
+def test_a_message_card_says_message_and_nothing_left_out(client, link, member, card_text):
+    message = ShareLink.objects.create(
+        snippet=make_snippet((make_speaker("Cy"), "just me")), created_by=member
+    )
+    client.get(f"/share/{message.token}/card.png")
+    assert "joe · AI-generated parody, not a real message" in card_text
+    assert not [text for text in card_text if "more line" in text]
+
+    card_text.clear()
+    client.get(f"/share/{link.token}/card.png")  # two lines: both fit
+    assert "who took my charger" in card_text and "the charger took itself" in card_text
+    assert not [text for text in card_text if "more line" in text]
