@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -85,6 +86,21 @@ def test_member_sees_home(member_client):
 def test_staff_pages_refuse_members(member_client):
     response = member_client.get("/accounts/invites/")
     assert response.status_code == 403
+    assert "Only staff can open this page." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_member_on_a_staff_page_is_one_line_in_the_log(member, member_client, caplog):
+    """A member who followed a link to a staff page filled the log with a traceback."""
+    with caplog.at_level(logging.INFO):
+        member_client.get("/accounts/invites/")
+
+    warned = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warned) == 1
+    assert warned[0].exc_info is None
+    assert warned[0].getMessage() == (
+        f"Forbidden: {member.username}, not staff, opened /accounts/invites/"
+    )
 
 
 @pytest.mark.django_db
