@@ -9,7 +9,12 @@ from ingest.forms import CHOOSE_AGAIN
 from ingest.models import Export, Message
 from tests.conftest import log_in, screenshot
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
-from tests.test_ingest_support import SPACED_PASSPHRASE, slack_export, use_tmp_upload_dir
+from tests.test_ingest_support import (
+    SPACED_PASSPHRASE,
+    import_path,
+    slack_export,
+    use_tmp_upload_dir,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -67,6 +72,28 @@ def test_a_big_export_is_deleted_on_the_worker_while_its_page_follows(
     page.locator("text=Deleted team.zip and its 2 messages.").wait_for()
     assert page.locator("[data-testid=export-row]").count() == 0
     assert not Export.objects.exists() and not Message.objects.exists()
+
+
+def test_without_javascript_an_export_is_deleted_through_clean_urls(
+    browser, live_server, staff, tmp_path
+):
+    """A plain form post end to end: no htmx, no confirm dialog, and no stray '?' on the way."""
+    export = import_path(slack_export(tmp_path / "team.zip", {"general": [("U1", "hi")]}))
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        log_in(page, "staff", "correct horse 3")
+        page.goto(f"/ingest/{export.pk}/")
+
+        page.click("text=Delete export…")
+        page.wait_for_url(f"{live_server.url}/ingest/{export.pk}/delete/")
+        page.click("text=Delete it and its 1 message")
+
+        page.wait_for_url(f"{live_server.url}/ingest/")
+        page.locator("text=Deleted team.zip and its 1 message.").wait_for()
+        assert not Export.objects.exists()
+    finally:
+        context.close()
 
 
 def test_a_signal_backup_asks_for_its_passphrase_and_imports(

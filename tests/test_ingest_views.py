@@ -342,6 +342,18 @@ def test_delete_asks_for_confirmation_naming_the_message_count(staff_client, tmp
     assert Message.objects.count() == 2
 
 
+def test_without_javascript_delete_opens_a_clean_confirmation_url(staff_client, tmp_path):
+    """The 'Delete export…' button was a GET form with no fields: it opened .../delete/?."""
+    export = import_path(slack_export(tmp_path / "s.zip", {"general": [("U1", "hi")]}))
+    url = reverse("ingest:export_delete", args=[export.pk])
+
+    page = staff_client.get(export.get_absolute_url()).content.decode()
+
+    assert f'<a class="button danger" href="{url}" hx-post="{url}"' in page
+    assert 'method="get"' not in page
+    assert "Delete it and its 1 message" in staff_client.get(url).content.decode()
+
+
 def test_delete_removes_the_export_and_its_messages(staff_client, tmp_path):
     export = import_path(
         slack_export(tmp_path / "s.zip", {"general": [("U1", "hi"), ("U2", "yo")]})
