@@ -80,3 +80,30 @@ def test_speakers_with_nothing_held_out_are_named_under_the_perplexity_table(sta
     page = staff_client.get(run.get_absolute_url()).content.decode()
 
     assert "No row for Bo, Cy: none of their messages are in the held-out sessions" in page
+
+
+def test_the_two_perplexities_of_a_run_say_what_each_measures(staff_client):
+    """The run's 27.6 and its report's 44.4 read as the same number measured twice, one wrong:
+    the first counts every validation token, markers included; the report, message text only."""
+    import math
+
+    from tests.test_trainer_runs import finished_run
+
+    row = {"fine_tuned": 44.4, "base_model": 90.0, "unigram": 120.0}
+    run = finished_run(
+        "demo",
+        final_val_loss=math.log(27.6),
+        hyperparameters={"val_fraction": 0.1},
+        report={"perplexity": [{"speaker": "__all__", "name": "", **row}]},
+    )
+
+    page = staff_client.get(run.get_absolute_url()).content.decode()
+
+    assert (
+        '<strong data-testid="val-perplexity">27.6</strong>'
+        "<span>validation perplexity, every token</span>"
+    ) in page
+    assert "<h3>Held-out perplexity, message text only (lower is better)</h3>" in page
+    assert "<td>44.4</td>" in page
+    assert "the held-out 10% that training never saw" in page
+    assert "counts every token, markers included, so the two numbers differ" in page
