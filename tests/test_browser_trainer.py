@@ -173,3 +173,63 @@ def test_the_redaction_preview_reads_out_one_sentence_not_its_table(new_page, st
     page.locator("#id_redact_words").press_sequentially("ring")  # as typed: keyup
     page.locator("#start-run fieldset td", has_text="<redacted>").first.wait_for()
     assert region.locator("table").count() == 0
+
+
+def plot_texts(page) -> list[dict]:
+    """Each text of the loss plot: its size as drawn on screen (the SVG scales its font size
+    with the plot) and its box, against the plot's."""
+    return page.evaluate(
+        """() => {
+            const svg = document.querySelector('svg.loss-plot');
+            const plot = svg.getBoundingClientRect();
+            return [...svg.querySelectorAll(':scope > text')].map(text => {
+                const box = text.getBoundingClientRect();
+                return {
+                    text: text.textContent,
+                    px: parseFloat(getComputedStyle(text).fontSize) * svg.getScreenCTM().a,
+                    left: box.left - plot.left, right: plot.right - box.right,
+                    top: box.top - plot.top, bottom: plot.bottom - box.bottom,
+                    box: [box.left, box.top, box.right, box.bottom],
+                };
+            });
+        }"""
+    )
+
+
+def overlapping(texts: list[dict]) -> list[tuple[str, str]]:
+    return [
+        (a["text"], b["text"])
+        for i, a in enumerate(texts)
+        for b in texts[i + 1 :]
+        if a["box"][0] < b["box"][2] and b["box"][0] < a["box"][2]
+        and a["box"][1] < b["box"][3] and b["box"][1] < a["box"][3]
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("width", [360, 420, 480, 600, 720, 1280])
+def test_the_loss_plot_labels_are_readable_on_a_phone_and_a_desktop(new_page, staff, width):
+    """On a 360 px phone the plot shrank to half its drawn size, and its 11 px labels with it."""
+    history = [
+        {"step": step, "train_loss": 4.0 - step / 400, "val_loss": 4.2 - step / 450}
+        for step in range(0, 1001, 50)
+    ]
+    run = TrainingRun.objects.create(
+        name="v1", status=JobStatus.SUCCEEDED, loss_history=history, final_val_loss=2.0
+    )
+    page = new_page(viewport={"width": width, "height": 800})
+    log_in(page, "staff", "correct horse 3")
+    page.goto(f"/trainer/{run.pk}/")
+
+    texts = plot_texts(page)
+
+    assert "1000" in {t["text"] for t in texts}
+    small = [(t["text"], round(t["px"], 1)) for t in texts if t["px"] < 11]
+    assert not small
+    assert max(t["px"] for t in texts) <= 16  # not shouting on a wide screen either
+    outside = [t["text"] for t in texts if min(t["left"], t["right"], t["top"], t["bottom"]) < 0]
+    assert not outside
+    assert not overlapping(texts)
+    legend = page.locator(".loss-plot-legend")
+    assert legend.inner_text() == "Loss by step: training validation"
+    assert float(legend.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 11
+    screenshot(page, f"loss-plot-{width}")

@@ -14,7 +14,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 52, 16, 30, 36  # margins: axis labels, the legend on top
+# Margins for the tick labels at the largest font size joe.css gives them (on a phone, where the
+# plot is drawn at half its size or less, its labels get twice the units or more to stay
+# readable). The legend and the axis name are HTML under the plot, at the page's own size.
+LEFT, RIGHT, TOP, BOTTOM = 68, 36, 16, 44
 SERIES = (
     ("train_loss", "Training", "var(--accent)", ""),
     ("val_loss", "Validation", "var(--warn)", "6 4"),
@@ -96,9 +99,9 @@ def loss_plot_svg(history: Sequence[dict[str, Any]]) -> SafeString:
     )
     x_ticks = format_html_join(
         "",
-        '<text x="{}" y="{}" text-anchor="middle">{}</text>',
+        '<text x="{}" y="{}" text-anchor="middle" dominant-baseline="hanging">{}</text>',
         (
-            (_n(scale.x(t)), HEIGHT - BOTTOM + 16, f"{t:g}")
+            (_n(scale.x(t)), HEIGHT - BOTTOM + 14, f"{t:g}")
             for t in nice_ticks(scale.x0, scale.x1)
             if t == int(t)
         ),
@@ -125,26 +128,16 @@ def loss_plot_svg(history: Sequence[dict[str, Any]]) -> SafeString:
             if pts
         ),
     )
-    legend = format_html_join(
-        "",
-        '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="2" stroke-dasharray="{}"/>'
-        '<text x="{}" y="{}" dominant-baseline="middle">{}</text>',
-        (
-            (x, 12, x + 22, 12, colour, dash, x + 27, 12, label)
-            for x, (_, label, colour, dash) in zip((LEFT + 8, LEFT + 118), SERIES, strict=True)
-        ),
-    )
     return format_html(
-        '<svg class="loss-plot" viewBox="0 0 {} {}" role="img" aria-labelledby="loss-plot-title"'
-        ' style="width:100%;height:auto;font-size:11px;fill:var(--muted)">'
+        '<svg class="loss-plot" viewBox="0 0 {} {}" role="img" aria-labelledby="loss-plot-title">'
         '<title id="loss-plot-title">Training and validation loss by step</title>'
-        '{}{}<text x="{}" y="{}" text-anchor="middle">step</text>{}{}</svg>',
+        "{}{}{}</svg>"
+        '<p class="loss-plot-legend" aria-hidden="true">Loss by step:'
+        ' <span><span class="key training"></span>training</span>'
+        ' <span><span class="key validation"></span>validation</span></p>',
         WIDTH,
         HEIGHT,
         grid,
         x_ticks,
-        (LEFT + WIDTH - RIGHT) // 2,
-        HEIGHT - 4,
         lines,
-        legend,
     )
