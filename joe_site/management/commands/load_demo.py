@@ -31,8 +31,9 @@ FULL = {
     "speakers": 8,
     "conversations": None,
     "base_model": "smollm2-135m",
-    # 4x128 tokens per step run at ~160 tokens/s for a 135M model on 2 cores (3.2 s a step):
-    # 180 steps train in ~10 minutes, so the first snippets land well inside 20 minutes.
+    # 4x128 tokens per step ran at 154-164 tokens/s for a 135M model on 2 shared cores: 180 steps
+    # trained in 11.4 minutes, evaluations included, and the first snippets landed after about 12
+    # (benchmarks/RESULTS.md, "Demo"), well inside 20 minutes.
     # A few evaluations on a small held-out set: each one reads all of it.
     "hyperparameters": {
         "max_steps": 180,
