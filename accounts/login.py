@@ -19,6 +19,7 @@ import hashlib
 import ipaddress
 import logging
 import math
+import secrets
 import time
 
 from django.conf import settings
@@ -63,10 +64,24 @@ def client_address(request: HttpRequest) -> str:
     return str(parsed)
 
 
+def _name(username: str) -> str:
+    return hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
+
+
 def _keys(request: HttpRequest, username: str) -> tuple[str, str]:
     address = client_address(request)
-    name = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
-    return f"joe:login-attempts:{name}:{address}", f"joe:login-attempts::{address}"
+    name = _name(username)
+    # A new password (accounts.password_reset) starts the username's counts afresh at every
+    # address at once: they are keyed by an era that it replaces (the cache cannot list keys).
+    era = cache.get(f"joe:login-era:{name}") or ""
+    return f"joe:login-attempts:{name}{era}:{address}", f"joe:login-attempts::{address}"
+
+
+def clear_locks(username: str) -> None:
+    """Forget the failed logins of ``username`` from every address, and any lock they set (a
+    member who was just given a new password by a reset link). The address-wide counts stay:
+    they are about whoever else tried names from there."""
+    cache.set(f"joe:login-era:{_name(username)}", f".{secrets.token_hex(8)}", None)
 
 
 def _limits() -> tuple[int, int]:

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import login, logout, views, views_profile
+from accounts import login, logout, password_reset, views, views_profile
 
 urlpatterns = [
     path("login/", login.LoginView.as_view(), name="login"),
@@ -16,10 +16,18 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("password/forgotten/", password_reset.forgot_password, name="password_forgotten"),
+    path(
+        "reset/<uidb64>/<token>/",
+        password_reset.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
     path("signup/<str:token>/", views.signup, name="signup"),
     path("invites/", views.invites, name="invites"),
     path("invites/<int:pk>/revoke/", views.revoke_invite, name="revoke_invite"),
+    path("members/<int:pk>/reset-link/", views.make_reset_link, name="make_reset_link"),
     path("me/", views_profile.profile, name="profile"),
+    path("me/email/", views_profile.change_email, name="change_email"),
     path("me/claim/", views_profile.claim, name="claim_speaker"),
     path("me/speakers/<int:pk>/opt-out/", views_profile.opt_out, name="opt_out"),
     path("me/speakers/<int:pk>/game/", views_profile.game_opt_in, name="game_opt_in"),

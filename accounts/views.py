@@ -1,19 +1,28 @@
-"""Invite-only membership: staff create invite links, a friend signs up with one, once."""
+"""Invite-only membership: staff create invite links, a friend signs up with one, once; staff
+make a reset link for a member who forgot their password."""
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts import password_reset
 from accounts.decorators import staff_required
 from accounts.forms import InviteForm, SignupForm
 from accounts.models import Invite
+from ingest.models import Speaker
+
+log = logging.getLogger(__name__)
 
 
 @login_not_required
@@ -61,11 +70,38 @@ def invites(request: HttpRequest) -> HttpResponse:
         invite.save()
         messages.success(request, "Invite created: copy the link and send it to your friend.")
         return redirect("invites")
+    return _invites_page(request, form)
+
+
+def _invites_page(request: HttpRequest, form: InviteForm, **extra) -> HttpResponse:  # noqa: ANN003
+    voices = Speaker.objects.order_by("display_name").only("display_name", "member_id")
+    members = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .order_by("username")
+        .prefetch_related(Prefetch("speakers", queryset=voices))
+    )
     context = {
         "form": form,
         "invites": Invite.objects.select_related("created_by", "used_by")[:100],
+        "members": members,
+        "reset_days": password_reset.days_valid(),
+        **extra,
     }
     return render(request, "accounts/invites.html", context)
+
+
+@staff_required
+@require_POST
+def make_reset_link(request: HttpRequest, pk: int) -> HttpResponse:
+    """A link for a member who forgot their password, shown to staff once (never stored or
+    logged). Only a superuser makes one for a superuser: staff cannot take over an admin."""
+    member = get_object_or_404(get_user_model(), pk=pk, is_active=True)
+    if member.is_superuser and not request.user.is_superuser:
+        raise PermissionDenied("Only a superuser can make a reset link for a superuser.")
+    link = request.build_absolute_uri(password_reset.reset_path(member))
+    log.info("%s made a password reset link for %s", request.user, member)
+    return _invites_page(request, InviteForm(), reset_link=link, reset_for=member)
 
 
 @staff_required

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
 from django.db.models import Count, Exists, OuterRef, Q
@@ -48,7 +49,43 @@ def _own_speaker(request: HttpRequest, pk: int) -> Speaker:
     return get_object_or_404(Speaker, pk=pk, member=request.user)
 
 
-def profile(request: HttpRequest) -> HttpResponse:
+class EmailForm(forms.Form):
+    """A member's email, for "Forgot your password?" links: one account per address."""
+
+    email = forms.EmailField(
+        label="Your email",
+        required=False,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        help_text="Only for a link to set a new password if you forget it. Leave it empty to "
+        "remove it.",
+    )
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="To be sure it is you: whoever sets the email can reset the password.",
+    )
+
+    def __init__(self, user, *args, request: HttpRequest, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.request = request
+
+    def clean_email(self) -> str:
+        email = get_user_model().objects.normalize_email(self.cleaned_data["email"])
+        taken = get_user_model().objects.filter(email__iexact=email).exclude(pk=self.user.pk)
+        if email and taken.exists():
+            raise forms.ValidationError("Another account has that email already.")
+        return email
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not login.check_password_again(self.request, self.user, password):
+            raise forms.ValidationError("That is not your password.")
+        return password
+
+
+def profile(request: HttpRequest, email_form: EmailForm | None = None) -> HttpResponse:
     speakers = Speaker.objects.filter(member=request.user).annotate(
         corpus_messages=Count("identities__messages")
     )
@@ -56,8 +93,26 @@ def profile(request: HttpRequest) -> HttpResponse:
         "speakers": speakers,
         "claims": SpeakerClaim.objects.filter(member=request.user).select_related("speaker")[:20],
         "claim_form": ClaimForm(),
+        "email_enabled": settings.JOE_EMAIL_ENABLED,
+        "email_form": email_form
+        or EmailForm(request.user, initial={"email": request.user.email}, request=request),
     }
     return render(request, "accounts/profile.html", context)
+
+
+@require_POST
+def change_email(request: HttpRequest) -> HttpResponse:
+    form = EmailForm(request.user, request.POST, request=request)
+    if not form.is_valid():
+        return profile(request, email_form=form)
+    user = request.user
+    user.email = form.cleaned_data["email"]
+    user.save(update_fields=["email"])
+    if user.email:
+        messages.success(request, f"Saved your email: {user.email}.")
+    else:
+        messages.success(request, "Removed your email.")
+    return redirect("profile")
 
 
 @require_POST

@@ -271,7 +271,23 @@ JOE_INVITE_DAYS = env_int("JOE_INVITE_DAYS", 7)
 # and an address for all usernames after 4 times as many, for JOE_LOGIN_LOCK_MINUTES.
 JOE_LOGIN_FAILURES = env_int("JOE_LOGIN_FAILURES", 5)
 JOE_LOGIN_LOCK_MINUTES = env_int("JOE_LOGIN_LOCK_MINUTES", 15)
+# A link to set a new password (made by staff, or emailed) works this many days, once.
+JOE_PASSWORD_RESET_DAYS = env_int("JOE_PASSWORD_RESET_DAYS", 3)
+PASSWORD_RESET_TIMEOUT = JOE_PASSWORD_RESET_DAYS * 86400
 JOE_DEFAULT_BASE_MODEL = env_str("JOE_DEFAULT_BASE_MODEL", "smollm2-135m")
+
+# Email: only for "Forgot your password?" links. Off unless EMAIL_HOST or EMAIL_BACKEND is set;
+# without it, that page says to ask staff for a reset link.
+JOE_EMAIL_ENABLED = bool(env_str("EMAIL_HOST") or env_str("EMAIL_BACKEND"))
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # port 465; otherwise STARTTLS on 587
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
+EMAIL_PORT = env_int("EMAIL_PORT", 465 if EMAIL_USE_SSL else 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "joe@localhost")
 
 # Celery: state lives in database rows, so there is no result backend.
 CELERY_TASK_IGNORE_RESULT = True
@@ -286,6 +302,7 @@ CELERY_TASK_ROUTES = {
     "trainer.*": {"queue": "gpu"},
     "generations.*": {"queue": "gpu"},
     "ingest.*": {"queue": "default"},
+    "accounts.*": {"queue": "default"},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

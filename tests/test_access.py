@@ -8,7 +8,8 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-PUBLIC = {"login", "signup", "healthz", "favicon", "share", "share_image", "logout"}
+PUBLIC = {"login", "signup", "healthz", "favicon", "share", "share_image", "logout",
+          "password_forgotten", "password_reset_confirm"}  # fmt: skip
 DUMMY = {
     "int": "1",
     "str": "abc",
@@ -73,6 +74,23 @@ def test_admin_needs_staff_login(client, member_client):
 def test_walk_finds_the_private_pages():
     names = {param.id for param in private_urls()}
     assert "home" in names and "invites" in names
+
+
+@pytest.mark.django_db
+def test_a_member_who_forgot_their_password_reaches_the_reset_pages(client):
+    assert client.get("/accounts/password/forgotten/").status_code == 200
+    assert client.get("/accounts/reset/MQ/abc-def/").status_code == 410  # says to ask staff
+
+
+@pytest.mark.django_db
+def test_reset_links_are_made_by_staff_with_a_post(member_client, staff_client, member):
+    from django.test import Client
+
+    url = f"/accounts/members/{member.pk}/reset-link/"
+    assert Client().post(url)["Location"].startswith("/accounts/login/")
+    assert member_client.post(url).status_code == 403
+    assert staff_client.get(url).status_code == 405
+    assert staff_client.post(url).status_code == 200
 
 
 @pytest.mark.django_db

@@ -1,0 +1,213 @@
+"""Getting back in after forgetting a password: a link that sets a new one, made by staff on the
+Invites page or emailed by "Forgot your password?" when the site can send email.
+
+A link is ``/accounts/reset/<uidb64>/<token>/``: it works for ``JOE_PASSWORD_RESET_DAYS`` days
+and once (the token hashes the password and the last login, which setting a password changes).
+Its page swaps the token for a session key at once, as Django's own view does, so the address
+the member then sees, and any Referer sent from it, holds no token.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core.cache import cache
+from django.core.mail import send_mail
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse, reverse_lazy
+from django.utils.crypto import constant_time_compare
+from django.utils.decorators import method_decorator
+from django.utils.encoding import force_bytes
+from django.utils.http import base36_to_int, urlsafe_base64_encode
+from kombu.exceptions import OperationalError
+
+from accounts import login
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_REQUESTS_PER_HOUR = 3  # emailed links per account
+ADDRESS_REQUESTS_PER_HOUR = 5  # "Forgot your password?" requests per client address
+TOO_MANY = (
+    "Too many requests for a new password from your address: try again in an hour, or ask a "
+    "staff member for a reset link."
+)
+
+
+class ResetLinkTokens(PasswordResetTokenGenerator):
+    """Django's reset tokens, valid for JOE_PASSWORD_RESET_DAYS days (read when checked)."""
+
+    key_salt = "accounts.password_reset.ResetLinkTokens"
+
+    def check_token(self, user: AbstractBaseUser | None, token: str | None) -> bool:
+        if not (user and token):
+            return False
+        try:
+            made_at = base36_to_int(token.split("-")[0])
+        except ValueError:
+            return False
+        if self._num_seconds(self._now()) - made_at > settings.JOE_PASSWORD_RESET_DAYS * 86400:
+            return False
+        return any(
+            constant_time_compare(self._make_token_with_timestamp(user, made_at, secret), token)
+            for secret in [self.secret, *self.secret_fallbacks]
+        )
+
+
+tokens = ResetLinkTokens()
+
+
+def reset_path(user: AbstractBaseUser) -> str:
+    """A fresh link's path for ``user`` (never logged: whoever holds it can take the account)."""
+    uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
+    return reverse("password_reset_confirm", args=[uidb64, tokens.make_token(user)])
+
+
+def days_valid() -> str:
+    days = settings.JOE_PASSWORD_RESET_DAYS
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def _count(key: str, seconds: int) -> int:
+    """This request's number among those counted under ``key`` within ``seconds`` of the
+    latest (the cache's atomic increment, as the login throttle counts)."""
+    cache.add(key, 0, seconds)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # it expired between the two calls
+        cache.add(key, 1, seconds)
+        count = 1
+    cache.touch(key, seconds)  # the file cache's increment would keep it 5 minutes only
+    return count
+
+
+def address_may_ask(request) -> bool:  # noqa: ANN001
+    """Whether this client address is still under ADDRESS_REQUESTS_PER_HOUR requests."""
+    key = f"joe:password-reset:address:{login.client_address(request)}"
+    return _count(key, 3600) <= ADDRESS_REQUESTS_PER_HOUR
+
+
+def accounts_for(username_or_email: str) -> list:
+    """The active accounts a "Forgot your password?" request names: the username, however it is
+    capitalised, or else every account with that email."""
+    users = get_user_model().objects.filter(is_active=True)
+    typed = username_or_email.strip()
+    if not typed:
+        return []
+    exact = users.filter(username=typed).first()
+    if exact is not None:
+        return [exact]
+    by_name = list(users.filter(username__iexact=typed))
+    if len(by_name) == 1:
+        return by_name
+    return list(users.filter(email__iexact=typed))
+
+
+def email_reset_links(*, username_or_email: str, base_url: str) -> int:
+    """Email a reset link to each account named that has an email, at most
+    ACCOUNT_REQUESTS_PER_HOUR an hour each; how many went. The link itself is never logged."""
+    sent = 0
+    for user in accounts_for(username_or_email):
+        if not user.email:
+            log.info("No reset link emailed to %s: the account has no email", user.username)
+            continue
+        if _count(f"joe:password-reset:account:{user.pk}", 3600) > ACCOUNT_REQUESTS_PER_HOUR:
+            log.warning(
+                "No reset link emailed to %s: %d were asked for within the hour already",
+                user.username,
+                ACCOUNT_REQUESTS_PER_HOUR,
+            )
+            continue
+        link = base_url.rstrip("/") + reset_path(user)
+        body = (
+            f"Hello {user.username},\n\n"
+            "Someone, most likely you, asked joe for a link to set a new password for your "
+            f"account. This one works for {days_valid()}, once:\n\n{link}\n\n"
+            "If it was not you, ignore this email: your password stays as it is.\n"
+        )
+        try:
+            send_mail("Set a new password for joe", body, None, [user.email])
+        except (smtplib.SMTPException, OSError) as error:
+            log.error("Could not email a reset link to %s: %s", user.username, error)
+            continue
+        log.info("Emailed a password reset link to %s", user.username)
+        sent += 1
+    return sent
+
+
+@method_decorator(login_not_required, name="dispatch")
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's page for a reset link, ending logged in at home with the login locks cleared;
+    a link that does not work says so with 410 Gone, and no page of it sends a Referer."""
+
+    form_class = SetPasswordForm
+    template_name = "registration/password_reset_confirm.html"
+    token_generator = tokens
+    post_reset_login = True
+    post_reset_login_backend = "django.contrib.auth.backends.ModelBackend"
+    success_url = reverse_lazy("home")
+
+    def dispatch(self, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        response = super().dispatch(*args, **kwargs)
+        if not self.validlink and response.status_code == 200:
+            response.status_code = 410
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def get_context_data(self, **kwargs) -> dict:  # noqa: ANN003
+        return {**super().get_context_data(**kwargs), "member": self.user, "days": days_valid()}
+
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        response = super().form_valid(form)
+        login.clear_locks(form.user.get_username())
+        log.info("%s set a new password with a reset link", form.user.get_username())
+        messages.success(self.request, f"Your new password is set. Welcome back, {form.user}!")
+        return response
+
+
+class ForgotPasswordForm(forms.Form):
+    username_or_email = forms.CharField(
+        label="Your username or email",
+        max_length=254,
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
+    )
+
+
+@login_not_required
+def forgot_password(request: HttpRequest) -> HttpResponse:
+    """Email a reset link, when the site can; otherwise say to ask staff for one. The answer is
+    the same whether or not the account exists: the worker looks it up."""
+    from accounts import tasks  # tasks import this module
+
+    context: dict = {"email_enabled": settings.JOE_EMAIL_ENABLED, "days": days_valid()}
+    if not settings.JOE_EMAIL_ENABLED:
+        return render(request, "registration/password_forgotten.html", context)
+    form = ForgotPasswordForm(request.POST or None)
+    context["form"] = form
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        if not address_may_ask(request):
+            form.add_error(None, TOO_MANY)
+            status = 429
+        else:
+            try:
+                tasks.send_password_reset.delay(
+                    form.cleaned_data["username_or_email"], request.build_absolute_uri("/")
+                )
+            except (OperationalError, OSError):
+                log.exception("Could not queue a password reset email")
+                context["queue_down"] = True
+                status = 503
+            else:
+                context["sent"] = True
+    return render(request, "registration/password_forgotten.html", context, status=status)
