@@ -4,7 +4,8 @@ Invites page or emailed by "Forgot your password?" when the site can send email.
 A link is ``/accounts/reset/<uidb64>/<token>/``: it works for ``JOE_PASSWORD_RESET_DAYS`` days
 and once (the token hashes the password and the last login, which setting a password changes).
 Its page swaps the token for a session key at once, as Django's own view does, so the address
-the member then sees, and any Referer sent from it, holds no token.
+the member then sees, and any Referer sent from it, holds no token; the link's own address
+answers with Referrer-Policy: no-referrer.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def email_reset_links(*, username_or_email: str, base_url: str) -> int:
 @method_decorator(login_not_required, name="dispatch")
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     """Django's page for a reset link, ending logged in at home with the login locks cleared;
-    a link that does not work says so with 410 Gone, and no page of it sends a Referer."""
+    a link that does not work says so with 410 Gone, and the link's own address sends no
+    Referer."""
 
     form_class = SetPasswordForm
     template_name = "registration/password_reset_confirm.html"
@@ -161,7 +163,11 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         response = super().dispatch(*args, **kwargs)
         if not self.validlink and response.status_code == 200:
             response.status_code = 410
-        response["Referrer-Policy"] = "no-referrer"
+        if kwargs["token"] != self.reset_url_token:
+            # The address holds the token: no Referer from it at all. The set-password page
+            # keeps the site's same-origin policy, as its address holds none: with no-referrer,
+            # browsers post its form with "Origin: null", which the CSRF check refuses.
+            response["Referrer-Policy"] = "no-referrer"
         return response
 
     def get_context_data(self, **kwargs) -> dict:  # noqa: ANN003

@@ -54,3 +54,27 @@ def test_a_wrong_password_is_read_out_on_the_field_that_has_the_focus(new_page, 
     )
     assert "enter a correct username and password" in described
     assert page.locator("input[name=password]").get_attribute("aria-invalid") == "true"
+
+
+def test_staff_make_a_reset_link_and_a_friend_sets_a_new_password(new_page, staff, member):
+    admin = new_page()
+    log_in(admin, "staff", "correct horse 3")
+    admin.goto("/accounts/invites/")
+    admin.get_by_role("button", name="Make a reset link for alice").click()
+    link = admin.locator("[data-testid=reset-link]").input_value()
+    assert "/accounts/reset/" in link
+    screenshot(admin, "reset-link")
+
+    friend = new_page(viewport={"width": 390, "height": 844})  # her phone
+    friend.goto(link)
+    friend.get_by_role("heading", name="Set a new password").wait_for()
+    assert "/set-password/" in friend.url  # the token is out of the address bar
+    friend.fill("input[name=new_password1]", "a-long-unusual-passphrase-78")
+    friend.fill("input[name=new_password2]", "a-long-unusual-passphrase-78")
+    friend.click("text=Set my password")
+    friend.locator(".toast", has_text="Welcome back, alice").wait_for()
+    assert friend.locator(".account").inner_text().startswith("alice")
+
+    stranger = new_page()
+    stranger.goto(link)
+    assert "Ask a staff member for a new link" in stranger.content()
