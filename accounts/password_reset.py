@@ -170,6 +170,11 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
             response["Referrer-Policy"] = "no-referrer"
         return response
 
+    def get_user(self, uidb64: str) -> AbstractBaseUser | None:
+        # A link made before the account was deactivated sets no password: no login follows.
+        user = super().get_user(uidb64)
+        return user if user is not None and user.is_active else None
+
     def get_context_data(self, **kwargs) -> dict:  # noqa: ANN003
         return {**super().get_context_data(**kwargs), "member": self.user, "days": days_valid()}
 

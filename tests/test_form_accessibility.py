@@ -43,7 +43,7 @@ class _Controls(HTMLParser):
 
 
 PAGES = ["ingest:exports", "trainer:runs", "generations:batches", "generations:live", "invites",
-         "claims"]  # fmt: skip
+         "claims", "profile", "password_forgotten"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", PAGES)

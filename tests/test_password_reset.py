@@ -145,6 +145,20 @@ def test_a_link_lasts_the_days_the_setting_says(staff_client, member, settings, 
     assert "a link works for 2 days" in expired.content.decode()
 
 
+def test_a_link_dies_with_its_account_deactivated(staff_client, member):
+    link = make_link(staff_client, member)
+    member.is_active = False
+    member.save()
+
+    assert Client().get(link).status_code == 410
+
+
+def test_the_invite_form_beside_a_reset_link_still_makes_invites(staff_client, member):
+    page = staff_client.post(f"/accounts/members/{member.pk}/reset-link/").content.decode()
+
+    assert '<form method="post" action="/accounts/invites/" class="inline-form">' in page
+
+
 def test_a_garbled_link_says_to_ask_staff(client):
     for path in ("/accounts/reset/zzz/abc-def/", "/accounts/reset/MQ/set-password/"):
         response = client.get(path)
@@ -202,6 +216,14 @@ def test_the_members_table_takes_the_same_queries_for_many(
     with django_assert_max_num_queries(12):
         page = staff_client.get("/accounts/invites/")
     assert "Friend 11" in page.content.decode()
+
+
+def test_emailed_links_are_sent_by_the_default_worker():
+    from joe_site.celery import app
+
+    assert app.amqp.router.route({}, "accounts.tasks.send_password_reset")["queue"].name == (
+        "default"
+    )
 
 
 # --- "Forgot your password?" -------------------------------------------------------------------
