@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from datetime import timedelta
 
 import pytest
@@ -260,6 +261,22 @@ def test_a_member_gets_a_link_by_email(client, member, email_on, caplog):
     assert "Emailed a password reset link to alice" in caplog.text
     assert set_password(client, link).status_code == 302
     assert logged_in_as(client) == str(member.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_emails_the_link(client, member, settings, celery_worker_on_redis):
+    settings.JOE_EMAIL_ENABLED = True
+    member.email = "alice@example.org"
+    member.save()
+
+    page = client.post(FORGOT, {"username_or_email": "alice"}, REMOTE_ADDR=address())
+
+    assert "is on its way" in page.content.decode()
+    deadline = time.monotonic() + 30
+    while not mail.outbox and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [m.to for m in mail.outbox] == [["alice@example.org"]]
+    assert "http://testserver/accounts/reset/" in mail.outbox[0].body
 
 
 def test_an_unknown_account_gets_the_same_answer(client, member, email_on):
