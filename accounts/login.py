@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 LOCKED = (
     "Too many failed logins for this account from your address. Try again in {minutes}, or "
-    "ask whoever runs joe to set a new password for you."
+    "use “Forgot your password?” on the login page."
 )
 LOCKED_AGAIN = (
     "Too many wrong passwords for this account from your address. Try again in {minutes}."

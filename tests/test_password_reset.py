@@ -199,6 +199,7 @@ def test_a_new_password_clears_the_login_lock(staff_client, member, settings):
             "/accounts/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR=phone
         )
     assert locked.status_code == 429
+    assert "or use “Forgot your password?” on the login page" in locked.content.decode()
 
     set_password(Client(), make_link(staff_client, member), REMOTE_ADDR=address())  # a laptop
 
