@@ -149,7 +149,7 @@ def email_reset_links(*, username_or_email: str, base_url: str) -> int:
 @method_decorator(login_not_required, name="dispatch")
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     """Django's page for a reset link, ending logged in at home with the login locks cleared;
-    a link that does not work says so with 410 Gone, and the link's own address sends no
+    a link that does not work says so with 410 Gone, and a live link's own address sends no
     Referer."""
 
     form_class = SetPasswordForm
@@ -163,10 +163,12 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         response = super().dispatch(*args, **kwargs)
         if not self.validlink and response.status_code == 200:
             response.status_code = 410
-        if kwargs["token"] != self.reset_url_token:
-            # The address holds the token: no Referer from it at all. The set-password page
-            # keeps the site's same-origin policy, as its address holds none: with no-referrer,
-            # browsers post its form with "Origin: null", which the CSRF check refuses.
+        if kwargs["token"] != self.reset_url_token and response.status_code == 302:
+            # The address holds a live token (answered with a redirect): no Referer from it.
+            # Every page a person stays on keeps the site's same-origin policy: with no-referrer,
+            # browsers post its forms (set password, Log out in the bar) with "Origin: null",
+            # which the CSRF check refuses. The set-password page's address holds no token, and
+            # a dead link's token opens nothing.
             response["Referrer-Policy"] = "no-referrer"
         return response
 

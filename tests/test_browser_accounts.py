@@ -78,3 +78,11 @@ def test_staff_make_a_reset_link_and_a_friend_sets_a_new_password(new_page, staf
     stranger = new_page()
     stranger.goto(link)
     assert "Ask a staff member for a new link" in stranger.content()
+
+    # Alice, logged in, opens the used link again: the page's own Log out still works (a page
+    # sent with no-referrer posts its forms with "Origin: null", refused as a forgery).
+    friend.goto(link)
+    friend.get_by_text("Ask a staff member for a new link").wait_for()
+    friend.click("text=Log out")
+    friend.wait_for_url(lambda url: "/accounts/login/" in url)
+    assert "Forbidden" not in friend.content()
