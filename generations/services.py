@@ -23,7 +23,8 @@ from generations.leak_guard import LeakIndex
 from generations.models import GenerationBatch, Snippet, SnippetStatus
 from generations.near_duplicates import NearDuplicateFilter
 from ingest.models import Message, Speaker
-from joe_site.jobs import ACTIVE_STATUSES, JobStatus
+from joe_site.jobs import ACTIVE_STATUSES, HEARTBEAT_STALE, JobStatus
+from joe_site.lost_messages import send_on_commit
 from trainer.models import TrainingRun
 
 if TYPE_CHECKING:
@@ -261,12 +262,18 @@ def create_batch(
 
 def start_batch(**kwargs: Any) -> GenerationBatch:
     """create_batch, then queue it for the GPU worker once the row is committed."""
-    from generations.tasks import run_batch
-
     with transaction.atomic():
         batch = create_batch(**kwargs)
-        transaction.on_commit(lambda: run_batch.delay(batch.pk))
+        send_batch(batch.pk)
     return batch
+
+
+def send_batch(batch_id: int) -> None:
+    """Hand the batch to the GPU worker once the transaction commits (kept queued, and said so,
+    if the task queue does not answer: it is sent again later)."""
+    from generations.tasks import run_batch
+
+    send_on_commit(GenerationBatch, batch_id, lambda: run_batch.delay(batch_id))
 
 
 def chunk_rows(per_speaker: dict[str, int]) -> int:
@@ -531,13 +538,10 @@ def execute_batch(
 
     Raises GenerationError with a sentence for the page; the caller records it on the row.
     """
+    if not _claim(batch_id, worker_host):
+        # Finished, failed or cancelled already: running twice adds nothing.
+        return GenerationBatch.objects.select_related("run", "created_by").get(pk=batch_id)
     batch = GenerationBatch.objects.select_related("run", "created_by").get(pk=batch_id)
-    if batch.status not in ACTIVE_STATUSES:
-        return batch  # finished, failed or cancelled already: running twice adds nothing
-    batch.mark_running()
-    GenerationBatch.objects.filter(pk=batch.pk).update(
-        worker_host=worker_host, heartbeat_at=timezone.now()
-    )
     _usable_run(batch.run)
     batch.set_progress(0, batch.progress_total, "Loading the model")
     runner = _BatchRunner(batch, on_progress)
@@ -560,6 +564,37 @@ def execute_batch(
     return batch
 
 
+class BatchBusy(Exception):
+    """Another worker reported on the batch within HEARTBEAT_STALE: it is generating it (a
+    second message for the same batch), or was killed a moment ago. The task looks again once
+    that worker's heartbeat would be stale (tasks.run_batch)."""
+
+
+def _claim(batch_id: int, worker_host: str) -> bool:
+    """Take the batch for this worker, in one locked transaction: two messages for one batch
+    (a message sent again, a redelivery) must not both generate. False: nothing to do."""
+    now = timezone.now()
+    with transaction.atomic():
+        batch = GenerationBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status not in ACTIVE_STATUSES:
+            return False
+        if (
+            batch.status == JobStatus.RUNNING
+            and batch.worker_host != worker_host
+            and batch.heartbeat_at
+            and now - batch.heartbeat_at < HEARTBEAT_STALE
+        ):
+            raise BatchBusy(f"Batch {batch_id} is held by {batch.worker_host}")
+        GenerationBatch.objects.filter(pk=batch_id).update(
+            status=JobStatus.RUNNING,
+            started_at=batch.started_at or now,
+            error="",
+            worker_host=worker_host,
+            heartbeat_at=now,
+        )
+    return True
+
+
 WORKER_STOPPED = "Cancelled: its worker had stopped; what it kept stays"
 
 
@@ -579,8 +614,6 @@ def requeue_lost_batches(*, worker_host: str) -> list[int]:
     """Queue again the batches a killed worker of this name left running (called when a worker
     starts: under the same name, it cannot still be generating them). Each carries on where it
     stopped; one that staff asked to cancel meanwhile is cancelled now."""
-    from generations.tasks import run_batch
-
     with transaction.atomic():
         lost = GenerationBatch.objects.select_for_update().filter(
             status=JobStatus.RUNNING, worker_host=worker_host
@@ -594,7 +627,7 @@ def requeue_lost_batches(*, worker_host: str) -> list[int]:
                 status=JobStatus.QUEUED,
                 progress_note=f"The worker stopped at {done} of {total}; waiting to go on",
             )
-            transaction.on_commit(lambda pk=pk: run_batch.delay(pk))
+            send_batch(pk)
     return [pk for pk, _, _ in requeued]
 
 

@@ -10,7 +10,8 @@ from celery.signals import worker_ready
 
 from generations import live, services
 from generations.models import GenerationBatch, LiveGeneration
-from joe_site.jobs import restarted_worker
+from joe_site.jobs import HEARTBEAT_STALE, restarted_worker
+from joe_site.lost_messages import LostMessages
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,8 @@ INTERNAL_ERROR = (
 )
 
 
-@shared_task(name="generations.tasks.run_batch", bind=True)
+# As an argument of retry(), None would mean the default of 3 tries, not "no limit".
+@shared_task(name="generations.tasks.run_batch", bind=True, max_retries=None)
 def run_batch(self: Any, batch_id: int) -> None:
     batch = GenerationBatch.objects.filter(pk=batch_id).first()
     if batch is None:
@@ -27,6 +29,11 @@ def run_batch(self: Any, batch_id: int) -> None:
         return
     try:
         batch = services.execute_batch(batch_id, worker_host=self.request.hostname or "")
+    except services.BatchBusy as busy:
+        # Dropping this message would strand the batch if that worker was in fact just killed:
+        # look again once its heartbeat would be stale (a finished batch then does nothing).
+        log.info("%s; trying again later", busy)
+        raise self.retry(countdown=HEARTBEAT_STALE.total_seconds() + 30) from None
     except services.GenerationError as exc:
         batch.mark_failed(str(exc))
         return
@@ -49,6 +56,22 @@ def resume_batches_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
         return
     for batch_id in services.requeue_lost_batches(worker_host=hostname):
         log.warning("Batch %s was interrupted on %s; carrying on with it", batch_id, hostname)
+
+
+# Queued batches whose message the broker lost: sent again by a starting GPU worker and by their
+# page.
+LOST_BATCHES = LostMessages(
+    GenerationBatch,
+    task_name="generations.tasks.run_batch",
+    resend=lambda batch: services.send_batch(batch.pk),
+    waiting_note="Waiting for the generation worker",
+)
+
+
+@worker_ready.connect
+def resend_lost_batches(sender: Any = None, **kwargs: Any) -> None:
+    if restarted_worker(sender, "gpu"):
+        LOST_BATCHES.resend_lost()
 
 
 @shared_task(name="generations.tasks.live_generate")

@@ -15,6 +15,7 @@ from generations import live, services
 from generations.forms import BatchForm, LiveForm
 from generations.models import GenerationBatch, LiveGeneration
 from generations.services import GenerationError, start_batch
+from generations.tasks import LOST_BATCHES
 from ingest.models import Speaker
 from joe_site.jobs import NEVER_STARTED, JobStatus
 from trainer.models import TrainingRun
@@ -90,6 +91,8 @@ def _batch_snippets(batch: GenerationBatch) -> list:
 @staff_required
 def batch(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(GenerationBatch.objects.select_related("run"), pk=pk)
+    if LOST_BATCHES.check_from_page(batch):
+        batch.refresh_from_db()
     context = {"batch": batch, "snippets": _batch_snippets(batch)}
     if request.htmx:
         done = not batch.is_active

@@ -47,6 +47,7 @@ from ingest.parsers.records import (
 from ingest.progress import ImportCancelled, ImportProgress, ProgressReporter
 from ingest.rows import clean_id, clean_name, clean_text, message_row
 from joe_site.jobs import HEARTBEAT_STALE, JobStatus
+from joe_site.lost_messages import send_on_commit
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ SIGNAL_KEY_GONE = (
     "This Signal backup needs its passphrase, and joe no longer has it (it is kept for an hour "
     "at most and never stored). Retry the import and type it again."
 )
+# Said by imports that failed this way before the queue kept them to send again (lost_messages).
 QUEUE_DOWN = (
     "joe could not hand this import to its worker: the task queue (Redis) did not answer. "
     "Check that it is running, then try again."
@@ -158,18 +160,14 @@ def queue_import(
         heartbeat_at=None,
     )
 
-    def send() -> None:
-        try:
-            tasks.import_export.apply_async((export.pk, key), task_id=task_id)
-        except Exception:  # the broker did not answer: say so, rather than wait forever
-            log.exception("Could not queue the import of export %s", export.pk)
-            Export.objects.filter(pk=export.pk, celery_task_id=task_id).update(
-                status=JobStatus.FAILED, error=QUEUE_DOWN, finished_at=timezone.now()
-            )
-            if key:
-                passphrases.discard(key)
-
-    transaction.on_commit(send)
+    # A broker that does not answer leaves it queued, saying so, and the passphrase kept (an
+    # hour at most): joe_site.lost_messages sends it again when the broker is back.
+    send_on_commit(
+        Export,
+        export.pk,
+        lambda: tasks.import_export.apply_async((export.pk, key), task_id=task_id),
+        task_id=task_id,
+    )
 
 
 def expire_failed_uploads() -> int:

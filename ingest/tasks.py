@@ -13,6 +13,7 @@ from django.utils import timezone
 from ingest import passphrases, services
 from ingest.models import Export
 from joe_site.jobs import restarted_worker
+from joe_site.lost_messages import LostMessages
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 )
 def import_export(self: Task, export_id: int, passphrase_key: str | None = None) -> None:
     """``passphrase_key`` names the encrypted passphrase in the cache (see passphrases.py)."""
+    superseded = False
     try:
         export = Export.objects.filter(pk=export_id).first()
         if export is None or not export.is_active or export.is_deleting:
@@ -40,8 +42,10 @@ def import_export(self: Task, export_id: int, passphrase_key: str | None = None)
             return
         task_id = self.request.id
         if export.celery_task_id and task_id and task_id != export.celery_task_id:
-            # Queued again since (a retry, or a restarted worker requeued it): that task runs.
+            # Queued again since (a retry, a restarted worker requeued it, its message was
+            # thought lost and sent again): that task runs, maybe with this same passphrase key.
             logger.info("Export %s was queued again since task %s; skipping", export_id, task_id)
+            superseded = True
             return
         Export.objects.filter(pk=export_id).update(
             worker_host=self.request.hostname or "", heartbeat_at=timezone.now()
@@ -55,7 +59,7 @@ def import_export(self: Task, export_id: int, passphrase_key: str | None = None)
         )
     finally:
         passphrase = None
-        if passphrase_key:
+        if passphrase_key and not (superseded and passphrases.key_for(export_id) == passphrase_key):
             passphrases.discard(passphrase_key)
         _expire_failed_uploads()
 
@@ -78,6 +82,24 @@ def requeue_imports_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
     for export_id in services.requeue_interrupted_imports(worker_host=hostname):
         logger.warning("Export %s was being imported when %s stopped; importing it again",
                        export_id, hostname)  # fmt: skip
+
+
+# Queued imports whose message the broker lost: sent again (under a new task id, with the
+# passphrase while the cache keeps it) by a starting default worker and by their page.
+LOST_IMPORTS = LostMessages(
+    Export,
+    task_name="ingest.tasks.import_export",
+    resend=lambda export: services.queue_import(
+        export=export, passphrase_key=passphrases.key_for(export.pk)
+    ),
+    by_call=False,  # a task whose id is not the export's skips itself
+)
+
+
+@worker_ready.connect
+def resend_lost_imports(sender: Any = None, **kwargs: Any) -> None:
+    if restarted_worker(sender, "default"):
+        LOST_IMPORTS.resend_lost()
 
 
 @shared_task(

@@ -36,6 +36,7 @@ from ingest.forms import (
 from ingest.models import Export, Identity, Speaker, unreferenced_speakers
 from ingest.progress import overlay_live_progress, request_cancel_via_cache
 from ingest.speakers import matches, merge_suggestions, normalise
+from ingest.tasks import LOST_IMPORTS
 from ingest.uploads import HashingUploadHandler, sha256_of
 from joe_site.jobs import JobStatus
 
@@ -113,6 +114,8 @@ def export(request: HttpRequest, pk: int) -> HttpResponse:
     export = Export.objects.select_related("uploaded_by").filter(pk=pk).first()
     if export is None:
         return _gone(request, pk)
+    if LOST_IMPORTS.check_from_page(export):
+        export.refresh_from_db()
     return _export_page(request, overlay_live_progress(export))
 
 

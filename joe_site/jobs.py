@@ -43,6 +43,11 @@ ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 NEVER_STARTED = "Cancelled before it started."
 # A job put back in the queue after its worker was lost (a run resuming from its checkpoint).
 CANCELLED_WAITING = "Cancelled while it waited to go on; what it had done stays."
+# A job queued while the task queue (Redis) did not answer: joe_site.lost_messages sends it again.
+SEND_FAILED = (
+    "The task queue did not answer when this was queued; it is sent to the worker again as soon "
+    "as the queue is back."
+)
 
 
 class Job(models.Model):
@@ -65,6 +70,11 @@ class Job(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def waits_for_queue(self) -> bool:
+        """Queued while the task queue did not answer: it is sent again once the queue is back."""
+        return self.status == JobStatus.QUEUED and self.progress_note == SEND_FAILED
 
     @property
     def percent(self) -> int:

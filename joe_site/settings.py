@@ -311,6 +311,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     **globals().get("CELERY_BROKER_TRANSPORT_OPTIONS", {}),
     "visibility_timeout": env_int("JOE_BROKER_VISIBILITY_TIMEOUT", 86400),
 }
+# A queued job whose message the broker has nowhere for this long is sent again (lost_messages.py).
+JOE_LOST_MESSAGE_AFTER = env_int("JOE_LOST_MESSAGE_AFTER", 120)
 
 LOGGING = {
     "version": 1,

@@ -15,7 +15,7 @@ from django.utils import timezone
 from ingest import services, tasks
 from ingest.forms import PASSPHRASE_PATTERN
 from ingest.models import Export
-from joe_site.jobs import JobStatus
+from joe_site.jobs import SEND_FAILED, JobStatus
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import (
     EMPTY,
@@ -188,9 +188,10 @@ def test_a_file_read_as_the_wrong_kind_can_be_retried_as_another(
     assert export.status == JobStatus.SUCCEEDED and export.messages_count == 1
 
 
-def test_an_import_the_queue_would_not_take_fails_saying_so(
+def test_an_import_the_queue_would_not_take_waits_saying_so(
     tmp_path, monkeypatch, django_capture_on_commit_callbacks
 ):
+    """It is sent again once the queue is back (tests/test_jobs_lost_messages.py)."""
     from kombu.exceptions import OperationalError
 
     def broker_down(*args, **kwargs):
@@ -203,8 +204,8 @@ def test_an_import_the_queue_would_not_take_fails_saying_so(
         services.queue_import(export=export)
 
     export.refresh_from_db()
-    assert (export.status, export.error) == (JobStatus.FAILED, services.QUEUE_DOWN)
-    assert export.can_retry  # once the queue is back
+    assert (export.status, export.error) == (JobStatus.QUEUED, "")
+    assert export.progress_note == SEND_FAILED and export.waits_for_queue
 
 
 def test_files_of_old_failed_imports_are_deleted_unless_kept(tmp_path, settings, staff_client):

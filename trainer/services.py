@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from ingest.models import Speaker
 from joe_site.jobs import ACTIVE_STATUSES, HEARTBEAT_STALE, JobStatus
+from joe_site.lost_messages import send_on_commit
 from joe_site.workers import START_GPU_WORKER, gpu_worker_is_up
 from trainer.corpus import chat_format, corpus_messages
 from trainer.models import HEARTBEAT_EVERY, MAX_WORKER_LOSSES, TrainingRun
@@ -271,11 +272,7 @@ def _one_more_loss() -> dict[str, Any]:
 def _enqueue(run_id: int) -> None:
     from trainer.tasks import train_run
 
-    def send() -> None:
-        result = train_run.delay(run_id)
-        TrainingRun.objects.filter(pk=run_id).update(celery_task_id=result.id or "")
-
-    transaction.on_commit(send)
+    send_on_commit(TrainingRun, run_id, lambda: train_run.delay(run_id))
 
 
 # --- running them --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from celery import shared_task
 from celery.signals import worker_ready, worker_shutting_down
 
 from joe_site.jobs import restarted_worker
+from joe_site.lost_messages import LostMessages
 from trainer import services
 from trainer.models import TrainingRun
 
@@ -47,6 +48,21 @@ def resume_runs_this_worker_left(sender: Any = None, **kwargs: Any) -> None:
         return
     for run_id in services.requeue_lost_runs(worker_host=hostname):
         logger.warning("Run %s was interrupted on %s; resuming it", run_id, hostname)
+
+
+# Queued runs whose message the broker lost: sent again by a starting GPU worker and by their page.
+LOST_RUNS = LostMessages(
+    TrainingRun,
+    task_name="trainer.tasks.train_run",
+    resend=lambda run: services._enqueue(run.pk),
+    waiting_note="Waiting for a GPU worker",
+)
+
+
+@worker_ready.connect
+def resend_lost_runs(sender: Any = None, **kwargs: Any) -> None:
+    if restarted_worker(sender, "gpu"):
+        LOST_RUNS.resend_lost()
 
 
 @worker_shutting_down.connect

@@ -27,6 +27,7 @@ from trainer.corpus import corpus_counts
 from trainer.forms import StartRunForm
 from trainer.loss_plot import loss_plot_svg
 from trainer.models import TrainingRun
+from trainer.tasks import LOST_RUNS
 
 RUNS_PER_PAGE = 50
 # A second identical start from the same person this soon after the first is a double click (or a
@@ -76,6 +77,8 @@ def runs(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def run(request: HttpRequest, pk: int) -> HttpResponse:
     training_run = get_object_or_404(TrainingRun, pk=pk)
+    if LOST_RUNS.check_from_page(training_run):
+        training_run.refresh_from_db()
     if request.htmx:
         return _run_live(request, training_run)
     return render(request, "trainer/run.html", _run_context(training_run))
