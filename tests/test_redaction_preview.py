@@ -82,3 +82,22 @@ def test_a_phone_number_written_in_pairs_shows_as_training_will_redact_it(staff_
     page = staff_client.post("/trainer/redaction-preview/", ON).content.decode()
 
     assert "<td>mon portable: &lt;phone&gt;</td>" in page
+
+
+def test_a_year_span_or_an_amount_is_not_shown_as_a_phone_number(staff_client, corpus):
+    """The preview showed "we lived there 1998-2004" and "3.14159265" turned into <phone>,
+    as training and the game's real rounds had them."""
+    alice = Identity.objects.get(external_id="U1")
+    for i, text in enumerate(["we lived there 1998-2004", "pi is 3.14159265", "1000000 views"]):
+        Message.objects.create(
+            conversation=alice.messages.first().conversation, identity=alice,
+            source_kind="slack", external_id=f"n{i}",
+            sent_at=datetime(2024, 1, 2, i, tzinfo=UTC), text=text,
+        )  # fmt: skip
+
+    page = staff_client.post("/trainer/redaction-preview/", ON).content.decode()
+
+    assert "<td>call &lt;phone&gt; tonight</td>" in page
+    assert "1998-2004" not in page
+    assert "3.14159265" not in page
+    assert "1000000" not in page

@@ -195,6 +195,43 @@ def test_redaction_patterns(text: str, expected: str) -> None:
     assert redact(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "we lived there 1998-2004, then moved",
+        "the 2019–2021 seasons",
+        "only 45.5% of us came",
+        "I am 100.0000 percent sure",
+        "pi is 3.14159265 roughly",
+        "a cool 1000000 views",
+        "10 000 people and 10 000 000 more",
+        "2,500,000 in the jar",
+        "the numbers are 4 8 15 16 23 42",
+    ],
+)
+def test_numbers_that_are_not_phone_numbers_are_left_alone(text: str) -> None:
+    """Year spans, percentages, decimals, round numbers and small numbers in a row became
+    <phone> in training data, in the redaction preview and in the game's real rounds."""
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+44 20 7946 0958",
+        "(555) 123-4567",
+        "555-123-4567",
+        "555.123.4567",
+        "06 12 34 56 78",
+        "+33 6 12 34 56 78",
+        "0612345678",
+        "555 123 4000",
+    ],
+)
+def test_phone_numbers_are_still_redacted(text: str) -> None:
+    assert redact(f"ring {text} tonight") == "ring <phone> tonight"
+
+
 def test_redaction_word_list_and_switches() -> None:
     cfg = RedactionConfig(words=("Jane Doe", "Jane", "42 Elm St"))
     assert redact("jane doe lives at 42 elm st, Janet too", cfg) == (

@@ -26,13 +26,31 @@ _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # A run of digits with phone-like separators; checked below for 7-15 digits (E.164 length).
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{5,}\d(?!\w)")
-# Dates and times look like phone numbers to the pattern above; leave them alone.
-_DATE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$")
+# Numbers people write that the pattern above also matches; none of them is a phone number.
+_NOT_PHONES = (
+    re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}"),  # a date: 12/05/2023, 2024-03-01
+    re.compile(r"(?:1[89]|20)\d\d\s*[-–—]\s*(?:1[89]|20)\d\d"),  # years: 1998-2004
+    re.compile(r"\d+\.\d+"),  # a decimal: 3.14159265, 100.0000
+    # Small numbers in a row (4 8 15 16 23 42); a number written in pairs starts with its
+    # trunk 0 (06 12 34 56 78) or its country code (+33 6 12 34 56 78).
+    re.compile(r"(?!0)\d{1,2}(?:\s+\d{1,2})+"),
+)
+# A number in groups of three or not (1000000, 10 000 000, 2,500,000) is round when zeros follow
+# its first three digits at most; 555 123 4000 is a phone number.
+_GROUPED = re.compile(r"[1-9]\d{0,2}(?:[ ,.]?\d{3})+")
+_ROUND = re.compile(r"[1-9]\d{0,2}0{3,}")
+# A percentage: "45.5%", "100.0000 percent".
+_PERCENT = re.compile(r"\s*(?:%|per\s?cent\b)", re.IGNORECASE)
 
 
-def _is_phone(text: str) -> bool:
+def _is_phone(text: str, after: str = "") -> bool:
     digits = sum(c.isdigit() for c in text)
-    return 7 <= digits <= 15 and not _DATE.match(text.strip())
+    if not 7 <= digits <= 15 or _PERCENT.match(after):
+        return False
+    number = text.strip()
+    if _GROUPED.fullmatch(number) and _ROUND.fullmatch(re.sub(r"\D", "", number)):
+        return False
+    return not any(pattern.fullmatch(number) for pattern in _NOT_PHONES)
 
 
 class Redactor:
@@ -74,8 +92,8 @@ class Redactor:
         return "<url>" + url[len(core) :]
 
     def _phone(self, match: re.Match[str]) -> str:
-        if not _is_phone(match.group(0)):
-            return match.group(0)  # a date, a time, a short number: leave it
+        if not _is_phone(match.group(0), match.string[match.end() :]):
+            return match.group(0)  # a date, a year span, an amount, a short number: leave it
         self.counts["phones"] += 1
         return "<phone>"
 
