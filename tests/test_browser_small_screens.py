@@ -47,3 +47,25 @@ def test_the_speakers_page_fits_a_small_phone(new_page, staff, tmp_path):
     page.locator("table").first.wait_for()
 
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_the_home_page_fits_a_small_phone_with_long_names(new_page, django_user_model):
+    """A friend's long name (their username in the bar, a model named after them, a file name
+    among the recent exports) did not wrap: the home page scrolled sideways on a phone."""
+    from ingest.models import Export
+    from trainer.models import JobStatus, TrainingRun
+
+    long = "Alexandra-Featherstonehaugh-Montgomery"
+    django_user_model.objects.create_user(
+        username=long, password="correct horse 9", is_staff=True, is_superuser=True
+    )
+    TrainingRun.objects.create(
+        name=f"{long}s-first-model", status=JobStatus.SUCCEEDED, is_active=True
+    )
+    Export.objects.create(original_name=f"{long}_WhatsApp_Chat_with_everyone.zip")
+    page = new_page(viewport={"width": 320, "height": 640})
+    log_in(page, long, "correct horse 9")
+    page.goto("/")
+    page.get_by_role("heading", name="Recent runs").wait_for()
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
