@@ -68,9 +68,11 @@ def batches(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Batch queued for the generation worker.")
             return redirect(batch)
+    has_model = form.fields["run"].queryset.exists()
     context = {
         "form": form,
-        "has_model": form.fields["run"].queryset.exists(),
+        "has_model": has_model,
+        "first_run": None if has_model else TrainingRun.first_in_training(),
         **_recent_batches(),
     }
     return render(request, "generations/batches.html", context)
@@ -141,6 +143,7 @@ def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGenerati
     )
     if hidden and generation.is_active and not generation.cancel_requested:
         generation.request_cancel()
+    has_model = TrainingRun.active() is not None
     return {
         "form": form,
         "generation": generation,
@@ -149,7 +152,8 @@ def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGenerati
         "waiting_too_long": generation is not None and live.waiting_too_long(generation),
         "no_worker_yet": live.NO_WORKER_YET,
         "opted_out": opted_out,
-        "has_model": TrainingRun.active() is not None,
+        "has_model": has_model,
+        "first_run": None if has_model else TrainingRun.first_in_training(),
         "no_model": live.no_model_message,  # called by the page only when there is none
     }
 

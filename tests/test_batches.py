@@ -23,6 +23,7 @@ from tests.builders.generation import (
     make_run,
     tiny_checkpoint,
 )
+from trainer.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -640,3 +641,17 @@ def test_a_batch_page_names_its_speakers_as_the_site_does(staff_client, run, fri
 
     assert "Annabel Lee: 2, Bo: 1" in page
     assert "ann: 2" not in page
+
+
+def test_while_the_first_model_trains_the_page_says_so(staff_client, friends):
+    """A run queued or training and none finished: the page said only that no run had a
+    model, as if nobody had started one."""
+    first = TrainingRun.objects.create(name="first", status=JobStatus.QUEUED)
+
+    html = staff_client.get(reverse("generations:batches")).content.decode()
+
+    assert (
+        f'A first model is training: <a href="{first.get_absolute_url()}">first</a> (queued, '
+        "waiting for the training worker). Once it has finished you can generate a batch"
+    ) in html
+    assert "No training run has finished with a model yet" not in html

@@ -618,3 +618,18 @@ def test_a_lowered_leak_threshold_gets_an_index_that_sees_short_copies(run, sett
 
     assert index.min_n == 2
     assert services.longest_shared_run(index, [three]) == 3
+
+
+def test_while_the_first_model_trains_the_page_says_so(member_client, staff_client, friends):
+    """The demo's first minutes: a run training and no model yet, and Live said only that there
+    was no active model, as if nobody had started one."""
+    first = TrainingRun.objects.create(
+        name="first", status=JobStatus.RUNNING, progress_done=40, progress_total=100
+    )
+
+    html = member_client.get("/live/").content.decode()
+    staff_html = staff_client.get("/live/").content.decode()
+
+    assert "A first model is training (40% done)." in html
+    assert "There is no active model yet" not in html
+    assert f'<a href="{first.get_absolute_url()}">first</a> (40% done)' in staff_html

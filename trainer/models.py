@@ -302,6 +302,15 @@ class TrainingRun(ReportsHeartbeat, Job):
     def active(cls) -> TrainingRun | None:
         return cls.objects.filter(is_active=True).first()
 
+    @classmethod
+    def first_in_training(cls) -> TrainingRun | None:
+        """The run training the very first model, while no run has finished with one (pages
+        that need a model say it is on its way rather than only that there is none)."""
+        finished = cls.objects.filter(status=JobStatus.SUCCEEDED).exclude(checkpoint_dir="")
+        if finished.exists():
+            return None
+        return cls.objects.filter(status__in=ACTIVE_STATUSES).order_by("created_at").first()
+
     def make_active(self) -> None:
         if self.status != JobStatus.SUCCEEDED or not self.checkpoint_dir:
             raise ValueError("Only a finished run with a checkpoint can become the active model.")
