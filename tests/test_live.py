@@ -633,3 +633,22 @@ def test_while_the_first_model_trains_the_page_says_so(member_client, staff_clie
     assert "A first model is training (40% done)." in html
     assert "There is no active model yet" not in html
     assert f'<a href="{first.get_absolute_url()}">first</a> (40% done)' in staff_html
+
+
+@pytest.mark.django_db
+def test_a_generation_made_seconds_ago_was_made_just_now(member_client, member, run, friends):
+    """The recent list said "Ann, 0 minutes ago" for a generation started a moment before."""
+    fresh = finished(member, run, friends, text="a brand new thought")
+    older = finished(member, run, friends, text="an older thought")
+    LiveGeneration.objects.filter(pk=older.pk).update(
+        created_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    page = member_client.get(LIVE).content.decode()
+
+    assert "0 minutes" not in page
+    assert (
+        f'<a href="{reverse("generations:live_generation", args=[fresh.pk])}">Ann, just now</a>'
+        in page
+    )
+    assert "Ann, 5\xa0minutes ago</a>" in page
