@@ -159,7 +159,7 @@ def delete_messages(request: HttpRequest, pk: int) -> HttpResponse:
     count = consent.message_count(speaker)
     if request.method == "POST" and request.POST.get("confirm_count") == str(count):
         deleted = consent.delete_messages(speaker=speaker)
-        messages.success(request, f"Deleted {deleted} of your messages from the corpus.")
+        messages.success(request, f"Deleted {deleted:,} of your messages from the corpus.")
         return redirect("profile")
     return render(request, "accounts/delete_messages.html", {"speaker": speaker, "count": count})
 

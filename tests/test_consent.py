@@ -286,3 +286,31 @@ def test_game_opt_in_is_off_by_default_and_explicit(member_client, member):
     member_client.post(f"/accounts/me/speakers/{alice.pk}/game/", {"game_opt_in": "1"})
     alice.refresh_from_db()
     assert alice.game_opt_in
+
+
+def test_big_counts_read_with_thousands_separators(member_client, member):
+    """A friend with years of messages read "1234 of your messages" and "Delete 1234 messages"."""
+    alice = make_corpus()["Alice"]
+    Speaker.objects.filter(pk=alice.pk).update(member=member)
+    identity = alice.identities.get()
+    Message.objects.bulk_create(
+        Message(
+            conversation=Conversation.objects.get(),
+            identity=identity,
+            source_kind="slack",
+            external_id=f"many-{i}",
+            sent_at=T0 + timedelta(hours=1, seconds=i),
+            text="hi",
+        )  # fmt: skip
+        for i in range(1231)
+    )
+    url = f"/accounts/me/speakers/{alice.pk}/delete/"
+
+    me = member_client.get("/accounts/me/").content.decode()
+    page = member_client.get(url).content.decode()
+    done = member_client.post(url, {"confirm_count": "1234"}, follow=True).content.decode()
+
+    assert "<strong>1,234</strong> of your messages are in the corpus" in me
+    assert "all <strong>1,234</strong> messages" in page and ">Delete 1,234 messages<" in page
+    assert 'name="confirm_count" value="1234"' in page
+    assert "Deleted 1,234 of your messages from the corpus." in done

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from accounts.models import SpeakerClaim
-from ingest.models import Export, Speaker
+from ingest.models import Conversation, Export, Identity, Message, Speaker
 
 pytestmark = pytest.mark.django_db
 
@@ -40,3 +42,25 @@ def test_a_friend_who_just_joined_is_asked_which_speaker_they_are(member_client,
     speaker = Speaker.objects.create(display_name="Bob", slug="bob")
     SpeakerClaim.objects.create(member=member, speaker=speaker)  # asked: staff decide now
     assert "Which speaker are you?" not in member_client.get("/").content.decode()
+
+
+def test_counts_read_with_thousands_separators(member_client):
+    """The demo's corpus showed as "32829 messages", hard to take in at a glance."""
+    conv = Conversation.objects.create(source_kind="slack", external_id="C", title="general")
+    ident = Identity.objects.create(source_kind="slack", external_id="U1", display_name="Ann")
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    Message.objects.bulk_create(
+        Message(
+            conversation=conv,
+            identity=ident,
+            source_kind="slack",
+            external_id=str(i),
+            sent_at=t0 + timedelta(seconds=i),
+            text="hi",
+        )  # fmt: skip
+        for i in range(12345)
+    )
+
+    html = member_client.get("/").content.decode()
+
+    assert "<strong>12,345</strong><span>messages</span>" in html

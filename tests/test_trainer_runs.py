@@ -606,6 +606,22 @@ def test_data_notes_count_in_words():
     ]
 
 
+def test_data_notes_count_with_thousands_separators():
+    """A big corpus's notes read "12345 phone numbers redacted", hard to take in at a glance."""
+    run = TrainingRun(
+        dataset_summary={
+            "redactions": {"phones": 12345},
+            "dropped": {"empty": 2000},
+            "truncated": 1500,
+        }
+    )
+    assert run.data_notes() == [
+        "12,345 phone numbers redacted",
+        "2,000 messages left out (empty)",
+        "1,500 long messages truncated",
+    ]
+
+
 @pytest.mark.django_db
 def test_a_run_no_worker_takes_says_so_and_how_to_start_one(staff_client, monkeypatch):
     """It said "Waiting for a GPU worker" for ever, with no worker running at all."""

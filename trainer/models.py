@@ -280,16 +280,16 @@ class TrainingRun(ReportsHeartbeat, Job):
         """What the data preparation replaced or left out, as short phrases."""
         summary = self.dataset_summary
         notes = [
-            f"{count} {_REDACTED.get(kind, (kind, kind))[count != 1]} redacted"
+            f"{count:,} {_REDACTED.get(kind, (kind, kind))[count != 1]} redacted"
             for kind, count in summary.get("redactions", {}).items()
         ]
         notes += [
-            f"{count} message{'' if count == 1 else 's'} left out ({kind.replace('_', ' ')})"
+            f"{count:,} message{'' if count == 1 else 's'} left out ({kind.replace('_', ' ')})"
             for kind, count in summary.get("dropped", {}).items()
             if count
         ]
-        if summary.get("truncated"):
-            notes.append(f"{summary['truncated']} long messages truncated")
+        if truncated := summary.get("truncated"):
+            notes.append(f"{truncated:,} long message{'' if truncated == 1 else 's'} truncated")
         return notes
 
     @property
