@@ -314,3 +314,17 @@ def test_big_counts_read_with_thousands_separators(member_client, member):
     assert "all <strong>1,234</strong> messages" in page and ">Delete 1,234 messages<" in page
     assert 'name="confirm_count" value="1234"' in page
     assert "Deleted 1,234 of your messages from the corpus." in done
+
+
+def test_a_friend_who_opted_out_is_told_their_messages_are_not_in_the_game(member_client, member):
+    """Alice had allowed her real messages in Real or fake?, then opted out: her page still said
+    they could appear in the game, and nothing said plainly they were out of it and of training."""
+    alice = make_corpus()["Alice"]
+    Speaker.objects.filter(pk=alice.pk).update(member=member, game_opt_in=True)
+    member_client.post(f"/accounts/me/speakers/{alice.pk}/opt-out/", {"opted_out": "1"})
+
+    page = member_client.get("/accounts/me/").content.decode()
+
+    assert "Your messages are not in the game and not in training:" in page
+    assert "While you are opted out, none of your real messages appears in" in page
+    assert "Your real messages from group chats can appear" not in page
