@@ -4,6 +4,7 @@ training → a first batch; re-running it reuses everything), what load_demo reu
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import io
 import os
 import signal
@@ -11,13 +12,14 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from generations.models import GenerationBatch, Snippet, SnippetStatus
-from ingest.models import Export, Message, Speaker
+from ingest.models import Conversation, Export, Identity, Message, Speaker
 from joe_site.jobs import JobStatus
 from joe_site.management.commands import load_demo
 from tests.test_ingest_support import use_tmp_upload_dir
@@ -134,6 +136,49 @@ def test_rerun_generates_again_after_the_demo_batch_was_cancelled(monkeypatch, s
 
     assert command.generate(load_demo.QUICK, staff, run).status == JobStatus.SUCCEEDED
     assert GenerationBatch.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_rerun_prints_the_corpus_size_not_what_its_import_added(
+    monkeypatch, settings, tmp_path, staff
+):
+    """bin/demo a second time on the same data folder printed "Corpus: 0 messages": the demo's
+    export row was one whose import had found every message already there and added none."""
+    settings.DATA_DIR = tmp_path
+    demo_zip = tmp_path / "demo" / "chitchat-demo-quick.zip"
+    demo_zip.parent.mkdir()
+    demo_zip.write_bytes(b"the demo export")
+    Export.objects.create(
+        original_name="chitchat-demo-quick.zip", kind="slack", status=JobStatus.SUCCEEDED,
+        sha256=hashlib.sha256(b"the demo export").hexdigest(), messages_count=0,
+        duplicates_count=1234, identities_count=2,
+    )  # fmt: skip
+    conversation = Conversation.objects.create(source_kind="slack", external_id="C1")
+    for name in ["Alice", "Bob"]:
+        identity = Identity.objects.create(
+            source_kind="slack", external_id=name, speaker=Speaker.create_named(name)
+        )
+        Message.objects.bulk_create(
+            Message(
+                conversation=conversation,
+                identity=identity,
+                source_kind="slack",
+                external_id=f"{name}-{i}",
+                sent_at=datetime(2024, 1, 1, tzinfo=UTC),
+                text="hi",
+            )  # fmt: skip
+            for i in range(617)
+        )
+    TrainingRun.objects.create(
+        name="Demo (tiny)", status=JobStatus.SUCCEEDED, checkpoint_dir="models/demo",
+        final_val_loss=1.0, is_active=True,
+    )  # fmt: skip
+    monkeypatch.setattr(load_demo.Command, "generate", lambda *args: None)
+    out = io.StringIO()
+
+    call_command("load_demo", "--quick", "--timeout", "1", stdout=out)
+
+    assert "Corpus: 1,234 messages from 2 people." in out.getvalue()
 
 
 @pytest.mark.django_db

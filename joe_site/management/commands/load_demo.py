@@ -16,10 +16,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Exists, OuterRef
 
 from generations.models import GenerationBatch, Snippet
 from generations.services import start_batch
-from ingest.models import Export
+from ingest.models import Export, Message, Speaker
 from ingest.services import create_export, queue_import
 from joe_site.demo_export import build_demo_export
 from joe_site.jobs import ACTIVE_STATUSES, JobStatus
@@ -67,6 +68,15 @@ QUICK = {
 GAVE_UP = (JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+def corpus_size() -> tuple[int, int]:
+    """Messages in the corpus and the people who wrote them. Not the demo export's own counts:
+    an import of a file the corpus already holds counts only the messages it added (none)."""
+    speakers = Speaker.objects.filter(
+        Exists(Message.objects.filter(identity__speaker=OuterRef("pk")))
+    )
+    return Message.objects.count(), speakers.count()
+
+
 class Command(BaseCommand):
     help = "Load the demo corpus, train a model on it and generate a first batch of snippets."
 
@@ -79,10 +89,9 @@ class Command(BaseCommand):
         plan = QUICK if quick else FULL
         self.timeout = timeout
         admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
-        export = self.ingest(plan, admin)
-        self.stdout.write(
-            f"Corpus: {export.messages_count} messages from {export.identities_count} people."
-        )
+        self.ingest(plan, admin)
+        messages, people = corpus_size()
+        self.stdout.write(f"Corpus: {messages:,} messages from {people} people.")
         run = self.train(plan, admin, retrain=retrain)
         self.stdout.write(f"Model: {run.name}, validation perplexity {run.perplexity:.1f}.")
         self.generate(plan, admin, run)
