@@ -9,7 +9,7 @@ because the gallery needs four things at once that ``generate`` gives only partl
 * **logit masking by state**: inside a message every special token but ``<|eom|>`` is banned (so no
   marker, other speaker or stray base-model special token reaches the text); after ``<|eom|>`` in a
   conversation only the allowed speakers' tokens or ``<|eoc|>`` may follow, so an opted-out friend
-  is never chosen.
+  is never chosen, and every friend picked gets a line when there is room for one each.
 * **per-row randomness**: every row draws its uniforms from its own ``torch.Generator`` seeded with
   that snippet's own seed and samples by inverse CDF over the filtered distribution; no row's
   random numbers depend on which other rows share its batch.
@@ -282,8 +282,8 @@ class _ConversationRow(_Row):
         self.gen = gen
         self.max_lines = max_lines
         self.cap = cap
-        self.speaker_mask = gen.speaker_mask(allowed_speakers, allow_eoc=True)
-        self.first_speaker_mask = gen.speaker_mask(allowed_speakers, allow_eoc=False)
+        self.speakers = frozenset(allowed_speakers)
+        self.masks: dict[tuple[frozenset[str], bool], torch.Tensor] = {}
         self.lines: list[tuple[str, list[int]]] = []
         self.in_message = False
         if opening:
@@ -295,7 +295,22 @@ class _ConversationRow(_Row):
     def allowed(self) -> torch.Tensor | int:
         if self.in_message:
             return self.gen.eom_id if self.line_tokens >= self.cap else self.gen.in_message_mask
-        return self.speaker_mask if self.lines else self.first_speaker_mask
+        return self.next_speaker_mask()
+
+    def next_speaker_mask(self) -> torch.Tensor:
+        """Who may speak next (or ``<|eoc|>``, never first). With room for a line each, every
+        friend picked gets one: until all have spoken the conversation may not end, and once
+        the lines left are no more than the friends not heard yet, only they may speak."""
+        unheard = self.speakers - {slug for slug, _ in self.lines}
+        if not unheard or self.max_lines < len(self.speakers):
+            key = (self.speakers, bool(self.lines))
+        elif self.max_lines - len(self.lines) <= len(unheard):
+            key = (unheard, False)
+        else:
+            key = (self.speakers, False)
+        if key not in self.masks:
+            self.masks[key] = self.gen.speaker_mask(set(key[0]), allow_eoc=key[1])
+        return self.masks[key]
 
     def push(self, token: int) -> None:
         gen = self.gen

@@ -273,8 +273,41 @@ def test_conversation_never_picks_a_banned_speaker(gen):
     assert {"alice", "bob"} <= set(speakers)
     assert all(1 <= len(conv) <= 6 for conv in banned)
     assert all(conv.stop_reason in {"eoc", "max_lines"} for conv in banned)
-    # The bias is real: allowed, carol takes over.
-    assert [slug for slug, _ in allowed].count("carol") >= len(allowed) - 1
+    # The bias is real: allowed, carol takes over every line but the one each the others get.
+    assert [slug for slug, _ in allowed].count("carol") >= len(allowed) - 2
+
+
+def test_every_friend_picked_gets_a_line_when_there_is_room(gen):
+    """A live conversation with Alice, Bob and Carol picked could be Carol alone: the model
+    preferred her, or ended the conversation after her first line."""
+    carol, eoc = gen.speaker_ids["carol"], gen.eoc_id
+
+    def edit(logits, last_pos):
+        logits[:, carol] += 30.0  # the model all but insists on carol...
+        logits[:, eoc] += 30.0  # ...and on ending the conversation as soon as it may
+        rows = (last_pos + 1) % 5 == 0
+        logits[rows, gen.eom_id] += 100.0
+
+    handle = _logit_hook(gen, edit)
+    try:
+        params = SamplingParams(max_new_tokens=6)
+        picked = {"alice", "bob", "carol"}
+        roomy = [
+            gen.generate_conversation(params, speakers_allowed=picked, max_lines=4, seed=s)
+            for s in range(6)
+        ]
+        opened = gen.generate_conversation(
+            params, speakers_allowed=picked, max_lines=3, opening=("bob", "so"), seed=1
+        )
+        cramped = gen.generate_conversation(params, speakers_allowed=picked, max_lines=2, seed=1)
+    finally:
+        handle.remove()
+    for conv in roomy:
+        assert {slug for slug, _ in conv} == picked, [slug for slug, _ in conv]
+        assert [slug for slug, _ in conv].count("carol") == 2  # the one spare line is hers
+    assert sorted(slug for slug, _ in opened) == ["alice", "bob", "carol"]
+    # No room for a line each: the model chooses, as before.
+    assert [slug for slug, _ in cramped] == ["carol"] and cramped.stop_reason == "eoc"
 
 
 def test_conversation_line_cap_opening_and_streaming(gen):
