@@ -66,5 +66,14 @@ def guess(request: HttpRequest) -> HttpResponse:
         )
     except (Snippet.DoesNotExist, Message.DoesNotExist):
         return redirect("generations:game")  # deleted or vetoed meanwhile
-    template = "generations/game.html#result" if request.htmx else "generations/game.html"
-    return render(request, template, _context(request, result=result, answer=pending["kind"]))
+    context = _context(request, result=result, answer=pending["kind"])
+    if not request.htmx:
+        return render(request, "generations/game.html", context)
+    # The htmx answer replaces the round only: the leaderboard comes along out of band, or a
+    # member's fifth answer (or any answer once on it) leaves it stale until a reload.
+    response = render(request, "generations/game.html#result", context)
+    board = render(
+        request, "generations/game.html#leaderboard", {**context, "leaderboard_oob": True}
+    )
+    response.content += board.content
+    return response

@@ -35,3 +35,22 @@ def test_keyboard_player_lands_on_the_answer_and_the_next_round(new_page, member
     assert "really write this?" in page.evaluate("document.activeElement.textContent")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.value") == "real"
+
+
+def test_the_fifth_answer_puts_the_player_on_the_leaderboard(new_page, member):
+    """Answers swap only the round: after the fifth, the leaderboard still said nobody had
+    played 5 rounds until the page was reloaded."""
+    make_friend("Alice", opted_in=True)
+    page = new_page()
+    log_in(page, "alice", "correct horse 1")
+    page.goto("/game/")
+    board = page.get_by_test_id("game-leaderboard")
+    for played in range(1, 6):
+        page.click("button[value=real]")
+        page.get_by_test_id("game-score").filter(has_text=f"of {played}.").wait_for()
+        if played < 5:
+            page.click("text=Next round")
+            page.get_by_test_id("game-round").wait_for()
+
+    board.get_by_role("cell", name="alice").wait_for()
+    assert "Nobody has played" not in board.inner_text()

@@ -244,3 +244,19 @@ def test_a_round_that_left_the_game_meanwhile_is_not_scored(member_client, gone)
     response = member_client.post("/game/guess/", {"guess": "fake"})
     assert response.status_code == 302  # on to the next round, if any
     assert not GameGuess.objects.exists()  # no score, no "see it in the gallery" to a 404
+
+
+def test_the_leaderboard_updates_with_the_fifth_answer(member_client, member):
+    """Answers swap only the round: the fifth one put the member on the leaderboard, which still
+    said nobody had played 5 rounds until the page was reloaded."""
+    make_friend("Alice", opted_in=True)
+    htmx = {"HX-Request": "true"}
+    for played in range(1, 6):
+        member_client.get("/game/", headers=htmx)
+        answer = member_client.post("/game/guess/", {"guess": "real"}, headers=htmx)
+        board = answer.content.decode().split(' id="game-leaderboard"', 1)[1]
+        if played < 5:
+            assert "Nobody has played 5 rounds yet." in board
+
+    assert board.startswith(' data-testid="game-leaderboard" hx-swap-oob="true">')
+    assert "<td>alice</td>" in board and "<td>5</td>" in board
