@@ -17,6 +17,7 @@ from trainer.models import TrainingRun
 
 MIN_CHARS, MAX_CHARS = 12, 240  # long enough to judge, short enough to read at a glance
 LEADERBOARD_MIN_GUESSES = 5
+RECENT_ROUNDS = 20  # a member is not dealt a message again within their last this many rounds
 
 
 class GameUnavailable(Exception):
@@ -67,15 +68,31 @@ def _random_row(queryset: QuerySet, rng: random.Random):
     return queryset.order_by("pk")[rng.randrange(count)]
 
 
-def new_round(rng: random.Random | None = None) -> Round:
+def _recently_played(user) -> tuple[set[int], set[int]]:
+    """The snippets and the real messages of the member's last RECENT_ROUNDS rounds."""
+    if user is None:
+        return set(), set()
+    recent = GameGuess.objects.filter(user=user).order_by("-pk")[:RECENT_ROUNDS]
+    rows = list(recent.values_list("snippet_id", "message_id"))
+    return {s for s, _ in rows if s}, {m for _, m in rows if m}
+
+
+def new_round(rng: random.Random | None = None, *, user=None) -> Round:
+    """A round for `user` (when given) that is none of their last RECENT_ROUNDS; one of those
+    only when the game holds no other message at all."""
     rng = rng or random.Random()
     if not players().exists():
         raise GameUnavailable(
             "Nobody has opted in to the game yet: friends can allow their real messages in it "
             "from their Me page."
         )
-    real = _random_row(_real_messages().select_related("identity__speaker"), rng)
-    fake = _random_row(_fake_snippets().select_related("speaker"), rng)
+    seen_fakes, seen_reals = _recently_played(user)
+    reals = _real_messages().select_related("identity__speaker")
+    fakes = _fake_snippets().select_related("speaker")
+    fresh_real = _random_row(reals.exclude(pk__in=seen_reals), rng)
+    fresh_fake = _random_row(fakes.exclude(pk__in=seen_fakes), rng)
+    real = fresh_real or _random_row(reals, rng)
+    fake = fresh_fake or _random_row(fakes, rng)
     if fake is None:
         raise GameUnavailable(
             "There are no generated messages in the voices of the friends who opted in yet "
@@ -88,7 +105,13 @@ def new_round(rng: random.Random | None = None) -> Round:
             f"{MAX_CHARS} characters), so every round would be a fake. It needs at least one "
             "friend whose real messages are in."
         )
-    return _fake_round(fake) if rng.random() < 0.5 else _real_round(real)
+    deal_fake = rng.random() < 0.5
+    # One side played through lately: the other side's fresh message rather than a repeat.
+    if fresh_fake is None and fresh_real is not None:
+        deal_fake = False
+    elif fresh_real is None and fresh_fake is not None:
+        deal_fake = True
+    return _fake_round(fake) if deal_fake else _real_round(real)
 
 
 def same_round(kind: str, pk: int) -> Round | None:

@@ -30,7 +30,7 @@ def play(request: HttpRequest) -> HttpResponse:
     pending = request.session.get(SESSION_KEY)
     current = game.same_round(pending["kind"], pending["pk"]) if pending else None
     try:
-        current = current or game.new_round()
+        current = current or game.new_round(user=request.user)
     except game.GameUnavailable as exc:
         request.session.pop(SESSION_KEY, None)
         return render(request, "generations/game.html", _context(request, unavailable=str(exc)))

@@ -260,3 +260,28 @@ def test_the_leaderboard_updates_with_the_fifth_answer(member_client, member):
 
     assert board.startswith(' data-testid="game-leaderboard" hx-swap-oob="true">')
     assert "<td>alice</td>" in board and "<td>5</td>" in board
+
+
+def test_a_member_is_not_dealt_the_same_message_within_their_last_20_rounds(member_client, member):
+    """With a dozen messages on each side, a member met the same one again a few rounds on."""
+    make_friend("Alice", opted_in=True, n=12)
+    for i in range(11):
+        Snippet.objects.create(speaker=Speaker.objects.get(), text=f"{FAKE} (more {i})")
+    dealt = []
+    for _ in range(game.RECENT_ROUNDS):
+        member_client.get("/game/")
+        current = member_client.session["game_round"]
+        dealt.append((current["kind"], current["pk"]))
+        member_client.post("/game/guess/", {"guess": "real"})
+
+    assert len(set(dealt)) == game.RECENT_ROUNDS, Counter(dealt).most_common(3)
+
+
+def test_a_member_who_played_every_message_lately_still_gets_a_round(member):
+    make_friend("Alice", opted_in=True, n=1)
+    rng = random.Random(3)
+    for _ in range(4):
+        current = game.new_round(rng, user=member)
+        game.record_guess(user=member, kind=current.kind, pk=current.pk, guessed_fake=True)
+
+    assert GameGuess.objects.filter(user=member).count() == 4
