@@ -44,6 +44,7 @@ from ingest.parsers.records import (
     SkippedRecord,
     owner_key,
 )
+from ingest.parsers.telegram import USERS_PAST_2_32
 from ingest.progress import ImportCancelled, ImportProgress, ProgressReporter
 from ingest.rows import clean_id, clean_name, clean_text, message_row
 from joe_site.jobs import HEARTBEAT_STALE, JobStatus
@@ -299,6 +300,7 @@ def import_export(
                     return export  # another delivery of the same task already imported it
                 if kind == SourceKind.TELEGRAM:
                     options["numbered_chats"] = _telegram_numbered_chats()
+                    options["old_chats"] = _telegram_old_chats()
                 if kind == SourceKind.SIGNAL_DESKTOP:
                     options["shared_me_chats"] = _signal_export_shared_me_chats()
                     options["known_chats"] = dict(
@@ -350,6 +352,19 @@ def _telegram_numbered_chats() -> set[str]:
     return set(
         Conversation.objects.filter(source_kind=SourceKind.TELEGRAM)
         .filter(Exists(numbered))
+        .values_list("external_id", flat=True)
+    )
+
+
+def _telegram_old_chats() -> set[str]:
+    """Telegram chats holding a message from before users' numbers passed 2**32: a one-to-one
+    chat the corpus holds under its pre-2021 id is one of them, and keeps that id. Only chats
+    known by such a number (ten digits or more) are looked at: sent_at has no index."""
+    old = Message.objects.filter(conversation=OuterRef("pk"), sent_at__lt=USERS_PAST_2_32)
+    return set(
+        Conversation.objects.filter(source_kind=SourceKind.TELEGRAM)
+        .filter(external_id__regex=r"^([0-9]{10,}|dm:.*user[0-9]{10,}.*)$")
+        .filter(Exists(old))
         .values_list("external_id", flat=True)
     )
 

@@ -440,3 +440,25 @@ def test_zip_without_result_json(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as error:
         parse(path)
     assert str(error.value) == "x.zip has no result.json, so it is not a Telegram export."
+
+
+def test_a_one_to_one_chat_in_account_exports_of_both_eras_shares_its_ids(tmp_path: Path) -> None:
+    """The 2020 account export wrote the chat with user 102 as 4294967398 and its senders as
+    numbers (102 with bit 32, or bare): it is the chat a newer export names by both people."""
+    said = [tg("Ann", 101, "hi", id=1), tg("Ben", 102 | 1 << 32, "hey", id=2)]
+    old = build_telegram(
+        tmp_path / "old.json",
+        [Chat(102 | 1 << 32, "Ben", "personal_chat", said)],
+        me=(101, "Ann", "A"),
+        style="2020",
+    )
+    today = [{**m, "from_id": m["from_id"] & 0xFFFFFFFF} for m in said]
+    new = build_telegram(
+        tmp_path / "new.json", [Chat(102, "Ben", "personal_chat", today)], me=(101, "Ann", "A")
+    )
+
+    def keyed(records: list) -> list[tuple]:
+        return [(m.conversation_id, m.external_id, m.identity_id) for m in messages(records)]
+
+    assert keyed(parse(old)) == keyed(parse(new))
+    assert {m.conversation_id for m in messages(parse(old))} == {"dm:user101:user102"}

@@ -108,6 +108,10 @@ _USER_SHIFT, _CHAT_SHIFT = 1 << 32, 2 << 32
 _BARE = 0xFFFFFFFF
 _USER_KINDS = {"personal_chat", "bot_chat", "saved_messages"}
 _ERA_PEEK = 1000  # messages read ahead at most to tell a chat's era
+# Users' numbers passed 2**32 (64-bit ids) after this; the pre-2021 layout was gone before it. A
+# chat the corpus holds under a number of 2**32 or more, with a message from before this, is a
+# pre-2021 export's chat (of the user with the bare number), never a 64-bit user's.
+USERS_PAST_2_32 = dt.datetime(2021, 9, 1, tzinfo=dt.UTC)
 
 
 def old_user_id(raw: Any) -> str:
@@ -138,12 +142,15 @@ class _Parser:
         include_forwarded: bool,
         label: str,
         numbered_chats: Collection[str] = (),
+        old_chats: Collection[str] = (),
     ) -> None:
         self.tz = tz
         self.include_forwarded = include_forwarded
         self.label = label
         self.numbered_chats = numbered_chats
+        self.old_chats = old_chats
         self.sender_id = user_id  # how this chat's senders are named (old_user_id: pre-2021)
+        self.unix_stamps = False  # a pre-2021 one-to-one chat's ids use its Unix time as read
         self.self_id = ""
         self.announced: set[str] = set()
         self.chats = 0
@@ -186,17 +193,17 @@ class _Parser:
             old = _old_era(ahead[-1])
             if old is not None or len(ahead) >= _ERA_PEEK:
                 break
-        meta = {**meta, "id": self.chat_number(meta.get("id"), kind, bool(old))}
-        chat_id = str(meta.get("id") or meta.get("name") or f"chat{self.chats}")
+        number = meta.get("id")
+        meta = {**meta, "id": self.chat_number(number, kind, bool(old))}
+        chat_id, per_account = self.chat_key(meta, kind)
+        if self.unix_stamps:
+            held, _ = self.chat_key({**meta, "id": number}, kind)
+            if held in self.old_chats:
+                # Imported under its pre-2021 id before (its ids from the time as written):
+                # it keeps that id and those ids, so re-importing the old export adds nothing.
+                self.unix_stamps, self.sender_id = False, user_id
+                chat_id = held
         title = meta.get("name") or ("Saved Messages" if kind == "saved_messages" else chat_id)
-        per_account = kind in _PER_ACCOUNT_IDS and meta.get("id") is not None
-        if chat_id in self.numbered_chats:
-            # Imported before such chats were known by their content: it keeps Telegram's
-            # numbers, or re-importing the same account's export would double it.
-            per_account = False
-        if per_account and kind in ("personal_chat", "bot_chat") and self.self_id:
-            # The same chat in the other person's export: named by both people, in one order.
-            chat_id = "dm:" + ":".join(sorted((self.self_id, user_id(meta["id"]))))
         yield ConversationRecord(chat_id, str(title), is_group=kind not in _ONE_TO_ONE)
         ids = _ContentIds(chat_id) if per_account else None
         for msg in ahead:
@@ -209,19 +216,41 @@ class _Parser:
             yield from self.message(chat_id, msg, ids)
             tick()
 
+    def chat_key(self, meta: dict[str, Any], kind: str) -> tuple[str, bool]:
+        """The chat's id, and whether its messages are known by content (_PER_ACCOUNT_IDS)."""
+        chat_id = str(meta.get("id") or meta.get("name") or f"chat{self.chats}")
+        per_account = kind in _PER_ACCOUNT_IDS and meta.get("id") is not None
+        if chat_id in self.numbered_chats:
+            # Imported before such chats were known by their content: it keeps Telegram's
+            # numbers, or re-importing the same account's export would double it.
+            per_account = False
+        if per_account and kind in ("personal_chat", "bot_chat") and self.self_id:
+            # The same chat in the other person's export: named by both people, in one order.
+            chat_id = "dm:" + ":".join(sorted((self.self_id, user_id(meta["id"]))))
+        return chat_id, per_account
+
     def chat_number(self, number: Any, kind: str, old: bool) -> Any:
         """The chat's id as a 2021+ export writes it (the bare number), and how its senders are
         named; unless the corpus holds the chat under the id a pre-2021 export gave it
         (imported before such exports were read this way): then it keeps that id, so that
         re-importing it adds nothing and a newer export of it joins it.
 
-        Chats whose messages Telegram numbers per account keep their pre-2021 ids: they are
-        known by content and time, and pre-2021 exports have no Unix time (the ids could not
-        meet a newer export's anyway), while the corpus cannot tell us which of them it holds.
+        Basic groups, whose messages Telegram numbers per account, keep their pre-2021 ids:
+        they are known by content and time, and pre-2021 exports have no Unix time. A one-to-one
+        chat's ids take the Unix time of its local dates, read in the import's zone, so that a
+        newer export of it joins it (messages() keeps the old id for one the corpus holds).
         """
         self.sender_id = old_user_id if old else user_id
+        self.unix_stamps = False
         if not isinstance(number, int) or isinstance(number, bool):
             return number
+        user_chat = kind in _USER_KINDS and _USER_SHIFT <= number < _CHAT_SHIFT
+        if old and user_chat and str(number) not in self.numbered_chats:
+            # A user's chat, its kind in bit 32 (no user's number passed 2**32 then): the
+            # user's number, and ids from the Unix time of its local dates as read, as a
+            # newer export of it gives them, so the two meet.
+            self.unix_stamps = True
+            return number & _BARE
         if old and number >= _USER_SHIFT:
             if kind in _PER_ACCOUNT_IDS or str(number) in self.numbered_chats:
                 self.sender_id = user_id
@@ -270,7 +299,9 @@ class _Parser:
             )
         elif ids is not None:
             # New ids: the raw Unix time where the export has it (both friends' exports do).
-            stamp = msg.get("date_unixtime") or self.stamp(msg, sent_at)
+            stamp = msg.get("date_unixtime") or (
+                int(sent_at.timestamp()) if self.unix_stamps else self.stamp(msg, sent_at)
+            )
             external_id = ids.of(msg["id"], str(stamp), sender)
             reply_to = ids.known(reply) if reply is not None else None
         else:
@@ -357,18 +388,21 @@ def parse(
     include_forwarded: bool = False,
     limits: Limits | None = None,
     numbered_chats: Collection[str] = (),
+    old_chats: Collection[str] = (),
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a Telegram Desktop JSON export (result.json, its folder or zip).
     ``numbered_chats``: ids of chats the corpus holds under Telegram's own message numbers (as
     imported before one-to-one chats and basic groups were known by their content): they keep
-    those numbers; one held under its pre-2021 id keeps that id."""
+    those numbers; one held under its pre-2021 id keeps that id. ``old_chats``: ids of the
+    Telegram chats the corpus holds with a message from before ``USERS_PAST_2_32``: a one-to-one
+    chat imported from a pre-2021 export under its old id keeps it (and its messages' ids)."""
     tz = time_zone(timezone)
     p = existing(path)
     stream, size, closer = _open(p, limits)
     with closer:
         label = p.name if p.suffix.lower() == ".json" else f"result.json in {p.name}"
-        parser = _Parser(tz, include_forwarded, label, numbered_chats)
+        parser = _Parser(tz, include_forwarded, label, numbered_chats, old_chats)
         state = Progress(done=0, total=size, unit="bytes")
 
         def tick() -> None:
