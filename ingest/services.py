@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -460,6 +461,11 @@ def _lock_imports(*, wait: bool = True) -> bool:
         return cursor.fetchone()[0]
 
 
+# What a Signal contact with no name and no number was called before, and their labels now.
+_OLD_UNKNOWN = "Unknown"
+_UNKNOWN_LABEL = re.compile(r"Unknown \((?:…[0-9A-Za-z-]{1,4}|#\d+)\)")
+
+
 class CorpusWriter:
     """Turns one parse's records into rows, resolving ids through in-memory maps.
 
@@ -564,6 +570,8 @@ class CorpusWriter:
                 **({"pk": pk} if pk is not None else {}),
             },
         )
+        if not created and self.kind == SourceKind.SIGNAL:
+            _relabel_unknown(identity, record.display_name)
         if created and not identity.is_bot:
             namesakes = self.namesakes(external_id, record.display_name)
             speaker = _speaker_for(identity, namesakes)
@@ -649,6 +657,24 @@ def erased(identity_pks: Iterable[int]) -> set[int]:
             pk__in=list(identity_pks), messages_deleted_at__isnull=False
         ).values_list("pk", flat=True)
     )
+
+
+def _relabel_unknown(identity: Identity, label: str) -> None:
+    """A Signal contact with no name and no number imported as plain "Unknown" (before each had
+    a label of its own, 'Unknown (…7e8a)'): re-importing gives the identity its label, and its
+    speaker too where that holds no one else and is still called "Unknown". A name staff chose
+    stays."""
+    if identity.display_name != _OLD_UNKNOWN or not _UNKNOWN_LABEL.fullmatch(label):
+        return
+    identity.display_name = label
+    Identity.objects.filter(pk=identity.pk).update(display_name=label)
+    speaker = identity.speaker
+    if (
+        speaker is not None
+        and speaker.display_name == _OLD_UNKNOWN
+        and not speaker.identities.exclude(pk=identity.pk).exists()
+    ):
+        speaker.rename(label)
 
 
 def _speaker_for(identity: Identity, namesakes: list[str]) -> Speaker:
