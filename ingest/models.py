@@ -46,7 +46,8 @@ NEEDS_OWNER = (
 
 # Sent once an export's deletion has committed, for the stages after the corpus (the trainer
 # flags the runs that learnt from it). Arguments: name, the export's file name; speaker_ids,
-# every id its messages' speakers had (merges, splits); imported_at, when its import ended.
+# every id its messages' speakers had (merges, splits); imported_at, when its import ended;
+# chats, the names of the chats staff deleted in the admin, when it was those and not an export.
 export_deleted = Signal()
 
 

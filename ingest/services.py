@@ -828,8 +828,8 @@ def delete_conversations(conversations: Iterable[Conversation]) -> int:
         voice_ids = _voice_ids(identity_ids)
         deleted = messages.delete_in_sql()
         Conversation.objects.filter(pk__in=[c.pk for c in conversations]).delete()
-        names = [f"The chat “{c}”" for c in conversations]
-        _say_deleted(names[0] if len(names) == 1 else f"{len(names)} chats", voice_ids, imported_at)
+        chats = [str(c) for c in conversations]
+        _say_deleted(f"{len(chats)} chats", voice_ids, imported_at, chats=chats)
     return deleted
 
 
@@ -839,10 +839,12 @@ def _voice_ids(identity_ids: set[int]) -> set[int]:
     return {i for pk, former in voices for i in (pk, *former)}
 
 
-def _say_deleted(name: str, voice_ids: set[int], imported_at: datetime | None) -> None:
+def _say_deleted(
+    name: str, voice_ids: set[int], imported_at: datetime | None, *, chats: Iterable[str] = ()
+) -> None:
     """export_deleted, once the deletion commits: the trainer flags the runs that learnt it."""
     transaction.on_commit(
         lambda: export_deleted.send(
-            Export, name=name, speaker_ids=voice_ids, imported_at=imported_at
+            Export, name=name, speaker_ids=voice_ids, imported_at=imported_at, chats=list(chats)
         )
     )

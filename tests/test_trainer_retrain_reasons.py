@@ -171,3 +171,95 @@ def test_the_old_reason_texts_become_one_row_each_and_what_they_hid_rows_of_thei
         assert reasons(both) == ["Ann opted out after this run was trained on their messages."]
     finally:
         MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_chats_deleted_in_the_admin_are_said_apart_from_an_export(
+    staff_client, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    """Deleting two chats in the admin said '2 chats was deleted', naming neither, under the
+    kind an export's deletion has ('export or chat deleted'): which was it?"""
+    from ingest import services
+    from ingest.models import Conversation
+    from tests.test_ingest_support import import_path, slack_export, use_tmp_upload_dir
+    from trainer.models import RetrainReason
+
+    use_tmp_upload_dir(settings, tmp_path)
+    chats = {"family": [("U1", "hi")], "secret <b>": [("U1", "shh")], "work": [("U1", "ok")]}
+    export = import_path(slack_export(tmp_path / "team.zip", chats))
+    run = TrainingRun.objects.create(
+        name="v1",
+        status=JobStatus.SUCCEEDED,
+        speaker_ids=list(Speaker.objects.values_list("pk", flat=True)),
+        started_at=export.finished_at,
+    )
+    two = Conversation.objects.exclude(title="#work").order_by("title")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(
+            reverse("admin:ingest_conversation_changelist"),
+            {"action": "delete_selected", "_selected_action": [c.pk for c in two], "post": "yes"},
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_export(export_id=export.pk)
+
+    chats_gone = (
+        "The chats “#family” and “#secret <b>” were deleted after this run was trained on them."
+    )
+    export_gone = "team.zip was deleted after this run was trained on it."
+    assert list(RetrainReason.objects.filter(run=run).values_list("kind", "text")) == [
+        (RetrainReason.Kind.CHAT_DELETED, chats_gone),
+        (RetrainReason.Kind.EXPORT_DELETED, export_gone),
+    ]
+    assert said_on_run_page(staff_client, run) == [
+        "The chats “#family” and “#secret &lt;b&gt;” were deleted after this run was trained on "
+        "them.",
+        export_gone,
+    ]
+    admin_page = staff_client.get(reverse("admin:trainer_trainingrun_change", args=[run.pk]))
+    assert "(chat deleted · " in admin_page.content.decode()
+    assert "(export deleted · " in admin_page.content.decode()
+
+
+def test_many_chats_deleted_are_named_as_far_as_a_reason_holds():
+    from trainer.models import chats_deleted_text
+
+    assert chats_deleted_text(["a"]) == "The chat “a” was deleted after this run was trained on it."
+    text = chats_deleted_text([f"chat number {n}" for n in range(40)])
+    assert len(text) <= 300
+    assert text.startswith("The chats “chat number 0”, “chat number 1”, ")
+    assert text.endswith(" more were deleted after this run was trained on them.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_chats_deleted_before_get_their_own_kind():
+    """The migration: reasons a chat's deletion gave under the export's kind become the chat's;
+    an export's stay."""
+    from trainer.models import RetrainReason
+
+    executor = MigrationExecutor(connection)
+    before = [("trainer", "0005_retrain_reasons")]
+    after = [("trainer", "0006_retrain_reason_chat_deleted")]
+    executor.migrate(before)
+    try:
+        apps = executor.loader.project_state(before).apps
+        OldRun = apps.get_model("trainer", "TrainingRun")
+        OldReason = apps.get_model("trainer", "RetrainReason")
+        run = OldRun.objects.create(name="v1", speaker_ids=[1])
+        for text in (
+            "The chat “family” was deleted after this run was trained on it.",
+            "3 chats was deleted after this run was trained on it.",
+            "team.zip was deleted after this run was trained on it.",
+        ):
+            OldReason.objects.create(run=run, kind="export_deleted", text=text)
+
+        executor = MigrationExecutor(connection)  # the plan is read again
+        executor.migrate(after)
+        executor.loader.build_graph()
+
+        assert list(
+            RetrainReason.objects.filter(run_id=run.pk)
+            .order_by("pk")
+            .values_list("kind", flat=True)
+        ) == ["chat_deleted", "chat_deleted", "export_deleted"]
+    finally:
+        MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -333,8 +334,8 @@ class RetrainReason(models.Model):
         IDENTITY_SPLIT = "identity_split", "identity split off"
         IDENTITY_EXCLUDED = "identity_excluded", "identity excluded"
         SPEAKER_MERGED = "speaker_merged", "speakers merged"
-        # The signal says what went (an export, a chat), not which: its text names it.
-        EXPORT_DELETED = "export_deleted", "export or chat deleted"
+        EXPORT_DELETED = "export_deleted", "export deleted"
+        CHAT_DELETED = "chat_deleted", "chat deleted"  # in the admin: its text names the chats
         OTHER = "other", "other"  # a reason written before they were kinds
 
     # A friend's consent is one reason on a run, whatever merges told it again.
@@ -382,13 +383,34 @@ def _delete_run_files(sender: type[TrainingRun], instance: TrainingRun, **kwargs
 
 @receiver(export_deleted, dispatch_uid="trainer-export-deleted")
 def _flag_runs_trained_on_export(
-    sender: Any, name: str, speaker_ids: set[int], imported_at: Any, **kwargs: Any
+    sender: Any,
+    name: str,
+    speaker_ids: set[int],
+    imported_at: Any,
+    chats: Sequence[str] = (),
+    **kwargs: Any,
 ) -> None:
-    """Runs that read the corpus after the export was imported, and learnt one of its speakers,
-    hold its messages still: they need a retrain."""
-    TrainingRun.mark_those_that_learnt(
-        speaker_ids,
-        RetrainReason.Kind.EXPORT_DELETED,
-        f"{name} was deleted after this run was trained on it.",
-        started_since=imported_at,
-    )
+    """Runs that read the corpus after the export (or the chats) was imported, and learnt one
+    of its speakers, hold its messages still: they need a retrain."""
+    if chats:
+        kind, text = RetrainReason.Kind.CHAT_DELETED, chats_deleted_text(chats)
+    else:
+        kind = RetrainReason.Kind.EXPORT_DELETED
+        text = f"{name} was deleted after this run was trained on it."
+    TrainingRun.mark_those_that_learnt(speaker_ids, kind, text, started_since=imported_at)
+
+
+def chats_deleted_text(chats: Sequence[str]) -> str:
+    """'The chat “Family” was deleted…', or 'The chats “A”, “B” and “C” were deleted…': as
+    many names as a reason holds (300 characters), then how many more."""
+    if len(chats) == 1:
+        return f"The chat “{chats[0][:200]}” was deleted after this run was trained on it."
+    end = " were deleted after this run was trained on them."
+    for shown in range(len(chats), 0, -1):
+        names = [f"“{chat}”" for chat in chats[:shown]]
+        more = len(chats) - shown
+        listed = ", ".join(names[:-1]) + " and " + names[-1] if not more else ", ".join(names)
+        text = f"The chats {listed}{f' and {more} more' if more else ''}{end}"
+        if len(text) <= 300:
+            return text
+    return f"{len(chats)} chats{end}"
