@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from ingest.models import Conversation, Identity, Message, Speaker
@@ -545,6 +549,47 @@ def test_flagged_run_is_retrained_in_one_click(
     assert retrained.name == "friends v1 (retrain)" and retrained.hyperparameters == hp
     assert retrained.base_model == "tiny" and retrained.created_by == staff
     assert retrained.activate_on_success and queued == [retrained.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_staff_pressing_retrain_at_the_same_moment_make_one_retrain(
+    staff, django_user_model, queued, monkeypatch
+):
+    """Each person's clicks take turns on their own row, so two people's did not: both found
+    no retrain yet, and the run was retrained twice. The second now waits on the run's row."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite lets one writer in at a time anyway)")
+    other = django_user_model.objects.create_user("staff2", password="x", is_staff=True)
+    run = flagged(finished_run("friends v1", is_active=True), "Alice opted out.")
+    slow_start = services.start_run
+
+    def start_run(**kwargs):
+        time.sleep(0.3)  # both clicks have looked for a retrain by now
+        return slow_start(**kwargs)
+
+    monkeypatch.setattr(services, "start_run", start_run)
+    barrier = threading.Barrier(2)
+    pages: list[str] = []
+
+    def click(user) -> None:
+        try:
+            browser = Client()
+            browser.force_login(user)
+            barrier.wait()
+            pages.append(browser.post(f"/trainer/{run.pk}/retrain/", follow=True).content.decode())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=click, args=(user,)) for user in (staff, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    retrained = TrainingRun.objects.get(retrain_of=run)
+    assert retrained.name == "friends v1 (retrain)" and queued == [retrained.pk]
+    assert len(pages) == 2
+    assert sum("Retraining with the same settings" in page for page in pages) == 1
+    assert sum("is already retrained as" in page for page in pages) == 1
 
 
 @pytest.mark.django_db

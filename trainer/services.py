@@ -173,15 +173,24 @@ def retrain(run: TrainingRun, *, created_by: Any = None) -> TrainingRun:
 
     A retrain of the active model takes its place as soon as it succeeds
     (TrainingRun.retrain_takes_over).
+
+    Once only: if the run already has a retrain that is queued, training or done, that one is
+    returned. Two people's clicks take turns on a lock on the run's row, so the second waits
+    for the first's retrain to be committed, then finds it instead of starting another.
     """
-    return start_run(
-        name=retrain_name(run),
-        base_model=run.base_model,
-        hyperparameters=run.hyperparameters,
-        created_by=created_by or run.created_by,
-        activate_on_success=run.retrain_takes_over,
-        retrain_of=run,
-    )
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        earlier = run.current_retrain()
+        if earlier is not None:
+            return earlier
+        return start_run(
+            name=retrain_name(run),
+            base_model=run.base_model,
+            hyperparameters=run.hyperparameters,
+            created_by=created_by or run.created_by,
+            activate_on_success=run.retrain_takes_over,
+            retrain_of=run,
+        )
 
 
 def training_now(*, other_than: TrainingRun) -> TrainingRun | None:

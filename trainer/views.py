@@ -148,11 +148,13 @@ def retrain(request: HttpRequest, pk: int) -> HttpResponse:
         hyperparameters=training_run.hyperparameters,
         start=lambda: services.retrain(training_run, created_by=request.user),
     )
-    if started:
+    if not started:
+        messages.info(request, _ALREADY_STARTED.format(run=new_run))
+    elif new_run.created_by_id != request.user.pk:  # another person's click came first
+        messages.info(request, _ALREADY_RETRAINED.format(run=training_run, retrain=new_run))
+    else:
         note = f"Retraining with the same settings as “{training_run}”. {_waits_behind(new_run)}"
         messages.success(request, note.strip())
-    else:
-        messages.info(request, _ALREADY_STARTED.format(run=new_run))
     return redirect(new_run)
 
 
