@@ -114,15 +114,35 @@ def accounts_for(username_or_email: str) -> list:
     return list(users.filter(email__iexact=typed))
 
 
-def email_reset_links(*, username_or_email: str, base_url: str) -> int:
+class NotEmailed(Exception):
+    """The mail server refused or did not answer for some accounts: their ids, to try again."""
+
+    def __init__(self, user_ids: list[int], error: Exception) -> None:
+        super().__init__(f"{len(user_ids)} reset email(s) not sent: {error}")
+        self.user_ids = user_ids
+
+
+def email_reset_links(
+    *, username_or_email: str, base_url: str, again_for: list[int] | None = None
+) -> int:
     """Email a reset link to each account named that has an email, at most
-    ACCOUNT_REQUESTS_PER_HOUR an hour each; how many went. The link itself is never logged."""
+    ACCOUNT_REQUESTS_PER_HOUR an hour each; how many went. The link itself is never logged.
+
+    Raises NotEmailed for the accounts the mail server failed for, once the others are sent;
+    ``again_for`` is those accounts' ids on a later try, which emails them only (still named by
+    what was typed) and does not count against their hourly links again."""
     sent = 0
+    failed: list[int] = []
+    error: Exception | None = None
     for user in accounts_for(username_or_email):
+        if again_for is not None and user.pk not in again_for:
+            continue
         if not user.email:
             log.info("No reset link emailed to %s: the account has no email", user.username)
             continue
-        if _count(f"joe:password-reset:account:{user.pk}", 3600) > ACCOUNT_REQUESTS_PER_HOUR:
+        if again_for is None and (
+            _count(f"joe:password-reset:account:{user.pk}", 3600) > ACCOUNT_REQUESTS_PER_HOUR
+        ):
             log.warning(
                 "No reset link emailed to %s: %d were asked for within the hour already",
                 user.username,
@@ -138,11 +158,15 @@ def email_reset_links(*, username_or_email: str, base_url: str) -> int:
         )
         try:
             send_mail("Set a new password for joe", body, None, [user.email])
-        except (smtplib.SMTPException, OSError) as error:
-            log.error("Could not email a reset link to %s: %s", user.username, error)
+        except (smtplib.SMTPException, OSError) as failure:
+            log.error("Could not email a reset link to %s: %s", user.username, failure)
+            failed.append(user.pk)
+            error = failure
             continue
         log.info("Emailed a password reset link to %s", user.username)
         sent += 1
+    if error is not None:
+        raise NotEmailed(failed, error)
     return sent
 
 

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from accounts import password_reset
 
+log = logging.getLogger(__name__)
 
-@shared_task(name="accounts.tasks.send_password_reset")
-def send_password_reset(username_or_email: str, base_url: str) -> None:
+EMAIL_TRIES = 4  # the first and three more, after 1, 2 and 4 minutes
+FIRST_WAIT_S = 60
+
+
+@shared_task(bind=True, name="accounts.tasks.send_password_reset", max_retries=EMAIL_TRIES - 1)
+def send_password_reset(
+    self,  # noqa: ANN001 (the task itself)
+    username_or_email: str,
+    base_url: str,
+    again_for: list[int] | None = None,
+) -> None:
     """Takes what was typed, never a link: the link is made here, so neither the broker nor a
-    log line holds one."""
-    password_reset.email_reset_links(username_or_email=username_or_email, base_url=base_url)
+    log line holds one. A mail server that refuses or does not answer is tried again a few
+    times, waiting longer each time, for the accounts it failed for (their ids, no link)."""
+    try:
+        password_reset.email_reset_links(
+            username_or_email=username_or_email, base_url=base_url, again_for=again_for
+        )
+    except password_reset.NotEmailed as not_emailed:
+        tries = self.request.retries + 1
+        if tries >= EMAIL_TRIES:
+            log.error("Gave up emailing a reset link after %d tries: %s", tries, not_emailed)
+            return
+        wait = FIRST_WAIT_S * 2**self.request.retries
+        log.warning("Trying the reset email again in %d s: %s", wait, not_emailed)
+        raise self.retry(
+            args=(username_or_email, base_url, not_emailed.user_ids), countdown=wait
+        ) from None

@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import smtplib
 import time
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.cache import cache
+from django.core.mail.backends import locmem
 from django.test import Client
 
 from accounts import password_reset
@@ -316,6 +318,67 @@ def test_an_account_gets_three_links_an_hour(client, member, email_on):
         assert "is on its way" in response.content.decode()
 
     assert len(mail.outbox) == 3
+
+
+class MailServerDown(locmem.EmailBackend):
+    """Django's test outbox behind a mail server that drops the first ``failures`` sends."""
+
+    failures = 1
+    tried = 0
+
+    def send_messages(self, messages):  # noqa: ANN001, ANN201
+        MailServerDown.tried += 1
+        if MailServerDown.tried <= MailServerDown.failures:
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return super().send_messages(messages)
+
+
+@pytest.fixture
+def mail_server_down(settings):
+    settings.EMAIL_BACKEND = f"{__name__}.MailServerDown"
+    MailServerDown.tried, MailServerDown.failures = 0, 1
+    return MailServerDown
+
+
+def test_a_mail_server_that_fails_once_is_tried_again(
+    client, member, other_member, email_on, mail_server_down, caplog
+):
+    """The SMTP error was logged and the member never got their link."""
+    from accounts.tasks import send_password_reset
+
+    for user in (member, other_member):  # two accounts with one email: one was sent at once
+        user.email = "alice@example.org"
+        user.save()
+
+    with caplog.at_level(logging.DEBUG):
+        send_password_reset.apply(args=("alice@example.org", "http://testserver/"))
+
+    assert [m.to for m in mail.outbox] == [["alice@example.org"]] * 2  # each once
+    assert mail_server_down.tried == 3
+    assert "Trying the reset email again in 60 s" in caplog.text
+    assert "/accounts/reset/" not in caplog.text
+    # The try again did not take another of the account's three links an hour.
+    for _ in range(2):
+        client.post(FORGOT, {"username_or_email": "alice"}, REMOTE_ADDR=address())
+    assert len(mail.outbox) == 4
+
+
+def test_a_mail_server_that_keeps_failing_is_given_up_on(
+    member, email_on, mail_server_down, caplog
+):
+    from accounts.tasks import send_password_reset
+
+    mail_server_down.failures = 99
+    member.email = "alice@example.org"
+    member.save()
+
+    with caplog.at_level(logging.DEBUG):
+        result = send_password_reset.apply(args=("alice", "http://testserver/"))
+
+    assert result.successful() and mail.outbox == []
+    assert mail_server_down.tried == 4
+    assert "Gave up emailing a reset link after 4 tries" in caplog.text
+    assert "/accounts/reset/" not in caplog.text
 
 
 def test_a_queue_that_does_not_answer_is_said(client, member, broker_down):
