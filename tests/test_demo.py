@@ -89,6 +89,27 @@ def test_full_demo_after_the_quick_one_trains_its_own_model(monkeypatch, staff):
     assert started == ["smollm2-135m"]
 
 
+@pytest.mark.django_db
+def test_the_demo_model_made_active_is_not_replaced_by_a_run_still_training(staff):
+    """As with the Make active button: a run queued with `train --make-active` before the demo
+    made its model active took the demo's place when it finished."""
+    demo = TrainingRun.objects.create(
+        name="Demo (tiny)", status=JobStatus.SUCCEEDED, checkpoint_dir="models/demo"
+    )
+    queued = TrainingRun.objects.create(
+        name="overnight", status=JobStatus.QUEUED, activate_on_success=True
+    )
+    out = io.StringIO()
+    command = load_demo.Command(stdout=out)
+    command.timeout = 1
+
+    assert command.train(load_demo.QUICK, staff, retrain=False) == demo
+
+    assert TrainingRun.active() == demo
+    assert not TrainingRun.objects.get(pk=queued.pk).activate_on_success
+    assert "“overnight”, still training, will not take the demo model's place" in out.getvalue()
+
+
 @pytest.mark.parametrize("plan", [load_demo.QUICK, load_demo.FULL], ids=["quick", "full"])
 def test_demo_spends_its_time_training_not_evaluating(plan):
     """Each evaluation reads the held-out set: together they read fewer tokens than training."""

@@ -320,6 +320,23 @@ class TrainingRun(ReportsHeartbeat, Job):
             TrainingRun.objects.filter(pk=self.pk).update(is_active=True)
         self.is_active = True
 
+    def choose_as_active(self) -> list[TrainingRun]:
+        """Make it the active model because a person chose it (the Make active button, the
+        demo): a run still training that was to take the active model's place when done (a
+        retrain, `train --make-active`) no longer does. The runs whose takeover was withdrawn."""
+        with transaction.atomic():
+            self.make_active()
+            takeovers = list(
+                TrainingRun.objects.select_for_update()
+                .filter(status__in=ACTIVE_STATUSES, activate_on_success=True)
+                .exclude(pk=self.pk)
+                .order_by("created_at", "pk")
+            )
+            TrainingRun.objects.filter(pk__in=[run.pk for run in takeovers]).update(
+                activate_on_success=False
+            )
+        return takeovers
+
 
 class RetrainReason(models.Model):
     """One reason a run's model no longer matches the corpus (a friend opted out, an export was

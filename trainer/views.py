@@ -104,17 +104,19 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def make_active(request: HttpRequest, pk: int) -> HttpResponse:
     training_run = get_object_or_404(TrainingRun, pk=pk)
     try:
-        training_run.make_active()
+        # Staff chose this model: a retrain started earlier must not replace it when it ends.
+        takeovers = training_run.choose_as_active()
     except ValueError as error:
         return _after_action(request, training_run, str(error), "error")
     note = f"“{training_run}” is now the active model: new generations use it."
-    # Staff chose this model: a retrain started earlier must not replace it when it ends.
-    takeovers = TrainingRun.objects.filter(status__in=ACTIVE_STATUSES, activate_on_success=True)
-    names = [f"“{run}”" for run in takeovers]
-    if names:
-        takeovers.update(activate_on_success=False)
-        note += f" {', '.join(names)}, still training, will not take its place when done."
+    if takeovers:
+        note += f" {withdrawn_takeovers(takeovers)}"
     return _after_action(request, training_run, note, "success")
+
+
+def withdrawn_takeovers(takeovers: list[TrainingRun]) -> str:
+    names = ", ".join(f"“{run}”" for run in takeovers)
+    return f"{names}, still training, will not take its place when done."
 
 
 @staff_required

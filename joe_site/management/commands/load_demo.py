@@ -140,7 +140,13 @@ class Command(BaseCommand):
             )
         run = self.wait(TrainingRun, run.pk, "training run", doing=f"Training {run.name}")
         if not TrainingRun.active():
-            run.make_active()
+            # As the Make active button does: a run still training to take the active model's
+            # place (`train --make-active`, say) would replace the demo's model when done.
+            for takeover in run.choose_as_active():
+                self.stdout.write(
+                    f"“{takeover}”, still training, will not take the demo model's place when "
+                    f"done (make it active on /trainer/{takeover.pk}/ once it has finished)."
+                )
         return run
 
     def generate(self, plan: dict, admin, run: TrainingRun) -> GenerationBatch:
