@@ -21,7 +21,11 @@ LINE = "#e3e0d8"
 INK = "#1d1d1f"
 MUTED = "#6b6b70"
 TEXT_SIZES = (44, 38, 32, 28, 24)
-MORE_H = 34  # the "+N more lines" row under a conversation cut short
+MORE_H = 34  # the row under a snippet cut short: "+N more lines", or that a message goes on
+CONTINUED = "… (continued on the page)"
+# Part of the card's ETag and cache key (views_gallery.share_image): raised whenever what the card
+# says changes, so a card drawn before is not served again from the cache or a browser's copy.
+VERSION = 2
 
 
 @cache
@@ -89,7 +93,7 @@ def render_card(*, bubbles: list[Bubble], label: str, conversation: bool = False
     """Draw the snippet as chat bubbles under its "AI parody of ..." label; PNG bytes.
 
     A conversation too long for the card shows its first lines and says how many more the
-    link's page holds."""
+    link's page holds; a message cut short says it goes on there."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
     label = fit(label, font(30, bold=True), WIDTH - 2 * PAD)
@@ -107,18 +111,19 @@ def render_card(*, bubbles: list[Bubble], label: str, conversation: bool = False
         if _height(wrapped, size) <= bottom - top:
             break
     else:
-        if len(bubbles) > 1:
-            bottom -= MORE_H  # not all of it fits: keep a row to say how much is left out
+        bottom -= MORE_H  # not all of it fits: keep a row to say what is left out
     leading = int(size * 1.25)
 
     y = top
     drawn = 0
+    cut = False
     for bubble, lines in zip(bubbles, wrapped, strict=True):
         room = (bottom - y - 34 - 28) // leading
         if room < 1:
             break
         drawn += 1
         if len(lines) > room:
+            cut = True
             lines = (
                 lines[: room - 1] + [lines[room - 1].rstrip() + " …"]
                 if room > 1
@@ -148,6 +153,8 @@ def render_card(*, bubbles: list[Bubble], label: str, conversation: bool = False
     if more := len(bubbles) - drawn:
         note = f"+{more} more line{'s' if more > 1 else ''}"
         draw.text((PAD + AVATAR + 20, y), note, font=font(24, bold=True), fill=MUTED)
+    elif cut:
+        draw.text((PAD + AVATAR + 20, y), CONTINUED, font=font(24, bold=True), fill=MUTED)
 
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)

@@ -240,7 +240,8 @@ def share_image(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)  # checked on every request, so a revoked link stops at once
     bubbles, label = _for_strangers(link.snippet.bubbles(selectors.speakers_by_slug()))
     conversation = link.snippet.kind == Snippet.Kind.CONVERSATION
-    digest = hashlib.sha256(repr((bubbles, label, conversation)).encode()).hexdigest()[:24]
+    drawn = (bubbles, label, conversation, share_card.VERSION)
+    digest = hashlib.sha256(repr(drawn).encode()).hexdigest()[:24]
     etag = f'"{digest}"'
     if etag in request.headers.get("If-None-Match", ""):
         response = HttpResponseNotModified()  # the link still lives: the copy they hold is good

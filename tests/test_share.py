@@ -350,3 +350,37 @@ def test_a_message_card_says_message_and_nothing_left_out(client, link, member, 
     client.get(f"/share/{link.token}/card.png")  # two lines: both fit
     assert "who took my charger" in card_text and "the charger took itself" in card_text
     assert not [text for text in card_text if "more line" in text]
+
+
+@pytest.mark.parametrize("text", ["word " * 2000, "ha" * 2000], ids=["words", "one long word"])
+def test_a_message_cut_on_its_card_says_it_goes_on_on_the_page(client, member, card_text, text):
+    """A single long message was cut with "…" inside its bubble, and nothing said so."""
+    cut = ShareLink.objects.create(
+        snippet=make_snippet((make_speaker("Cy"), text)), created_by=member
+    )
+
+    response = client.get(f"/share/{cut.token}/card.png")
+
+    assert Image.open(io.BytesIO(response.content)).size == (1200, 630)
+    assert "… (continued on the page)" in card_text
+    assert not [text for text in card_text if "more line" in text]
+
+    card_text.clear()
+    short = ShareLink.objects.create(
+        snippet=make_snippet((make_speaker("Di"), "just me")), created_by=member
+    )
+    client.get(f"/share/{short.token}/card.png")
+    assert "just me" in card_text and "… (continued on the page)" not in card_text
+
+
+def test_a_card_drawn_before_its_wording_changed_is_drawn_again(client, link, monkeypatch):
+    """The card's ETag and cache key carry its version: a browser's copy, or the cache's, of a
+    card drawn with the old wording is not kept."""
+    before = client.get(f"/share/{link.token}/card.png")["ETag"]
+    again = client.get(f"/share/{link.token}/card.png", headers={"If-None-Match": before})
+    assert again.status_code == 304
+
+    monkeypatch.setattr(share_card, "VERSION", share_card.VERSION + 1)
+    after = client.get(f"/share/{link.token}/card.png", headers={"If-None-Match": before})
+
+    assert after.status_code == 200 and after["ETag"] != before
