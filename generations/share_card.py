@@ -23,9 +23,9 @@ MUTED = "#6b6b70"
 TEXT_SIZES = (44, 38, 32, 28, 24)
 MORE_H = 34  # the row under a snippet cut short: "+N more lines", or that a message goes on
 CONTINUED = "… (continued on the page)"
-# Part of the card's ETag and cache key (views_gallery.share_image): raised whenever what the card
-# says changes, so a card drawn before is not served again from the cache or a browser's copy.
-VERSION = 2
+# Part of the card's ETag and cache key (views_gallery.share_image): raised whenever the card
+# says or draws something else, so one drawn before is not served again from a cache.
+VERSION = 3
 
 
 @cache
@@ -79,6 +79,15 @@ def fit(text: str, face: ImageFont.FreeTypeFont, width: int) -> str:
     return text.rstrip() + "…"
 
 
+def _ending(line: str, face: ImageFont.FreeTypeFont, width: int) -> str:
+    """The last line shown of a cut bubble, with " …" after it, no wider than `width`: a full
+    line (a long word's) loses the few characters the ellipsis needs."""
+    line = line.rstrip()
+    while line and face.getlength(line + " …") > width:
+        line = line[:-1].rstrip()
+    return line + " …"
+
+
 def _layout(bubbles: list[Bubble], size: int, text_width: int) -> list[list[str]]:
     face = font(size)
     return [wrap(bubble.text, face, text_width) for bubble in bubbles]
@@ -124,11 +133,7 @@ def render_card(*, bubbles: list[Bubble], label: str, conversation: bool = False
         drawn += 1
         if len(lines) > room:
             cut = True
-            lines = (
-                lines[: room - 1] + [lines[room - 1].rstrip() + " …"]
-                if room > 1
-                else [lines[0] + " …"]
-            )
+            lines = lines[: room - 1] + [_ending(lines[room - 1], font(size), text_width)]
         box_h = 34 + len(lines) * leading + 22
         name = fit(bubble.name, font(24, bold=True), text_width)
         draw.ellipse((PAD, y, PAD + AVATAR, y + AVATAR), fill=bubble.colour)

@@ -361,7 +361,11 @@ def test_a_message_cut_on_its_card_says_it_goes_on_on_the_page(client, member, c
 
     response = client.get(f"/share/{cut.token}/card.png")
 
-    assert Image.open(io.BytesIO(response.content)).size == (1200, 630)
+    image = Image.open(io.BytesIO(response.content))
+    assert image.size == (1200, 630)
+    # Its last line ends with " …" inside the bubble, and the bubble inside the card's margin.
+    right_margin = image.crop((1200 - 40, 0, 1200, 630)).convert("RGB")
+    assert right_margin.getcolors() == [(40 * 630, (0xF6, 0xF4, 0xEF))]  # the background alone
     assert "… (continued on the page)" in card_text
     assert not [text for text in card_text if "more line" in text]
 
