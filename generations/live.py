@@ -20,7 +20,8 @@ from generations import services
 from generations.models import Bubble, GenerationBatch, LiveGeneration, Snippet
 from generations.services import GenerationError
 from ingest.models import Speaker
-from joe_site.jobs import HEARTBEAT_STALE, JobStatus
+from joe_site.jobs import HEARTBEAT_STALE, SEND_FAILED, JobStatus
+from joe_site.lost_messages import send_on_commit
 from joe_site.workers import gpu_worker_is_up
 from trainer.models import TrainingRun
 
@@ -50,8 +51,20 @@ WORKER_LOST = (
     "The generation worker stopped while writing this (it was restarted, or ran out of memory), "
     "so it will not finish. Try again."
 )
+WAITING = "Waiting for the generation worker"
+QUEUE_DOWN = (
+    "The task queue did not answer, so this never reached the generation worker. "
+    "Try again in a few minutes."
+)
+MESSAGE_LOST = (
+    "This never reached the generation worker (the task queue lost it, or did not answer), "
+    "and it waited too long to be sent again. Try again."
+)
 UNCLAIMED_HINT_AFTER = timedelta(seconds=5)  # queued this long: say a worker may be missing
 UNCLAIMED_GIVE_UP_AFTER = timedelta(seconds=60)  # queued this long: stop waiting
+# Queued this long with its message nowhere in the broker: sent again (lost_messages.py). A
+# member watches the page, so this is seconds, not JOE_LOST_MESSAGE_AFTER's minutes.
+LOST_AFTER = timedelta(seconds=5)
 # Writing this long: its worker was lost (40 tokens a line take seconds, even on a CPU).
 RUNNING_GIVE_UP_AFTER = timedelta(minutes=5)
 FLUSH_EVERY_TOKENS = 3
@@ -156,8 +169,6 @@ def start_live(
     if gpu_worker_is_up() is False and not _worker_is_busy():
         raise GenerationError(NO_WORKER)
 
-    from generations.tasks import live_generate
-
     with transaction.atomic():
         generation = LiveGeneration.objects.create(
             member=member,
@@ -169,10 +180,20 @@ def start_live(
             temperature=temperature,
             max_new_tokens=LIVE_MAX_NEW_TOKENS,
             seed=secrets.randbits(63),
-            progress_note="Waiting for the generation worker",
+            progress_note=WAITING,
         )
-        transaction.on_commit(lambda: live_generate.delay(generation.pk))
+        send_live(generation.pk)
+    # Sent at commit (just now, outside a request's transaction): the row says if it failed.
+    generation.refresh_from_db(fields=["progress_note", "celery_task_id"])
     return generation
+
+
+def send_live(live_id: int) -> None:
+    """Hand a live generation to the GPU worker once the transaction commits (kept queued, and
+    said so, if the task queue does not answer: it is sent again while its member waits)."""
+    from generations.tasks import live_generate
+
+    send_on_commit(LiveGeneration, live_id, lambda: live_generate.delay(live_id))
 
 
 def waiting_too_long(generation: LiveGeneration, *, now: datetime | None = None) -> bool:
@@ -199,7 +220,10 @@ def give_up_if_stuck(generation: LiveGeneration, *, now: datetime | None = None)
     waited = now - generation.created_at
     if generation.status != JobStatus.QUEUED or waited < UNCLAIMED_GIVE_UP_AFTER:
         return
-    error = WORKER_BUSY if _worker_is_busy() else NO_WORKER
+    if generation.progress_note == SEND_FAILED:
+        error = QUEUE_DOWN
+    else:
+        error = WORKER_BUSY if _worker_is_busy() else NO_WORKER
     LiveGeneration.objects.filter(pk=generation.pk, status=JobStatus.QUEUED).update(
         status=JobStatus.FAILED, error=error, finished_at=now
     )
@@ -302,11 +326,12 @@ class _Stream:
 def execute_live(live_id: int, *, speaker_ids: list[int] | None = None) -> LiveGeneration:
     """Generate a queued live request, streaming it onto its row. Raises GenerationError.
     ``speaker_ids``: for a request queued before the row kept its friends (older releases)."""
+    if not _claim(live_id):
+        # Given up on, cancelled, done already, or being written on another message for it (one
+        # sent again, a redelivery): a second run would write a second text over the first.
+        return LiveGeneration.objects.get(pk=live_id)
     generation = LiveGeneration.objects.select_related("run", "speaker").get(pk=live_id)
     speaker_ids = generation.speaker_ids or speaker_ids or []
-    if generation.status != JobStatus.QUEUED:
-        return generation  # given up on, cancelled or done already
-    generation.mark_running()
     generation.set_progress(0, generation.max_new_tokens, "Writing")
     run = generation.run
     if run is None or not run.checkpoint_dir:
@@ -353,6 +378,17 @@ def execute_live(live_id: int, *, speaker_ids: list[int] | None = None) -> LiveG
             pairs = [(speaker.slug, stream.lines[0]["text"])]  # stopped by the member mid-way
     stream.finish(pairs)
     return generation
+
+
+def _claim(live_id: int) -> bool:
+    """Take a queued live generation for this worker, in one locked transaction: of two messages
+    for it, only one writes. False: nothing to do."""
+    with transaction.atomic():
+        generation = LiveGeneration.objects.select_for_update().filter(pk=live_id).first()
+        if generation is None or generation.status != JobStatus.QUEUED:
+            return False
+        generation.mark_running()
+    return True
 
 
 # ------------------------------------------------------------------------------ after

@@ -74,6 +74,28 @@ def resend_lost_batches(sender: Any = None, **kwargs: Any) -> None:
         LOST_BATCHES.resend_lost()
 
 
+# Queued live generations whose message the broker lost (or that could not be sent): sent again
+# from their page, polled while the member waits, and by a starting GPU worker. One whose member
+# has left (the page gives up waiting after a minute) fails instead: a text written now would be
+# for nobody, and would hold the worker that the next member's request waits for.
+LOST_LIVE = LostMessages(
+    LiveGeneration,
+    task_name="generations.tasks.live_generate",
+    resend=lambda generation: live.send_live(generation.pk),
+    waiting_note=live.WAITING,
+    after=live.LOST_AFTER,
+    page_check_every_s=int(live.LOST_AFTER.total_seconds()),
+    give_up_after=live.UNCLAIMED_GIVE_UP_AFTER,
+    give_up_note=live.MESSAGE_LOST,
+)
+
+
+@worker_ready.connect
+def resend_lost_live_generations(sender: Any = None, **kwargs: Any) -> None:
+    if restarted_worker(sender, "gpu"):
+        LOST_LIVE.resend_lost()
+
+
 @shared_task(name="generations.tasks.live_generate")
 def live_generate(live_id: int, speaker_ids: list[int] | None = None) -> None:
     generation = LiveGeneration.objects.filter(pk=live_id).first()

@@ -15,7 +15,7 @@ from generations import live, services
 from generations.forms import BatchForm, LiveForm
 from generations.models import GenerationBatch, LiveGeneration
 from generations.services import GenerationError, start_batch
-from generations.tasks import LOST_BATCHES
+from generations.tasks import LOST_BATCHES, LOST_LIVE
 from ingest.models import Speaker
 from joe_site.jobs import NEVER_STARTED, JobStatus
 from trainer.models import TrainingRun
@@ -131,7 +131,9 @@ def _voices(generation: LiveGeneration) -> set[int]:
 
 def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGeneration | None) -> dict:
     if generation is not None:
-        live.give_up_if_stuck(generation)
+        live.give_up_if_stuck(generation)  # waited a minute: ended, not sent again
+        if LOST_LIVE.check_from_page(generation):
+            generation.refresh_from_db()
     speakers = {s.slug: s for s in Speaker.objects.all()}
     opted_out = {s.pk: s for s in speakers.values() if s.opted_out}
     # A friend who opted out has every fake in their voice hidden at once: live ones too (one

@@ -197,6 +197,13 @@ class LostMessages:
     resend: Callable[[Any], None]  # called with the locked row, inside its transaction
     by_call: bool = True
     waiting_note: str = ""
+    # Live generations, watched as they wait: lost after a few seconds (None: the setting
+    # JOE_LOST_MESSAGE_AFTER), their page asks the broker that often, and one queued longer than
+    # ``give_up_after`` (its member has left) fails with ``give_up_note``, not sent again.
+    after: timedelta | None = None
+    page_check_every_s: int = PAGE_CHECK_EVERY_S
+    give_up_after: timedelta | None = None
+    give_up_note: str = ""
     _queue: str = field(default="", init=False)
 
     @property
@@ -211,7 +218,7 @@ class LostMessages:
         rows = self.model.objects.filter(status=JobStatus.QUEUED, cancel_requested=False)
         if pk is not None:
             rows = rows.filter(pk=pk)
-        cutoff = timezone.now() - lost_after()
+        cutoff = timezone.now() - (lost_after() if self.after is None else self.after)
         label = _label(self.model)
         old = []
         for row in rows.only("pk", "created_at", "celery_task_id", "progress_note"):
@@ -251,6 +258,8 @@ class LostMessages:
                 )
                 if locked is None:
                     continue
+                if self._give_up(locked):
+                    continue
                 if locked.progress_note == SEND_FAILED:
                     self.model.objects.filter(pk=row.pk).update(progress_note=self.waiting_note)
                 else:
@@ -263,12 +272,27 @@ class LostMessages:
             resent.append(row.pk)
         return resent
 
+    def _give_up(self, row: Any) -> bool:
+        """Fail a job queued too long ago to be worth sending again (the locked row)."""
+        now = timezone.now()
+        if self.give_up_after is None or now - row.created_at <= self.give_up_after:
+            return False
+        logger.warning(
+            "%s %s was queued %d s ago and its message is not in the broker; failing it",
+            self.model._meta.verbose_name.capitalize(), row.pk,
+            (now - row.created_at).total_seconds(),
+        )  # fmt: skip
+        self.model.objects.filter(pk=row.pk).update(
+            status=JobStatus.FAILED, error=self.give_up_note, finished_at=now
+        )
+        return True
+
     def check_from_page(self, job: Any) -> bool:
         """From a queued job's page (polled every few seconds, by anyone looking at it): ask the
-        broker at most every PAGE_CHECK_EVERY_S; whether the job was sent again (re-read it)."""
+        broker at most every ``page_check_every_s``; whether the job was sent again (re-read it)."""
         if job.status != JobStatus.QUEUED:
             return False
         key = _PAGE_KEY.format(label=_label(self.model), pk=job.pk)
-        if not cache.add(key, True, PAGE_CHECK_EVERY_S):
+        if not cache.add(key, True, self.page_check_every_s):
             return False
         return bool(self.resend_lost(pk=job.pk))
