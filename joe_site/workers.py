@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.cache import cache
 
 _WORKER_SEEN_KEY = "generations:gpu-worker-seen"
+logger = logging.getLogger(__name__)
 
 # For staff: how to start the worker that training and generation wait for.
 START_GPU_WORKER = (
@@ -16,15 +19,22 @@ START_GPU_WORKER = (
 
 def gpu_worker_is_up() -> bool | None:
     """Whether a worker listening on the `gpu` queue answers (Redis only; None where the
-    embedded broker cannot broadcast). A yes is remembered for a minute: asking takes a second."""
+    embedded broker cannot broadcast, or the broker does not answer: then nobody can tell, and a
+    job sent meanwhile says the queue did not answer). A yes is remembered for a minute: asking
+    takes a second."""
     if not settings.REDIS_URL:
         return None
     if cache.get(_WORKER_SEEN_KEY):
         return True
+    from kombu.exceptions import KombuError
+
     from joe_site.celery import app
 
     try:
         replies = app.control.inspect(timeout=1.0).active_queues() or {}
+    except KombuError as error:  # Redis down: kombu's OperationalError
+        logger.info("Could not ask the task queue whether a GPU worker is up: %s", error)
+        return None
     except OSError:
         return False
     up = any(q.get("name") == "gpu" for queues in replies.values() for q in queues or [])

@@ -257,3 +257,19 @@ def test_two_messages_for_one_live_generation_write_it_once(
     assert generator.calls == 1
     assert generation.status == JobStatus.SUCCEEDED
     assert [line["text"] for line in generation.lines] == ["only the one take of this"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_generate_while_the_queue_is_down_and_no_worker_was_seen_lately_says_so(
+    broker, member_client, run, friends
+):
+    """The broker cannot be asked whether a worker is up either: the request is queued all the
+    same, and the page says why it waits (no 500, and no blaming a worker nobody could ask)."""
+    with broker_at(CLOSED_PORT):
+        started = generate(member_client, friends["ann"], htmx=True)
+
+    assert started.status_code == 200
+    html = started.content.decode()
+    assert escape(SEND_FAILED) in html and escape(live.NO_WORKER) not in html
+    generation = LiveGeneration.objects.get()
+    assert (generation.status, generation.progress_note) == (JobStatus.QUEUED, SEND_FAILED)
