@@ -68,18 +68,32 @@ def _random_row(queryset: QuerySet, rng: random.Random):
     return queryset.order_by("pk")[rng.randrange(count)]
 
 
-def _recently_played(user) -> tuple[set[int], set[int]]:
-    """The snippets and the real messages of the member's last RECENT_ROUNDS rounds."""
+def _recently_played(user) -> tuple[list[int], list[int]]:
+    """The snippets and the real messages of the member's last RECENT_ROUNDS rounds, the most
+    recent first."""
     if user is None:
-        return set(), set()
+        return [], []
     recent = GameGuess.objects.filter(user=user).order_by("-pk")[:RECENT_ROUNDS]
     rows = list(recent.values_list("snippet_id", "message_id"))
-    return {s for s, _ in rows if s}, {m for _, m in rows if m}
+    return [s for s, _ in rows if s], [m for _, m in rows if m]
+
+
+def _least_recent(queryset: QuerySet, played: list[int], rng: random.Random):
+    """A row of the queryset that is none of `played` (the most recent first), or, when every
+    one of them is, the one played longest ago."""
+    fresh = _random_row(queryset.exclude(pk__in=played), rng)
+    if fresh is not None or not played:
+        return fresh
+    by_pk = queryset.in_bulk(set(played))
+    oldest = next((pk for pk in reversed(dict.fromkeys(played)) if pk in by_pk), None)
+    return by_pk[oldest] if oldest is not None else _random_row(queryset, rng)
 
 
 def new_round(rng: random.Random | None = None, *, user=None) -> Round:
-    """A round for `user` (when given) that is none of their last RECENT_ROUNDS; one of those
-    only when the game holds no other message at all."""
+    """A round for `user` (when given): real or fake at even odds, whatever the member played
+    lately (odds that followed what is left would give the answer away once one side is played
+    through), then a message of that side that is none of their last RECENT_ROUNDS, or the
+    one played longest ago."""
     rng = rng or random.Random()
     if not players().exists():
         raise GameUnavailable(
@@ -89,10 +103,8 @@ def new_round(rng: random.Random | None = None, *, user=None) -> Round:
     seen_fakes, seen_reals = _recently_played(user)
     reals = _real_messages().select_related("identity__speaker")
     fakes = _fake_snippets().select_related("speaker")
-    fresh_real = _random_row(reals.exclude(pk__in=seen_reals), rng)
-    fresh_fake = _random_row(fakes.exclude(pk__in=seen_fakes), rng)
-    real = fresh_real or _random_row(reals, rng)
-    fake = fresh_fake or _random_row(fakes, rng)
+    real = _least_recent(reals, seen_reals, rng)
+    fake = _least_recent(fakes, seen_fakes, rng)
     if fake is None:
         raise GameUnavailable(
             "There are no generated messages in the voices of the friends who opted in yet "
@@ -105,13 +117,7 @@ def new_round(rng: random.Random | None = None, *, user=None) -> Round:
             f"{MAX_CHARS} characters), so every round would be a fake. It needs at least one "
             "friend whose real messages are in."
         )
-    deal_fake = rng.random() < 0.5
-    # One side played through lately: the other side's fresh message rather than a repeat.
-    if fresh_fake is None and fresh_real is not None:
-        deal_fake = False
-    elif fresh_real is None and fresh_fake is not None:
-        deal_fake = True
-    return _fake_round(fake) if deal_fake else _real_round(real)
+    return _fake_round(fake) if rng.random() < 0.5 else _real_round(real)
 
 
 def same_round(kind: str, pk: int) -> Round | None:

@@ -274,7 +274,38 @@ def test_a_member_is_not_dealt_the_same_message_within_their_last_20_rounds(memb
         dealt.append((current["kind"], current["pk"]))
         member_client.post("/game/guess/", {"guess": "real"})
 
-    assert len(set(dealt)) == game.RECENT_ROUNDS, Counter(dealt).most_common(3)
+    # Real or fake at even odds, so a side may come up more than its dozen: no message of it
+    # comes back before every other one of that side has been dealt.
+    for kind in ("real", "fake"):
+        side = [pk for dealt_kind, pk in dealt if dealt_kind == kind][:12]
+        assert len(set(side)) == len(side), Counter(side).most_common(3)
+
+
+def test_a_side_played_through_lately_still_comes_up_half_the_time(member):
+    """With one fake among twenty real messages, a member who had just seen the fake was dealt
+    only real ones for the next twenty rounds: answering 'real' was right every time."""
+    make_friend("Alice", opted_in=True, n=20)
+    rng = random.Random(5)
+    kinds = []
+    for _ in range(60):
+        current = game.new_round(rng, user=member)
+        kinds.append(current.kind)
+        game.record_guess(user=member, kind=current.kind, pk=current.pk, guessed_fake=False)
+
+    assert 20 <= kinds.count("fake") <= 40, Counter(kinds)
+
+
+def test_a_repeat_is_the_message_played_longest_ago(member):
+    make_friend("Alice", opted_in=True, n=3)
+    reals = list(Message.objects.order_by("pk"))
+    for message in (reals[1], reals[0], reals[2]):  # all three lately, reals[1] first
+        game.record_guess(user=member, kind="real", pk=message.pk, guessed_fake=False)
+    rng = random.Random(0)
+    dealt = {
+        r.pk for r in (game.new_round(rng, user=member) for _ in range(20)) if r.kind == "real"
+    }
+
+    assert dealt == {reals[1].pk}
 
 
 def test_a_member_who_played_every_message_lately_still_gets_a_round(member):
