@@ -33,6 +33,8 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
+from joe_site.cache import CacheUnavailable
+
 log = logging.getLogger(__name__)
 
 LOCKED = (
@@ -41,6 +43,11 @@ LOCKED = (
 )
 LOCKED_AGAIN = (
     "Too many wrong passwords for this account from your address. Try again in {minutes}."
+)
+# Redis, where attempts are counted, does not answer: no password is checked uncounted.
+PAUSED = (
+    "Logging in is paused: joe cannot reach Redis, where it counts login attempts. Try again "
+    "in a few minutes; if it lasts, ask whoever runs joe to start Redis."
 )
 ADDRESS_FACTOR = 4  # an address may fail this many times the per-username count, all names
 
@@ -154,7 +161,7 @@ def _success(sender, request: HttpRequest | None, user, **kwargs) -> None:
 def _forgive(request: HttpRequest, username: str) -> None:
     pair, address = _keys(request, username)
     cache.delete(pair)
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError, CacheUnavailable):
         if (cache.get(address) or 0) > 0:
             cache.decr(address)
 
@@ -164,7 +171,10 @@ def check_password_again(request: HttpRequest, user, password: str) -> bool:
     counted as a login's: a session left open on a shared computer is no way to guess it
     without end. Raises ValidationError while that username is locked for this address."""
     username = user.get_username()
-    left = reserve_attempt(request, username)
+    try:
+        left = reserve_attempt(request, username)
+    except CacheUnavailable:
+        raise ValidationError(PAUSED, code="unavailable") from None
     if left:
         raise ValidationError(LOCKED_AGAIN.format(minutes=_in_words(left)), code="locked")
     if not user.check_password(password):
@@ -184,7 +194,10 @@ class _SaysWhenLocked:
     def clean(self):  # noqa: ANN201
         username = self.cleaned_data.get("username")
         if username and self.request is not None:
-            left = reserve_attempt(self.request, username)
+            try:
+                left = reserve_attempt(self.request, username)
+            except CacheUnavailable:
+                raise ValidationError(PAUSED, code="unavailable") from None
             if left:
                 raise ValidationError(LOCKED.format(minutes=_in_words(left)), code="locked")
         return super().clean()
@@ -238,4 +251,6 @@ class LoginView(auth_views.LoginView):
         response = super().form_invalid(form)
         if form.has_error("__all__", "locked"):
             response.status_code = 429
+        elif form.has_error("__all__", "unavailable"):
+            response.status_code = 503
         return response

@@ -34,6 +34,7 @@ from django.utils.http import base36_to_int, urlsafe_base64_encode
 from kombu.exceptions import OperationalError
 
 from accounts import login
+from joe_site.cache import CacheUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,14 @@ def forgot_password(request: HttpRequest) -> HttpResponse:
     context["form"] = form
     status = 200
     if request.method == "POST" and form.is_valid():
-        if not address_may_ask(request):
+        try:
+            may_ask = address_may_ask(request)
+        except CacheUnavailable:  # one Redis holds the counts and the queue: neither answers
+            may_ask = None
+        if may_ask is None:
+            context["queue_down"] = True
+            status = 503
+        elif not may_ask:
             form.add_error(None, TOO_MANY)
             status = 429
         else:

@@ -205,9 +205,9 @@ REDIS_URL = env_str("REDIS_URL")
 BROKER_DIR = DATA_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    from joe_site.cache import redis_cache
+
+    CACHES = {"default": redis_cache(REDIS_URL)}  # Redis down: a miss, not a 500
 else:
     CELERY_BROKER_URL = "filesystem://localhost//"  # a host named: kombu warns without one
     for sub in ("in", "processed", "control"):
