@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from generations import game
 from generations.models import Snippet
 from ingest.models import Message
+from joe_site.cache import unreachable as cache_unreachable
 
 SESSION_KEY = "game_round"
 
@@ -55,7 +56,8 @@ def guess(request: HttpRequest) -> HttpResponse:
     # Posts sent at once (a double click without JavaScript) each read the round from the
     # session before any of them saves it popped: only the first answer counts.
     answered = f"game-answered:{request.user.pk}:{pending.get('deal') or secrets.token_hex(8)}"
-    if not cache.add(answered, True, 24 * 3600):
+    # Redis down (nothing to ask): the answer counts, rather than every answer being dropped.
+    if not cache.add(answered, True, 24 * 3600) and not cache_unreachable():
         return redirect("generations:game")
     try:
         result = game.record_guess(

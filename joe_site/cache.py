@@ -29,6 +29,7 @@ WARN_EVERY_S = 60.0
 
 _warned_at = 0.0
 _warn_lock = threading.Lock()
+_latest = threading.local()  # whether this thread's latest cache call found Redis down
 
 
 def redis_cache(url: str) -> dict:
@@ -43,6 +44,13 @@ def redis_cache(url: str) -> dict:
 
 class CacheUnavailable(Exception):
     """The cache (Redis) does not answer, and the caller cannot do without it."""
+
+
+def unreachable() -> bool:
+    """Whether this thread's latest call on the cache found Redis down: tells an ``add`` that
+    added nothing because the key is there from one that could not ask (always False on the
+    other caches)."""
+    return getattr(_latest, "down", False)
 
 
 def _warn(error: Exception) -> None:
@@ -62,10 +70,13 @@ def _soft(fallback):  # noqa: ANN001, ANN202
         @functools.wraps(method)
         def call(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
             try:
-                return method(self, *args, **kwargs)
+                result = method(self, *args, **kwargs)
             except DOWN as error:
+                _latest.down = True
                 _warn(error)
                 return fallback(*args, **kwargs) if callable(fallback) else fallback
+            _latest.down = False
+            return result
 
         return call
 
@@ -117,7 +128,10 @@ class FailSoftRedisCache(RedisCache):
 
     def incr(self, key, delta=1, version=None):  # noqa: ANN001, ANN201
         try:
-            return super().incr(key, delta, version)
+            result = super().incr(key, delta, version)
         except DOWN as error:
+            _latest.down = True
             _warn(error)
             raise CacheUnavailable(str(error)) from error
+        _latest.down = False
+        return result

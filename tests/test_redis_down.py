@@ -14,12 +14,13 @@ from django.utils.html import escape
 
 from accounts import login
 from generations import live
-from generations.models import LiveGeneration, ShareLink
+from generations.models import GameGuess, LiveGeneration, ShareLink
 from joe_site import cache as fail_soft
 from joe_site.cache import redis_cache
 from joe_site.jobs import SEND_FAILED, JobStatus
 from tests.builders.generation import checkpoint_copy, make_friends, make_run, tiny_checkpoint
 from tests.builders.snippets import make_snippet, make_speaker
+from tests.test_game import make_friend
 from tests.test_ingest_support import slack_export, stored_export
 from tests.test_jobs_lost_messages import CLOSED_PORT, broker_at, new_run
 
@@ -60,7 +61,7 @@ def test_the_cache_misses_and_forgets_while_redis_is_down_and_warns_once_a_minut
     with caplog.at_level(logging.WARNING, logger="joe_site.cache"):
         assert cache.get("joe:k") is None and cache.get("joe:k", 7) == 7
         cache.set("joe:k", 1, 60)
-        assert cache.add("joe:k", 1, 60) is False
+        assert cache.add("joe:k", 1, 60) is False and fail_soft.unreachable()
         assert cache.get_many(["joe:k"]) == {}
         cache.delete("joe:k")
         cache.delete_many(["joe:k"])
@@ -86,6 +87,7 @@ def test_the_cache_works_as_redis_does_while_it_answers(settings, redis_url):
 
     cache.delete("joe:test-redis-down")
     assert cache.add("joe:test-redis-down", 0, 60) is True
+    assert cache.add("joe:test-redis-down", 0, 60) is False and not fail_soft.unreachable()
     assert cache.incr("joe:test-redis-down") == 1
     assert cache.get("joe:test-redis-down") == 1
     cache.delete("joe:test-redis-down")
@@ -155,6 +157,19 @@ def test_a_share_page_and_its_card_are_served(redis_down, client, member):
 
     assert page.status_code == 200
     assert card.status_code == 200 and card["Content-Type"] == "image/png"
+
+
+@pytest.mark.django_db
+def test_a_game_answer_still_counts(redis_down, member_client, member):
+    make_friend("Alice", opted_in=True)
+    assert "Did <bdi>Alice</bdi> really write this?" in member_client.get("/game/").content.decode()
+    kind = member_client.session["game_round"]["kind"]
+
+    result = member_client.post("/game/guess/", {"guess": kind})
+
+    assert result.status_code == 200 and "Right!" in result.content.decode()
+    guess = GameGuess.objects.get()
+    assert guess.user == member and guess.correct
 
 
 # -- the throttles fail closed ----------------------------------------------------------------
