@@ -72,17 +72,24 @@ class EmailForm(forms.Form):
         self.request = request
 
     def clean_email(self) -> str:
-        email = get_user_model().objects.normalize_email(self.cleaned_data["email"])
-        taken = get_user_model().objects.filter(email__iexact=email).exclude(pk=self.user.pk)
-        if email and taken.exists():
-            raise forms.ValidationError("Another account has that email already.")
-        return email
+        return get_user_model().objects.normalize_email(self.cleaned_data["email"])
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
         if not login.check_password_again(self.request, self.user, password):
             raise forms.ValidationError("That is not your password.")
         return password
+
+    def clean(self) -> dict:
+        # Whether another account has an email is said only to whoever gave their password
+        # (counted as a login): a session left open is no way to learn members' emails.
+        cleaned = super().clean()
+        email = cleaned.get("email")
+        if email and "password" in cleaned:
+            taken = get_user_model().objects.filter(email__iexact=email).exclude(pk=self.user.pk)
+            if taken.exists():
+                self.add_error("email", "Another account has that email already.")
+        return cleaned
 
 
 def profile(request: HttpRequest, email_form: EmailForm | None = None) -> HttpResponse:

@@ -423,3 +423,21 @@ def test_an_email_belongs_to_one_account(member_client, member, other_member):
     assert "Another account has that email already" in response.content.decode()
     member.refresh_from_db()
     assert member.email == ""
+
+
+def test_another_accounts_email_is_not_told_without_the_password(
+    member_client, member, other_member
+):
+    other_member.email = "bob@example.org"
+    other_member.save()
+
+    response = member_client.post(
+        "/accounts/me/email/", {"email": "bob@example.org", "password": "not hers"}
+    )
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "That is not your password" in text
+    assert "Another account has that email already" not in text
+    member.refresh_from_db()
+    assert member.email == ""
