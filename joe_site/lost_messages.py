@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 # A page asks the broker about its job at most this often, whoever is looking at it.
 PAGE_CHECK_EVERY_S = 30
+# How long one look in the broker may wait for it to connect or answer: a Redis that hangs
+# (stopped, swapping, a network that drops packets) leaves the page answering "still queued".
+BROKER_ANSWER_S = 2
 _QUEUED_AT_KEY = "lost-messages:queued-at:{label}:{pk}"
 _PAGE_KEY = "lost-messages:page:{label}:{pk}"
 
@@ -57,8 +60,9 @@ def pending_messages(queues: Iterable[str]) -> Pending | None:
 
     queues = sorted(set(queues))
     try:
-        with app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1)
+        timeouts = {"socket_timeout": BROKER_ANSWER_S, "socket_connect_timeout": BROKER_ANSWER_S}
+        with app.connection_for_read(transport_options=timeouts) as conn:
+            conn.ensure_connection(max_retries=0, timeout=BROKER_ANSWER_S)
             channel = conn.channel()
             try:
                 driver = conn.transport.driver_type

@@ -194,6 +194,54 @@ def test_a_run_whose_message_vanished_is_sent_again_from_its_page(
     assert broker.count("trainer.tasks.train_run", run.pk) == 0
 
 
+@pytest.fixture
+def hanging_broker():
+    """A Redis that takes connections and never answers (stopped with SIGSTOP, swapping)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def take() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=take, daemon=True).start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_runs_page_waits_on_a_hanging_redis_two_seconds_at_most(hanging_broker):
+    run = TrainingRun.objects.create(name="waiting", status=JobStatus.QUEUED, celery_task_id="x")
+    queued_minutes_ago(run, 3)
+
+    import threading
+
+    answers = []
+    with broker_at(hanging_broker):
+        # What its page asks every 30 s (in a thread: a look that hangs fails, not the suite).
+        def ask() -> None:
+            try:
+                answers.append(LOST_RUNS.resend_lost(pk=run.pk))
+            finally:
+                connection.close()  # this thread's own
+
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        asking.join(lost_messages.BROKER_ANSWER_S + 1.5)
+
+    assert answers == [[]], "the page still waits for Redis"
+    run.refresh_from_db()
+    assert (run.status, run.celery_task_id) == (JobStatus.QUEUED, "x")  # never guessed lost
+
+
 @pytest.mark.django_db
 def test_a_run_whose_message_vanished_is_sent_again_when_a_gpu_worker_starts(
     broker, django_capture_on_commit_callbacks
