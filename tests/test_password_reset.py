@@ -441,3 +441,33 @@ def test_another_accounts_email_is_not_told_without_the_password(
     assert "Another account has that email already" not in text
     member.refresh_from_db()
     assert member.email == ""
+
+
+def test_the_demos_access_log_leaves_the_token_out(member, client, tmp_path):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from joe_site.access_log import AccessLog
+
+    demo = (Path(__file__).resolve().parents[1] / "bin" / "demo").read_text()
+    assert "--logger-class joe_site.access_log.AccessLog" in demo
+    config = Config()
+    config.set("accesslog", str(tmp_path / "web-access.log"))
+    access_log = AccessLog(config)
+    link = password_reset.reset_path(member)
+    set_password_page = client.get(link)["Location"]
+
+    for path in (link, set_password_page):
+        environ = {
+            "REQUEST_METHOD": "GET", "RAW_URI": path, "PATH_INFO": path, "QUERY_STRING": "",
+            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_REFERER": path,
+        }  # fmt: skip
+        response = SimpleNamespace(status="302 Found", headers=[], sent=0)
+        access_log.access(response, SimpleNamespace(headers=[]), environ, timedelta(0))
+
+    logged = (tmp_path / "web-access.log").read_text()
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    assert token not in logged
+    assert link.replace(token, "(token)") in logged and set_password_page in logged
