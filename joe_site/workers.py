@@ -30,13 +30,20 @@ def gpu_worker_is_up() -> bool | None:
 
     from joe_site.celery import app
 
+    # A Redis that hangs (stopped, swapping) answers nothing: wait 2 s for it at most, once.
+    waits = {"socket_timeout": 2, "socket_connect_timeout": 2, "max_retries": 0}
     try:
-        replies = app.control.inspect(timeout=1.0).active_queues() or {}
-    except KombuError as error:  # Redis down: kombu's OperationalError
+        with app.connection_for_write(transport_options=waits) as connection:
+            inspect = app.control.inspect(timeout=1.0, connection=connection)
+            replies = inspect.active_queues() or {}
+    except (KombuError, OSError) as error:  # Redis down or hung: kombu's OperationalError
         logger.info("Could not ask the task queue whether a GPU worker is up: %s", error)
         return None
-    except OSError:
-        return False
+    except Exception as error:  # redis-py's own errors are not OSErrors
+        if not type(error).__module__.startswith("redis"):
+            raise
+        logger.info("Could not ask the task queue whether a GPU worker is up: %s", error)
+        return None
     up = any(q.get("name") == "gpu" for queues in replies.values() for q in queues or [])
     if up:
         cache.set(_WORKER_SEEN_KEY, True, 60)

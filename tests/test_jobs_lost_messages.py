@@ -242,6 +242,36 @@ def test_a_queued_runs_page_waits_on_a_hanging_redis_two_seconds_at_most(hanging
     assert (run.status, run.celery_task_id) == (JobStatus.QUEUED, "x")  # never guessed lost
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_runs_page_answers_while_redis_hangs(staff_client, hanging_broker):
+    import threading
+
+    from django.core.cache import cache
+
+    from joe_site import workers
+
+    run = TrainingRun.objects.create(name="waiting", status=JobStatus.QUEUED, celery_task_id="x")
+    queued_minutes_ago(run, 3)
+    # What another test (a worker seen, none seen, this run's id looked for) left in the cache.
+    page_key = lost_messages._PAGE_KEY.format(label="trainer.trainingrun", pk=run.pk)
+    cache.delete_many([workers._WORKER_SEEN_KEY, trainer_services._NO_GPU_WORKER_KEY, page_key])
+    pages = []
+
+    def poll() -> None:
+        try:
+            pages.append(staff_client.get(run.get_absolute_url(), headers=HTMX))
+        finally:
+            connection.close()  # this thread's own
+
+    with broker_at(hanging_broker):
+        polling = threading.Thread(target=poll, daemon=True)
+        polling.start()
+        polling.join(8)  # the lost message's look (2 s) and the worker's (2 s, then 1 s)
+
+    assert pages and pages[0].status_code == 200, "the page still waits for Redis"
+    assert "No GPU worker is running" in pages[0].content.decode()
+
+
 @pytest.mark.django_db
 def test_a_run_whose_message_vanished_is_sent_again_when_a_gpu_worker_starts(
     broker, django_capture_on_commit_callbacks
