@@ -269,7 +269,7 @@ def test_a_queued_runs_page_answers_while_redis_hangs(staff_client, hanging_brok
         polling.join(8)  # the lost message's look (2 s) and the worker's (2 s, then 1 s)
 
     assert pages and pages[0].status_code == 200, "the page still waits for Redis"
-    assert "No GPU worker is running" in pages[0].content.decode()
+    assert "No GPU worker has taken this run yet: none may be running" in pages[0].content.decode()
 
 
 @pytest.mark.django_db

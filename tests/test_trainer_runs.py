@@ -671,7 +671,7 @@ def test_data_notes_count_with_thousands_separators():
 def test_a_run_no_worker_takes_says_so_and_how_to_start_one(staff_client, monkeypatch):
     """It said "Waiting for a GPU worker" for ever, with no worker running at all."""
     answers = {"up": False}
-    cache.delete("trainer:no-gpu-worker")
+    cache.delete(services._NO_GPU_WORKER_KEY)
     monkeypatch.setattr(services, "gpu_worker_is_up", lambda: answers["up"])
     run = services.new_run(name="stuck", base_model="tiny", hyperparameters={})
 
@@ -689,7 +689,7 @@ def test_a_run_no_worker_takes_says_so_and_how_to_start_one(staff_client, monkey
     assert 'data-status-announce="stuck: queued, no GPU worker is taking it"' in said
     answers["up"] = True  # a worker started: the page asks again within 15 s
     assert "No GPU worker is running" in note()
-    cache.delete("trainer:no-gpu-worker")
+    cache.delete(services._NO_GPU_WORKER_KEY)
     assert 'data-testid="queue-note"' not in note()
     answers["up"] = None  # no Redis to ask
     assert "No GPU worker has taken this run yet: none may be running." in note()

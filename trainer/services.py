@@ -81,7 +81,7 @@ class RunBusy(Exception):
 
 NO_GPU_WORKER = f"No GPU worker is running, so this run cannot start. {START_GPU_WORKER}"
 NO_GPU_WORKER_YET = f"No GPU worker has taken this run yet: none may be running. {START_GPU_WORKER}"
-_NO_GPU_WORKER_KEY = "trainer:no-gpu-worker"
+_NO_GPU_WORKER_KEY = "trainer:gpu-worker-not-up"
 WAITS_BEHIND = "It waits for “{run}”, which the GPU worker is training: one run at a time."
 
 WORKER_LOST_TOO_OFTEN = (
@@ -215,10 +215,13 @@ def queue_note(run: TrainingRun) -> tuple[str, bool]:
         return WAITS_BEHIND.format(run=ahead), False
     # Asking takes a second with no worker to answer: the page, polled every two seconds,
     # asks once in a while (a worker that starts takes the run, which ends the note anyway).
-    up = False if cache.get(_NO_GPU_WORKER_KEY) else gpu_worker_is_up()
-    if up is False:
-        cache.set(_NO_GPU_WORKER_KEY, True, 15)
-    if up is None:  # the embedded broker cannot tell
+    # "no", or "unknown" (the embedded broker cannot tell, or Redis did not answer: asking a
+    # hung one waits 2 s, not to be done at every poll).
+    asked = cache.get(_NO_GPU_WORKER_KEY)
+    up = {"no": False, "unknown": None}.get(asked, True) if asked else gpu_worker_is_up()
+    if up is not True and not asked:
+        cache.set(_NO_GPU_WORKER_KEY, "no" if up is False else "unknown", 15)
+    if up is None:
         return NO_GPU_WORKER_YET, True
     return ("", False) if up else (NO_GPU_WORKER, True)
 
