@@ -23,7 +23,7 @@ from generations.leak_guard import LeakIndex
 from generations.models import GenerationBatch, Snippet, SnippetStatus
 from generations.near_duplicates import NearDuplicateFilter
 from ingest.models import Message, Speaker
-from joe_site.jobs import ACTIVE_STATUSES, HEARTBEAT_STALE, JobStatus
+from joe_site.jobs import ACTIVE_STATUSES, JobStatus
 from joe_site.lost_messages import send_on_commit
 from trainer.models import TrainingRun
 
@@ -578,12 +578,7 @@ def _claim(batch_id: int, worker_host: str) -> bool:
         batch = GenerationBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status not in ACTIVE_STATUSES:
             return False
-        if (
-            batch.status == JobStatus.RUNNING
-            and batch.worker_host != worker_host
-            and batch.heartbeat_at
-            and now - batch.heartbeat_at < HEARTBEAT_STALE
-        ):
+        if batch.held_by_another(worker_host, now):
             raise BatchBusy(f"Batch {batch_id} is held by {batch.worker_host}")
         GenerationBatch.objects.filter(pk=batch_id).update(
             status=JobStatus.RUNNING,

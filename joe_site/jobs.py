@@ -21,6 +21,7 @@ class ReportsHeartbeat:
 
     status: str
     heartbeat_at: Any
+    worker_host: str
 
     @property
     def worker_silent(self) -> bool:
@@ -29,6 +30,16 @@ class ReportsHeartbeat:
         if self.status != JobStatus.RUNNING:
             return False
         return self.heartbeat_at is None or timezone.now() - self.heartbeat_at > HEARTBEAT_STALE
+
+    def held_by_another(self, worker_host: str, now: Any = None) -> bool:
+        """Running on another worker that reported within HEARTBEAT_STALE: it may still be at
+        it, so a second delivery of its message must not start it again."""
+        return (
+            self.status == JobStatus.RUNNING
+            and self.worker_host != worker_host
+            and self.heartbeat_at is not None
+            and (now or timezone.now()) - self.heartbeat_at < HEARTBEAT_STALE
+        )
 
 
 class JobStatus(models.TextChoices):

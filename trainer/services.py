@@ -331,12 +331,7 @@ def _claim(run_id: int, worker_host: str) -> TrainingRun | None:
         if run.cancel_requested:
             run.mark_cancelled()
             return None
-        if (
-            run.status == JobStatus.RUNNING
-            and run.worker_host != worker_host
-            and run.heartbeat_at
-            and now - run.heartbeat_at < HEARTBEAT_STALE
-        ):
+        if run.held_by_another(worker_host, now):
             raise RunBusy(run)  # another worker may be alive and training it
         losses = {}
         if run.status == JobStatus.RUNNING and not run.worker_stopping:
