@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,10 @@ from django.db import connection
 
 from ingest.models import Export
 from joe_site.jobs import JobStatus
+from tests.builders.waiting import wait_for
 from tests.celery_probe import probe_job
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_tasks_route_by_name():

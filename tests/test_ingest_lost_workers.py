@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from ingest import passphrases, services, tasks
 from ingest.models import Export, Message
 from joe_site.jobs import JobStatus
 from tests.builders.slack import build_slack, synthetic_stream
+from tests.builders.waiting import wait_for
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import (
     EMPTY,
@@ -43,15 +43,6 @@ WRONG_PASSPHRASE = "999991111122222333334444455555"
 @pytest.fixture(autouse=True)
 def uploads(settings, tmp_path):
     return use_tmp_upload_dir(settings, tmp_path)
-
-
-def wait_for(predicate, timeout=60.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
 
 
 def signal_export(tmp_path: Path, **fields) -> Export:

@@ -6,7 +6,6 @@ import logging
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from ingest.parsers.records import Progress
 from ingest.progress import ImportCancelled, ProgressReporter
 from joe_site.jobs import JobStatus
 from tests.builders.slack import build_slack, synthetic_stream
+from tests.builders.waiting import wait_for
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import (
     EMPTY,
@@ -43,15 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def uploads(settings, tmp_path):
     return use_tmp_upload_dir(settings, tmp_path)
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def finished(export_id: int) -> bool:

@@ -29,6 +29,7 @@ from ingest.models import Export
 from joe_site import lost_messages
 from joe_site.jobs import SEND_FAILED, JobStatus
 from tests.builders.generation import checkpoint_copy, make_friends, make_run, tiny_checkpoint
+from tests.builders.waiting import wait_for
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
 from tests.test_ingest_support import PASSPHRASE, stored_export, use_tmp_upload_dir, worker_env
 from tests.test_trainer_runs import FORM
@@ -452,15 +453,6 @@ def stop(workers: list[subprocess.Popen]) -> None:
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
-
-
-def wait_for(predicate, timeout=90.0, every=0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
 
 
 def answering(names: list[str]) -> bool:
