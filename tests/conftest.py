@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -98,10 +99,22 @@ def celery_worker_on_redis(redis_url, settings):
 
     app.conf.broker_url = redis_url
     app.conf.task_always_eager = False
-    with start_worker(
-        app, pool="solo", queues=["default", "gpu"], perform_ping_check=False, shutdown_timeout=30
-    ) as worker:
-        yield worker
+    # Starting it sets up Celery's logging: the root logger at its level (ERROR) for the rest of
+    # the session, so any later test's caplog lost every WARNING.
+    root = logging.getLogger()
+    level = root.level
+    try:
+        with start_worker(
+            app,
+            pool="solo",
+            queues=["default", "gpu"],
+            perform_ping_check=False,
+            shutdown_timeout=30,
+        ) as worker:
+            root.setLevel(level)
+            yield worker
+    finally:
+        root.setLevel(level)
 
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
