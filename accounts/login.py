@@ -114,6 +114,22 @@ def seconds_locked(request: HttpRequest, username: str) -> int:
     return math.ceil(left)
 
 
+def count_within(key: str, seconds: int) -> int:
+    """This attempt's number among those counted under ``key`` within ``seconds`` of the latest
+    (the cache's atomic increment)."""
+    cache.add(key, 0, seconds)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # it expired between the two calls
+        cache.add(key, 1, seconds)
+        count = 1
+    # Counted for ``seconds`` after the latest attempt, on every cache: the file cache's
+    # increment re-stores the count with its default 5 minutes (Redis keeps the first
+    # attempt's), which gave a guesser a fresh count every 5 minutes on bin/demo.
+    cache.touch(key, seconds)
+    return count
+
+
 def reserve_attempt(request: HttpRequest, username: str) -> int:
     """Count this attempt before the password is checked; 0 if it may go ahead, else the
     seconds left of the lock it ran into. Counting first, atomically (the cache's increment),
@@ -127,17 +143,7 @@ def reserve_attempt(request: HttpRequest, username: str) -> int:
     window = settings.JOE_LOGIN_LOCK_MINUTES * 60
     over = False
     for key, most in zip(_keys(request, username), _limits(), strict=True):
-        cache.add(key, 0, window)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # it expired between the two calls
-            cache.add(key, 1, window)
-            count = 1
-        # Failures count for the lock's minutes after the latest one, on every cache: the file
-        # cache's increment re-stores the count with its default 5 minutes (Redis keeps the
-        # first attempt's), which gave a guesser a fresh count every 5 minutes on bin/demo.
-        cache.touch(key, window)
-        if count > most:
+        if count_within(key, window) > most:
             cache.add(f"{key}:until", time.time() + window, window)
             over = True
     if over:

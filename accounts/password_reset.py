@@ -22,7 +22,6 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
-from django.core.cache import cache
 from django.core.mail import send_mail
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -80,23 +79,10 @@ def days_valid() -> str:
     return f"{days} day{'s' if days != 1 else ''}"
 
 
-def _count(key: str, seconds: int) -> int:
-    """This request's number among those counted under ``key`` within ``seconds`` of the
-    latest (the cache's atomic increment, as the login throttle counts)."""
-    cache.add(key, 0, seconds)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # it expired between the two calls
-        cache.add(key, 1, seconds)
-        count = 1
-    cache.touch(key, seconds)  # the file cache's increment would keep it 5 minutes only
-    return count
-
-
 def address_may_ask(request) -> bool:  # noqa: ANN001
     """Whether this client address is still under ADDRESS_REQUESTS_PER_HOUR requests."""
     key = f"joe:password-reset:address:{login.client_address(request)}"
-    return _count(key, 3600) <= ADDRESS_REQUESTS_PER_HOUR
+    return login.count_within(key, 3600) <= ADDRESS_REQUESTS_PER_HOUR
 
 
 def accounts_for(username_or_email: str) -> list:
@@ -142,7 +128,8 @@ def email_reset_links(
             log.info("No reset link emailed to %s: the account has no email", user.username)
             continue
         if again_for is None and (
-            _count(f"joe:password-reset:account:{user.pk}", 3600) > ACCOUNT_REQUESTS_PER_HOUR
+            login.count_within(f"joe:password-reset:account:{user.pk}", 3600)
+            > ACCOUNT_REQUESTS_PER_HOUR
         ):
             log.warning(
                 "No reset link emailed to %s: %d were asked for within the hour already",
