@@ -3,7 +3,8 @@
 The passphrase is encrypted (Fernet, with a key derived from SECRET_KEY) and put in the cache
 under a random one-time key with a short lifetime. Only that key travels in the task's arguments,
 so neither the broker, Celery's logs nor the database ever hold the passphrase, and a leaked cache
-entry is useless without SECRET_KEY.
+entry is useless without SECRET_KEY. A cache that does not keep it (Redis down: writes do nothing,
+joe_site.cache) makes ``stash`` raise ``NotKept``: no worker could ever read it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ _PREFIX = "ingest:passphrase:"
 _BY_EXPORT = "ingest:passphrase-key-of-export:"
 
 
+class NotKept(Exception):
+    """The cache did not keep the passphrase (Redis does not answer)."""
+
+
 def _fernet() -> Fernet:
     key = salted_hmac("ingest.passphrases", "fernet key", algorithm="sha256").digest()
     return Fernet(base64.urlsafe_b64encode(key))
@@ -30,12 +35,17 @@ def stash(passphrase: str, *, export_id: int | None = None) -> str:
 
     With ``export_id`` the key can also be found from the export (``key_for``), for as long
     as the passphrase is kept: a worker that restarts after being killed mid-import queues the
-    import again with it."""
+    import again with it. Raises ``NotKept`` when the cache does not keep it: read back, as
+    a cache whose Redis is down forgets writes without a word."""
     key = secrets.token_urlsafe(24)
     token = _fernet().encrypt(passphrase.encode())
     cache.set(_PREFIX + key, token, timeout=TTL_SECONDS)
     if export_id is not None:
         cache.set(_BY_EXPORT + str(export_id), key, timeout=TTL_SECONDS)
+    # Only the passphrase is read back: another stash for the same export (a retry clicked
+    # twice) may have replaced the export's key meanwhile, and that one is kept.
+    if cache.get(_PREFIX + key) != token:
+        raise NotKept("the cache did not keep the passphrase")
     return key
 
 

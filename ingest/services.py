@@ -63,6 +63,13 @@ SIGNAL_KEY_GONE = (
     "This Signal backup needs its passphrase, and joe no longer has it (it is kept for an hour "
     "at most and never stored). Retry the import and type it again."
 )
+# Said of a Signal backup uploaded (or retried) while the cache did not answer: its import is not
+# queued, as no worker could read the passphrase, and the file waits for it to be typed again.
+SIGNAL_KEY_NOT_KEPT = (
+    "joe cannot reach Redis, so it cannot hand the passphrase to the worker (it is never stored "
+    "anywhere else), and the import has not started. The file is kept: once Redis is back, type "
+    "the passphrase again under “Try again”."
+)
 # Said by imports that failed this way before the queue kept them to send again (lost_messages).
 QUEUE_DOWN = (
     "joe could not hand this import to its worker: the task queue (Redis) did not answer. "
@@ -136,16 +143,26 @@ def create_export(
 
 def queue_import(
     *, export: Export, passphrase: str | None = None, passphrase_key: str | None = None
-) -> None:
+) -> bool:
     """Queue (or re-queue) the import on the worker; the passphrase travels only via the cache.
 
     The task gets an id of its own, kept on the row: an earlier task for the same export still
     in the queue (one cancelled while it waited, then retried) finds another id there and does
     nothing, so the latest attempt, with the latest passphrase, is the one that runs.
-    ``passphrase_key``: a passphrase already stashed (``passphrases.key_for``)."""
+    ``passphrase_key``: a passphrase already stashed (``passphrases.key_for``).
+
+    Whether it was queued: a passphrase the cache does not keep (Redis down) would reach no
+    worker, so the import is not queued and fails at once with SIGNAL_KEY_NOT_KEPT, its file
+    kept for the passphrase to be typed again (a retry)."""
     from ingest import passphrases, tasks  # tasks import this module
 
-    key = passphrases.stash(passphrase, export_id=export.pk) if passphrase else passphrase_key
+    try:
+        key = passphrases.stash(passphrase, export_id=export.pk) if passphrase else passphrase_key
+    except passphrases.NotKept:
+        log.warning("Export %s is not queued: the cache (Redis) did not keep its passphrase, so "
+                    "no worker could read it; its page asks for it again", export.pk)  # fmt: skip
+        export.mark_failed(SIGNAL_KEY_NOT_KEPT)
+        return False
     task_id = uuid.uuid4().hex
     Export.objects.filter(pk=export.pk).update(
         status=JobStatus.QUEUED,
@@ -170,6 +187,7 @@ def queue_import(
         lambda: tasks.import_export.apply_async((export.pk, key), task_id=task_id),
         task_id=task_id,
     )
+    return True
 
 
 def expire_failed_uploads() -> int:
@@ -411,6 +429,7 @@ def retry_helps(error: str) -> bool:
         NEEDS_OWNER.split("{kind}")[1][:40],
         READ_AS_OTHER.split("{label}")[1],
         SIGNAL_KEY_GONE,
+        SIGNAL_KEY_NOT_KEPT,
         QUEUE_DOWN,
         INTERNAL_ERROR,
     )

@@ -96,7 +96,8 @@ def _accept_upload(request: HttpRequest, form: UploadForm) -> Export:
         export.mark_failed(form.detect_error)
         export.delete_file()  # not an export joe can read: nothing worth keeping
         return export
-    services.queue_import(export=export, passphrase=data["passphrase"] or None)
+    if not services.queue_import(export=export, passphrase=data["passphrase"] or None):
+        return export  # its page says why, and asks for the passphrase again
     earlier = export.earlier_import()
     if earlier is not None:
         messages.info(
@@ -234,9 +235,9 @@ def export_retry(request: HttpRequest, pk: int) -> HttpResponse:
         Export.objects.filter(pk=export.pk).update(
             owner_name=form.cleaned_data["owner_name"].strip()
         )
-    services.queue_import(export=export, passphrase=form.cleaned_data["passphrase"] or None)
-    messages.success(request, "Importing again.")
-    return redirect(export)
+    if services.queue_import(export=export, passphrase=form.cleaned_data["passphrase"] or None):
+        messages.success(request, "Importing again.")
+    return redirect(export)  # else its page says why, and asks for the passphrase again
 
 
 # -- speakers --------------------------------------------------------------------------------
