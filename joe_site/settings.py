@@ -10,9 +10,16 @@ import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class EnvironmentSettingError(ImproperlyConfigured):
+    """A variable the environment left out or got wrong; the sentence says which and what to do.
+    manage.py prints it alone, without a traceback, and exits with status 78 (EX_CONFIG), on
+    which docker/worker stops rather than wait for it to mend."""
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -28,7 +35,12 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return int(value) if value else default
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise EnvironmentSettingError(f"{name} must be a whole number, not {value!r}.") from None
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -58,7 +70,9 @@ def database_from_url(url: str) -> dict:
             # WAL lets the web process read while the worker writes progress.
             "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20},
         }
-    raise ValueError(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres or sqlite)")
+    raise EnvironmentSettingError(
+        f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres or sqlite)."
+    )
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -74,15 +88,17 @@ MODELS_DIR = DATA_DIR / "models"
 def _secret_key() -> str:
     key = env_str("SECRET_KEY")
     if key and not DEBUG and key.startswith("change-me"):  # (a short key: check --deploy says)
-        raise RuntimeError(
+        raise EnvironmentSettingError(
             "SECRET_KEY is the example's placeholder: set a long "
             'random one (python3 -c "import secrets; print(secrets.token_urlsafe(50))").'
         )
     if key:
         return key
     if not DEBUG:
-        raise RuntimeError(
-            "SECRET_KEY must be set in the environment when DEBUG is off (see README: Production)."
+        raise EnvironmentSettingError(
+            "SECRET_KEY must be set in the environment when DEBUG is off: a long random one "
+            '(python3 -c "import secrets; print(secrets.token_urlsafe(50))"), in .env with '
+            "docker-compose (see the README: Production with docker-compose)."
         )
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
