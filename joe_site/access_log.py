@@ -1,5 +1,6 @@
 """gunicorn's access log without the token of a password reset link: whoever reads the log (the
-demo writes it to a file under data/) could otherwise set that member's password."""
+demo writes it to a file under data/, the web container to `docker compose logs`) could otherwise
+set that member's password. The container's own health checks are left out too."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ def redact(text: str) -> str:
 
 class AccessLog(Logger):
     """gunicorn's logger (--logger-class joe_site.access_log.AccessLog), its access lines with
-    reset tokens left out of every field: the request line, the path, the Referer."""
+    reset tokens left out of every field (the request line, the path, the Referer), and none for
+    the container's health checks."""
+
+    def access(self, resp: Any, req: Any, environ: dict, request_time: Any) -> None:
+        # Imported here: gunicorn's master loads this class before Django's settings; the
+        # workers that log have loaded the app.
+        from joe_site.middleware import is_own_health_check
+
+        if not is_own_health_check(environ):  # every 30 s, from docker: not a visit
+            super().access(resp, req, environ, request_time)
 
     def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)

@@ -5,12 +5,18 @@ read as the image runs them, outside Docker."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
+from gunicorn.config import Config
+
+from joe_site.access_log import AccessLog
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +48,18 @@ def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
         else:
             env[name] = value
     return env
+
+
+def web_gunicorn_config() -> Config:
+    """gunicorn's settings as docker/web's command line gives them."""
+    script = (ROOT / "docker" / "web").read_text().replace("\\\n", " ")
+    line = next(line for line in script.splitlines() if line.startswith("exec gunicorn "))
+    args = shlex.split(line)[2:]
+    config = Config()
+    for name, value in vars(config.parser().parse_args(args)).items():
+        if value is not None and name in config.settings:
+            config.set(name, value)
+    return config
 
 
 # --- a wrong .env: one sentence, not a traceback --------------------------------------------------
@@ -90,3 +108,47 @@ def test_a_container_with_a_missing_secret_key_says_so_and_stops(tmp_path, conta
     assert "joe: SECRET_KEY must be set" in result.stderr
     assert "waiting for the database" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- the web container's log ----------------------------------------------------------------------
+
+
+def log_request(access_log: AccessLog, path: str, **environ: str) -> None:
+    environ = {
+        "REQUEST_METHOD": "GET", "RAW_URI": path, "PATH_INFO": path, "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "172.18.0.1", **environ,
+    }  # fmt: skip
+    headers = [
+        (key[5:].replace("_", "-"), value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    ]
+    response = SimpleNamespace(status="200 OK", headers=[], sent=30)
+    access_log.access(response, SimpleNamespace(headers=headers), environ, timedelta(0))
+
+
+def test_the_web_container_logs_each_request_with_the_client_the_proxy_names(tmp_path):
+    """gunicorn wrote no access log in the container: `docker compose logs web` showed no
+    request at all. Now each one, as the proxy saw its client, without a reset link's token and
+    without the health check docker makes every 30 s."""
+    config = web_gunicorn_config()
+    assert config.accesslog == "-"  # stdout: docker's log
+    assert config.logger_class is AccessLog
+    config.set("accesslog", str(tmp_path / "access.log"))
+    access_log = AccessLog(config)
+
+    log_request(access_log, "/healthz", REMOTE_ADDR="127.0.0.1")  # docker's health check
+    log_request(
+        access_log,
+        "/accounts/reset/Mg/cz8k2b-0123456789abcdef/",
+        HTTP_X_FORWARDED_FOR="203.0.113.9",
+        HTTP_USER_AGENT="Firefox",
+    )
+    log_request(access_log, "/healthz", HTTP_X_FORWARDED_FOR="203.0.113.7")  # a visitor's
+
+    lines = (tmp_path / "access.log").read_text().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("203.0.113.9 ")
+    assert '"GET /accounts/reset/Mg/(token)/ HTTP/1.1" 200' in lines[0]
+    assert "0123456789abcdef" not in lines[0] and '"Firefox"' in lines[0]
+    assert lines[1].startswith("203.0.113.7 ") and "/healthz" in lines[1]
