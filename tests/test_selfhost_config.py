@@ -5,6 +5,7 @@ read as the image runs them, outside Docker."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -60,6 +61,11 @@ def web_gunicorn_config() -> Config:
         if value is not None and name in config.settings:
             config.set(name, value)
     return config
+
+
+def seconds(duration: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)(s|m)", duration).groups()
+    return int(number) * (60 if unit == "m" else 1)
 
 
 # --- a wrong .env: one sentence, not a traceback --------------------------------------------------
@@ -152,3 +158,36 @@ def test_the_web_container_logs_each_request_with_the_client_the_proxy_names(tmp
     assert '"GET /accounts/reset/Mg/(token)/ HTTP/1.1" 200' in lines[0]
     assert "0123456789abcdef" not in lines[0] and '"Firefox"' in lines[0]
     assert lines[1].startswith("203.0.113.7 ") and "/healthz" in lines[1]
+
+
+# --- stopping and upgrading -----------------------------------------------------------------------
+
+
+def test_docker_lets_gunicorn_finish_its_requests_when_it_stops_web():
+    """On SIGTERM gunicorn finishes the requests it has for up to its graceful timeout (30 s);
+    Docker's default 10 s killed them first on every `docker compose down` and upgrade."""
+    web = compose()["services"]["web"]
+    graceful = web_gunicorn_config().graceful_timeout
+
+    assert seconds(web["stop_grace_period"]) > graceful >= 30
+
+
+def test_health_checks_wait_out_an_upgrades_migrations():
+    """web migrates before gunicorn starts, and the workers wait for it: on a big message table
+    that takes minutes, and the containers read "unhealthy" meanwhile."""
+    services = compose()["services"]
+    for name in ("web", "worker", "worker-gpu"):
+        assert seconds(services[name]["healthcheck"]["start_period"]) >= 300, name
+    for name in ("web", "worker", "worker-gpu"):
+        for needed in ("postgres", "redis"):
+            assert services[name]["depends_on"][needed] == {"condition": "service_healthy"}
+
+
+def test_the_containers_logs_do_not_grow_without_end():
+    """Docker keeps a container's output without limit by default: with an access line per
+    request (polls included) web's log alone grows by megabytes a day."""
+    services = compose()["services"]
+    for name in ("web", "worker", "worker-gpu"):
+        logging = services[name]["logging"]
+        assert logging["driver"] == "json-file"
+        assert logging["options"]["max-size"] and int(logging["options"]["max-file"]) >= 1
