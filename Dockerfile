@@ -4,8 +4,8 @@ FROM python:3.11-slim
 # and shared with the default worker, whose quality report loads the base model too.
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 JOE_DATA_DIR=/data HF_HOME=/data/models/huggingface
 WORKDIR /app
-RUN apt-get update && apt-get install -y --no-install-recommends libpq5 && rm -rf /var/lib/apt/lists/*
 COPY requirements ./requirements
+# No system packages: psycopg[binary] brings its own libpq, and torch's CUDA wheels their libraries.
 # torch: the CUDA build (for the gpu worker) comes from PyTorch's index; the web and cpu worker
 # run the same image. Django 6 declares Python >=3.12 but runs on 3.11 (see README).
 RUN pip install --ignore-requires-python "$(grep -i '^django==' requirements/base.txt)" \

@@ -191,3 +191,17 @@ def test_the_containers_logs_do_not_grow_without_end():
         logging = services[name]["logging"]
         assert logging["driver"] == "json-file"
         assert logging["options"]["max-size"] and int(logging["options"]["max-file"]) >= 1
+
+
+# --- the image ------------------------------------------------------------------------------------
+
+
+def test_the_image_installs_a_system_libpq_only_when_psycopg_has_none_of_its_own():
+    """psycopg[binary] loads the libpq in its own wheel: the image's apt-get of libpq5 was an
+    unused library and a build that needed Debian's mirrors."""
+    requirements = (ROOT / "requirements" / "base.txt").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    binary = re.search(r"^psycopg\[binary\]==", requirements, re.M) is not None
+    installs_libpq = re.search(r"apt-get install[^\n]*libpq", dockerfile) is not None
+
+    assert binary != installs_libpq
