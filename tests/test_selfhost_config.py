@@ -172,6 +172,13 @@ def test_docker_lets_gunicorn_finish_its_requests_when_it_stops_web():
     assert seconds(web["stop_grace_period"]) > graceful >= 30
 
 
+def test_postgres_has_time_to_write_its_checkpoint_when_it_stops():
+    """The postgres image's fast shutdown writes a checkpoint first; on a slow disk after a big
+    import that can take more than Docker's 10 s, and PostgreSQL was killed, to recover from its
+    WAL at the next start (the image's notes ask for a longer stop timeout)."""
+    assert seconds(compose()["services"]["postgres"]["stop_grace_period"]) >= 60
+
+
 def test_health_checks_wait_out_an_upgrades_migrations():
     """web migrates before gunicorn starts, and the workers wait for it: on a big message table
     that takes minutes, and the containers read "unhealthy" meanwhile."""
