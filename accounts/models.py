@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import models
+from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
@@ -75,6 +76,49 @@ class Invite(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.state == "open"
+
+
+class ConfirmedEmail(models.Model):
+    """The address a member proved is theirs by opening the link joe emailed to it: the only one
+    "Forgot your password?" sends to. ``User.email`` is what they last set on their page, which
+    waits there unconfirmed until its link is opened (this address keeps its links till then)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="confirmed_email",
+    )
+    email = models.EmailField()
+    confirmed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # One account per address, whatever its case, even when two confirm it at once.
+            models.UniqueConstraint(Lower("email"), name="one_account_per_confirmed_email")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} (confirmed)"
+
+    @classmethod
+    def of(cls, user) -> ConfirmedEmail | None:  # noqa: ANN001
+        try:
+            return user.confirmed_email
+        except cls.DoesNotExist:
+            return None
+
+    @classmethod
+    def held_by_another(cls, email: str, user) -> bool:  # noqa: ANN001
+        return cls.objects.filter(email__iexact=email).exclude(user=user).exists()
+
+    @classmethod
+    def waiting_for(cls, user) -> str:  # noqa: ANN001
+        """The email ``user`` set that is not confirmed yet, or ''."""
+        confirmed = cls.of(user)
+        if not user.email or (confirmed and confirmed.email.lower() == user.email.lower()):
+            return ""
+        return user.email
 
 
 class SpeakerClaim(models.Model):

@@ -33,6 +33,7 @@ from django.utils.http import base36_to_int, urlsafe_base64_encode
 from kombu.exceptions import OperationalError
 
 from accounts import login
+from accounts.models import ConfirmedEmail
 from joe_site.cache import CacheUnavailable
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,17 @@ class ResetLinkTokens(PasswordResetTokenGenerator):
 
     key_salt = "accounts.password_reset.ResetLinkTokens"
 
+    def valid_seconds(self) -> int:
+        return settings.JOE_PASSWORD_RESET_DAYS * 86400
+
+    def now_seconds(self) -> int:
+        return self._num_seconds(self._now())
+
+    def token_made_at(self, user: AbstractBaseUser, made_at: int) -> str:
+        """The token ``make_token`` gave ``user`` at ``made_at`` (``now_seconds()`` then): the
+        same link again, so long as the account has not changed since (then it is dead too)."""
+        return self._make_token_with_timestamp(user, made_at, self.secret)
+
     def check_token(self, user: AbstractBaseUser | None, token: str | None) -> bool:
         if not (user and token):
             return False
@@ -57,7 +69,7 @@ class ResetLinkTokens(PasswordResetTokenGenerator):
             made_at = base36_to_int(token.split("-")[0])
         except ValueError:
             return False
-        if self._num_seconds(self._now()) - made_at > settings.JOE_PASSWORD_RESET_DAYS * 86400:
+        if self.now_seconds() - made_at > self.valid_seconds():
             return False
         return any(
             constant_time_compare(self._make_token_with_timestamp(user, made_at, secret), token)
@@ -68,10 +80,12 @@ class ResetLinkTokens(PasswordResetTokenGenerator):
 tokens = ResetLinkTokens()
 
 
-def reset_path(user: AbstractBaseUser) -> str:
-    """A fresh link's path for ``user`` (never logged: whoever holds it can take the account)."""
+def reset_path(user: AbstractBaseUser, *, made_at: int | None = None) -> str:
+    """A fresh link's path for ``user``, or the one made at ``made_at`` (never stored or logged:
+    whoever holds it can take the account)."""
     uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
-    return reverse("password_reset_confirm", args=[uidb64, tokens.make_token(user)])
+    token = tokens.make_token(user) if made_at is None else tokens.token_made_at(user, made_at)
+    return reverse("password_reset_confirm", args=[uidb64, token])
 
 
 def days_valid() -> str:
@@ -86,19 +100,20 @@ def address_may_ask(request) -> bool:  # noqa: ANN001
 
 
 def accounts_for(username_or_email: str) -> list:
-    """The active accounts a "Forgot your password?" request names: the username, however it is
-    capitalised, or else every account with that email."""
-    users = get_user_model().objects.filter(is_active=True)
+    """The active accounts a "Forgot your password?" request names: the one whose username it is
+    (exactly, or else the only one with it however capitalised), and the one whose confirmed
+    email it is. They can be two (a username that is someone else's address): each is emailed
+    a link for itself at its own confirmed address, never at the other's."""
     typed = username_or_email.strip()
     if not typed:
         return []
-    exact = users.filter(username=typed).first()
-    if exact is not None:
-        return [exact]
-    by_name = list(users.filter(username__iexact=typed))
-    if len(by_name) == 1:
-        return by_name
-    return list(users.filter(email__iexact=typed))
+    users = get_user_model().objects.filter(is_active=True).select_related("confirmed_email")
+    named = users.filter(username=typed).first()
+    if named is None:
+        by_name = list(users.filter(username__iexact=typed)[:2])
+        named = by_name[0] if len(by_name) == 1 else None
+    by_email = users.filter(confirmed_email__email__iexact=typed).first()
+    return list(dict.fromkeys(user for user in (named, by_email) if user is not None))
 
 
 class NotEmailed(Exception):
@@ -112,7 +127,7 @@ class NotEmailed(Exception):
 def email_reset_links(
     *, username_or_email: str, base_url: str, again_for: list[int] | None = None
 ) -> int:
-    """Email a reset link to each account named that has an email, at most
+    """Email a reset link to each account named that has a confirmed email, there, at most
     ACCOUNT_REQUESTS_PER_HOUR an hour each; how many went. The link itself is never logged.
 
     Raises NotEmailed for the accounts the mail server failed for, once the others are sent;
@@ -124,8 +139,9 @@ def email_reset_links(
     for user in accounts_for(username_or_email):
         if again_for is not None and user.pk not in again_for:
             continue
-        if not user.email:
-            log.info("No reset link emailed to %s: the account has no email", user.username)
+        confirmed = ConfirmedEmail.of(user)
+        if confirmed is None:
+            log.info("No reset link emailed to %s: the account has no confirmed email", user)
             continue
         if again_for is None and (
             login.count_within(f"joe:password-reset:account:{user.pk}", 3600)
@@ -145,7 +161,7 @@ def email_reset_links(
             "If it was not you, ignore this email: your password stays as it is.\n"
         )
         try:
-            send_mail("Set a new password for joe", body, None, [user.email])
+            send_mail("Set a new password for joe", body, None, [confirmed.email])
         except (smtplib.SMTPException, OSError) as failure:
             log.error("Could not email a reset link to %s: %s", user.username, failure)
             failed.append(user.pk)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import login, logout, password_reset, views, views_profile
+from accounts import email_confirmation, login, logout, password_reset, views, views_profile
 
 urlpatterns = [
     path("login/", login.LoginView.as_view(), name="login"),
@@ -28,6 +28,12 @@ urlpatterns = [
     path("members/<int:pk>/reset-link/", views.make_reset_link, name="make_reset_link"),
     path("me/", views_profile.profile, name="profile"),
     path("me/email/", views_profile.change_email, name="change_email"),
+    path(
+        "me/email/send-confirmation/",
+        email_confirmation.send_again,
+        name="send_email_confirmation",
+    ),
+    path("email/confirm/<uidb64>/<token>/", email_confirmation.open_link, name="confirm_email"),
     path("me/claim/", views_profile.claim, name="claim_speaker"),
     path("me/speakers/<int:pk>/opt-out/", views_profile.opt_out, name="opt_out"),
     path("me/speakers/<int:pk>/game/", views_profile.game_opt_in, name="game_opt_in"),

@@ -11,10 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts import consent, login
+from accounts import consent, email_confirmation, login
 from accounts.decorators import staff_required
 from accounts.logout import forget_in_browser
-from accounts.models import SpeakerClaim, is_last_admin
+from accounts.models import ConfirmedEmail, SpeakerClaim, is_last_admin
 from ingest.models import Identity, Speaker
 
 
@@ -50,14 +50,15 @@ def _own_speaker(request: HttpRequest, pk: int) -> Speaker:
 
 
 class EmailForm(forms.Form):
-    """A member's email, for "Forgot your password?" links: one account per address."""
+    """A member's email, for "Forgot your password?" links once confirmed: one account per
+    confirmed address."""
 
     email = forms.EmailField(
         label="Your email",
         required=False,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
-        help_text="Only for a link to set a new password if you forget it. Leave it empty to "
-        "remove it.",
+        help_text="Only for a link to set a new password if you forget it, once you confirm it. "
+        "Leave it empty to remove it.",
     )
     password = forms.CharField(
         label="Your password",
@@ -85,10 +86,9 @@ class EmailForm(forms.Form):
         # (counted as a login): a session left open is no way to learn members' emails.
         cleaned = super().clean()
         email = cleaned.get("email")
-        if email and "password" in cleaned:
-            taken = get_user_model().objects.filter(email__iexact=email).exclude(pk=self.user.pk)
-            if taken.exists():
-                self.add_error("email", "Another account has that email already.")
+        # Only confirmed addresses are taken: one typed and never confirmed holds nobody's back.
+        if email and "password" in cleaned and ConfirmedEmail.held_by_another(email, self.user):
+            self.add_error("email", "Another account has that email already.")
         return cleaned
 
 
@@ -101,6 +101,8 @@ def profile(request: HttpRequest, email_form: EmailForm | None = None) -> HttpRe
         "claims": SpeakerClaim.objects.filter(member=request.user).select_related("speaker")[:20],
         "claim_form": ClaimForm(),
         "email_enabled": settings.JOE_EMAIL_ENABLED,
+        "confirmed_email": ConfirmedEmail.of(request.user),
+        "email_waiting": ConfirmedEmail.waiting_for(request.user),
         "email_form": email_form
         or EmailForm(request.user, initial={"email": request.user.email}, request=request),
     }
@@ -115,10 +117,26 @@ def change_email(request: HttpRequest) -> HttpResponse:
     user = request.user
     user.email = form.cleaned_data["email"]
     user.save(update_fields=["email"])
-    if user.email:
-        messages.success(request, f"Saved your email: {user.email}.")
-    else:
+    confirmed = ConfirmedEmail.of(user)
+    if not user.email:
+        ConfirmedEmail.objects.filter(user=user).delete()
         messages.success(request, "Removed your email.")
+    elif not ConfirmedEmail.waiting_for(user):  # the confirmed one, perhaps capitalised anew
+        ConfirmedEmail.objects.filter(user=user).update(email=user.email)
+        messages.success(request, f"Saved your email: {user.email}.")
+    elif not settings.JOE_EMAIL_ENABLED:
+        messages.warning(request, f"Saved your email. {email_confirmation.NOT_SET_UP}")
+    elif (problem := email_confirmation.queue_link(request, user)) is not None:
+        messages.warning(
+            request, f"Saved your email: {user.email}, but no link to confirm it went: {problem}"
+        )
+    else:
+        still = f"reset links go to {confirmed.email}" if confirmed else "no reset link is emailed"
+        messages.success(
+            request,
+            f"Saved your email: joe is emailing a link to {user.email}. Open it to confirm the "
+            f"address; until then {still}.",
+        )
     return redirect("profile")
 
 

@@ -292,8 +292,9 @@ JOE_PASSWORD_RESET_DAYS = env_int("JOE_PASSWORD_RESET_DAYS", 3)
 PASSWORD_RESET_TIMEOUT = JOE_PASSWORD_RESET_DAYS * 86400
 JOE_DEFAULT_BASE_MODEL = env_str("JOE_DEFAULT_BASE_MODEL", "smollm2-135m")
 
-# Email: only for "Forgot your password?" links. Off unless EMAIL_HOST or EMAIL_BACKEND is set;
-# without it, that page says to ask staff for a reset link.
+# Email: only for "Forgot your password?" links and the links that confirm a member's address.
+# Off unless EMAIL_HOST or EMAIL_BACKEND is set; without it, that page says to ask staff for a
+# reset link, and no address can be confirmed.
 JOE_EMAIL_ENABLED = bool(env_str("EMAIL_HOST") or env_str("EMAIL_BACKEND"))
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

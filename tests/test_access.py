@@ -9,7 +9,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 PUBLIC = {"login", "signup", "healthz", "favicon", "share", "share_image", "logout",
-          "password_forgotten", "password_reset_confirm"}  # fmt: skip
+          "password_forgotten", "password_reset_confirm", "confirm_email"}  # fmt: skip
 DUMMY = {
     "int": "1",
     "str": "abc",
