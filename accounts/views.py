@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -70,7 +71,9 @@ def invites(request: HttpRequest) -> HttpResponse:
         invite.save()
         messages.success(request, "Invite created: copy the link and send it to your friend.")
         return redirect("invites")
-    return _invites_page(request, form)
+    if request.method == "POST":
+        return _invites_page(request, form)
+    return _invites_page(request, form, **_reset_link_made(request))
 
 
 def _invites_page(request: HttpRequest, form: InviteForm, **extra) -> HttpResponse:  # noqa: ANN003
@@ -91,17 +94,39 @@ def _invites_page(request: HttpRequest, form: InviteForm, **extra) -> HttpRespon
     return render(request, "accounts/invites.html", context)
 
 
+RESET_LINK_MADE = "joe:reset-link-made"  # session key: whose link, made when (never the token)
+
+
 @staff_required
 @require_POST
 def make_reset_link(request: HttpRequest, pk: int) -> HttpResponse:
     """A link for a member who forgot their password, shown to staff once (never stored or
-    logged). Only a superuser makes one for a superuser: staff cannot take over an admin."""
+    logged). Only a superuser makes one for a superuser: staff cannot take over an admin.
+
+    The Invites page it redirects to shows the link, once: the session holds whose it is and the
+    second it was made, from which the page makes the same token again, so reloading that page
+    makes no other link (and shows none)."""
     member = get_object_or_404(get_user_model(), pk=pk, is_active=True)
     if member.is_superuser and not request.user.is_superuser:
         raise PermissionDenied("Only a superuser can make a reset link for a superuser.")
-    link = request.build_absolute_uri(password_reset.reset_path(member))
+    request.session[RESET_LINK_MADE] = {
+        "member": member.pk,
+        "made_at": password_reset.tokens.now_seconds(),
+    }
     log.info("%s made a password reset link for %s", request.user, member)
-    return _invites_page(request, InviteForm(), reset_link=link, reset_for=member)
+    return redirect(reverse("invites") + "#reset-link")
+
+
+def _reset_link_made(request: HttpRequest) -> dict:
+    """The link make_reset_link made, for this page view only."""
+    made = request.session.pop(RESET_LINK_MADE, None)
+    if not made:
+        return {}
+    member = get_user_model().objects.filter(pk=made["member"], is_active=True).first()
+    if member is None or (member.is_superuser and not request.user.is_superuser):
+        return {}
+    path = password_reset.reset_path(member, made_at=made["made_at"])
+    return {"reset_link": request.build_absolute_uri(path), "reset_for": member}
 
 
 @staff_required
