@@ -26,7 +26,9 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from joe_site import cache as redis_health
 from joe_site.jobs import SEND_FAILED, JobStatus
+from joe_site.workers import broker_redis
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +55,16 @@ class Pending:
 
 def pending_messages(queues: Iterable[str]) -> Pending | None:
     """Every message waiting in these queues or delivered and unacknowledged; None when the
-    broker cannot be asked (it is down, or a transport joe cannot look into)."""
+    broker cannot be asked (it is down, failed a moment ago, or a transport joe cannot look
+    into)."""
     from kombu.exceptions import KombuError
 
     from joe_site.celery import app
 
     queues = sorted(set(queues))
+    redis = broker_redis()
+    if redis_health.failed_lately(redis):
+        return None
     try:
         timeouts = {"socket_timeout": BROKER_ANSWER_S, "socket_connect_timeout": BROKER_ANSWER_S}
         with app.connection_for_read(transport_options=timeouts) as conn:
@@ -76,12 +82,15 @@ def pending_messages(queues: Iterable[str]) -> Pending | None:
                 channel.close()
     except (OSError, KombuError) as error:
         logger.info("Could not look for lost messages in the broker: %s", error)
+        redis_health.note_failed(redis, error)
         return None
     except Exception as error:  # redis-py's own errors are not OSErrors
         if type(error).__module__.startswith("redis"):
             logger.info("Could not look for lost messages in Redis: %s", error)
+            redis_health.note_failed(redis, error)
             return None
         raise
+    redis_health.note_answered(redis)
     ids, calls = set(), set()
     for payload in payloads:
         task_id, call = _describe(payload)
@@ -168,26 +177,47 @@ def send_on_commit(model: type, pk: int, send: Callable[[], Any], *, task_id: st
     ``delay`` does (its id is recorded on the row) or sends under ``task_id``, recorded already.
 
     A broker that does not answer then is no 500 and no silent loss: the row says it will be sent
-    again (SEND_FAILED), and it is, by ``LostMessages``, once the broker answers."""
+    again (SEND_FAILED), and it is, by ``LostMessages``, once the broker answers. One that failed
+    a moment ago (joe_site.cache.failed_lately) is not tried: a send to a Redis that hangs would
+    wait on it without end."""
     note_queued(model, pk)
 
+    def not_sent(why: str) -> None:
+        logger.warning(
+            "Could not send %s %s to its worker (%s); it is sent again when the task queue "
+            "answers", model._meta.verbose_name, pk, why,
+        )  # fmt: skip
+        still = model.objects.filter(pk=pk, status=JobStatus.QUEUED)
+        if task_id:
+            still = still.filter(celery_task_id=task_id)
+        still.update(progress_note=SEND_FAILED)
+
     def deliver() -> None:
+        redis = broker_redis()
+        if redis_health.failed_lately(redis):
+            not_sent("Redis did not answer a moment ago")
+            return
         try:
             sent = send()
         except Exception as error:  # kombu's OperationalError, redis-py's, OSError: all "down"
-            logger.warning(
-                "Could not send %s %s to its worker (%s: %s); it is sent again when the task "
-                "queue answers", model._meta.verbose_name, pk, type(error).__name__, error,
-            )  # fmt: skip
-            still = model.objects.filter(pk=pk, status=JobStatus.QUEUED)
-            if task_id:
-                still = still.filter(celery_task_id=task_id)
-            still.update(progress_note=SEND_FAILED)
+            if _is_down(error):  # not, say, a message that would not encode
+                redis_health.note_failed(redis, error)
+            not_sent(f"{type(error).__name__}: {error}")
             return
+        redis_health.note_answered(redis)
         if not task_id and getattr(sent, "id", None):
             model.objects.filter(pk=pk).update(celery_task_id=sent.id)
 
     transaction.on_commit(deliver)
+
+
+def _is_down(error: Exception) -> bool:
+    """Whether a send failed because the broker did not answer."""
+    from kombu.exceptions import OperationalError
+
+    return isinstance(error, (OSError, OperationalError)) or type(error).__module__.startswith(
+        "redis"
+    )
 
 
 @dataclass
