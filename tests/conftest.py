@@ -38,6 +38,18 @@ def no_login_lock_left_over():
             )
 
 
+@pytest.fixture(autouse=True)
+def redis_taken_as_up():
+    """joe_site.cache remembers, per process, a Redis that failed lately (for ten seconds): a test
+    that pointed the cache or the broker at a dead port must not leave the next one starting
+    inside that window."""
+    from joe_site.cache import forget_failures
+
+    forget_failures()
+    yield
+    forget_failures()
+
+
 @pytest.fixture
 def member(django_user_model):
     return django_user_model.objects.create_user(username="alice", password="correct horse 1")
