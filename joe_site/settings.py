@@ -324,9 +324,15 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Long jobs outlive Redis' default visibility timeout of one hour: redeliver only after a day.
+# Without socket timeouts a Redis that hangs (stopped with SIGSTOP, a host swapping, a network
+# that drops packets) held every send for ever, a page's with it: a send now fails within
+# JOE_BROKER_SOCKET_TIMEOUT seconds, and its job waits saying the queue did not answer. Workers
+# block on Redis for a second at a time (BRPOP), well inside it.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     **globals().get("CELERY_BROKER_TRANSPORT_OPTIONS", {}),
     "visibility_timeout": env_int("JOE_BROKER_VISIBILITY_TIMEOUT", 86400),
+    "socket_connect_timeout": 5,
+    "socket_timeout": env_int("JOE_BROKER_SOCKET_TIMEOUT", 10),
 }
 # A queued job whose message the broker has nowhere for this long is sent again (lost_messages.py).
 JOE_LOST_MESSAGE_AFTER = env_int("JOE_LOST_MESSAGE_AFTER", 120)
