@@ -1,31 +1,28 @@
-"""gunicorn's access log without the token of a password reset link (or of an email confirmation
-link): whoever reads the log (the demo writes it to a file under data/, the web container to
-`docker compose logs`) could otherwise set that member's password. The container's own health
-checks are left out too."""
+"""gunicorn's logger without the secret of a reset link or an invite (joe_site.log_redaction):
+whoever reads the log (the demo writes it to a file under data/, the web container to `docker
+compose logs`) could otherwise set that member's password or make an account. The container's
+own health checks are left out too."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gunicorn.glogging import Logger
 
-# /accounts/reset/<uidb64>/<token>/ and /accounts/email/confirm/<uidb64>/<token>/: the token
-# goes; the address each swaps it for (set-password, confirm-email) holds none.
-_RESET_TOKEN = re.compile(
-    r"(/accounts/(?:reset|email/confirm)/[^/\s?]+/)"
-    r"(?!(?:set-password|confirm-email)(?:[/?\s]|$))[^/\s?\"]+"
-)
+from joe_site.log_redaction import RedactSecrets, redact
 
-
-def redact(text: str) -> str:
-    return _RESET_TOKEN.sub(r"\1(token)", text)
+_REDACT_SECRETS = RedactSecrets()  # one instance: setup() runs again on every reload
 
 
 class AccessLog(Logger):
     """gunicorn's logger (--logger-class joe_site.access_log.AccessLog), its access lines with
-    reset and confirmation tokens left out of every field (the request line, the path, the
-    Referer), and none for the container's health checks."""
+    secrets left out of every field (the request line, the path, the Referer), none for the
+    container's health checks, and its error log redacted too ("Error handling request
+    /accounts/signup/<token>/")."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        self.error_log.addFilter(_REDACT_SECRETS)
 
     def access(self, resp: Any, req: Any, environ: dict, request_time: Any) -> None:
         # Imported here: gunicorn's master loads this class before Django's settings; the
