@@ -10,7 +10,7 @@ from celery import Task, shared_task
 from celery.signals import worker_ready
 from django.utils import timezone
 
-from ingest import passphrases, services
+from ingest import passphrases, services, uploads
 from ingest.models import Export
 from joe_site.jobs import restarted_worker
 from joe_site.lost_messages import LostMessages
@@ -65,10 +65,16 @@ def import_export(self: Task, export_id: int, passphrase_key: str | None = None)
 
 
 def _expire_failed_uploads() -> None:
+    """The files of old failed imports and of uploads cut off mid-way go (housekeeping: never the
+    reason a task or a worker start fails)."""
     try:
         services.expire_failed_uploads()
-    except Exception:  # housekeeping: never the reason a task or a worker start fails
+    except Exception:
         logger.exception("Could not delete the files of old failed imports")
+    try:
+        uploads.delete_abandoned_temp_files()
+    except OSError:  # the folder unreadable, say: the next import tries again
+        logger.exception("Could not delete the temporary files of uploads cut off mid-way")
 
 
 @worker_ready.connect

@@ -1,13 +1,29 @@
 """Receiving an export upload: straight to a temporary file on disk, hashed on the way, with
-the size limit enforced while the bytes arrive."""
+the size limit enforced while the bytes arrive; and deleting the temporary files of uploads that
+were cut off."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import stat
+import time
+from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
 from django.template.defaultfilters import filesizeformat
+
+log = logging.getLogger(__name__)
+
+# A temporary upload file this old belongs to no upload any more. One in progress is written
+# with every chunk that arrives (64 KB), so its modification time is seconds old, and it leaves
+# the folder (moved under uploads/, or deleted) before its request answers; one whose process
+# was killed mid-upload (`docker compose down`, a gunicorn worker past its timeout) stays there,
+# gigabytes maybe, with nothing left to delete it. Only an upload that sent nothing for a whole
+# day could lose its file (nginx gives up on one that sends nothing for a minute).
+ABANDONED_UPLOAD_AGE = timedelta(days=1)
 
 
 def too_big_message(size: int) -> str:
@@ -57,3 +73,25 @@ def sha256_of(upload) -> str:
         digest.update(chunk)
     upload.seek(0)
     return digest.hexdigest()
+
+
+def delete_abandoned_temp_files() -> int:
+    """Delete the temporary files of uploads cut off mid-way (Django's ``tmp….upload…`` in
+    FILE_UPLOAD_TEMP_DIR) not written to for ABANDONED_UPLOAD_AGE; how many went. The default
+    worker runs this with expire_failed_uploads: when it starts and after each import."""
+    cutoff = time.time() - ABANDONED_UPLOAD_AGE.total_seconds()
+    gone = freed = 0
+    for path in Path(settings.FILE_UPLOAD_TEMP_DIR).glob("*.upload*"):
+        try:
+            status = path.lstat()
+            if not stat.S_ISREG(status.st_mode) or status.st_mtime >= cutoff:
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue  # its request moved it away meanwhile, or another worker deleted it
+        gone += 1
+        freed += status.st_size
+    if gone:
+        log.info("Deleted %d temporary files (%s) of uploads cut off over a day ago",
+                 gone, filesizeformat(freed))  # fmt: skip
+    return gone
