@@ -64,12 +64,14 @@ def test_every_address_with_a_token_is_redacted_unless_declared_public():
     assert found == {
         "password_reset_confirm": True,
         "signup": True,
+        "confirm_email": True,
         **dict.fromkeys(PUBLIC_TOKEN_URLS, False),
     }
 
 
 def test_the_set_password_page_and_other_addresses_are_logged_as_they_are():
-    for path in ("/accounts/reset/MQ/set-password/", "/accounts/signup/", "/accounts/invites/"):
+    for path in ("/accounts/reset/MQ/set-password/", "/accounts/signup/", "/accounts/invites/",
+                 "/accounts/email/confirm/MQ/confirm-email/"):  # fmt: skip
         assert redact(f"GET {path} HTTP/1.1") == f"GET {path} HTTP/1.1"
     assert redact("Gone: /accounts/signup/abc?x=1") == "Gone: /accounts/signup/(token)?x=1"
 
