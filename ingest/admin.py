@@ -1,11 +1,12 @@
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import F, Max, Min, QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
 from accounts import consent
 from ingest import services
 from ingest.models import Conversation, Export, Identity, Message, Speaker
+from joe_site.admin_lists import BigTableAdmin
 
 
 @admin.register(Export)
@@ -140,19 +141,52 @@ class ConversationAdmin(admin.ModelAdmin):
         services.delete_conversations(queryset)  # the runs that learnt them: "needs retrain"
 
 
+class ExportFilter(admin.RelatedFieldListFilter):
+    """An export's messages, found through their pk range too: an import appends its rows
+    together, and without the range PostgreSQL walked the pk index from the newest message back
+    until it had a page of the export's (an old export of 1M: 230 ms a page, ~10x that at 10M).
+    The range comes from the export's BRIN index (``pk + 0`` keeps the planner off the pk index)."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        queryset = super().queryset(request, queryset)
+        if self.lookup_val:
+            bounds = Message.objects.filter(export_id__in=self.lookup_val).aggregate(
+                low=Min(F("pk") + 0), high=Max(F("pk") + 0)
+            )
+            if bounds["low"] is not None:
+                queryset = queryset.filter(pk__range=(bounds["low"], bounds["high"]))
+        return queryset
+
+
+# The lookups that narrow the list to what an index finds: an export's rows (BRIN, pk range)
+# or a speaker's (the identity index), few enough to sort whatever the corpus's size.
+NARROWING = ("export__id__exact", "identity__speaker__id__exact")
+
+
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(BigTableAdmin):
     """A list of a million rows or more, with no index on sent_at (it slowed every import):
     newest imported first, by pk, and no date drill-down nor count of the whole table, which
-    each read every row (2 s a page). Narrowed by export or speaker (a few rows each)."""
+    each read every row (2 s a page); the unfiltered list is counted by PostgreSQL's estimate.
+    Narrowed by export or speaker (a few rows each), and only then sortable by its columns: a
+    sort of the whole table read every row (0.5-0.7 s a page at 1M). Its search reads every
+    message's text (no index serves "contains"): its help text says to narrow first."""
 
     list_display = ["sent_at", "identity", "conversation", "short_text"]
-    list_filter = ["source_kind", "export", "identity__speaker"]
+    list_filter = ["source_kind", ("export", ExportFilter), "identity__speaker"]
     list_select_related = ["identity", "conversation"]
     raw_id_fields = ["conversation", "identity", "export"]
     search_fields = ["text"]
+    search_help_text = (
+        "Finds messages whose text contains these words. It reads every message listed, which "
+        "takes seconds over a whole corpus of millions: pick an export or a speaker first to "
+        "search only theirs."
+    )
     ordering = ["-pk"]
-    show_full_result_count = False
+
+    def get_sortable_by(self, request: HttpRequest) -> list[str]:
+        narrowed = any(request.GET.get(lookup) for lookup in NARROWING)
+        return self.list_display if narrowed else []
 
     @admin.display(description="text", ordering="text")
     def short_text(self, message: Message) -> str:
