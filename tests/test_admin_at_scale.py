@@ -239,3 +239,18 @@ def test_votes_sort_only_by_member(staff_client, staff, ann):
     with CaptureQueriesContext(connection) as queries:
         staff_client.get(url, {"o": "2"})
     assert any('ORDER BY "generations_vote"."user_id" ASC' in q["sql"] for q in queries)
+
+
+def test_the_snippet_list_is_newest_first_by_pk(staff_client, ann):
+    """By created_at, which no index serves alone, each page sorted every snippet."""
+    from tests.builders.snippets import make_snippet
+
+    make_snippet((ann, "older"))
+    make_snippet((ann, "newer"))
+
+    with CaptureQueriesContext(connection) as queries:
+        page = staff_client.get(reverse("admin:generations_snippet_changelist"))
+
+    assert [s.text for s in page.context["cl"].result_list] == ["newer", "older"]
+    listed = [q["sql"] for q in queries if 'FROM "generations_snippet"' in q["sql"]]
+    assert any(sql.endswith('ORDER BY "generations_snippet"."id" DESC') for sql in listed)
