@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR
 from django.db.models import F, Max, Min, QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
@@ -145,11 +146,14 @@ class ExportFilter(admin.RelatedFieldListFilter):
     """An export's messages, found through their pk range too: an import appends its rows
     together, and without the range PostgreSQL walked the pk index from the newest message back
     until it had a page of the export's (an old export of 1M: 230 ms a page, ~10x that at 10M).
-    The range comes from the export's BRIN index (``pk + 0`` keeps the planner off the pk index)."""
+    The range comes from the export's BRIN index (``pk + 0`` keeps the planner off the pk index).
+    Only for that walk, in the default order: sorted by a column, the planner took the range and
+    the export as unrelated, guessed 40x too few rows and joined them in a nested loop (163 ms
+    against 27 ms through the BRIN alone at 1M, and growing with the export times its people)."""
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         queryset = super().queryset(request, queryset)
-        if self.lookup_val:
+        if self.lookup_val and not request.GET.get(ORDER_VAR):
             bounds = Message.objects.filter(export_id__in=self.lookup_val).aggregate(
                 low=Min(F("pk") + 0), high=Max(F("pk") + 0)
             )

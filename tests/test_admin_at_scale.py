@@ -179,6 +179,19 @@ def test_an_exports_messages_are_found_in_its_pk_range(staff_client):
     assert staff_client.get(MESSAGES, {"export__id__exact": "x"}).status_code in (200, 302)
 
 
+def test_a_sorted_exports_messages_are_found_through_its_index_alone(staff_client):
+    """Range and export together, the planner guessed 40x too few rows and joined each person
+    to each of the export's messages in a nested loop (163 ms against 27 ms at 1M)."""
+    export = corpus(4, people=2)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = staff_client.get(MESSAGES, {"export__id__exact": export.pk, "o": "2"})
+
+    assert len(page.context["cl"].result_list) == 4
+    assert all("BETWEEN" not in sql for sql in message_sql(queries))
+    assert any("ORDER BY" in sql and '"ingest_identity"' in sql for sql in message_sql(queries))
+
+
 def test_the_message_list_takes_as_many_queries_for_many_rows_as_for_few(
     staff_client, django_assert_max_num_queries
 ):
