@@ -5,8 +5,6 @@ for an unfiltered list, and sorts only by what an index serves (benchmarks/admin
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
@@ -19,19 +17,29 @@ ESTIMATE_FROM = 100_000
 
 
 def planner_estimate(queryset: QuerySet) -> int | None:
-    """PostgreSQL's guess at how many rows an unfiltered queryset holds (its statistics scaled to
-    the table's current size, as the planner does), or None where that is not a fair answer: a
-    filter, a search, DISTINCT, another database."""
+    """PostgreSQL's guess at how many rows an unfiltered queryset holds, or None where that is
+    not a fair answer: a filter, a search, DISTINCT, another database, a table not analyzed yet."""
     connection = connections[queryset.db]
     query = queryset.query
     if connection.vendor != "postgresql" or query.where or query.distinct or query.combinator:
         return None
-    table = connection.ops.quote_name(queryset.model._meta.db_table)
+    return table_estimate(connection, queryset.model._meta.db_table)
+
+
+def table_estimate(connection, table: str) -> int | None:
+    """The rows its last ANALYZE found per page, times the pages it has now (as the planner
+    reckons), or None before any ANALYZE: the planner then guesses from the columns' declared
+    widths (300k messages read as 32k), and the table is counted instead. Autovacuum analyzes a
+    table within a minute or so of a big import."""
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table}")  # noqa: S608 (a model's)
-        plan = cursor.fetchone()[0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return int(plan[0]["Plan"]["Plan Rows"])
+        cursor.execute(
+            "SELECT CASE WHEN reltuples < 0 OR relpages = 0 THEN NULL ELSE (reltuples / relpages"
+            " * (pg_relation_size(oid) / current_setting('block_size')::int))::bigint END"
+            " FROM pg_class WHERE oid = %s::regclass",
+            [connection.ops.quote_name(table)],
+        )
+        row = cursor.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 class EstimatedCountPaginator(Paginator):
