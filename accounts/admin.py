@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.http import HttpRequest
 
-from accounts.models import Invite, is_last_admin
+from accounts.models import ConfirmedEmail, Invite, is_last_admin
 
 User = get_user_model()
 LAST_ADMIN = (
@@ -22,6 +22,14 @@ class InviteAdmin(admin.ModelAdmin):
 
 
 class MemberChangeForm(UserChangeForm):
+    forget_confirmed_email = forms.BooleanField(
+        label="Delete the confirmed email",
+        required=False,
+        help_text="No more reset links go to it (a mailbox the member lost, an address confirmed "
+        "for the wrong account); the member confirms another from their page. Only its member "
+        "confirms an address, by opening the link joe emails to it.",
+    )
+
     def clean(self) -> dict:
         cleaned = super().clean()
         # The instance holds the saved values until the form is applied to it, after this.
@@ -39,9 +47,39 @@ admin.site.unregister(User)
 @admin.register(User)
 class MemberAdmin(UserAdmin):
     """Django's own, except that it refuses to delete or demote the last active superuser, as
-    the site's own account deletion does."""
+    the site's own account deletion does, and shows the member's confirmed email (where
+    "Forgot your password?" sends links), which staff can delete. An email emptied here removes
+    its confirmation, as on *Me*; one changed here waits unconfirmed for its member, and links
+    go on going to the confirmed one until then."""
 
     form = MemberChangeForm
+    readonly_fields = ["confirmed_email_shown"]
+    personal = (
+        "first_name",
+        "last_name",
+        "email",
+        "confirmed_email_shown",
+        "forget_confirmed_email",
+    )
+    fieldsets = [
+        UserAdmin.fieldsets[0],
+        ("Personal info", {"fields": personal}),
+        *UserAdmin.fieldsets[2:],
+    ]
+
+    @admin.display(description="Confirmed email")
+    def confirmed_email_shown(self, obj) -> str:  # noqa: ANN001
+        confirmed = ConfirmedEmail.of(obj) if obj and obj.pk else None
+        if confirmed is None:
+            return "None: “Forgot your password?” emails this member no link."
+        return (
+            f"{confirmed.email} (confirmed {confirmed.confirmed_at:%Y-%m-%d}): reset links go here."
+        )
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:  # noqa: ANN001
+        super().save_model(request, obj, form, change)
+        if change and (form.cleaned_data.get("forget_confirmed_email") or not obj.email):
+            ConfirmedEmail.objects.filter(user=obj).delete()
 
     def get_deleted_objects(self, objs, request: HttpRequest):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
