@@ -93,3 +93,19 @@ def test_a_member_with_no_confirmed_email_shows_none_in_the_admin(staff_client, 
 
     assert page.status_code == 200
     assert "emails this member no link" in page.content.decode()
+
+
+# --- the proxy's log ----------------------------------------------------------------------------
+
+
+def test_the_readmes_nginx_keeps_every_link_token_out_of_its_log():
+    """gunicorn's access log leaves out the tokens of reset and email confirmation links; the
+    README's nginx, in front of it, logged the confirmation links' tokens."""
+    readme = (ROOT / "README.md").read_text()
+    nginx = re.search(r"```nginx\n(.*?)```", readme, re.S)[1]
+    unlogged = re.findall(r"location (\S+) \{[^}]*access_log off;", nginx)
+    for path in (
+        reverse("password_reset_confirm", args=["MQ", "token"]),
+        reverse("confirm_email", args=["MQ", "token"]),
+    ):
+        assert any(path.startswith(prefix) for prefix in unlogged), path
