@@ -16,6 +16,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from django.core.cache import cache
 from django.utils.crypto import salted_hmac
 
+from joe_site.cache import asking_anyway, unreachable
+
 TTL_SECONDS = 3600  # long enough for a busy queue; a retry asks for the passphrase again
 _PREFIX = "ingest:passphrase:"
 _BY_EXPORT = "ingest:passphrase-key-of-export:"
@@ -58,8 +60,14 @@ def key_for(export_id: int) -> str | None:
 
 
 def read(key: str) -> str | None:
-    """The passphrase, or None when it expired, was discarded or cannot be decrypted."""
-    token = cache.get(_PREFIX + key)
+    """The passphrase, or None when it expired, was discarded or cannot be decrypted; raises
+    ``NotKept`` when the cache (Redis) does not answer. Asked even if this process saw Redis
+    fail a moment ago (joe_site.cache takes it as down for a while): the worker that reads it
+    can wait one timeout, and a miss would fail the import."""
+    with asking_anyway():
+        token = cache.get(_PREFIX + key)
+    if token is None and unreachable():
+        raise NotKept("the cache (Redis) did not answer")
     if token is None:
         return None
     try:

@@ -50,7 +50,13 @@ def import_export(self: Task, export_id: int, passphrase_key: str | None = None)
         Export.objects.filter(pk=export_id).update(
             worker_host=self.request.hostname or "", heartbeat_at=timezone.now()
         )
-        passphrase = passphrases.read(passphrase_key) if passphrase_key else None
+        try:
+            passphrase = passphrases.read(passphrase_key) if passphrase_key else None
+        except passphrases.NotKept:
+            # Not "joe no longer has it": it may well be there, once Redis answers again.
+            logger.warning("Export %s: Redis did not answer for its passphrase", export_id)
+            export.mark_failed(services.SIGNAL_KEY_NOT_KEPT)
+            return
         services.import_export(
             export_id=export.pk,
             passphrase=passphrase,

@@ -26,6 +26,8 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
@@ -41,6 +43,7 @@ ASSUME_DOWN_FOR_S = 10.0
 _warned_at = 0.0
 _warn_lock = threading.Lock()
 _latest = threading.local()  # whether this thread's latest cache call found Redis down
+_asking = threading.local()  # whether this thread's calls ask Redis even if it failed lately
 
 # Per Redis URL: until when (time.monotonic) it is taken as down without asking, and why.
 _down_until: dict[str, float] = {}
@@ -87,6 +90,19 @@ def failed_lately(url: str) -> bool:
         return False
 
 
+@contextmanager
+def asking_anyway() -> Iterator[None]:
+    """This thread's cache calls within ask Redis even if it failed a moment ago (and report
+    what they find): for a worker's job that can wait one timeout, and that a miss would fail
+    (a Signal backup's passphrase), not for pages."""
+    before = getattr(_asking, "on", False)
+    _asking.on = True
+    try:
+        yield
+    finally:
+        _asking.on = before
+
+
 def note_failed(url: str, error: Exception | str) -> None:
     """A call to the Redis at ``url`` failed: take it as down for ``ASSUME_DOWN_FOR_S``."""
     if url:
@@ -123,7 +139,7 @@ def _ask(cache: FailSoftRedisCache, method, *args, **kwargs):  # noqa: ANN001, A
     """Run a cache call on Redis; raise CacheUnavailable (logged once a minute) if it is down,
     or failed a moment ago (then without asking it)."""
     url = cache.url
-    if failed_lately(url):
+    if not getattr(_asking, "on", False) and failed_lately(url):
         _latest.down = True
         why = _down_why.get(url, "")
         _warn(why)

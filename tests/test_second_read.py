@@ -109,3 +109,68 @@ def test_the_readmes_nginx_keeps_every_link_token_out_of_its_log():
         reverse("confirm_email", args=["MQ", "token"]),
     ):
         assert any(path.startswith(prefix) for prefix in unlogged), path
+
+
+# --- a Signal backup's passphrase, read by the worker -------------------------------------------
+
+
+@pytest.fixture
+def signal_upload(settings, tmp_path, staff_client, queued, django_capture_on_commit_callbacks):
+    """A Signal backup uploaded with its passphrase (kept in the real Redis), its import queued
+    and not run yet: (export, passphrase key)."""
+    from ingest.models import Export
+    from tests.signal_writer import FIXTURE_MESSAGES, write_backup
+    from tests.test_ingest_support import PASSPHRASE, upload, use_tmp_upload_dir
+
+    use_tmp_upload_dir(settings, tmp_path / "server")
+    path = tmp_path / "signal.backup"
+    write_backup(path, messages=FIXTURE_MESSAGES)
+    with django_capture_on_commit_callbacks(execute=True):
+        export = upload(staff_client, path, passphrase=PASSPHRASE)
+    assert queued == [(export.pk, queued[0][1])], queued
+    return Export.objects.get(pk=export.pk), queued[0][1]
+
+
+def run_import(export, key: str) -> None:  # noqa: ANN001
+    from ingest import tasks
+
+    tasks.import_export.apply(args=(export.pk, key), task_id=export.celery_task_id)
+    export.refresh_from_db()
+
+
+def test_a_worker_that_saw_redis_fail_a_moment_ago_still_reads_the_passphrase(
+    settings, redis_url, signal_upload
+):
+    """The worker's process took Redis as down for 10 s after a call failed (Redis restarted
+    while it deleted the last import's passphrase, say): the next import, sent by a Redis that
+    answers again, missed its passphrase and failed saying joe no longer had it."""
+    from django.core.cache import cache
+
+    from joe_site import cache as fail_soft
+    from joe_site.jobs import JobStatus
+
+    settings.CACHES = {"default": fail_soft.redis_cache(redis_url)}
+    export, key = signal_upload
+    fail_soft.note_failed(cache.url, "Connection refused (a moment ago)")
+
+    run_import(export, key)
+
+    assert export.status == JobStatus.SUCCEEDED, export.error
+    assert not fail_soft.failed_lately(cache.url)  # it answered: up again for everyone
+
+
+def test_a_worker_that_cannot_reach_redis_says_so_not_that_the_passphrase_expired(
+    settings, signal_upload
+):
+    from ingest import services
+    from joe_site import cache as fail_soft
+    from joe_site.jobs import JobStatus
+    from tests.test_jobs_lost_messages import CLOSED_PORT
+
+    export, key = signal_upload
+    settings.CACHES = {"default": fail_soft.redis_cache(CLOSED_PORT)}
+
+    run_import(export, key)
+
+    assert (export.status, export.error) == (JobStatus.FAILED, services.SIGNAL_KEY_NOT_KEPT)
+    assert export.has_file and services.retry_helps(export.error)
