@@ -26,8 +26,9 @@ class MemberChangeForm(UserChangeForm):
         label="Delete the confirmed email",
         required=False,
         help_text="No more reset links go to it (a mailbox the member lost, an address confirmed "
-        "for the wrong account); the member confirms another from their page. Only its member "
-        "confirms an address, by opening the link joe emails to it.",
+        "for the wrong account), and it is no longer the account's email; the member sets and "
+        "confirms another from their page. Only its member confirms an address, by opening the "
+        "link joe emails to it.",
     )
 
     def clean(self) -> dict:
@@ -77,9 +78,16 @@ class MemberAdmin(UserAdmin):
         )
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:  # noqa: ANN001
+        confirmed = ConfirmedEmail.of(obj) if change else None
+        if confirmed and form.cleaned_data.get("forget_confirmed_email"):
+            # Gone from the account altogether: while it stayed its email, a confirmation link
+            # emailed there earlier (3 days) would confirm it again.
+            if obj.email.lower() == confirmed.email.lower():
+                obj.email = ""
+            confirmed.delete()
+        elif confirmed and not obj.email:
+            confirmed.delete()
         super().save_model(request, obj, form, change)
-        if change and (form.cleaned_data.get("forget_confirmed_email") or not obj.email):
-            ConfirmedEmail.objects.filter(user=obj).delete()
 
     def get_deleted_objects(self, objs, request: HttpRequest):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

@@ -174,3 +174,27 @@ def test_a_worker_that_cannot_reach_redis_says_so_not_that_the_passphrase_expire
 
     assert (export.status, export.error) == (JobStatus.FAILED, services.SIGNAL_KEY_NOT_KEPT)
     assert export.has_file and services.retry_helps(export.error)
+
+
+def test_a_confirmed_email_deleted_in_the_admin_cannot_be_confirmed_again_with_its_old_link(
+    staff_client, member, client
+):
+    """A confirmation link is good until its address is confirmed, then dead; staff deleting the
+    confirmation (a mailbox the member lost) brought the used link back to life for 3 days."""
+    from accounts import email_confirmation
+
+    member.email = "alice@example.org"
+    member.save(update_fields=["email"])
+    used = email_confirmation.confirm_path(member)
+    assert email_confirmation.confirm(member, used.rstrip("/").rsplit("/", 1)[1]) is None
+    assert ConfirmedEmail.objects.get(user=member).email == "alice@example.org"
+
+    saved = staff_client.post(
+        reverse("admin:auth_user_change", args=[member.pk]),
+        change_form(member, forget_confirmed_email="on"),
+    )
+
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    member.refresh_from_db()
+    assert member.email == "" and not ConfirmedEmail.objects.filter(user=member).exists()
+    assert client.get(used).status_code == 410
