@@ -198,3 +198,36 @@ def test_a_confirmed_email_deleted_in_the_admin_cannot_be_confirmed_again_with_i
     member.refresh_from_db()
     assert member.email == "" and not ConfirmedEmail.objects.filter(user=member).exists()
     assert client.get(used).status_code == 410
+
+
+# --- the site's own log --------------------------------------------------------------------------
+
+
+def test_a_reset_link_refused_while_its_account_is_deactivated_leaves_no_token_in_the_log(
+    client, member
+):
+    """Django logs each 4xx answer with its path: "Gone: /accounts/reset/<uidb64>/<token>/". A
+    link opened while its account was deactivated is refused (410), and works again once the
+    account is active again: whoever read that line could set the member's password."""
+    import io
+    import logging
+
+    from accounts import password_reset
+
+    link = password_reset.reset_path(member)
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    member.is_active = False
+    member.save(update_fields=["is_active"])
+    console = next(h for h in logging.getLogger().handlers if h.name == "console")
+    written = io.StringIO()
+    saved = console.setStream(written)
+    try:
+        refused = client.get(link)
+    finally:
+        console.setStream(saved)
+
+    assert refused.status_code == 410
+    assert "Gone: /accounts/reset/" in written.getvalue() and token not in written.getvalue()
+    member.is_active = True
+    member.save(update_fields=["is_active"])
+    assert client.get(link).status_code == 302  # the token is live again
