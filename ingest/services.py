@@ -112,6 +112,16 @@ class ImportInProgress(Exception):
     """The export is being imported right now; the message says what to do instead."""
 
 
+class ImportBusy(Exception):
+    """A worker process reported on the import within HEARTBEAT_STALE: it is importing it (this
+    is a second delivery of its message), or was killed a moment ago. The task looks again once
+    that heartbeat would be stale (tasks.import_export)."""
+
+
+class ImportSuperseded(Exception):
+    """The export was queued again since, under another task id: that task runs."""
+
+
 # -- uploads ---------------------------------------------------------------------------------
 
 
@@ -238,6 +248,41 @@ def cancel_import(export: Export) -> None:
             progress_note=WORKER_SILENT,
         )
         export.refresh_from_db()
+
+
+def claim_import(*, export_id: int, task_id: str | None, worker_host: str) -> bool:
+    """Take the export's import for this worker process, in one locked transaction: of two
+    deliveries of its message (acks_late, a redelivery, two pool processes), only one imports,
+    and none reopens an import that has ended. False: nothing to do (deleted, being deleted,
+    already imported, failed or cancelled). Raises ImportSuperseded and ImportBusy.
+
+    Whose the running import is does not matter, only whether its worker still reports: the
+    default worker runs two processes under one name, so a second delivery to the same name
+    may be beside the first, not after it. A worker killed mid-import is taken over once its
+    heartbeat is stale (or queued again at once when it restarts under its name)."""
+    now = timezone.now()
+    with transaction.atomic():
+        # FOR NO KEY UPDATE: the import's own transaction holds nothing on this row to wait for.
+        export = Export.objects.select_for_update(no_key=True).filter(pk=export_id).first()
+        if export is None or not export.is_active or export.is_deleting:
+            log.info("Export %s was deleted, cancelled, already imported or is being deleted; "
+                     "skipping", export_id)  # fmt: skip
+            return False
+        if export.celery_task_id and task_id and task_id != export.celery_task_id:
+            raise ImportSuperseded(f"Export {export_id} was queued again since task {task_id}")
+        heartbeat = export.heartbeat_at
+        if export.status == JobStatus.RUNNING and heartbeat and now - heartbeat < HEARTBEAT_STALE:
+            raise ImportBusy(
+                f"Export {export_id} is being imported by {export.worker_host or 'a worker'}"
+            )
+        Export.objects.filter(pk=export_id).update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            error="",
+            worker_host=worker_host,
+            heartbeat_at=now,
+        )
+    return True
 
 
 def requeue_interrupted_imports(*, worker_host: str) -> list[int]:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ingest import passphrases, services, uploads
 from ingest.models import Export
-from joe_site.jobs import restarted_worker
+from joe_site.jobs import HEARTBEAT_STALE, restarted_worker
 from joe_site.lost_messages import LostMessages
 
 logger = logging.getLogger(__name__)
@@ -28,28 +28,36 @@ logger = logging.getLogger(__name__)
     # its visibility timeout.
     acks_late=True,
     reject_on_worker_lost=True,
+    # As an argument of retry(), None would mean the default of 3 tries, not "no limit".
+    max_retries=None,
 )
 def import_export(self: Task, export_id: int, passphrase_key: str | None = None) -> None:
     """``passphrase_key`` names the encrypted passphrase in the cache (see passphrases.py)."""
-    superseded = False
+    keep_passphrase = False
     try:
-        export = Export.objects.filter(pk=export_id).first()
-        if export is None or not export.is_active or export.is_deleting:
-            logger.info(
-                "Export %s was deleted, cancelled, already imported or is being deleted; skipping",
-                export_id,
+        try:
+            claimed = services.claim_import(
+                export_id=export_id,
+                task_id=self.request.id,
+                worker_host=self.request.hostname or "",
             )
-            return
-        task_id = self.request.id
-        if export.celery_task_id and task_id and task_id != export.celery_task_id:
+        except services.ImportSuperseded as superseded:
             # Queued again since (a retry, a restarted worker requeued it, its message was
             # thought lost and sent again): that task runs, maybe with this same passphrase key.
-            logger.info("Export %s was queued again since task %s; skipping", export_id, task_id)
-            superseded = True
+            logger.info("%s; skipping", superseded)
+            keep_passphrase = passphrases.key_for(export_id) == passphrase_key
             return
-        Export.objects.filter(pk=export_id).update(
-            worker_host=self.request.hostname or "", heartbeat_at=timezone.now()
-        )
+        except services.ImportBusy as busy:
+            # A second delivery while another process imports it. Dropping this message would
+            # strand the export if that process was in fact just killed (its own message may be
+            # this one): look again once its heartbeat would be stale; a finished export then
+            # does nothing. The passphrase stays for the import that runs.
+            logger.info("%s; trying again later", busy)
+            keep_passphrase = True
+            raise self.retry(countdown=HEARTBEAT_STALE.total_seconds() + 30) from None
+        if not claimed:
+            return
+        export = Export.objects.get(pk=export_id)
         try:
             passphrase = passphrases.read(passphrase_key) if passphrase_key else None
         except passphrases.NotKept:
@@ -65,7 +73,7 @@ def import_export(self: Task, export_id: int, passphrase_key: str | None = None)
         )
     finally:
         passphrase = None
-        if passphrase_key and not (superseded and passphrases.key_for(export_id) == passphrase_key):
+        if passphrase_key and not keep_passphrase:
             passphrases.discard(passphrase_key)
         _expire_failed_uploads()
 

@@ -21,7 +21,7 @@ from ingest.models import Export, Message
 from ingest.parsers import signal_backup
 from ingest.parsers.records import Progress
 from ingest.progress import ImportCancelled, ProgressReporter
-from joe_site.jobs import JobStatus
+from joe_site.jobs import HEARTBEAT_STALE, JobStatus
 from tests.builders.slack import build_slack, synthetic_stream
 from tests.builders.waiting import wait_for
 from tests.signal_writer import FIXTURE_MESSAGES, write_backup
@@ -255,6 +255,9 @@ def test_a_worker_killed_mid_import_leaves_nothing_and_the_retry_imports_all(tmp
     assert export.status == JobStatus.RUNNING  # what the broker redelivers
     assert corpus() == EMPTY
 
+    # The broker redelivers it after its visibility timeout (a day): by then the killed worker's
+    # heartbeat is long stale (a fresh one is a worker still at it: tests/test_double_delivery.py).
+    Export.objects.filter(pk=export.pk).update(heartbeat_at=timezone.now() - HEARTBEAT_STALE * 2)
     tasks.import_export(export.pk)  # the redelivered task
 
     export.refresh_from_db()
