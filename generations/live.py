@@ -7,6 +7,7 @@ has passed it, and the page asks for the row every 300 ms until the job ends.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -24,6 +25,8 @@ from joe_site.jobs import HEARTBEAT_STALE, SEND_FAILED, JobStatus
 from joe_site.lost_messages import send_on_commit
 from joe_site.workers import gpu_worker_is_up
 from trainer.models import TrainingRun
+
+log = logging.getLogger(__name__)
 
 NO_WORKER = (
     "No generation worker is running right now, so nothing can be written live. "
@@ -52,6 +55,7 @@ WORKER_LOST = (
     "so it will not finish. Try again."
 )
 WAITING = "Waiting for the generation worker"
+MEMBER_GONE = "Cancelled: whoever asked for it is no longer a member here, so nothing was written."
 QUEUE_DOWN = (
     "The task queue did not answer, so this never reached the generation worker. "
     "Try again in a few minutes."
@@ -382,10 +386,24 @@ def execute_live(live_id: int, *, speaker_ids: list[int] | None = None) -> LiveG
 
 def _claim(live_id: int) -> bool:
     """Take a queued live generation for this worker, in one locked transaction: of two messages
-    for it, only one writes. False: nothing to do."""
+    for it, only one writes. False: nothing to do.
+
+    A member removed since they asked (their account deactivated) gets nothing written: it
+    would be for nobody, in a friend's voice. (A deleted account's requests went with it.)"""
     with transaction.atomic():
-        generation = LiveGeneration.objects.select_for_update().filter(pk=live_id).first()
+        generation = (
+            LiveGeneration.objects.select_for_update(of=("self",))
+            .select_related("member")
+            .filter(pk=live_id)
+            .first()
+        )
         if generation is None or generation.status != JobStatus.QUEUED:
+            return False
+        if not generation.member.is_active:
+            log.info("Live generation %s: %s", live_id, MEMBER_GONE)
+            LiveGeneration.objects.filter(pk=live_id).update(
+                status=JobStatus.CANCELLED, progress_note=MEMBER_GONE, finished_at=timezone.now()
+            )
             return False
         generation.mark_running()
     return True

@@ -399,13 +399,24 @@ class _BatchRunner:
             prompt=self.batch.prompt,
             shared_run=shared,
             speakers=self.speakers,
-            created_by=self.batch.created_by,
+            created_by=self.creator(),
         )
         if is_leak(shared):
             self.stats["leak"] += 1
             return False
         self.stats["kept"] += 1
         return True
+
+    def creator(self):
+        """Who queued the batch, as its row says now: a staff member whose account is deleted
+        while it runs leaves it nobody's (SET_NULL), and so are the snippets it keeps writing
+        (naming the deleted account, the next one failed the batch on the foreign key)."""
+        creator_id = self.batch.created_by_id
+        if creator_id is None:
+            return None
+        if not GenerationBatch.objects.filter(pk=self.batch.pk, created_by_id=creator_id).exists():
+            self.batch.created_by = None
+        return self.batch.created_by
 
     # -------------------------------------------------------------- messages
     def deficits(self) -> dict[str, int]:

@@ -14,10 +14,21 @@ from celery.exceptions import Retry
 from django.db import connection
 from django.utils import timezone
 
+from accounts import consent
+from generations import live, services
+from generations.models import LiveGeneration, Snippet
+from generations.tasks import live_generate, run_batch
 from ingest import services as ingest_services
 from ingest import tasks
 from ingest.models import Export, Message
 from joe_site.jobs import HEARTBEAT_STALE, JobStatus
+from tests.builders.generation import (
+    FakeGenerator,
+    checkpoint_copy,
+    make_friends,
+    make_run,
+    tiny_checkpoint,
+)
 from tests.test_ingest_support import EMPTY, corpus, slack_export, stored_export, use_tmp_upload_dir
 
 
@@ -154,3 +165,134 @@ def test_a_delivery_that_looked_while_the_first_ran_does_not_reopen_it_once_done
     export.refresh_from_db()
     assert export.status == JobStatus.SUCCEEDED, export.error
     assert export.messages_count == Message.objects.count() == 1
+
+
+# -- Live generations and batches whose people left -------------------------------------------
+
+
+@pytest.fixture
+def friends(db):
+    return make_friends()
+
+
+@pytest.fixture
+def run(friends, tmp_path):
+    return make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    generator = FakeGenerator()
+    monkeypatch.setattr(services, "load_generator", lambda checkpoint_dir: generator)
+    return generator
+
+
+def queued_live(member, speaker=None, *, speakers=()) -> LiveGeneration:
+    """A Live request as start_live leaves it: queued, its message on its way (not sent here:
+    the test's transaction never commits)."""
+    generation = live.start_live(member=member, speaker=speaker, speakers=list(speakers))
+    assert generation.status == JobStatus.QUEUED
+    return generation
+
+
+@pytest.fixture
+def worker_up(monkeypatch):
+    monkeypatch.setattr(live, "gpu_worker_is_up", lambda: True)
+
+
+def test_a_live_request_of_a_member_removed_meanwhile_is_dropped(
+    member, run, friends, fake, worker_up, caplog
+):
+    generation = queued_live(member, friends["ann"])
+    member.is_active = False  # staff removed them (the admin's "Active" unticked)
+    member.save()
+
+    with caplog.at_level(logging.INFO, logger="generations"):
+        live_generate(generation.pk)
+
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.CANCELLED
+    assert generation.progress_note == live.MEMBER_GONE
+    assert generation.lines == [] and fake.calls == 0
+    dropped = [r for r in caplog.records if live.MEMBER_GONE in r.getMessage()]
+    assert [r.levelno for r in dropped] == [logging.INFO]
+
+
+def test_a_live_request_of_a_member_who_deleted_their_account_is_not_generated(
+    member, run, friends, fake, worker_up
+):
+    generation = queued_live(member, friends["ann"])
+    member.delete()  # their requests go with the account
+
+    live_generate(generation.pk)
+
+    assert not LiveGeneration.objects.filter(pk=generation.pk).exists()
+    assert fake.calls == 0 and not Snippet.objects.exists()
+
+
+def test_a_live_request_for_a_friend_who_opted_out_meanwhile_writes_nothing(
+    member, run, friends, fake, worker_up
+):
+    generation = queued_live(member, friends["bo"])
+    consent.set_opted_out(speaker=friends["bo"], opted_out=True)
+
+    live_generate(generation.pk)
+
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.FAILED and "opted out" in generation.error
+    assert generation.lines == [] and fake.calls == 0
+
+
+def test_a_live_conversation_leaves_out_a_friend_who_opted_out_meanwhile(
+    member, run, friends, fake, worker_up
+):
+    generation = queued_live(member, speakers=[friends["ann"], friends["bo"], friends["cy"]])
+    consent.set_opted_out(speaker=friends["bo"], opted_out=True)
+    fake.conversations = [[("ann", "who is in"), ("cy", "me")]]
+
+    live_generate(generation.pk)
+
+    generation.refresh_from_db()
+    assert generation.status == JobStatus.SUCCEEDED
+    assert {line["speaker"] for line in generation.lines} == {"ann", "cy"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_staff_member_is_deleted_while_it_runs_still_finishes(
+    staff, friends, run, fake
+):
+    """Its snippets stay, nobody's (as the account's own snippets become); before, the next
+    snippet named the deleted account and the batch failed on the database's foreign key."""
+    batch = services.create_batch(
+        run=run, per_speaker={"ann": 40, "bo": 40}, conversations=0, temperature=0.9,
+        top_p=0.95, top_k=50, max_new_tokens=8, prompt="", base_seed=7, created_by=staff,
+    )  # fmt: skip
+    fake.after_chunk = lambda: staff.delete() if staff.pk else None
+
+    run_batch(batch.pk)
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.SUCCEEDED, batch.error
+    assert batch.created_by is None
+    assert batch.snippets.filter(kind="message", is_leak=False).count() == 80
+    assert not Snippet.objects.filter(created_by__isnull=False).exists()
+
+
+def test_a_batch_queued_by_staff_deleted_since_writes_no_voice_that_opted_out(
+    staff, friends, run, fake
+):
+    batch = services.create_batch(
+        run=run, per_speaker={"ann": 2, "bo": 2}, conversations=2, temperature=0.9,
+        top_p=0.95, top_k=50, max_new_tokens=8, prompt="", base_seed=7, created_by=staff,
+    )  # fmt: skip
+    staff.delete()
+    consent.set_opted_out(speaker=friends["bo"], opted_out=True)
+    fake.conversations = [[("ann", "pho?"), ("cy", "pho.")], [("cy", "again"), ("ann", "yes")]]
+
+    run_batch(batch.pk)
+
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.SUCCEEDED, batch.error
+    voices = {line["speaker"] for s in batch.snippets.all() for line in s.lines}
+    assert "bo" not in voices and voices
+    assert not batch.snippets.filter(speakers__slug="bo").exists()
