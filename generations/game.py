@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Length
 
@@ -152,9 +153,14 @@ def _redaction() -> RedactionConfig:
     return RedactionConfig(words=tuple(sorted(words)))
 
 
-def record_guess(*, user, kind: str, pk: int, guessed_fake: bool) -> GameGuess:
-    """Score the member's answer. Raises Snippet.DoesNotExist or Message.DoesNotExist if the
-    round left the game meanwhile (the fake vetoed or hidden, the friend opted out)."""
+def record_guess(
+    *, user, kind: str, pk: int, guessed_fake: bool, deal: str = ""
+) -> GameGuess | None:
+    """Score the member's answer to the round dealt as ``deal``; None if that round was
+    answered already (posts sent at once or again: the database keeps one answer per deal;
+    without a deal, every answer counts).
+    Raises Snippet.DoesNotExist or Message.DoesNotExist if the round left the game meanwhile
+    (the fake vetoed or hidden, the friend opted out)."""
     is_fake = kind == "fake"
     if is_fake:
         target = {"snippet": _fake_snippets().select_related("speaker").get(pk=pk)}
@@ -162,13 +168,20 @@ def record_guess(*, user, kind: str, pk: int, guessed_fake: bool) -> GameGuess:
     else:
         target = {"message": _real_messages().select_related("identity__speaker").get(pk=pk)}
         speaker = target["message"].identity.speaker
-    return GameGuess.objects.create(
-        user=user,
-        speaker=speaker,
-        guessed_fake=guessed_fake,
-        correct=guessed_fake == is_fake,
-        **target,
-    )
+    try:
+        with transaction.atomic():
+            return GameGuess.objects.create(
+                user=user,
+                speaker=speaker,
+                guessed_fake=guessed_fake,
+                correct=guessed_fake == is_fake,
+                deal=deal,
+                **target,
+            )
+    except IntegrityError:
+        if not GameGuess.objects.filter(user=user, deal=deal).exclude(deal="").exists():
+            raise
+        return None
 
 
 def score(user) -> dict[str, int]:

@@ -448,6 +448,9 @@ class GameGuess(models.Model):
     )
     guessed_fake = models.BooleanField()
     correct = models.BooleanField()
+    # The dealing of the round this answers (kept in the member's session): answered once,
+    # whatever reaches the server twice (a double click, a resent post) and with or without Redis.
+    deal = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -456,7 +459,10 @@ class GameGuess(models.Model):
             models.CheckConstraint(
                 condition=Q(snippet__isnull=True) ^ Q(message__isnull=True),
                 name="guess_is_about_a_snippet_or_a_message",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["user", "deal"], condition=~Q(deal=""), name="one_answer_per_dealt_round"
+            ),
         ]
         indexes = [models.Index(fields=["user", "correct"])]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -12,7 +11,6 @@ from django.views.decorators.http import require_POST
 from generations import game
 from generations.models import Snippet
 from ingest.models import Message
-from joe_site.cache import unreachable as cache_unreachable
 
 SESSION_KEY = "game_round"
 
@@ -54,20 +52,19 @@ def guess(request: HttpRequest) -> HttpResponse:
     if pending is None:
         return redirect("generations:game")  # a reload or a second click: just play on
     # Posts sent at once (a double click without JavaScript) each read the round from the
-    # session before any of them saves it popped: only the first answer counts.
-    answered = f"game-answered:{request.user.pk}:{pending.get('deal') or secrets.token_hex(8)}"
-    # Redis down (nothing to ask): the answer counts, rather than every answer being dropped.
-    if not cache.add(answered, True, 24 * 3600) and not cache_unreachable():
-        return redirect("generations:game")
+    # session before any of them saves it popped: the database counts one answer per deal.
     try:
         result = game.record_guess(
             user=request.user,
             kind=pending["kind"],
             pk=pending["pk"],
             guessed_fake=request.POST["guess"] == "fake",
+            deal=pending.get("deal") or secrets.token_urlsafe(12),
         )
     except (Snippet.DoesNotExist, Message.DoesNotExist):
         return redirect("generations:game")  # deleted or vetoed meanwhile
+    if result is None:
+        return redirect("generations:game")  # answered already: just play on
     context = _context(request, result=result, answer=pending["kind"])
     if not request.htmx:
         return render(request, "generations/game.html", context)

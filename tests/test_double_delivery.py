@@ -5,6 +5,7 @@ dropped, no voice that opted out is written in, and a game answer counts once pe
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from datetime import timedelta
 
@@ -12,11 +13,12 @@ import pytest
 from celery.canvas import Signature
 from celery.exceptions import Retry
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from accounts import consent
 from generations import live, services
-from generations.models import LiveGeneration, Snippet
+from generations.models import GameGuess, LiveGeneration, Snippet
 from generations.tasks import live_generate, run_batch
 from ingest import services as ingest_services
 from ingest import tasks
@@ -29,7 +31,10 @@ from tests.builders.generation import (
     make_run,
     tiny_checkpoint,
 )
+from tests.test_game import make_friend
 from tests.test_ingest_support import EMPTY, corpus, slack_export, stored_export, use_tmp_upload_dir
+from tests.test_redis_down import redis_down  # noqa: F401  (a fixture)
+from tests.test_votes import _race
 
 
 @pytest.fixture
@@ -296,3 +301,45 @@ def test_a_batch_queued_by_staff_deleted_since_writes_no_voice_that_opted_out(
     voices = {line["speaker"] for s in batch.snippets.all() for line in s.lines}
     assert "bo" not in voices and voices
     assert not batch.snippets.filter(speakers__slug="bo").exists()
+
+
+# -- Real or fake? ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_double_click_during_a_redis_outage_counts_once(redis_down, member):  # noqa: F811
+    make_friend("Alice", opted_in=True)
+    player = Client()
+    player.force_login(member)
+    for _ in range(3):
+        player.get("/game/")
+        clicks = [Client() for _ in range(4)]
+        for click in clicks:
+            click.cookies = player.cookies  # the same browser, so the same session
+        before = GameGuess.objects.count()
+        _race([lambda c=c: c.post("/game/guess/", {"guess": "real"}) for c in clicks])
+        assert GameGuess.objects.count() == before + 1
+
+
+@pytest.mark.django_db
+def test_the_same_answer_sent_again_for_one_dealt_round_counts_once(redis_down, member):  # noqa: F811
+    """The same POST resent with the session as it was when the round was dealt (a browser's
+    resend, a session saved back by a slower request): the round's deal is answered already."""
+    alice = make_friend("Alice", opted_in=True)
+    real = Message.objects.filter(identity__speaker=alice).first()
+    player = Client()
+    player.force_login(member)
+    dealt = {"kind": "real", "pk": real.pk, "deal": secrets.token_urlsafe(12)}
+    for _ in range(2):
+        session = player.session
+        session["game_round"] = dict(dealt)
+        session.save()
+        player.post("/game/guess/", {"guess": "real"})
+
+    assert GameGuess.objects.filter(user=member).count() == 1
+    # Another dealing of the same message is another round, and counts.
+    session = player.session
+    session["game_round"] = {**dealt, "deal": secrets.token_urlsafe(12)}
+    session.save()
+    player.post("/game/guess/", {"guess": "fake"})
+    assert GameGuess.objects.filter(user=member).count() == 2
