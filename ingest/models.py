@@ -77,6 +77,9 @@ class Export(Job):
     duplicates_count = models.PositiveIntegerField(default=0)
     identities_count = models.PositiveIntegerField(default=0)
     skipped = models.JSONField(default=dict, blank=True)
+    # What the parser said about the file for whoever imported it (a chat that may be here
+    # already from an older export, say): sentences, shown on the export's page.
+    notices = models.JSONField(default=list, blank=True)
     first_message_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
     # Deleting a big export runs on the worker (services.request_delete): asked for, then begun,
@@ -181,7 +184,7 @@ class Export(Job):
             )
         skipped = ", ".join(f"{count:,} {reason}" for reason, count in self.skipped_items())
         lines.append(f"skipped: {skipped}" if skipped else "nothing skipped")
-        return lines
+        return lines + list(self.notices)
 
     def delete_file(self) -> None:
         if self.file:

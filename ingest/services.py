@@ -41,11 +41,11 @@ from ingest.parsers.records import (
     ExportError,
     IdentityRecord,
     MessageRecord,
+    NoticeRecord,
     Record,
     SkippedRecord,
     owner_key,
 )
-from ingest.parsers.telegram import USERS_PAST_2_32
 from ingest.progress import ImportCancelled, ImportProgress, ProgressReporter
 from ingest.rows import clean_id, clean_name, clean_text, message_row
 from joe_site.jobs import HEARTBEAT_STALE, JobStatus
@@ -362,9 +362,15 @@ def import_export(
                 _lock_imports()
                 if Message.objects.filter(export_id=export.pk).exists():
                     return export  # another delivery of the same task already imported it
+                writer = CorpusWriter(export=export, kind=kind, owner_name=owner_name)
                 if kind == SourceKind.TELEGRAM:
                     options["numbered_chats"] = _telegram_numbered_chats()
-                    options["old_chats"] = _telegram_old_chats()
+                    options["known_chats"] = set(
+                        Conversation.objects.filter(source_kind=kind).values_list(
+                            "external_id", flat=True
+                        )
+                    )
+                    options["held_messages"] = writer.held_messages
                 if kind == SourceKind.SIGNAL_DESKTOP:
                     options["shared_me_chats"] = _signal_export_shared_me_chats()
                     options["known_chats"] = dict(
@@ -372,7 +378,6 @@ def import_export(
                             "external_id", "title"
                         )
                     )
-                writer = CorpusWriter(export=export, kind=kind, owner_name=owner_name)
                 split = (
                     slack_import.plan(source, include_bots=include_bots)
                     if kind == SourceKind.SLACK
@@ -416,19 +421,6 @@ def _telegram_numbered_chats() -> set[str]:
     return set(
         Conversation.objects.filter(source_kind=SourceKind.TELEGRAM)
         .filter(Exists(numbered))
-        .values_list("external_id", flat=True)
-    )
-
-
-def _telegram_old_chats() -> set[str]:
-    """Telegram chats holding a message from before users' numbers passed 2**32: a one-to-one
-    chat the corpus holds under its pre-2021 id is one of them, and keeps that id. Only chats
-    known by such a number (ten digits or more) are looked at: sent_at has no index."""
-    old = Message.objects.filter(conversation=OuterRef("pk"), sent_at__lt=USERS_PAST_2_32)
-    return set(
-        Conversation.objects.filter(source_kind=SourceKind.TELEGRAM)
-        .filter(external_id__regex=r"^([0-9]{10,}|dm:.*user[0-9]{10,}.*)$")
-        .filter(Exists(old))
         .values_list("external_id", flat=True)
     )
 
@@ -546,6 +538,7 @@ class CorpusWriter:
         self.identity_ids: dict[str, int] = {}
         self.conversation_ids: dict[str, int] = {}
         self.skipped: Counter[str] = Counter()
+        self.notices: list[str] = []
         self.first_at = None
         self.last_at = None
         self.loader: MessageLoader | None = None
@@ -604,7 +597,20 @@ class CorpusWriter:
                 self.identity_records[record.external_id] = record
             elif type(record) is ConversationRecord:
                 self.conversation_records[record.external_id] = record
+            elif type(record) is NoticeRecord and record.text not in self.notices:
+                self.notices.append(record.text)
         reporter.messages = loader.seen
+
+    def held_messages(self, external_id: str) -> dict[str, tuple[str, datetime, str]]:
+        """The messages the corpus holds in one of this kind's conversations (this import's so
+        far included): ``{external_id: (text, sent_at, sender's external_id)}``, for a parser
+        that must find how they were keyed."""
+        if self.loader is not None:
+            self.loader.pause()
+        rows = Message.objects.filter(
+            conversation__source_kind=self.kind, conversation__external_id=external_id
+        ).values_list("external_id", "text", "sent_at", "identity__external_id")
+        return {key: tuple(rest) for key, *rest in rows.iterator(chunk_size=10_000)}
 
     def _identity(self, external_id: str) -> int:
         self.loader.pause()  # type: ignore[union-attr]
@@ -682,6 +688,7 @@ class CorpusWriter:
             messages_count=loader.inserted,
             duplicates_count=loader.duplicates,
             skipped=dict(self.skipped),
+            notices=self.notices,
             first_message_at=self.first_at,
             last_message_at=self.last_at,
             status=JobStatus.SUCCEEDED,

@@ -63,7 +63,13 @@ class SkippedRecord(NamedTuple):
     reason: str  # short, stable: "system", "bot", "empty", "media-only", "deleted", ...
 
 
-Record = IdentityRecord | ConversationRecord | MessageRecord | SkippedRecord
+class NoticeRecord(NamedTuple):
+    """Something the import page should say about the file (once per export, in words)."""
+
+    text: str
+
+
+Record = IdentityRecord | ConversationRecord | MessageRecord | SkippedRecord | NoticeRecord
 
 
 @dataclass(slots=True)

@@ -4,8 +4,16 @@ Two shapes: one chat (``{"name", "type", "id", "messages": [...]}``) or the whol
 (``{"personal_information": {...}, "chats": {"list": [chat, ...]}, "left_chats": {...}}``). The
 file can be gigabytes, so it is walked with ``JsonStream`` one message at a time. ``text`` is a
 string or a list of strings and entity objects; ``from_id`` is ``"user123"`` (``123`` before 2021);
-``date_unixtime`` (UTC) exists since 2021, before that only ``date`` in the exporting computer's
-local time, read in the ``timezone`` option.
+``date_unixtime`` (UTC) exists since late 2021; before that only ``date``, in the exporting
+computer's local time with no offset, read in the ``timezone`` option for ``sent_at``.
+
+Ids of messages Telegram numbers per account (one-to-one chats, basic groups) never depend on the
+zone an import reads local times in: they take ``date_unixtime`` where the export has it, and
+otherwise the local time as written (read as UTC). Where the corpus already holds the chat, a
+message it holds under another reading of its time (the Unix time of its local date in some
+zone: a newer export's, or what an import before this made) keeps that id, found by the
+message's sender and text (``held_messages``), so exports of one chat from both layouts, and the
+same export imported twice in two zones, meet.
 
 Forwarded messages are someone else's words: skipped as "forwarded" unless
 ``include_forwarded=True``.
@@ -14,11 +22,14 @@ Forwarded messages are someone else's words: skipped as "forwarded" unless
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import re
+import zoneinfo
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from .archive import JsonStream, Limits, existing, open_archive, time_zone
 from .records import (
@@ -26,6 +37,7 @@ from .records import (
     ExportError,
     IdentityRecord,
     MessageRecord,
+    NoticeRecord,
     Progress,
     ProgressCallback,
     Record,
@@ -103,15 +115,22 @@ def user_id(raw: Any) -> str:
 # Before 2021 Telegram Desktop wrote its own peer ids: a user's or chat's number with its kind in
 # bit 32 (users) or 33 (basic groups, supergroups, channels); a chat's "id" always, a sender's
 # "from_id" since senders could be channels. Since then "id" is the bare number and "from_id"
-# says the kind in words ("user123", "channel123"). Read the old way, one chat had two ids.
+# says the kind in words ("user123", "channel123"). Read the old way, one chat had two ids. Which
+# layout a chat is in is read from its messages (an integer sender: the old one), never from dates.
 _USER_SHIFT, _CHAT_SHIFT = 1 << 32, 2 << 32
 _BARE = 0xFFFFFFFF
 _USER_KINDS = {"personal_chat", "bot_chat", "saved_messages"}
 _ERA_PEEK = 1000  # messages read ahead at most to tell a chat's era
-# Users' numbers passed 2**32 (64-bit ids) after this; the pre-2021 layout was gone before it. A
-# chat the corpus holds under a number of 2**32 or more, with a message from before this, is a
-# pre-2021 export's chat (of the user with the bare number), never a 64-bit user's.
-USERS_PAST_2_32 = dt.datetime(2021, 9, 1, tzinfo=dt.UTC)
+# Messages of a chat the corpus holds read ahead at most, to learn how the corpus keyed them.
+_MATCH_PEEK = 20_000
+_ZONE_SAMPLE = 200  # messages found under no usual reading, tried in every zone
+# Held messages' times were read in some zone, local times are at most 14 hours from UTC.
+_SPAN_MARGIN = dt.timedelta(days=2)
+_PEER = re.compile(r"(user|channel|chat)(\d+)")
+
+Reading = Callable[[dict[str, Any]], str]
+# A chat's stored messages: id -> (text, sent_at, sender's id).
+Held = Mapping[str, tuple[str, dt.datetime, str]]
 
 
 def old_user_id(raw: Any) -> str:
@@ -121,6 +140,25 @@ def old_user_id(raw: Any) -> str:
     if isinstance(raw, int) and raw >= _USER_SHIFT:
         return f"user{raw & _BARE}"
     return user_id(raw)
+
+
+def legacy_senders(held: Held) -> Callable[[Any], str]:
+    """Senders as imports named them in a chat kept under its pre-2021 id: the integer as the
+    old export wrote it ("user4294967397" for user 101 with bit 32, or "user101" from exports
+    older still); today's "user101" turned back into whichever the chat holds."""
+    holds = {sender for _, _, sender in held.values()}
+
+    def sender(raw: Any) -> str:
+        if isinstance(raw, int):
+            return user_id(raw)
+        match = _PEER.fullmatch(str(raw))
+        if match and int(match[2]) <= _BARE:
+            shift = _USER_SHIFT if match[1] == "user" else _CHAT_SHIFT
+            old = f"user{int(match[2]) | shift}"
+            return old if old in holds or match[1] != "user" else f"user{match[2]}"
+        return str(raw)
+
+    return sender
 
 
 def _old_era(msg: Any) -> bool | None:
@@ -135,6 +173,65 @@ def _old_era(msg: Any) -> bool | None:
     return isinstance(sender, int)
 
 
+# How a message's time goes into its id (where Telegram numbers messages per account), never
+# the zone an import reads local times in: the export's Unix time where it has one; in the
+# pre-2021 layout, the Unix time of the local time read as UTC (the computer's zone is not in the
+# file; this is what a newer export gives when the computer was on UTC, and what imports gave
+# with the default TIME_ZONE); in a 2021 export with no Unix time yet, the local time as written
+# (ISO, read as UTC), as such exports always were.
+def unix_reading(msg: dict[str, Any]) -> str:
+    return str(msg["date_unixtime"])
+
+
+def written_reading(msg: dict[str, Any]) -> str:
+    local = dt.datetime.fromisoformat(str(msg["date"]))
+    return local.replace(tzinfo=local.tzinfo or dt.UTC).astimezone(dt.UTC).isoformat()
+
+
+def zone_reading(tz: dt.tzinfo) -> Reading:
+    """The Unix time of the local time in ``tz``: a newer export's time, if ``tz`` is where the
+    computer was, and what imports of pre-2021 one-to-one chats took for a while (in the
+    import's zone); only ever used to find a message the corpus already holds."""
+
+    def reading(msg: dict[str, Any]) -> str:
+        local = dt.datetime.fromisoformat(str(msg["date"]))
+        return str(int(local.replace(tzinfo=local.tzinfo or tz).timestamp()))
+
+    reading.zone = getattr(tz, "key", str(tz))  # type: ignore[attr-defined]
+    return reading
+
+
+UTC_READING = zone_reading(dt.UTC)
+
+
+def content_key(chat_id: str, stamp: str, sender: str, n: int) -> str:
+    seed = f"{chat_id}|{stamp}|{sender}|{n}".encode()
+    return f"{chat_id}:c" + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:16]
+
+
+@functools.cache
+def _zone_names() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def _same_text(held: tuple[str, Any, Any] | None, text: str) -> bool:
+    if held is None:
+        return False
+    from ingest.rows import clean_text  # the text as rows store it
+
+    return held[0] == clean_text(text)
+
+
+class _Entry(NamedTuple):
+    """A message that would get a content id: what its id is made of."""
+
+    msg: dict[str, Any]
+    sender: str
+    n: int
+    text: str
+    sent_at: dt.datetime
+
+
 class _Parser:
     def __init__(
         self,
@@ -142,15 +239,16 @@ class _Parser:
         include_forwarded: bool,
         label: str,
         numbered_chats: Collection[str] = (),
-        old_chats: Collection[str] = (),
+        known_chats: Collection[str] = (),
+        held_messages: Callable[[str], Held] | None = None,
     ) -> None:
         self.tz = tz
         self.include_forwarded = include_forwarded
         self.label = label
         self.numbered_chats = numbered_chats
-        self.old_chats = old_chats
+        self.known_chats = known_chats
+        self.held_messages = held_messages
         self.sender_id = user_id  # how this chat's senders are named (old_user_id: pre-2021)
-        self.unix_stamps = False  # a pre-2021 one-to-one chat's ids use its Unix time as read
         self.self_id = ""
         self.announced: set[str] = set()
         self.chats = 0
@@ -168,8 +266,7 @@ class _Parser:
         (as UTC, as every import did before the zone could be chosen)."""
         if msg.get("date_unixtime"):
             return sent_at.isoformat()
-        local = dt.datetime.fromisoformat(str(msg["date"]))
-        return local.replace(tzinfo=local.tzinfo or dt.UTC).astimezone(dt.UTC).isoformat()
+        return written_reading(msg)
 
     def chat(self, js: JsonStream, tick: Any) -> Iterator[Record]:
         """One chat object of an account export; the stream is on its opening brace."""
@@ -196,16 +293,14 @@ class _Parser:
         number = meta.get("id")
         meta = {**meta, "id": self.chat_number(number, kind, bool(old))}
         chat_id, per_account = self.chat_key(meta, kind)
-        if self.unix_stamps:
-            held, _ = self.chat_key({**meta, "id": number}, kind)
-            if held in self.old_chats:
-                # Imported under its pre-2021 id before (its ids from the time as written):
-                # it keeps that id and those ids, so re-importing the old export adds nothing.
-                self.unix_stamps, self.sender_id = False, user_id
-                chat_id = held
+        ids, notice = None, ""
+        if per_account:
+            ids, notice = self.content_ids(chat_id, meta, number, kind, bool(old), ahead, js, rest)
+            chat_id = ids.chat_id
         title = meta.get("name") or ("Saved Messages" if kind == "saved_messages" else chat_id)
         yield ConversationRecord(chat_id, str(title), is_group=kind not in _ONE_TO_ONE)
-        ids = _ContentIds(chat_id) if per_account else None
+        if notice:
+            yield NoticeRecord(notice.format(title=title))
         for msg in ahead:
             self.seen_messages += 1
             yield from self.message(chat_id, msg, ids)
@@ -231,28 +326,15 @@ class _Parser:
 
     def chat_number(self, number: Any, kind: str, old: bool) -> Any:
         """The chat's id as a 2021+ export writes it (the bare number), and how its senders are
-        named; unless the corpus holds the chat under the id a pre-2021 export gave it
-        (imported before such exports were read this way): then it keeps that id, so that
-        re-importing it adds nothing and a newer export of it joins it.
-
-        Basic groups, whose messages Telegram numbers per account, keep their pre-2021 ids:
-        they are known by content and time, and pre-2021 exports have no Unix time. A one-to-one
-        chat's ids take the Unix time of its local dates, read in the import's zone, so that a
-        newer export of it joins it (messages() keeps the old id for one the corpus holds).
-        """
+        named; unless the corpus holds the chat under its pre-2021 id with Telegram's message
+        numbers (imported before such exports were read this way): then it keeps that id, so
+        that re-importing it adds nothing and a newer export of it joins it. (One held under
+        its pre-2021 id with content ids is found by content_ids.)"""
         self.sender_id = old_user_id if old else user_id
-        self.unix_stamps = False
         if not isinstance(number, int) or isinstance(number, bool):
             return number
-        user_chat = kind in _USER_KINDS and _USER_SHIFT <= number < _CHAT_SHIFT
-        if old and user_chat and str(number) not in self.numbered_chats:
-            # A user's chat, its kind in bit 32 (no user's number passed 2**32 then): the
-            # user's number, and ids from the Unix time of its local dates as read, as a
-            # newer export of it gives them, so the two meet.
-            self.unix_stamps = True
-            return number & _BARE
         if old and number >= _USER_SHIFT:
-            if kind in _PER_ACCOUNT_IDS or str(number) in self.numbered_chats:
+            if str(number) in self.numbered_chats:
                 self.sender_id = user_id
                 return number
             return number & _BARE
@@ -262,22 +344,174 @@ class _Parser:
             return legacy if str(legacy) in self.numbered_chats else number
         return number
 
-    def message(self, chat_id: str, msg: Any, ids: _ContentIds | None = None) -> Iterator[Record]:
+    @staticmethod
+    def legacy_number(number: Any, kind: str, old: bool) -> int | None:
+        """The id a pre-2021 export gave this chat (one-to-one or basic group), if any."""
+        if not isinstance(number, int) or isinstance(number, bool):
+            return None
+        if old:
+            return number if number >= _USER_SHIFT else None
+        if number > _BARE:
+            return None
+        if kind in _USER_KINDS:
+            return number | _USER_SHIFT
+        return number | _CHAT_SHIFT if kind == "private_group" else None
+
+    def content_ids(
+        self,
+        chat_id: str,
+        meta: dict[str, Any],
+        number: Any,
+        kind: str,
+        old: bool,
+        ahead: list[Any],
+        js: JsonStream,
+        rest: Iterator[Any],
+    ) -> tuple[_ContentIds, str]:
+        """The ids of a chat whose messages are known by their content, and a notice for the
+        import page (or ""). A chat the corpus holds already (under this id, or under the id a
+        pre-2021 export gave it, as imports made before) is read ahead: the messages it holds
+        keep the ids they have, whichever reading of their time made them."""
+        if any(_has_unix(m) for m in ahead):
+            default = unix_reading
+        else:
+            default = UTC_READING if old else written_reading
+        options = [chat_id]
+        legacy = self.legacy_number(number, kind, old)
+        if legacy is not None:
+            legacy_chat, legacy_content = self.chat_key({**meta, "id": legacy}, kind)
+            if legacy_chat != chat_id and legacy_content:
+                options.insert(0, legacy_chat)
+        options = [option for option in options if option in self.known_chats]
+        if not options or self.held_messages is None:
+            return _ContentIds(chat_id, default), ""
+        for _ in rest:
+            ahead.append(js.value())
+            if len(ahead) >= _MATCH_PEEK:
+                break
+        notice = ""
+        for held_chat in options:
+            held = self.held_messages(held_chat)
+            senders = self.sender_id if held_chat == chat_id else legacy_senders(held)
+            entries = self.entries(ahead, senders)
+            readings, matched, span = self.held_readings(held_chat, default, entries, held)
+            if held_chat == chat_id:
+                return _ContentIds(chat_id, default, readings, held), notice
+            if matched:  # imported under its pre-2021 id: it keeps it, and joins the rest there
+                self.sender_id = senders
+                return _ContentIds(held_chat, default, readings, held), ""
+            if span:
+                notice = (
+                    'The chat "{title}" may already be here from an older export (under the id '
+                    "Telegram gave it before 2021): none of its messages could be matched to "
+                    "it, so any that are in both exports now appear twice."
+                )
+        return _ContentIds(chat_id, default), notice
+
+    def entries(self, msgs: list[Any], senders: Callable[[Any], str]) -> list[_Entry]:
+        """The messages among ``msgs`` that get content ids, as message() makes them."""
+        out: list[_Entry] = []
+        places = _Places()
+        for msg in msgs:
+            text, _ = self.text(msg)
+            if not text or msg.get("id") is None:
+                continue
+            try:
+                sent_at = self.sent_at(msg)
+            except (KeyError, ValueError, TypeError, OverflowError):
+                continue
+            raw = msg.get("from_id")
+            name = msg.get("from") or "Deleted Account"
+            sender = senders(raw) if raw is not None else f"name:{name}"
+            out.append(_Entry(msg, sender, places.of(msg, sender), text, sent_at))
+        return out
+
+    def held_readings(
+        self, chat_id: str, default: Reading, entries: list[_Entry], held: Held
+    ) -> tuple[list[Reading], int, int]:
+        """Readings of these messages' times other than ``default`` under which the corpus
+        holds some of them (the same sender, place in the second and text), in the order
+        message ids try them; how many are held under any; and how many fall within the held
+        messages' time span."""
+        if not held or not entries:
+            return [], 0, 0
+        times = [when for _, when, _ in held.values()]
+        low, high = min(times) - _SPAN_MARGIN, max(times) + _SPAN_MARGIN
+        inside = [e for e in entries if low <= e.sent_at <= high]
+        left, matched = _held_under(chat_id, default, inside, held)
+        usual = [written_reading, UTC_READING]
+        if self.tz_key() != "UTC":
+            usual.append(zone_reading(self.tz))
+        readings: list[Reading] = []
+        for reading in (r for r in usual if r is not default):
+            left, found = _held_under(chat_id, reading, left, held)
+            if found:
+                readings.append(reading)
+                matched += found
+        if left:
+            for zone in self.zones_holding(chat_id, left, held):
+                left, found = _held_under(chat_id, zone, left, held)
+                if found:
+                    readings.append(zone)
+                    matched += found
+        return readings, matched, len(inside)
+
+    def tz_key(self) -> str:
+        return getattr(self.tz, "key", str(self.tz))
+
+    def zones_holding(self, chat_id: str, left: list[_Entry], held: Held) -> list[Reading]:
+        """Zones in which the local times of some of these messages give the ids the corpus
+        holds them under (a newer export's Unix times, when the computer was in that zone):
+        zones that agree on every one of these dates are tried once, by one name."""
+        sample = [e for e in left[:: max(1, len(left) // _ZONE_SAMPLE)] if _has_date(e.msg)]
+        locals_ = []
+        for entry in sample[:_ZONE_SAMPLE]:
+            local = dt.datetime.fromisoformat(str(entry.msg["date"]))
+            if local.tzinfo is None:
+                locals_.append((entry, local))
+        if not locals_:
+            return []
+        classes: dict[tuple[int, ...], list[str]] = {}
+        for name in _zone_names():
+            try:
+                tz = zoneinfo.ZoneInfo(name)
+                offsets = tuple(_offset(local, tz) for _, local in locals_)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OverflowError):
+                continue
+            classes.setdefault(offsets, []).append(name)
+        found: list[tuple[int, str]] = []
+        for offsets, names in classes.items():
+            hits = 0
+            for (entry, local), offset in zip(locals_, offsets, strict=True):
+                stamp = str(int(local.replace(tzinfo=dt.UTC).timestamp()) - offset)
+                key = content_key(chat_id, stamp, entry.sender, entry.n)
+                hits += _same_text(held.get(key), entry.text)
+            if hits >= min(2, len(locals_)):
+                mine = self.tz_key()
+                name = mine if mine in names else "UTC" if "UTC" in names else names[0]
+                found.append((-hits, name))
+        return [zone_reading(zoneinfo.ZoneInfo(name)) for _, name in sorted(found)[:3]]
+
+    def text(self, msg: Any) -> tuple[str, str]:
+        """A message's words, or "" and why it is left out."""
         if not isinstance(msg, dict):
-            yield SkippedRecord("invalid")
-            return
+            return "", "invalid"
         if msg.get("type") != "message":
-            yield SkippedRecord("system")  # joins, pins, calls, title changes...
-            return
+            return "", "system"  # joins, pins, calls, title changes...
         if msg.get("forwarded_from") is not None and not self.include_forwarded:
-            yield SkippedRecord("forwarded")
-            return
+            return "", "forwarded"
         text = flatten_text(msg.get("text")).strip()
         if not text and msg.get("rich_message"):
             text = flatten_rich(msg["rich_message"])
         if not text:
             has_media = any(k in msg for k in _MEDIA_KEYS)
-            yield SkippedRecord("media-only" if has_media else "empty")
+            return "", "media-only" if has_media else "empty"
+        return text, ""
+
+    def message(self, chat_id: str, msg: Any, ids: _ContentIds | None = None) -> Iterator[Record]:
+        text, why = self.text(msg)
+        if not text:
+            yield SkippedRecord(why)
             return
         try:
             sent_at = self.sent_at(msg)
@@ -298,11 +532,7 @@ class _Parser:
                 f"{chat_id}:h" + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:16]
             )
         elif ids is not None:
-            # New ids: the raw Unix time where the export has it (both friends' exports do).
-            stamp = msg.get("date_unixtime") or (
-                int(sent_at.timestamp()) if self.unix_stamps else self.stamp(msg, sent_at)
-            )
-            external_id = ids.of(msg["id"], str(stamp), sender)
+            external_id = ids.of(msg["id"], msg, sender, text)
             reply_to = ids.known(reply) if reply is not None else None
         else:
             external_id = f"{chat_id}:{msg['id']}"
@@ -316,23 +546,83 @@ class _Parser:
         )
 
 
-class _ContentIds:
-    """Ids for the messages of a chat that Telegram numbers per account (_PER_ACCOUNT_IDS)."""
+def _has_unix(msg: Any) -> bool:
+    return isinstance(msg, dict) and bool(msg.get("date_unixtime"))
 
-    def __init__(self, chat_id: str) -> None:
-        self.chat_id = chat_id
-        self.second = ""
+
+def _offset(local: dt.datetime, tz: dt.tzinfo) -> int:
+    offset = local.replace(tzinfo=tz).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def _has_date(msg: dict[str, Any]) -> bool:
+    return isinstance(msg.get("date"), str)
+
+
+def _held_under(
+    chat_id: str, reading: Reading, entries: list[_Entry], held: Held
+) -> tuple[list[_Entry], int]:
+    """The entries the corpus does not hold under ``reading``, and how many it does."""
+    left: list[_Entry] = []
+    for entry in entries:
+        try:
+            key = content_key(chat_id, reading(entry.msg), entry.sender, entry.n)
+        except (KeyError, ValueError, TypeError, OverflowError):
+            key = ""
+        if not _same_text(held.get(key), entry.text):
+            left.append(entry)
+    return left, len(entries) - len(left)
+
+
+class _Places:
+    """A message's place among its sender's messages of the same second (runs of one second, as
+    the export lists them)."""
+
+    def __init__(self) -> None:
+        self.second: Any = None
         self.counts: dict[str, int] = {}  # sender -> messages so far in this second
+
+    def of(self, msg: dict[str, Any], sender: str) -> int:
+        second = msg.get("date_unixtime") or msg.get("date")
+        if second != self.second:
+            self.second, self.counts = second, {}
+        n = self.counts[sender] = self.counts.get(sender, -1) + 1
+        return n
+
+
+class _ContentIds:
+    """Ids for the messages of a chat that Telegram numbers per account (_PER_ACCOUNT_IDS): the
+    chat, the second (``default``'s reading of it), the sender and its place in that second.
+    A message the corpus holds (``held``) under another reading of its time with the same
+    text keeps that id."""
+
+    def __init__(
+        self,
+        chat_id: str,
+        default: Reading,
+        readings: list[Reading] | None = None,
+        held: Held | None = None,
+    ) -> None:
+        self.chat_id = chat_id
+        self.default = default
+        self.readings = readings or []
+        self.held = held if self.readings else None
+        self.places = _Places()
         self.recent: OrderedDict[Any, str] = OrderedDict()  # this export's id -> ours
 
-    def of(self, number: Any, stamp: str, sender: str) -> str:
-        if stamp != self.second:
-            self.second, self.counts = stamp, {}
-        n = self.counts[sender] = self.counts.get(sender, -1) + 1
-        seed = f"{self.chat_id}|{stamp}|{sender}|{n}".encode()
-        external_id = (
-            f"{self.chat_id}:c" + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:16]
-        )
+    def of(self, number: Any, msg: dict[str, Any], sender: str, text: str) -> str:
+        n = self.places.of(msg, sender)
+        external_id = content_key(self.chat_id, self.default(msg), sender, n)
+        held = self.held
+        if held is not None and external_id not in held:
+            for reading in self.readings:
+                try:
+                    other = content_key(self.chat_id, reading(msg), sender, n)
+                except (KeyError, ValueError, TypeError, OverflowError):
+                    continue
+                if _same_text(held.get(other), text):
+                    external_id = other
+                    break
         self.recent[number] = external_id
         if len(self.recent) > _REPLY_MEMORY:
             self.recent.popitem(last=False)
@@ -388,21 +678,25 @@ def parse(
     include_forwarded: bool = False,
     limits: Limits | None = None,
     numbered_chats: Collection[str] = (),
-    old_chats: Collection[str] = (),
+    known_chats: Collection[str] = (),
+    held_messages: Callable[[str], Held] | None = None,
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a Telegram Desktop JSON export (result.json, its folder or zip).
     ``numbered_chats``: ids of chats the corpus holds under Telegram's own message numbers (as
     imported before one-to-one chats and basic groups were known by their content): they keep
-    those numbers; one held under its pre-2021 id keeps that id. ``old_chats``: ids of the
-    Telegram chats the corpus holds with a message from before ``USERS_PAST_2_32``: a one-to-one
-    chat imported from a pre-2021 export under its old id keeps it (and its messages' ids)."""
+    those numbers; one held under its pre-2021 id keeps that id. ``known_chats``: ids of the
+    Telegram chats the corpus holds; ``held_messages(chat_id)``: the messages the corpus holds
+    in one of them, ``{external_id: (text, sent_at)}``. A one-to-one chat or basic group held
+    (under its id, or the one a pre-2021 export gave it) keeps the ids its messages have.
+    ``timezone`` is where the exporting computer was: it places local times (``sent_at``),
+    never changes an id."""
     tz = time_zone(timezone)
     p = existing(path)
     stream, size, closer = _open(p, limits)
     with closer:
         label = p.name if p.suffix.lower() == ".json" else f"result.json in {p.name}"
-        parser = _Parser(tz, include_forwarded, label, numbered_chats, old_chats)
+        parser = _Parser(tz, include_forwarded, label, numbered_chats, known_chats, held_messages)
         state = Progress(done=0, total=size, unit="bytes")
 
         def tick() -> None:

@@ -41,11 +41,13 @@ def service(actor: str, actor_id: int, action: str, **fields: Any) -> dict[str, 
             "text": "", **fields}  # fmt: skip
 
 
-def _finish(msg: dict[str, Any], ids: Iterable[int], style: str) -> dict[str, Any]:
+def _finish(msg: dict[str, Any], ids: Iterable[int], style: str,
+            zone: dt.tzinfo = dt.UTC) -> dict[str, Any]:  # fmt: skip
     msg = dict(msg)
     n = msg.setdefault("id", next(iter(ids)))
     when = msg.pop("when", START + dt.timedelta(minutes=n))
-    msg["date"] = when.replace(tzinfo=None).isoformat()  # the "local" time: UTC in tests
+    # The local time of the exporting computer (in ``zone``: UTC unless a test says otherwise).
+    msg["date"] = when.astimezone(zone).replace(tzinfo=None).isoformat()
     for key in ("from_id", "actor_id"):
         if isinstance(msg.get(key), int):
             msg[key] = msg[key] if style == "2020" else f"user{msg[key]}"
@@ -60,21 +62,22 @@ def _finish(msg: dict[str, Any], ids: Iterable[int], style: str) -> dict[str, An
     return {**head, **msg}
 
 
-def _write_chat(out: IO[bytes], chat: Chat, style: str, indent: str) -> None:
+def _write_chat(out: IO[bytes], chat: Chat, style: str, indent: str,
+                zone: dt.tzinfo = dt.UTC) -> None:  # fmt: skip
     ids = itertools.count(1)
     head = {"name": chat.name, "type": chat.type, "id": chat.id}
     out.write(json.dumps(head, ensure_ascii=False)[:-1].encode() + b', "messages": [')
     for i, msg in enumerate(chat.messages):
-        line = json.dumps(_finish(msg, ids, style), ensure_ascii=False)
+        line = json.dumps(_finish(msg, ids, style, zone), ensure_ascii=False)
         out.write(((",\n" if i else "\n") + indent + line).encode())
     out.write(b"\n" + indent.encode() + b"]}")
 
 
 def write_export(out: IO[bytes], chats: list[Chat], *, me: tuple[int, str, str] | None,
-                 style: str) -> None:  # fmt: skip
+                 style: str, zone: dt.tzinfo = dt.UTC) -> None:  # fmt: skip
     if me is None:
         [chat] = chats
-        _write_chat(out, chat, style, " ")
+        _write_chat(out, chat, style, " ", zone)
         return
     user_id, first, last = me
     info = {"user_id": user_id, "first_name": first, "last_name": last, "phone_number": "+1 555"}
@@ -82,7 +85,7 @@ def write_export(out: IO[bytes], chats: list[Chat], *, me: tuple[int, str, str] 
     out.write(json.dumps(info).encode() + b', "chats": {"about": "chats", "list": [')
     for i, chat in enumerate(chats):
         out.write(b",\n" if i else b"\n")
-        _write_chat(out, chat, style, "  ")
+        _write_chat(out, chat, style, "  ", zone)
     out.write(b'\n]}, "left_chats": {"about": "left", "list": []}, "frequent_contacts": {}}')
 
 
@@ -93,11 +96,13 @@ def build_telegram(
     me: tuple[int, str, str] | None = None,
     style: str = "2021",
     html: bool = False,
+    zone: dt.tzinfo = dt.UTC,
 ) -> Path:
-    """Write result.json (``target`` ending in .json), or a folder or zip holding it."""
+    """Write result.json (``target`` ending in .json), or a folder or zip holding it; local
+    times (``date``) as a computer in ``zone`` writes them."""
     if target.suffix == ".json":
         with target.open("wb") as out:
-            write_export(out, chats, me=me, style=style)
+            write_export(out, chats, me=me, style=style, zone=zone)
         return target
     inner = "ChatExport_2024-01-01/" + ("messages.html" if html else "result.json")
     if target.suffix == ".zip":
@@ -105,9 +110,9 @@ def build_telegram(
             if html:
                 out.write(b"<html></html>")
             else:
-                write_export(out, chats, me=me, style=style)
+                write_export(out, chats, me=me, style=style, zone=zone)
         return target
     (target / inner).parent.mkdir(parents=True)
     with (target / inner).open("wb") as out:
-        write_export(out, chats, me=me, style=style)
+        write_export(out, chats, me=me, style=style, zone=zone)
     return target
