@@ -16,6 +16,7 @@ from accounts.decorators import staff_required
 from accounts.logout import forget_in_browser
 from accounts.models import ConfirmedEmail, SpeakerClaim, is_last_admin
 from ingest.models import Identity, Speaker
+from joe_site.forms import FocusFirstError
 
 
 class ClaimForm(forms.Form):
@@ -49,7 +50,7 @@ def _own_speaker(request: HttpRequest, pk: int) -> Speaker:
     return get_object_or_404(Speaker, pk=pk, member=request.user)
 
 
-class EmailForm(forms.Form):
+class EmailForm(FocusFirstError, forms.Form):
     """A member's email, for "Forgot your password?" links once confirmed: one account per
     confirmed address."""
 

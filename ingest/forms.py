@@ -12,6 +12,7 @@ from ingest.models import NEEDS_OWNER, OWNER_NAMED_KINDS, Export, SourceKind, Sp
 from ingest.parsers.detect import PARSERS, detect_kind
 from ingest.parsers.records import ExportError
 from ingest.uploads import too_big_message
+from joe_site.forms import FocusFirstError
 
 NEEDS_PASSPHRASE = "This is a Signal backup: type the 30-digit passphrase Signal showed you."  # noqa: S105
 CHOOSE_AGAIN = "Nothing was imported: choose the file again and type its passphrase."
@@ -145,7 +146,7 @@ class UploadForm(forms.Form):
         return data
 
 
-class RetryForm(forms.Form):
+class RetryForm(FocusFirstError, forms.Form):
     """Import a failed or cancelled export's file again, as the same kind or another one (a
     file read as the wrong kind fails the same way every time)."""
 
