@@ -31,6 +31,15 @@ class MemberChangeForm(UserChangeForm):
         "link joe emails to it.",
     )
 
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        confirmed = ConfirmedEmail.of(self.instance) if self.instance.pk else None
+        if confirmed is not None and "forget_confirmed_email" in self.fields:
+            # Which address goes, in the box's own name (its help is read only on request).
+            self.fields[
+                "forget_confirmed_email"
+            ].label = f"Delete the confirmed email {confirmed.email}"
+
     def clean(self) -> dict:
         cleaned = super().clean()
         # The instance holds the saved values until the form is applied to it, after this.
@@ -67,6 +76,22 @@ class MemberAdmin(UserAdmin):
         ("Personal info", {"fields": personal}),
         *UserAdmin.fieldsets[2:],
     ]
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):  # noqa: ANN001, ANN201
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or ConfirmedEmail.of(obj) is not None:
+            return fieldsets
+        # No confirmed email: a box to delete it would do nothing.
+        return [
+            (
+                name,
+                {
+                    **options,
+                    "fields": [f for f in options["fields"] if f != "forget_confirmed_email"],
+                },
+            )
+            for name, options in fieldsets
+        ]
 
     @admin.display(description="Confirmed email")
     def confirmed_email_shown(self, obj) -> str:  # noqa: ANN001
