@@ -152,6 +152,10 @@ def _live_context(request: HttpRequest, form: LiveForm, generation: LiveGenerati
         "hidden_voices": hidden,
         "bubbles": live.bubbles(generation.lines, speakers) if generation and not hidden else [],
         "waiting_too_long": generation is not None and live.waiting_too_long(generation),
+        # Cancelled by the worker as its member's account was deactivated, not stopped by them.
+        "member_was_gone": generation is not None
+        and generation.status == JobStatus.CANCELLED
+        and generation.progress_note == live.MEMBER_GONE,
         "no_worker_yet": live.NO_WORKER_YET,
         "opted_out": opted_out,
         "has_model": has_model,
