@@ -92,6 +92,9 @@ class Export(Job):
     # cancel of an import whose worker went silent takes effect at once (services.cancel_import).
     worker_host = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The process of that worker importing it: a second delivery to the same worker finds out
+    # whether it is still there (one killed by the kernel for memory is not: services.claim_import).
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import os
 import re
 import uuid
 from collections import Counter
@@ -186,6 +187,7 @@ def queue_import(
         finished_at=None,
         celery_task_id=task_id,
         worker_host="",
+        worker_pid=None,
         heartbeat_at=None,
     )
 
@@ -272,17 +274,44 @@ def claim_import(*, export_id: int, task_id: str | None, worker_host: str) -> bo
             raise ImportSuperseded(f"Export {export_id} was queued again since task {task_id}")
         heartbeat = export.heartbeat_at
         if export.status == JobStatus.RUNNING and heartbeat and now - heartbeat < HEARTBEAT_STALE:
-            raise ImportBusy(
-                f"Export {export_id} is being imported by {export.worker_host or 'a worker'}"
-            )
+            if not _importing_process_gone(export, worker_host):
+                raise ImportBusy(
+                    f"Export {export_id} is being imported by {export.worker_host or 'a worker'}"
+                )
+            # The pool process importing it was killed (out of memory, say) and the worker put
+            # its message back at once (reject_on_worker_lost): no need to wait five minutes.
+            log.warning("Export %s: the process of %s importing it (pid %s) is gone; importing "
+                        "it again from the beginning", export_id, worker_host,
+                        export.worker_pid)  # fmt: skip
         Export.objects.filter(pk=export_id).update(
             status=JobStatus.RUNNING,
             started_at=now,
             error="",
             worker_host=worker_host,
+            worker_pid=os.getpid(),
             heartbeat_at=now,
         )
     return True
+
+
+def _importing_process_gone(export: Export, worker_host: str) -> bool:
+    """Whether the process that claimed this running import has exited: told only for a process
+    of this same worker (its name is its machine's, and only one worker runs under a name), and
+    only by its absence; another machine's processes, or a pid we may not signal, stay unknown."""
+    pid = export.worker_pid
+    if not pid or not worker_host or export.worker_host != worker_host or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, as another user's process
+        return False
+    try:  # a zombie its worker has not reaped yet has exited too
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 def requeue_interrupted_imports(*, worker_host: str) -> list[int]:
