@@ -3,6 +3,7 @@ export layouts: what the first read left."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -90,3 +91,51 @@ def test_the_claim_names_its_process_and_a_new_queueing_forgets_it(uploads, tmp_
     services.queue_import(export=export)
     export.refresh_from_db()
     assert (export.worker_host, export.worker_pid) == ("", None)
+
+
+# -- Telegram: a message edited between an old export and a newer one ------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_a_message_edited_since_the_old_export_is_not_doubled_by_the_newer_one(
+    uploads, tmp_path, zone
+):
+    """The older export holds its first words; the newer one its edited words and says it was
+    edited. The other messages tell how the corpus keyed the chat's times; this one has the
+    same sender, second and place, and keeps its id (as it did when the zones agreed)."""
+    from tests.test_telegram_eras import ANN, BERLIN, LATER, SAID, chat_export, imported
+
+    edited = [
+        (who, "hurry up, we're late", when) if text == "hurry" else (who, text, when)
+        for who, text, when in SAID
+    ]
+    old = chat_export(tmp_path, "old.json", "2020", SAID, zone=BERLIN)
+    new = chat_export(tmp_path, "new.json", "2021", [*edited, LATER], zone=BERLIN)
+    raw = json.loads(new.read_text())
+    for msg in raw["messages"]:
+        if msg.get("text") == "hurry up, we're late":
+            msg["edited"], msg["edited_unixtime"] = msg["date"], msg["date_unixtime"]
+    new.write_text(json.dumps(raw))
+
+    assert imported(old, zone) == (5, 0)
+    assert imported(new, zone) == (1, 5)
+    assert Message.objects.filter(identity__external_id=f"user{ANN}").count() == 5
+    assert not Message.objects.filter(text="hurry up, we're late").exists()  # the words held
+
+
+@pytest.mark.django_db
+def test_an_unedited_message_with_other_words_is_not_taken_for_a_held_one(uploads, tmp_path):
+    """Without the file saying it was edited, other words at the same second are another
+    message (the guard the text match is)."""
+    from tests.test_telegram_eras import BERLIN, LATER, SAID, chat_export, imported
+
+    other = [
+        (who, "something else", when) if text == "hurry" else (who, text, when)
+        for who, text, when in SAID
+    ]
+    old = chat_export(tmp_path, "old.json", "2020", SAID, zone=BERLIN)
+    new = chat_export(tmp_path, "new.json", "2021", [*other, LATER], zone=BERLIN)
+
+    assert imported(old) == (5, 0)
+    assert imported(new) == (2, 4)

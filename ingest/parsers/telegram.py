@@ -546,6 +546,10 @@ class _Parser:
         )
 
 
+def _edited(msg: dict[str, Any]) -> bool:
+    return bool(msg.get("edited") or msg.get("edited_unixtime"))
+
+
 def _has_unix(msg: Any) -> bool:
     return isinstance(msg, dict) and bool(msg.get("date_unixtime"))
 
@@ -615,6 +619,7 @@ class _ContentIds:
         external_id = content_key(self.chat_id, self.default(msg), sender, n)
         held = self.held
         if held is not None and external_id not in held:
+            others: list[str] = []
             for reading in self.readings:
                 try:
                     other = content_key(self.chat_id, reading(msg), sender, n)
@@ -623,6 +628,13 @@ class _ContentIds:
                 if _same_text(held.get(other), text):
                     external_id = other
                     break
+                others.append(other)
+            else:
+                # Edited since the export the corpus holds it from (this file says so): its
+                # words differ, its sender, second and place do not.
+                edited = [other for other in others if other in held] if _edited(msg) else []
+                if edited:
+                    external_id = edited[0]
         self.recent[number] = external_id
         if len(self.recent) > _REPLY_MEMORY:
             self.recent.popitem(last=False)
