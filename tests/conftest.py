@@ -51,6 +51,22 @@ def redis_taken_as_up():
 
 
 @pytest.fixture
+def friends(db):
+    """Friends with messages, as tests/builders/generation.make_friends makes them."""
+    from tests.builders.generation import make_friends
+
+    return make_friends()
+
+
+@pytest.fixture
+def run(friends, tmp_path):
+    """The active run: a copy of the tiny checkpoint, trained (so to speak) on ``friends``."""
+    from tests.builders.generation import checkpoint_copy, make_run, tiny_checkpoint
+
+    return make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
+
+
+@pytest.fixture
 def member(django_user_model):
     return django_user_model.objects.create_user(username="alice", password="correct horse 1")
 

@@ -18,24 +18,11 @@ from joe_site.jobs import JobStatus
 from tests.builders.generation import (
     CORPUS,
     FakeGenerator,
-    checkpoint_copy,
-    make_friends,
     make_run,
-    tiny_checkpoint,
 )
 from trainer.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def friends():
-    return make_friends()
-
-
-@pytest.fixture
-def run(friends, tmp_path):
-    return make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
 
 
 @pytest.fixture

@@ -26,15 +26,10 @@ from ingest.models import Export, Message
 from joe_site.jobs import HEARTBEAT_STALE, JobStatus
 from tests.builders.generation import (
     FakeGenerator,
-    checkpoint_copy,
-    make_friends,
-    make_run,
-    tiny_checkpoint,
 )
-from tests.test_game import make_friend
+from tests.test_game import each_round_is_answered_once_in_a_race, make_friend
 from tests.test_ingest_support import EMPTY, corpus, slack_export, stored_export, use_tmp_upload_dir
 from tests.test_redis_down import redis_down  # noqa: F401  (a fixture)
-from tests.test_votes import _race
 
 
 @pytest.fixture
@@ -176,16 +171,6 @@ def test_a_delivery_that_looked_while_the_first_ran_does_not_reopen_it_once_done
 
 
 @pytest.fixture
-def friends(db):
-    return make_friends()
-
-
-@pytest.fixture
-def run(friends, tmp_path):
-    return make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
-
-
-@pytest.fixture
 def fake(monkeypatch):
     generator = FakeGenerator()
     monkeypatch.setattr(services, "load_generator", lambda checkpoint_dir: generator)
@@ -308,17 +293,7 @@ def test_a_batch_queued_by_staff_deleted_since_writes_no_voice_that_opted_out(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_double_click_during_a_redis_outage_counts_once(redis_down, member):  # noqa: F811
-    make_friend("Alice", opted_in=True)
-    player = Client()
-    player.force_login(member)
-    for _ in range(3):
-        player.get("/game/")
-        clicks = [Client() for _ in range(4)]
-        for click in clicks:
-            click.cookies = player.cookies  # the same browser, so the same session
-        before = GameGuess.objects.count()
-        _race([lambda c=c: c.post("/game/guess/", {"guess": "real"}) for c in clicks])
-        assert GameGuess.objects.count() == before + 1
+    each_round_is_answered_once_in_a_race(member)
 
 
 @pytest.mark.django_db

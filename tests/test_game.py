@@ -211,6 +211,11 @@ def test_a_name_with_a_right_to_left_override_cannot_reverse_the_question(member
 @pytest.mark.django_db(transaction=True)
 def test_a_double_click_answers_the_round_once(member):
     """Posts sent at once from one session (a double click without JavaScript) count once."""
+    each_round_is_answered_once_in_a_race(member)
+
+
+def each_round_is_answered_once_in_a_race(member) -> None:
+    """Three rounds, each answered by four posts at once from one session: each counts once."""
     from django.test import Client
 
     from tests.test_votes import _race

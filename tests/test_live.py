@@ -31,16 +31,6 @@ LIVE = reverse("generations:live")
 
 
 @pytest.fixture
-def friends(db):
-    return make_friends()
-
-
-@pytest.fixture
-def run(friends, tmp_path):
-    return make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
-
-
-@pytest.fixture
 def worker_up(monkeypatch):
     """Pages that start a generation, without asking Redis whether a worker listens."""
     monkeypatch.setattr(live, "gpu_worker_is_up", lambda: True)

@@ -23,10 +23,6 @@ from joe_site import lost_messages
 from joe_site.jobs import SEND_FAILED, JobStatus
 from tests.builders.generation import (
     FakeGenerator,
-    checkpoint_copy,
-    make_friends,
-    make_run,
-    tiny_checkpoint,
 )
 from tests.test_jobs_lost_messages import CLOSED_PORT, Broker, a_worker_starts, broker_at
 
@@ -41,16 +37,6 @@ def broker(redis_url):
     before = broker.messages()
     yield broker
     broker.remove(broker.messages() - before)
-
-
-@pytest.fixture
-def friends(db):
-    return make_friends()
-
-
-@pytest.fixture
-def run(friends, tmp_path):
-    return make_run(checkpoint_copy(tiny_checkpoint(), tmp_path / "checkpoint"), friends)
 
 
 @pytest.fixture
