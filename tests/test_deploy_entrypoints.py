@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def production_env(tmp_path: Path) -> dict[str, str]:
+def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
     """As compose gives it (DEBUG=0, a key, the data volume), on a fresh SQLite database and the
-    embedded broker, with this virtualenv's python, gunicorn and celery first on the PATH."""
+    embedded broker, with this virtualenv's python, gunicorn and celery first on the PATH; a
+    change of None leaves that variable out."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -38,6 +39,11 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         HOME=str(tmp_path),  # gunicorn's control socket: not the one in this user's home
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 

@@ -4,7 +4,6 @@ read as the image runs them, outside Docker."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -18,37 +17,13 @@ import yaml
 from gunicorn.config import Config
 
 from joe_site.access_log import AccessLog
+from tests.test_deploy_entrypoints import production_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-
-
-def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
-    """As compose gives it (DEBUG=0, a key, the data volume), on SQLite and the embedded broker;
-    a change of None leaves that variable out."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE", "REDIS_URL", "SECRET_KEY"}
-    }
-    env.update(
-        DEBUG="0",
-        SECRET_KEY="x" * 20 + "production-secret-from-the-environment-0123456789",
-        ALLOWED_HOSTS="joe.example.org",
-        JOE_DATA_DIR=str(tmp_path / "data"),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'joe.sqlite3'}",
-        HOME=str(tmp_path),
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-    )
-    for name, value in changes.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
 
 
 def web_gunicorn_config() -> Config:
