@@ -10,7 +10,7 @@ import os
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Exists, Min, OuterRef
+from django.db.models import Exists, Max, Min, OuterRef
 from django.utils import timezone
 
 from ingest import slack_import
@@ -31,6 +31,7 @@ from ingest.models import (
     Export,
     Identity,
     Message,
+    MessageQuerySet,
     SourceKind,
     Speaker,
     export_deleted,
@@ -551,6 +552,67 @@ _OLD_UNKNOWN = "Unknown"
 _UNKNOWN_LABEL = re.compile(r"Unknown \((?:…[0-9A-Za-z-]{1,4}|#\d+)\)")
 
 
+class HeldMessages:
+    """The messages the corpus holds in one conversation, as a parser asks for them
+    (``ingest.parsers.telegram.HeldChat``): the words under some ids (one indexed lookup per
+    10,000), the first and last time, the senders, or every message's words only if asked.
+    ``loaded`` counts the rows read."""
+
+    CHUNK = 10_000
+
+    def __init__(self, writer: CorpusWriter, external_id: str) -> None:
+        self.writer = writer
+        self.kind = writer.kind
+        self.conversation = (
+            Conversation.objects.filter(source_kind=writer.kind, external_id=external_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        self.loaded = 0
+        self._all: dict[str, str] | None = None
+
+    def _messages(self) -> MessageQuerySet:
+        if self.writer.loader is not None:
+            self.writer.loader.pause()  # the open COPY, if any, before another statement
+        return Message.objects.filter(
+            conversation_id=self.conversation, source_kind=self.kind
+        ).order_by()
+
+    def texts(self, ids: Collection[str]) -> dict[str, str]:
+        if self._all is not None:
+            return self._all
+        found: dict[str, str] = {}
+        if self.conversation is None:
+            return found
+        ids = sorted(ids)
+        for start in range(0, len(ids), self.CHUNK):
+            rows = self._messages().filter(external_id__in=ids[start : start + self.CHUNK])
+            found.update(rows.values_list("external_id", "text"))
+        self.loaded += len(found)
+        return found
+
+    def all_texts(self) -> dict[str, str]:
+        if self._all is None:
+            self._all = {}
+            if self.conversation is not None:
+                rows = self._messages().values_list("external_id", "text")
+                self._all = dict(rows.iterator(chunk_size=10_000))
+            self.loaded += len(self._all)
+        return self._all
+
+    def span(self) -> tuple[datetime, datetime] | None:
+        if self.conversation is None:
+            return None
+        times = self._messages().aggregate(low=Min("sent_at"), high=Max("sent_at"))
+        return None if times["low"] is None else (times["low"], times["high"])
+
+    def senders(self) -> set[str]:
+        if self.conversation is None:
+            return set()
+        rows = self._messages().values_list("identity__external_id", flat=True).distinct()
+        return set(rows)
+
+
 class CorpusWriter:
     """Turns one parse's records into rows, resolving ids through in-memory maps.
 
@@ -630,16 +692,11 @@ class CorpusWriter:
                 self.notices.append(record.text)
         reporter.messages = loader.seen
 
-    def held_messages(self, external_id: str) -> dict[str, tuple[str, datetime, str]]:
-        """The messages the corpus holds in one of this kind's conversations (this import's so
-        far included): ``{external_id: (text, sent_at, sender's external_id)}``, for a parser
-        that must find how they were keyed."""
-        if self.loader is not None:
-            self.loader.pause()
-        rows = Message.objects.filter(
-            conversation__source_kind=self.kind, conversation__external_id=external_id
-        ).values_list("external_id", "text", "sent_at", "identity__external_id")
-        return {key: tuple(rest) for key, *rest in rows.iterator(chunk_size=10_000)}
+    def held_messages(self, external_id: str) -> HeldMessages:
+        """What the corpus holds in one of this kind's conversations (this import's so far
+        included), for a parser that must find how its messages were keyed: read only as far
+        as the parser asks."""
+        return HeldMessages(self, external_id)
 
     def _identity(self, external_id: str) -> int:
         self.loader.pause()  # type: ignore[union-attr]

@@ -13,7 +13,9 @@ otherwise the local time as written (read as UTC). Where the corpus already hold
 message it holds under another reading of its time (the Unix time of its local date in some
 zone: a newer export's, or what an import before this made) keeps that id, found by the
 message's sender and text (``held_messages``), so exports of one chat from both layouts, and the
-same export imported twice in two zones, meet.
+same export imported twice in two zones, meet. The corpus is asked only as far as needed: the
+messages read ahead, by their ids under the usual reading; all the chat's words only when some
+are held under another reading.
 
 Forwarded messages are someone else's words: skipped as "forwarded" unless
 ``include_forwarded=True``.
@@ -29,7 +31,7 @@ import zoneinfo
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, Protocol
 
 from .archive import JsonStream, Limits, existing, open_archive, time_zone
 from .records import (
@@ -124,13 +126,37 @@ _ERA_PEEK = 1000  # messages read ahead at most to tell a chat's era
 # Messages of a chat the corpus holds read ahead at most, to learn how the corpus keyed them.
 _MATCH_PEEK = 20_000
 _ZONE_SAMPLE = 200  # messages found under no usual reading, tried in every zone
+# Messages read ahead not held under the chat's usual reading, at most, that are looked for under
+# the others by their ids (an edit, a message the held export lacked); more, and the chat's
+# words are read whole (another layout, another zone: its messages need them all).
+_FEW_LEFT = 50
 # Held messages' times were read in some zone, local times are at most 14 hours from UTC.
 _SPAN_MARGIN = dt.timedelta(days=2)
 _PEER = re.compile(r"(user|channel|chat)(\d+)")
 
 Reading = Callable[[dict[str, Any]], str]
-# A chat's stored messages: id -> (text, sent_at, sender's id).
-Held = Mapping[str, tuple[str, dt.datetime, str]]
+# Held messages' words by id: those of the ids asked for that the corpus holds.
+Lookup = Callable[[Collection[str]], Mapping[str, str]]
+
+
+class HeldChat(Protocol):
+    """What the corpus holds of one chat, read only as far as the parser asks."""
+
+    def texts(self, ids: Collection[str]) -> Mapping[str, str]:
+        """The words of the messages held under these ids (those held)."""
+        ...
+
+    def all_texts(self) -> Mapping[str, str]:
+        """Every held message's words, by id."""
+        ...
+
+    def span(self) -> tuple[dt.datetime, dt.datetime] | None:
+        """The first and last held message's times (None: none held)."""
+        ...
+
+    def senders(self) -> set[str]:
+        """The ids of the held messages' senders."""
+        ...
 
 
 def old_user_id(raw: Any) -> str:
@@ -142,11 +168,11 @@ def old_user_id(raw: Any) -> str:
     return user_id(raw)
 
 
-def legacy_senders(held: Held) -> Callable[[Any], str]:
-    """Senders as imports named them in a chat kept under its pre-2021 id: the integer as the
-    old export wrote it ("user4294967397" for user 101 with bit 32, or "user101" from exports
-    older still); today's "user101" turned back into whichever the chat holds."""
-    holds = {sender for _, _, sender in held.values()}
+def legacy_senders(holds: Collection[str]) -> Callable[[Any], str]:
+    """Senders as imports named them in a chat kept under its pre-2021 id (``holds``: its
+    senders' ids): the integer as the old export wrote it ("user4294967397" for user 101 with
+    bit 32, or "user101" from exports older still); today's "user101" turned back into
+    whichever the chat holds."""
 
     def sender(raw: Any) -> str:
         if isinstance(raw, int):
@@ -214,12 +240,12 @@ def _zone_names() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
-def _same_text(held: tuple[str, Any, Any] | None, text: str) -> bool:
+def _same_text(held: str | None, text: str) -> bool:
     if held is None:
         return False
     from ingest.rows import clean_text  # the text as rows store it
 
-    return held[0] == clean_text(text)
+    return held == clean_text(text)
 
 
 class _Entry(NamedTuple):
@@ -240,7 +266,7 @@ class _Parser:
         label: str,
         numbered_chats: Collection[str] = (),
         known_chats: Collection[str] = (),
-        held_messages: Callable[[str], Held] | None = None,
+        held_messages: Callable[[str], HeldChat] | None = None,
     ) -> None:
         self.tz = tz
         self.include_forwarded = include_forwarded
@@ -392,14 +418,16 @@ class _Parser:
         notice = ""
         for held_chat in options:
             held = self.held_messages(held_chat)
-            senders = self.sender_id if held_chat == chat_id else legacy_senders(held)
+            senders = self.sender_id if held_chat == chat_id else legacy_senders(held.senders())
             entries = self.entries(ahead, senders)
             readings, matched, span = self.held_readings(held_chat, default, entries, held)
+            # Only a chat held under other readings needs the words of all it holds.
+            words = held.all_texts() if readings else None
             if held_chat == chat_id:
-                return _ContentIds(chat_id, default, readings, held), notice
+                return _ContentIds(chat_id, default, readings, words), notice
             if matched:  # imported under its pre-2021 id: it keeps it, and joins the rest there
                 self.sender_id = senders
-                return _ContentIds(held_chat, default, readings, held), ""
+                return _ContentIds(held_chat, default, readings, words), ""
             if span:
                 notice = (
                     'The chat "{title}" may already be here from an older export (under the id '
@@ -427,30 +455,38 @@ class _Parser:
         return out
 
     def held_readings(
-        self, chat_id: str, default: Reading, entries: list[_Entry], held: Held
+        self, chat_id: str, default: Reading, entries: list[_Entry], held: HeldChat
     ) -> tuple[list[Reading], int, int]:
         """Readings of these messages' times other than ``default`` under which the corpus
         holds some of them (the same sender, place in the second and text), in the order
         message ids try them; how many are held under any; and how many fall within the held
-        messages' time span."""
-        if not held or not entries:
+        messages' time span. The corpus is asked for these messages' ids under ``default``
+        first: where it holds nearly all of them so, the others are looked for by their ids
+        too, and the chat's words are read whole only where many are left."""
+        span = held.span() if entries else None
+        if span is None:
             return [], 0, 0
-        times = [when for _, when, _ in held.values()]
-        low, high = min(times) - _SPAN_MARGIN, max(times) + _SPAN_MARGIN
+        low, high = span[0] - _SPAN_MARGIN, span[1] + _SPAN_MARGIN
         inside = [e for e in entries if low <= e.sent_at <= high]
-        left, matched = _held_under(chat_id, default, inside, held)
+        left, matched = _held_under(chat_id, default, inside, held.texts)
+        if not left:
+            return [], matched, len(inside)
+        lookup: Lookup = held.texts
+        if len(left) > _FEW_LEFT:
+            words = held.all_texts()
+            lookup = lambda _ids: words  # noqa: E731
         usual = [written_reading, UTC_READING]
         if self.tz_key() != "UTC":
             usual.append(zone_reading(self.tz))
         readings: list[Reading] = []
         for reading in (r for r in usual if r is not default):
-            left, found = _held_under(chat_id, reading, left, held)
+            left, found = _held_under(chat_id, reading, left, lookup)
             if found:
                 readings.append(reading)
                 matched += found
         if left:
-            for zone in self.zones_holding(chat_id, left, held):
-                left, found = _held_under(chat_id, zone, left, held)
+            for zone in self.zones_holding(chat_id, left, lookup):
+                left, found = _held_under(chat_id, zone, left, lookup)
                 if found:
                     readings.append(zone)
                     matched += found
@@ -459,7 +495,7 @@ class _Parser:
     def tz_key(self) -> str:
         return getattr(self.tz, "key", str(self.tz))
 
-    def zones_holding(self, chat_id: str, left: list[_Entry], held: Held) -> list[Reading]:
+    def zones_holding(self, chat_id: str, left: list[_Entry], lookup: Lookup) -> list[Reading]:
         """Zones in which the local times of some of these messages give the ids the corpus
         holds them under (a newer export's Unix times, when the computer was in that zone):
         zones that agree on every one of these dates are tried once, by one name."""
@@ -479,13 +515,20 @@ class _Parser:
             except (zoneinfo.ZoneInfoNotFoundError, ValueError, OverflowError):
                 continue
             classes.setdefault(offsets, []).append(name)
+        keys = {
+            offsets: [
+                content_key(chat_id, str(_as_utc(local) - offset), entry.sender, entry.n)
+                for (entry, local), offset in zip(locals_, offsets, strict=True)
+            ]
+            for offsets in classes
+        }
+        held = lookup({key for some in keys.values() for key in some})
         found: list[tuple[int, str]] = []
         for offsets, names in classes.items():
-            hits = 0
-            for (entry, local), offset in zip(locals_, offsets, strict=True):
-                stamp = str(int(local.replace(tzinfo=dt.UTC).timestamp()) - offset)
-                key = content_key(chat_id, stamp, entry.sender, entry.n)
-                hits += _same_text(held.get(key), entry.text)
+            hits = sum(
+                _same_text(held.get(key), entry.text)
+                for key, (entry, _) in zip(keys[offsets], locals_, strict=True)
+            )
             if hits >= min(2, len(locals_)):
                 mine = self.tz_key()
                 name = mine if mine in names else "UTC" if "UTC" in names else names[0]
@@ -559,22 +602,30 @@ def _offset(local: dt.datetime, tz: dt.tzinfo) -> int:
     return int(offset.total_seconds()) if offset is not None else 0
 
 
+def _as_utc(local: dt.datetime) -> int:
+    return int(local.replace(tzinfo=dt.UTC).timestamp())
+
+
 def _has_date(msg: dict[str, Any]) -> bool:
     return isinstance(msg.get("date"), str)
 
 
 def _held_under(
-    chat_id: str, reading: Reading, entries: list[_Entry], held: Held
+    chat_id: str, reading: Reading, entries: list[_Entry], lookup: Lookup
 ) -> tuple[list[_Entry], int]:
     """The entries the corpus does not hold under ``reading``, and how many it does."""
-    left: list[_Entry] = []
+    if not entries:
+        return [], 0
+    keys: list[str] = []
     for entry in entries:
         try:
-            key = content_key(chat_id, reading(entry.msg), entry.sender, entry.n)
+            keys.append(content_key(chat_id, reading(entry.msg), entry.sender, entry.n))
         except (KeyError, ValueError, TypeError, OverflowError):
-            key = ""
-        if not _same_text(held.get(key), entry.text):
-            left.append(entry)
+            keys.append("")
+    held = lookup({key for key in keys if key})
+    left = [
+        e for e, key in zip(entries, keys, strict=True) if not _same_text(held.get(key), e.text)
+    ]
     return left, len(entries) - len(left)
 
 
@@ -597,15 +648,15 @@ class _Places:
 class _ContentIds:
     """Ids for the messages of a chat that Telegram numbers per account (_PER_ACCOUNT_IDS): the
     chat, the second (``default``'s reading of it), the sender and its place in that second.
-    A message the corpus holds (``held``) under another reading of its time with the same
-    text keeps that id."""
+    A message the corpus holds (``held``: its words by id) under another reading of its time
+    with the same text keeps that id."""
 
     def __init__(
         self,
         chat_id: str,
         default: Reading,
         readings: list[Reading] | None = None,
-        held: Held | None = None,
+        held: Mapping[str, str] | None = None,
     ) -> None:
         self.chat_id = chat_id
         self.default = default
@@ -691,15 +742,15 @@ def parse(
     limits: Limits | None = None,
     numbered_chats: Collection[str] = (),
     known_chats: Collection[str] = (),
-    held_messages: Callable[[str], Held] | None = None,
+    held_messages: Callable[[str], HeldChat] | None = None,
     **options: Any,
 ) -> Iterator[Record]:
     """Stream the records of a Telegram Desktop JSON export (result.json, its folder or zip).
     ``numbered_chats``: ids of chats the corpus holds under Telegram's own message numbers (as
     imported before one-to-one chats and basic groups were known by their content): they keep
     those numbers; one held under its pre-2021 id keeps that id. ``known_chats``: ids of the
-    Telegram chats the corpus holds; ``held_messages(chat_id)``: the messages the corpus holds
-    in one of them, ``{external_id: (text, sent_at)}``. A one-to-one chat or basic group held
+    Telegram chats the corpus holds; ``held_messages(chat_id)``: what the corpus holds of one of
+    them (``HeldChat``: asked for only as far as needed). A one-to-one chat or basic group held
     (under its id, or the one a pre-2021 export gave it) keeps the ids its messages have.
     ``timezone`` is where the exporting computer was: it places local times (``sent_at``),
     never changes an id."""
