@@ -126,6 +126,10 @@ _ERA_PEEK = 1000  # messages read ahead at most to tell a chat's era
 # Messages of a chat the corpus holds read ahead at most, to learn how the corpus keyed them.
 _MATCH_PEEK = 20_000
 _ZONE_SAMPLE = 200  # messages found under no usual reading, tried in every zone
+# Zones that agree on those messages' dates, told apart by their offsets on up to this many days
+# across the held chat; at most _ZONE_RULES sets of rules among them are kept, tried in turn.
+_ZONE_PROBES = 1000
+_ZONE_RULES = 4
 # Messages read ahead not held under the chat's usual reading, at most, that are looked for under
 # the others by their ids (an edit, a message the held export lacked); more, and the chat's
 # words are read whole (another layout, another zone: its messages need them all).
@@ -214,17 +218,45 @@ def written_reading(msg: dict[str, Any]) -> str:
     return local.replace(tzinfo=local.tzinfo or dt.UTC).astimezone(dt.UTC).isoformat()
 
 
-def zone_reading(tz: dt.tzinfo) -> Reading:
+def zone_reading(tz: dt.tzinfo, fold: int = 0) -> Reading:
     """The Unix time of the local time in ``tz``: a newer export's time, if ``tz`` is where the
     computer was, and what imports of pre-2021 one-to-one chats took for a while (in the
-    import's zone); only ever used to find a message the corpus already holds."""
+    import's zone); only ever used to find a message the corpus already holds. ``fold=1``: the
+    second pass of a local time the clocks go through twice (the hour repeated when they go
+    back); a local time that happens once has no such reading (ValueError)."""
 
     def reading(msg: dict[str, Any]) -> str:
         local = dt.datetime.fromisoformat(str(msg["date"]))
-        return str(int(local.replace(tzinfo=local.tzinfo or tz).timestamp()))
+        if fold and (local.tzinfo is not None or not _repeated(local, tz)):
+            raise ValueError("a local time that happens once")
+        return str(int(local.replace(tzinfo=local.tzinfo or tz, fold=fold).timestamp()))
 
     reading.zone = getattr(tz, "key", str(tz))  # type: ignore[attr-defined]
+    reading.tz = tz  # type: ignore[attr-defined]
+    reading.fold = fold  # type: ignore[attr-defined]
     return reading
+
+
+def _repeated(local: dt.datetime, tz: dt.tzinfo) -> bool:
+    """Whether this local time happens twice in ``tz`` (PEP 495: its first pass has the larger
+    offset; in a skipped hour the first reading has the smaller)."""
+    first, second = (
+        local.replace(tzinfo=tz).utcoffset(),
+        local.replace(tzinfo=tz, fold=1).utcoffset(),
+    )
+    return first is not None and second is not None and first > second
+
+
+def _with_repeats(readings: list[Reading]) -> list[Reading]:
+    """These readings, each zone's followed by the reading of the second pass of its repeated
+    local times (tried only for a message sent in such an hour)."""
+    out: list[Reading] = []
+    for reading in readings:
+        out.append(reading)
+        tz = getattr(reading, "tz", None)
+        if tz is not None and not getattr(reading, "fold", 0) and tz is not dt.UTC:
+            out.append(zone_reading(tz, fold=1))
+    return out
 
 
 UTC_READING = zone_reading(dt.UTC)
@@ -485,20 +517,40 @@ class _Parser:
                 readings.append(reading)
                 matched += found
         if left:
-            for zone in self.zones_holding(chat_id, left, lookup):
-                left, found = _held_under(chat_id, zone, left, lookup)
+            # Zones that agree on every message read ahead may part later (one keeps summer
+            # time, the other not): all of them are kept, tried in turn.
+            for rules in self.zones_holding(chat_id, left, lookup, span):
+                found = 0
+                for zone in rules:
+                    left, some = _held_under(chat_id, zone, left, lookup)
+                    found += some
                 if found:
-                    readings.append(zone)
+                    readings.extend(rules)
+                    matched += found
+        if readings:
+            readings = _with_repeats(readings)
+            for reading in readings:
+                if getattr(reading, "fold", 0):
+                    left, found = _held_under(chat_id, reading, left, lookup)
                     matched += found
         return readings, matched, len(inside)
 
     def tz_key(self) -> str:
         return getattr(self.tz, "key", str(self.tz))
 
-    def zones_holding(self, chat_id: str, left: list[_Entry], lookup: Lookup) -> list[Reading]:
+    def zones_holding(
+        self,
+        chat_id: str,
+        left: list[_Entry],
+        lookup: Lookup,
+        span: tuple[dt.datetime, dt.datetime],
+    ) -> list[list[Reading]]:
         """Zones in which the local times of some of these messages give the ids the corpus
-        holds them under (a newer export's Unix times, when the computer was in that zone):
-        zones that agree on every one of these dates are tried once, by one name."""
+        holds them under (a newer export's Unix times, when the computer was in that zone).
+        Zones that agree on every one of these dates are one class; within it, zones whose
+        offsets also agree across the held chat's ``span`` are tried once, by one name, and
+        those that part there (Europe/Berlin and Africa/Algiers agree all winter) each by
+        theirs, the likeliest first."""
         sample = [e for e in left[:: max(1, len(left) // _ZONE_SAMPLE)] if _has_date(e.msg)]
         locals_ = []
         for entry in sample[:_ZONE_SAMPLE]:
@@ -530,10 +582,37 @@ class _Parser:
                 for key, (entry, _) in zip(keys[offsets], locals_, strict=True)
             )
             if hits >= min(2, len(locals_)):
-                mine = self.tz_key()
-                name = mine if mine in names else "UTC" if "UTC" in names else names[0]
-                found.append((-hits, name))
-        return [zone_reading(zoneinfo.ZoneInfo(name)) for _, name in sorted(found)[:3]]
+                found.append((-hits, names))
+        found.sort(key=lambda f: (f[0], f[1][0]))
+        return [
+            [zone_reading(zoneinfo.ZoneInfo(name)) for name in self.rules(names, span)]
+            for _, names in found[:3]
+        ]
+
+    def rules(self, names: list[str], span: tuple[dt.datetime, dt.datetime]) -> list[str]:
+        """One name for each set of rules among these zones over ``span`` (their offsets at
+        noon, up to _ZONE_PROBES days across it), at most _ZONE_RULES: the import's zone's or
+        UTC's first, then those most zones follow."""
+        low, high = span[0] - _SPAN_MARGIN, span[1] + _SPAN_MARGIN
+        days = max(1, (high - low).days)
+        step = max(1, days // _ZONE_PROBES)
+        start = low.replace(tzinfo=None, hour=12, minute=0, second=0, microsecond=0)
+        probes = [start + dt.timedelta(days=d) for d in range(0, days + 1, step)]
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for name in names:
+            try:
+                tz = zoneinfo.ZoneInfo(name)
+                offsets = tuple(_offset(probe, tz) for probe in probes)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OverflowError):
+                continue
+            groups.setdefault(offsets, []).append(name)
+        mine = self.tz_key()
+
+        def rank(group: list[str]) -> tuple[bool, bool, int, str]:
+            return mine not in group, "UTC" not in group, -len(group), group[0]
+
+        chosen = sorted(groups.values(), key=rank)[:_ZONE_RULES]
+        return [mine if mine in g else "UTC" if "UTC" in g else g[0] for g in chosen]
 
     def text(self, msg: Any) -> tuple[str, str]:
         """A message's words, or "" and why it is left out."""
