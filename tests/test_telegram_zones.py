@@ -30,9 +30,10 @@ def said(times: list[dt.datetime]) -> list[tuple[int, str, dt.datetime]]:
 
 # 25 October 2020, Berlin: 03:00 summer time became 02:00 again, 02:00-02:59 happened twice
 # (00:00-00:59 and 01:00-01:59 UTC). Every ten minutes from 20:00 UTC the day before: the first
-# 20 (read ahead, below) before it.
+# 20 (read ahead, below) before it; each a second later in its minute than the one before, so no
+# local time read in the wrong zone is another message's time.
 AUTUMN = said(
-    [dt.datetime(2020, 10, 24, 20, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=10 * i)
+    [dt.datetime(2020, 10, 24, 20, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=10 * i, seconds=i)
      for i in range(48)]
 )  # fmt: skip
 
@@ -49,6 +50,7 @@ def test_the_repeated_hour_when_the_clocks_go_back_is_found_held(tmp_path, monke
     old = chat_export(tmp_path, "old.json", "2020", AUTUMN, zone=BERLIN)
     assert imported(old, zone) == (0, 48)
     assert Message.objects.count() == 48
+    assert len(set(Message.objects.values_list("text", flat=True))) == 48
 
 
 def test_a_zone_agreeing_all_winter_is_not_taken_past_the_summer_time_switch(tmp_path, monkeypatch):
