@@ -727,8 +727,9 @@ class _Places:
 class _ContentIds:
     """Ids for the messages of a chat that Telegram numbers per account (_PER_ACCOUNT_IDS): the
     chat, the second (``default``'s reading of it), the sender and its place in that second.
-    A message the corpus holds (``held``: its words by id) under another reading of its time
-    with the same text keeps that id."""
+    A message the corpus holds (``held``: its words by id) under ``default`` or another reading
+    of its time with the same text keeps that id (one the file marks edited: the id of the
+    same sender, second and place under another reading, without the words)."""
 
     def __init__(
         self,
@@ -748,7 +749,9 @@ class _ContentIds:
         n = self.places.of(msg, sender)
         external_id = content_key(self.chat_id, self.default(msg), sender, n)
         held = self.held
-        if held is not None and external_id not in held:
+        # A held id is kept with its words only: a local time read as UTC can be the time of
+        # another message the chat holds (same sender and place), an hour or two off.
+        if held is not None and not _same_text(held.get(external_id), text):
             others: list[str] = []
             for reading in self.readings:
                 try:
@@ -762,9 +765,14 @@ class _ContentIds:
             else:
                 # Edited since the export the corpus holds it from (this file says so): its
                 # words differ, its sender, second and place do not.
-                edited = [other for other in others if other in held] if _edited(msg) else []
+                candidates = [external_id, *others]
+                edited = [key for key in candidates if key in held] if _edited(msg) else []
                 if edited:
                     external_id = edited[0]
+                elif external_id in held:
+                    # Not held, its usual id another's: the first reading's id no message has.
+                    free = [other for other in others if other not in held]
+                    external_id = free[0] if free else external_id
         self.recent[number] = external_id
         if len(self.recent) > _REPLY_MEMORY:
             self.recent.popitem(last=False)
