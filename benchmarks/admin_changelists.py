@@ -28,6 +28,9 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.gallery import copy_rows, create_database  # noqa: E402
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/joe_admin_bench"
 CHATTER = (
     "pub tonight who is in honestly cannot believe this the train is late again pizza or curry "
@@ -47,22 +50,6 @@ def setup_django(database_url: str) -> None:
     import django
 
     django.setup()
-
-
-def create_database(database_url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(database_url)
-    name = parsed.path.lstrip("/")
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def copy_rows(cursor, table: str, columns: list[str], rows) -> None:
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
 
 
 def fill(messages: int, snippets: int, votes: int, rng: random.Random) -> None:
